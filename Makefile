@@ -1,0 +1,38 @@
+# The README's commands. `make run` and `make test` are all a new machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast bench lint translations clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pybabel compile --use-fuzzy -d web/translations -f >/dev/null 2>&1 || true
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/hub up
+
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not integration and not e2e"
+
+bench: $(STAMP)
+	$(BIN)/python bench/web.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check hub workers web tests bench
+	$(BIN)/mypy
+
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o web/translations/messages.pot .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations
+	$(BIN)/pybabel compile -d web/translations
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Staff users, groups, API tokens, passwords and login rate limiting."""

@@ -1,0 +1,195 @@
+"""Creating and changing staff users and groups; authenticating by password or API token."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from hub.accounts.passwords import hash_password, verify_password
+from hub.errors import NotFound, ValidationError
+from hub.i18n import _
+from hub.models import ApiToken, LoginFailure, User, UserGroup
+from hub.models.base import utcnow
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass
+class UserInput:
+    email: str
+    name: str
+    password: str | None = None
+    is_admin: bool = False
+    is_active: bool = True
+    language: str | None = None
+
+
+def _validate_user(session: Session, data: UserInput, user: User | None) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    email = normalise_email(data.email)
+    if not EMAIL_RE.match(email):
+        errors["email"] = _("Enter a valid e-mail address.")
+    else:
+        clash = session.scalar(select(User.id).where(User.email == email))
+        if clash is not None and (user is None or clash != user.id):
+            errors["email"] = _("A user with this e-mail address already exists.")
+    if user is None and not data.password:
+        errors["password"] = _("A password is required.")
+    if data.password is not None and data.password and len(data.password) < MIN_PASSWORD:
+        errors["password"] = _("The password must be at least %(n)s characters.", n=MIN_PASSWORD)
+    if data.language not in (None, "", "nl", "en"):
+        errors["language"] = _("Choose Dutch or English.")
+    return errors
+
+
+def create_user(session: Session, data: UserInput) -> User:
+    errors = _validate_user(session, data, None)
+    if errors:
+        raise ValidationError(errors)
+    user = User(
+        email=normalise_email(data.email),
+        name=data.name.strip() or normalise_email(data.email).split("@")[0],
+        password_hash=hash_password(data.password or ""),
+        is_admin=data.is_admin,
+        is_active=data.is_active,
+        language=data.language or None,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def update_user(session: Session, user: User, data: UserInput) -> User:
+    errors = _validate_user(session, data, user)
+    if errors:
+        raise ValidationError(errors)
+    user.email = normalise_email(data.email)
+    user.name = data.name.strip() or user.name
+    user.is_admin = data.is_admin
+    user.is_active = data.is_active
+    user.language = data.language or None
+    if data.password:
+        user.password_hash = hash_password(data.password)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(user_id)
+    return user
+
+
+def user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise NotFound(email)
+    return user
+
+
+def active_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).where(User.is_active).order_by(User.name)))
+
+
+def all_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+class LoginBlocked(Exception):
+    """Too many failed logins for this address or from this IP address; try again later."""
+
+
+def _failures_since(session: Session, column: object, value: str, window: timedelta) -> int:
+    return session.scalar(
+        select(func.count()).select_from(LoginFailure).where(column == value, LoginFailure.at >= utcnow() - window)
+    ) or 0
+
+
+def authenticate(
+    session: Session, email: str, password: str, ip: str, *, max_failures: int = 5, window_seconds: int = 900
+) -> User | None:
+    """Check a login; record failures and refuse further tries once there were too many.
+
+    Limits count per e-mail address and per IP address (an IP gets more room: offices share one).
+    Raises :class:`LoginBlocked` while blocked; returns None for a wrong e-mail or password.
+    """
+    email = normalise_email(email)
+    window = timedelta(seconds=window_seconds)
+    if (
+        _failures_since(session, LoginFailure.email, email, window) >= max_failures
+        or _failures_since(session, LoginFailure.ip, ip, window) >= max_failures * 4
+    ):
+        raise LoginBlocked()
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+        session.add(LoginFailure(email=email, ip=ip))
+        return None
+    session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, user: User, name: str = "") -> str:
+    """Create an API token for ``user``; the token is returned once and stored only as a hash."""
+    token = "hub_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), name=name))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is None or not row.user.is_active:
+        return None
+    now = utcnow()
+    # Written at most once a minute, so API reads stay reads.
+    if row.last_used_at is None or now - _aware(row.last_used_at) > timedelta(minutes=1):
+        row.last_used_at = now
+    return row.user
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def save_group(session: Session, name: str, member_ids: list[int], group: UserGroup | None = None) -> UserGroup:
+    name = name.strip()
+    if not name:
+        raise ValidationError(_("A group needs a name."), field="name")
+    clash = session.scalar(select(UserGroup.id).where(UserGroup.name == name))
+    if clash is not None and (group is None or clash != group.id):
+        raise ValidationError(_("A group with this name already exists."), field="name")
+    if group is None:
+        group = UserGroup(name=name)
+        session.add(group)
+    group.name = name
+    group.members = list(session.scalars(select(User).where(User.id.in_(member_ids)))) if member_ids else []
+    session.flush()
+    return group
+
+
+def get_group(session: Session, group_id: int) -> UserGroup:
+    group = session.get(UserGroup, group_id)
+    if group is None:
+        raise NotFound(group_id)
+    return group
+
+
+def all_groups(session: Session) -> list[UserGroup]:
+    return list(session.scalars(select(UserGroup).order_by(UserGroup.name)))

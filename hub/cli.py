@@ -1,0 +1,235 @@
+"""The ``hub`` command. Thin: each command parses its arguments and calls one service.
+
+Flask and Celery are imported inside the commands that need them, so ``hub db upgrade`` and the
+importers work from the domain alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from hub.config import ConfigError, Settings, load_settings
+from hub.db import Database
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@click.group()
+def main() -> None:
+    """hub: CRM integration hub."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (creates the SQLite file on the embedded default)."""
+    from hub.migrate import upgrade
+
+    settings = _settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def user() -> None:
+    """Staff users."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--name", default="", help="Display name (defaults to the part before @).")
+@click.option("--admin", is_flag=True, help="May change settings, users and groups and sees everything.")
+def user_add(email: str, password: str, name: str, admin: bool) -> None:
+    """Add a staff user."""
+    from hub.accounts.users import UserInput, create_user
+    from hub.errors import ValidationError
+
+    database = Database(_settings().database_url)
+    try:
+        with database.transaction() as session:
+            created = create_user(session, UserInput(email=email, name=name, password=password, is_admin=admin))
+            click.echo(f"added user {created.email} (id {created.id}){' as admin' if admin else ''}")
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("email")
+@click.option("--name", default="cli", help="What the token is for.")
+def token_create(email: str, name: str) -> None:
+    """Create an API token for EMAIL and print it (it is shown only once)."""
+    from hub.accounts.users import create_token, user_by_email
+    from hub.errors import NotFound
+
+    database = Database(_settings().database_url)
+    try:
+        with database.transaction() as session:
+            click.echo(create_token(session, user_by_email(session, email), name))
+    except NotFound:
+        raise click.ClickException(f"no user with e-mail address {email}") from None
+
+
+@main.group("import")
+def import_() -> None:
+    """Import data from files."""
+
+
+@import_.command("relations")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_relations_cmd(file: Path) -> None:
+    """Import relations and contacts from a CSV (relation,domain,contact_name,email,phone)."""
+    from hub.crm.importer import import_relations
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    started = time.monotonic()
+    with file.open("rb") as stream, click.progressbar(
+        length=file.stat().st_size, label="importing", file=sys.stderr, show_eta=True
+    ) as bar:
+        result = import_relations(database, stream, region=settings.default_phone_region, on_bytes=bar.update)
+    for line, message in result.errors:
+        click.echo(f"{file.name}:{line}: {message}", err=True)
+    if result.error_count > len(result.errors):
+        click.echo(f"… and {result.error_count - len(result.errors)} more rejected rows", err=True)
+    click.echo(f"{result.summary()} in {time.monotonic() - started:.1f} s")
+    if result.rows == 0 and result.error_count:
+        sys.exit(1)
+
+
+def ensure_first_admin(settings: Settings) -> tuple[str, str] | None:
+    """Create the first admin if there are no users; return (email, password) to print once."""
+    from sqlalchemy import func, select
+
+    from hub.accounts.passwords import generate_password
+    from hub.accounts.users import UserInput, create_user
+    from hub.models import User
+
+    database = Database(settings.database_url)
+    with database.transaction() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return None
+        password = generate_password()
+        create_user(session, UserInput(email="admin@hub.local", name="Admin", password=password, is_admin=True))
+    database.dispose()
+    return "admin@hub.local", password
+
+
+@main.command()
+def web() -> None:
+    """Serve the web UI and API (gunicorn)."""
+    settings = _settings()
+    from gunicorn.app.base import BaseApplication
+
+    from web import create_app
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.web_host}:{settings.web_port}")
+            self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> object:
+            return create_app(settings)
+
+    _Server().run()
+
+
+def _celery(settings: Settings):  # type: ignore[no-untyped-def]
+    from workers.app import create_celery
+
+    return create_celery(settings)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--queues", default="default,crm,mail,telephony,calendar,campaigns", show_default=True)
+@click.option("--concurrency", default=2, show_default=True)
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def worker(queues: str, concurrency: int, extra: tuple[str, ...]) -> None:
+    """Run a Celery worker for the given queues."""
+    app = _celery(_settings())
+    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "--loglevel=INFO", "-E", *extra])
+
+
+@main.command()
+def beat() -> None:
+    """Run the scheduler (exactly one per installation)."""
+    app = _celery(_settings())
+    app.start(["beat", "--loglevel=INFO"])
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--port", default=5555, show_default=True)
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, extra: tuple[str, ...]) -> None:
+    """Run Flower, the worker and task monitor."""
+    app = _celery(_settings())
+    app.start(["flower", f"--port={port}", *extra])
+
+
+@main.command()
+def up() -> None:
+    """Migrate, then run web, a worker and beat together; Ctrl-C stops all of it."""
+    from hub.migrate import upgrade
+
+    settings = _settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    first = ensure_first_admin(settings)
+    exe = [sys.executable, "-m", "hub.cli"]
+    children = [
+        subprocess.Popen([*exe, "web"]),
+        subprocess.Popen([*exe, "worker"]),
+        subprocess.Popen([*exe, "beat"]),
+    ]
+    click.echo(f"hub is running at {settings.base_url}/  (Ctrl-C stops it)")
+    if first:
+        click.echo(f"first admin: {first[0]}  password: {first[1]}  (shown only this once)")
+
+    def stop(*_args: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in children:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                click.echo(f"a hub process stopped (exit {child.returncode}); stopping the rest", err=True)
+                stop()
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Every setting of hub, typed, read from the environment in one place.
+
+A bad value stops start-up with a message that names the variable (DESIGN.md convention 7).
+The embedded default needs nothing set: SQLite and a filesystem broker under ``var/`` and a
+secret key generated once into ``var/secret_key``. Production sets ``HUB_DATABASE_URL``,
+``HUB_BROKER_URL`` and ``HUB_SECRET_KEY``; a PostgreSQL database without a secret key is refused,
+because a generated key on one machine would not match the key on the next.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    """Sizes accept plain bytes or a K/M/G suffix (``25M``)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw.strip().upper().removesuffix("B")
+    factor = 1
+    for suffix, mult in (("K", 1024), ("M", 1024**2), ("G", 1024**3)):
+        if text.endswith(suffix):
+            factor, text = mult, text[:-1]
+            break
+    try:
+        value = int(float(text) * factor)
+    except ValueError:
+        raise ConfigError(f"{name} must be a size such as 25M, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """hub's settings. Build with :func:`load_settings`; tests use :meth:`with_overrides`."""
+
+    var_dir: Path
+    database_url: str
+    broker_url: str
+    secret_key: str
+    base_url: str = "http://127.0.0.1:5000"
+    web_host: str = "127.0.0.1"
+    web_port: int = 5000
+    documents_dir: Path = field(default=Path("var/documents"))
+    upload_max_bytes: int = 25 * 1024 * 1024
+    session_cookie_secure: bool = False
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    default_language: str = "nl"
+    default_currency: str = "EUR"
+    default_phone_region: str = "NL"
+    # Longer than the longest task's hard time limit, so Redis never redelivers a running
+    # task (research/campaigns_and_celery.md B2).
+    visibility_timeout: int = 7200
+    task_time_limit: int = 3600
+    sweep_interval_seconds: int = 60
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _secret_key(env: Mapping[str, str], var_dir: Path, database_url: str) -> str:
+    key = env.get("HUB_SECRET_KEY", "")
+    if key:
+        if len(key) < 16:
+            raise ConfigError("HUB_SECRET_KEY must be at least 16 characters")
+        return key
+    if not database_url.startswith("sqlite"):
+        raise ConfigError(
+            "HUB_SECRET_KEY is required with a server database (HUB_DATABASE_URL); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    # Embedded default: one key per installation, kept beside the database it protects.
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _database_url(env: Mapping[str, str], var_dir: Path) -> str:
+    url = env.get("HUB_DATABASE_URL", "")
+    if not url:
+        return f"sqlite:///{(var_dir / 'hub.db').resolve()}"
+    if url.startswith(("postgres://", "postgresql://")):
+        # psycopg 3 is the driver we ship; accept the URL forms people paste from their host.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if not url.startswith(("sqlite", "postgresql+psycopg://")):
+        raise ConfigError(f"HUB_DATABASE_URL must be a postgresql:// or sqlite:// URL, got {url.split(':')[0]}://…")
+    return url
+
+
+def _broker_url(env: Mapping[str, str]) -> str:
+    url = env.get("HUB_BROKER_URL", "") or "filesystem://"
+    if not url.startswith(("redis://", "rediss://", "filesystem://", "memory://")):
+        raise ConfigError(f"HUB_BROKER_URL must be a redis:// URL (or filesystem:// for the embedded default), got {url!r}")
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise :class:`ConfigError` naming the bad variable."""
+    env = os.environ if env is None else env
+    var_dir = Path(env.get("HUB_VAR_DIR", "") or "var").resolve()
+    database_url = _database_url(env, var_dir)
+    language = env.get("HUB_DEFAULT_LANGUAGE", "nl")
+    if language not in {"nl", "en"}:
+        raise ConfigError(f"HUB_DEFAULT_LANGUAGE must be nl or en, got {language!r}")
+    port = _int(env, "HUB_WEB_PORT", 5000, minimum=1)
+    host = env.get("HUB_WEB_HOST", "127.0.0.1")
+    time_limit = _int(env, "HUB_TASK_TIME_LIMIT", 3600, minimum=10)
+    visibility = _int(env, "HUB_VISIBILITY_TIMEOUT", max(7200, time_limit * 2), minimum=60)
+    if visibility <= time_limit:
+        raise ConfigError("HUB_VISIBILITY_TIMEOUT must be longer than HUB_TASK_TIME_LIMIT")
+    return Settings(
+        var_dir=var_dir,
+        database_url=database_url,
+        broker_url=_broker_url(env),
+        secret_key=_secret_key(env, var_dir, database_url),
+        base_url=env.get("HUB_BASE_URL", "") or f"http://{host}:{port}",
+        web_host=host,
+        web_port=port,
+        documents_dir=Path(env.get("HUB_DOCUMENTS_DIR", "") or var_dir / "documents").resolve(),
+        upload_max_bytes=_size(env, "HUB_UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
+        session_cookie_secure=_bool(env, "HUB_SESSION_COOKIE_SECURE", not database_url.startswith("sqlite")),
+        login_max_failures=_int(env, "HUB_LOGIN_MAX_FAILURES", 5, minimum=1),
+        login_window_seconds=_int(env, "HUB_LOGIN_WINDOW_SECONDS", 900, minimum=1),
+        default_language=language,
+        default_currency=(env.get("HUB_DEFAULT_CURRENCY", "") or "EUR").upper(),
+        default_phone_region=(env.get("HUB_PHONE_REGION", "") or "NL").upper(),
+        visibility_timeout=visibility,
+        task_time_limit=time_limit,
+        sweep_interval_seconds=_int(env, "HUB_SWEEP_INTERVAL", 60, minimum=1),
+    )

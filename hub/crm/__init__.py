@@ -1,0 +1,1 @@
+"""The CRM core: relations, contacts, projects, choices, activities, documents, access."""

@@ -1,0 +1,126 @@
+"""Relation imports uploaded in the web UI and run by a worker.
+
+The ImportJob row is the source of truth: the task message only wakes the job up, and the beat
+sweep re-sends work whose message was lost. A job is claimed with a conditional UPDATE (only one
+delivery wins) and holds a lease; a job whose worker died is claimed again once its lease passed.
+Re-running is safe because the import itself is idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import BinaryIO
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.blobs import BlobStore
+from hub.crm.documents import clean_filename
+from hub.crm.importer import import_relations
+from hub.db import Database
+from hub.errors import NotFound, ValidationError
+from hub.i18n import _
+from hub.models import ImportJob, JobStatus, User
+from hub.models.base import utcnow
+
+LEASE = timedelta(minutes=30)
+MAX_ATTEMPTS = 3
+
+
+def create_import_job(
+    session: Session, blobs: BlobStore, user: User, filename: str, stream: BinaryIO, max_bytes: int
+) -> ImportJob:
+    from hub.blobs import TooLarge
+
+    try:
+        sha, size = blobs.put(stream, max_bytes)
+    except TooLarge:
+        raise ValidationError(_("The file is larger than the upload limit."), field="file") from None
+    if size == 0:
+        raise ValidationError(_("The file is empty."), field="file")
+    job = ImportJob(filename=clean_filename(filename), sha256=sha, created_by_id=user.id)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_import_job(db: Database, job_id: int) -> bool:
+    """Take the job if it is pending, or running on a lease that has expired. True if we got it."""
+    now = utcnow()
+    with db.transaction() as session:
+        result = session.execute(
+            update(ImportJob)
+            .where(
+                ImportJob.id == job_id,
+                ImportJob.attempts < MAX_ATTEMPTS,
+                or_(
+                    ImportJob.status == JobStatus.pending,
+                    (ImportJob.status == JobStatus.running) & (ImportJob.claimed_until < now),
+                ),
+            )
+            .values(status=JobStatus.running, claimed_until=now + LEASE, attempts=ImportJob.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def run_import_job(db: Database, blobs: BlobStore, job_id: int, *, region: str = "NL") -> ImportJob | None:
+    """Run one import job if it can be claimed; returns the finished job, or None if not ours."""
+    if not claim_import_job(db, job_id):
+        return None
+    with db.transaction() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(job_id)
+        sha = job.sha256
+    try:
+        with blobs.open(sha) as stream:
+            result = import_relations(db, stream, region=region)
+    except Exception as exc:
+        with db.transaction() as session:
+            job = session.get_one(ImportJob, job_id)
+            job.status = JobStatus.failed
+            job.errors = f"the import stopped: {exc}"
+            job.finished_at = utcnow()
+        raise
+    with db.transaction() as session:
+        job = session.get_one(ImportJob, job_id)
+        job.status = JobStatus.done
+        job.finished_at = utcnow()
+        job.claimed_until = None
+        job.rows_total = result.rows
+        job.relations_created = result.relations_created
+        job.contacts_created = result.contacts_created
+        job.rows_unchanged = result.unchanged
+        lines = [f"line {line}: {message}" for line, message in result.errors]
+        if result.error_count > len(result.errors):
+            lines.append(f"… and {result.error_count - len(result.errors)} more")
+        job.errors = "\n".join(lines)
+    return job
+
+
+def due_import_jobs(session: Session, *, older_than: timedelta = timedelta(seconds=30)) -> list[int]:
+    """Jobs whose message may have been lost: pending for a while, or running on an expired lease."""
+    now = utcnow()
+    query = select(ImportJob.id).where(
+        ImportJob.attempts < MAX_ATTEMPTS,
+        or_(
+            (ImportJob.status == JobStatus.pending) & (ImportJob.created_at < now - older_than),
+            (ImportJob.status == JobStatus.running) & (ImportJob.claimed_until < now),
+        ),
+    )
+    return list(session.scalars(query.limit(100)))
+
+
+def recent_import_jobs(session: Session, user: User, limit: int = 20) -> list[ImportJob]:
+    query = select(ImportJob).order_by(ImportJob.id.desc()).limit(limit)
+    if not user.is_admin:
+        query = query.where(ImportJob.created_by_id == user.id)
+    return list(session.scalars(query))
+
+
+def get_import_job(session: Session, user: User, job_id: int) -> ImportJob:
+    job = session.get(ImportJob, job_id)
+    if job is None or (not user.is_admin and job.created_by_id != user.id):
+        raise NotFound(job_id)
+    return job

@@ -1,0 +1,214 @@
+"""Import relations and contacts from CSV, streaming, idempotent on re-import.
+
+Accepted format (the one ``shared/benchdata/gen_mailbox.py --contacts`` writes), with a header row:
+``relation,domain,contact_name,email,phone``. A relation is found again by its name, a contact by
+its e-mail address within the relation (else by name), so importing the same file twice changes
+nothing. Bad rows are reported with their line number and the rest is imported. The file is read
+in batches, each committed in its own transaction, so memory stays bounded for any file size and
+a crash halfway loses nothing that was committed (re-running finishes the job).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.crm.relations import EMAIL_RE, FREE_MAIL_DOMAINS
+from hub.db import Database
+from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus
+from hub.phones import to_e164
+from hub.text import fold
+
+REQUIRED = ("relation", "contact_name")
+KNOWN = ("relation", "domain", "contact_name", "email", "phone", "function", "city", "status")
+BATCH = 500
+MAX_ERRORS_KEPT = 1000
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    relations_created: int = 0
+    contacts_created: int = 0
+    unchanged: int = 0
+    error_count: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def add_error(self, line: int, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append((line, message))
+
+    def summary(self) -> str:
+        return (
+            f"imported {self.rows} rows: {self.relations_created} relations and {self.contacts_created} contacts "
+            f"created, {self.unchanged} unchanged, {self.error_count} rejected"
+        )
+
+
+@dataclass
+class _Row:
+    line: int
+    relation: str
+    domain: str
+    contact_name: str
+    email: str
+    phone: str
+    e164: str
+    function: str
+    city: str
+    status: str
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts bytes read so the caller can show progress against the file size."""
+
+    def __init__(self, stream: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
+        self.stream = stream
+        self.on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if self.on_bytes and n:
+            self.on_bytes(n)
+        return n
+
+
+def _check(raw: dict[str, str], line: int, region: str) -> _Row | str:
+    relation = (raw.get("relation") or "").strip()
+    contact_name = (raw.get("contact_name") or "").strip()
+    email = (raw.get("email") or "").strip()
+    phone = (raw.get("phone") or "").strip()
+    domain = (raw.get("domain") or "").strip().lower().removeprefix("@")
+    status = (raw.get("status") or "").strip().lower()
+    if None in raw.values() or None in raw:  # csv.DictReader marks short/long rows this way
+        return "wrong number of columns"
+    if not relation:
+        return "the relation name is empty"
+    if len(relation) > 200:
+        return "the relation name is longer than 200 characters"
+    if not contact_name and (email or phone):
+        return "the contact has no name"
+    if email and not EMAIL_RE.match(email):
+        return f"{email!r} is not a valid e-mail address"
+    e164 = ""
+    if phone:
+        e164 = to_e164(phone, region) or ""
+        if not e164:
+            return f"{phone!r} is not a valid phone number"
+    if domain and ("." not in domain or " " in domain):
+        return f"{domain!r} is not a domain"
+    if domain in FREE_MAIL_DOMAINS:
+        domain = ""  # a free-mail domain identifies nobody; keep the row, drop the domain
+    if status and status not in {s.value for s in RelationStatus}:
+        return f"{status!r} is not a relation status (lead, prospect, customer, inactive)"
+    return _Row(line, relation, domain, contact_name, email, phone, e164,
+                (raw.get("function") or "").strip(), (raw.get("city") or "").strip(), status)
+
+
+def _batches(reader: csv.DictReader[str], result: ImportResult, region: str) -> Iterator[list[_Row]]:
+    batch: list[_Row] = []
+    for raw in reader:
+        line = reader.line_num
+        result.rows += 1
+        checked = _check(raw, line, region)
+        if isinstance(checked, str):
+            result.add_error(line, checked)
+            continue
+        batch.append(checked)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> None:
+    names = {r.relation for r in rows}
+    relations: dict[str, Relation] = {}
+    for rel in session.scalars(select(Relation).where(Relation.name.in_(names)).order_by(Relation.id)):
+        relations.setdefault(rel.name, rel)
+    keys = {r.email.casefold() for r in rows if r.email}
+    known_emails = {
+        (rel_id, key)
+        for rel_id, key in session.execute(
+            select(EmailAddress.relation_id, EmailAddress.address_key).where(
+                EmailAddress.address_key.in_(keys), EmailAddress.contact_id.is_not(None)
+            )
+        )
+    }
+    rel_ids = [r.id for r in relations.values()]
+    known_names = {
+        (rel_id, name)
+        for rel_id, name in session.execute(select(Contact.relation_id, Contact.name).where(Contact.relation_id.in_(rel_ids)))
+    } if rel_ids else set()
+    for row in rows:
+        relation = relations.get(row.relation)
+        created = False
+        if relation is None:
+            relation = Relation(
+                kind=RelationKind.company, name=row.relation, search_name=fold(row.relation), domain=row.domain,
+                city=row.city, status=RelationStatus(row.status) if row.status else RelationStatus.lead,
+            )
+            session.add(relation)
+            session.flush()
+            relations[row.relation] = relation
+            result.relations_created += 1
+            created = True
+        elif row.domain and not relation.domain:
+            relation.domain = row.domain
+        if not row.contact_name:
+            if not created:
+                result.unchanged += 1
+            continue
+        if row.email:
+            exists = (relation.id, row.email.casefold()) in known_emails
+        else:
+            exists = (relation.id, row.contact_name) in known_names
+        if exists:
+            result.unchanged += 1
+            continue
+        contact = Contact(relation_id=relation.id, name=row.contact_name, function=row.function)
+        session.add(contact)
+        session.flush()
+        if row.email:
+            session.add(EmailAddress(relation_id=relation.id, contact_id=contact.id, address=row.email,
+                                     address_key=row.email.casefold()))
+            known_emails.add((relation.id, row.email.casefold()))
+        if row.phone:
+            session.add(PhoneNumber(relation_id=relation.id, contact_id=contact.id, number=row.phone, e164=row.e164))
+        known_names.add((relation.id, row.contact_name))
+        result.contacts_created += 1
+    session.flush()
+
+
+def import_relations(
+    db: Database, stream: BinaryIO, *, region: str = "NL", on_bytes: Callable[[int], None] | None = None
+) -> ImportResult:
+    """Import a relations CSV from ``stream``; each batch of rows commits on its own."""
+    result = ImportResult()
+    text = io.TextIOWrapper(io.BufferedReader(_CountingReader(stream, on_bytes)), encoding="utf-8-sig",
+                            errors="replace", newline="")
+    reader = csv.DictReader(text)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        result.add_error(1, "the header row lacks the column(s): " + ", ".join(missing)
+                         + " (expected relation,domain,contact_name,email,phone)")
+        return result
+    reader.fieldnames = header
+    for batch in _batches(reader, result, region):
+        with db.transaction() as session:
+            _import_batch(session, batch, result)
+    return result

@@ -1,0 +1,247 @@
+"""CRM projects: create and change them, list them, the notepad and who is linked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from hub.crm.access import project_visible, relation_visible
+from hub.crm.relations import EMAIL_RE
+from hub.errors import NotFound, ValidationError
+from hub.i18n import _
+from hub.models import Choice, ChoiceField, Contact, Project, Relation, User, UserGroup
+from hub.models.base import utcnow
+from hub.paging import Page, paginate, sort_clause
+from hub.text import like_pattern
+
+CHOICE_FIELDS = tuple(f.value for f in ChoiceField)
+MAX_DESCRIPTION = 100_000
+
+
+@dataclass
+class ProjectInput:
+    relation_id: int | None
+    name: str
+    description: str = ""
+    contact_ids: list[int] = field(default_factory=list)
+    one_off_contact_name: str = ""
+    one_off_contact_email: str = ""
+    one_off_contact_phone: str = ""
+    start_date: date | None = None
+    end_date: date | None = None
+    end_date_expected: bool = False
+    responsible_user_id: int | None = None
+    value: Decimal | str | None = None
+    currency: str = "EUR"
+    free_texts: dict[str, str] = field(default_factory=dict)
+    # Dropdown field ("type", "status", "chance", "free_choice_1".."5") → choice id or None.
+    choices: dict[str, int | None] = field(default_factory=dict)
+    closed: bool = False
+
+
+def _parse_value(raw: Decimal | str | None, errors: dict[str, str]) -> Decimal | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = raw if isinstance(raw, Decimal) else Decimal(str(raw).replace(" ", "").replace(",", "."))
+    except InvalidOperation:
+        errors["value"] = _("Enter an amount such as 1250.00.")
+        return None
+    if not value.is_finite() or abs(value) >= Decimal("1e12"):
+        errors["value"] = _("Enter an amount such as 1250.00.")
+        return None
+    return value.quantize(Decimal("0.01"))
+
+
+def _validate_choices(session: Session, choices: dict[str, int | None], current: Project | None,
+                      errors: dict[str, str]) -> None:
+    for name, choice_id in choices.items():
+        if name not in CHOICE_FIELDS:
+            errors[name] = _("Unknown dropdown.")
+            continue
+        if choice_id is None:
+            continue
+        choice = session.get(Choice, choice_id)
+        if choice is None or choice.field != ChoiceField(name):
+            errors[name] = _("This is not a choice of this dropdown.")
+        elif not choice.active and (current is None or getattr(current, f"{name}_id") != choice_id):
+            # An inactive choice stays on the projects that have it but cannot be picked anew.
+            errors[name] = _("This choice is no longer active.")
+
+
+def _validate(session: Session, user: User, data: ProjectInput, current: Project | None) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    data.name = data.name.strip()
+    if not data.name:
+        errors["name"] = _("A project needs a name.")
+    elif len(data.name) > 200:
+        errors["name"] = _("The name can be at most 200 characters.")
+    if len(data.description) > MAX_DESCRIPTION:
+        errors["description"] = _("The description can be at most %(n)s characters.", n=MAX_DESCRIPTION)
+    relation = None
+    if data.relation_id is None:
+        errors["relation_id"] = _("Choose a relation.")
+    else:
+        relation = session.scalar(select(Relation).where(Relation.id == data.relation_id, relation_visible(user)))
+        if relation is None:
+            errors["relation_id"] = _("Choose a relation.")
+    if relation is not None and data.contact_ids:
+        found = set(
+            session.scalars(
+                select(Contact.id).where(Contact.id.in_(data.contact_ids), Contact.relation_id == relation.id)
+            )
+        )
+        if found != set(data.contact_ids):
+            errors["contact_ids"] = _("Choose contacts of this relation.")
+    if data.one_off_contact_email.strip() and not EMAIL_RE.match(data.one_off_contact_email.strip()):
+        errors["one_off_contact_email"] = _("Enter a valid e-mail address.")
+    if data.start_date and data.end_date and data.end_date < data.start_date:
+        errors["end_date"] = _("The end date is before the start date.")
+    if data.responsible_user_id is not None:
+        responsible = session.get(User, data.responsible_user_id)
+        if responsible is None or not responsible.is_active:
+            errors["responsible_user_id"] = _("Choose an active user.")
+    currency = (data.currency or "EUR").strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        errors["currency"] = _("Use a three-letter currency code, such as EUR.")
+    data.currency = currency
+    data.value = _parse_value(data.value, errors)
+    for name, text in data.free_texts.items():
+        if name not in {f"free_text_{i}" for i in range(1, 5)}:
+            errors[name] = _("Unknown field.")
+        elif len(text) > 500:
+            errors[name] = _("At most 500 characters.")
+    _validate_choices(session, data.choices, current, errors)
+    return errors
+
+
+def save_project(session: Session, user: User, data: ProjectInput, project: Project | None = None) -> Project:
+    """Create (``project`` None) or change a project; raises :class:`ValidationError`."""
+    errors = _validate(session, user, data, project)
+    if errors:
+        raise ValidationError(errors)
+    assert data.relation_id is not None
+    if project is None:
+        project = Project(relation_id=data.relation_id, name=data.name)
+        session.add(project)
+    project.relation_id = data.relation_id
+    project.name = data.name
+    project.description = data.description
+    project.start_date = data.start_date
+    project.end_date = data.end_date
+    project.end_date_expected = data.end_date_expected
+    project.responsible_user_id = data.responsible_user_id
+    project.value = data.value if isinstance(data.value, Decimal) else None
+    project.currency = data.currency
+    project.one_off_contact_name = data.one_off_contact_name.strip()
+    project.one_off_contact_email = data.one_off_contact_email.strip()
+    project.one_off_contact_phone = data.one_off_contact_phone.strip()
+    project.closed = data.closed
+    for name, text in data.free_texts.items():
+        setattr(project, name, text.strip())
+    for name, choice_id in data.choices.items():
+        setattr(project, f"{name}_id", choice_id)
+    project.contacts = (
+        list(session.scalars(select(Contact).where(Contact.id.in_(data.contact_ids)))) if data.contact_ids else []
+    )
+    session.flush()
+    return project
+
+
+def project_page_options() -> list[object]:
+    """Everything the project page shows, loaded in a fixed number of queries however big the data."""
+    return [
+        joinedload(Project.relation),
+        joinedload(Project.responsible_user),
+        joinedload(Project.notepad_updated_by),
+        *(joinedload(getattr(Project, f)) for f in CHOICE_FIELDS),
+        selectinload(Project.contacts).selectinload(Contact.emails),
+        selectinload(Project.linked_users),
+        selectinload(Project.linked_groups),
+    ]
+
+
+def get_project(session: Session, user: User, project_id: int, *, full: bool = False) -> Project:
+    """The project if ``user`` may see it; :class:`NotFound` otherwise."""
+    query = select(Project).where(Project.id == project_id, project_visible(user))
+    if full:
+        query = query.options(*project_page_options())  # type: ignore[arg-type]
+    project = session.scalar(query)
+    if project is None:
+        raise NotFound(project_id)
+    return project
+
+
+PROJECT_SORTS = {
+    "name": Project.name,
+    "start": Project.start_date,
+    "end": Project.end_date,
+    "value": Project.value,
+    "updated": Project.updated_at,
+    "relation": Relation.search_name,
+}
+
+
+def projects_query(user: User, *, search: str = "", relation_id: int | None = None,
+                   status_id: int | None = None, open_only: bool = False) -> Select[tuple[Project]]:
+    query = select(Project).join(Project.relation).where(project_visible(user))
+    if search.strip():
+        pattern = like_pattern(search)
+        query = query.where(Project.name.ilike(pattern, escape="\\") | Relation.search_name.like(pattern, escape="\\"))
+    if relation_id is not None:
+        query = query.where(Project.relation_id == relation_id)
+    if status_id is not None:
+        query = query.where(Project.status_id == status_id)
+    if open_only:
+        query = query.where(Project.closed.is_(False))
+    return query
+
+
+def list_projects(
+    session: Session, user: User, *, search: str = "", relation_id: int | None = None, status_id: int | None = None,
+    open_only: bool = False, sort: str = "-updated", page: int = 1, per_page: int = 25,
+) -> tuple[Page[Project], str]:
+    sort, order = sort_clause(PROJECT_SORTS, sort, "-updated")
+    query = (
+        projects_query(user, search=search, relation_id=relation_id, status_id=status_id, open_only=open_only)
+        .order_by(*order, Project.id.desc())
+        .options(
+            joinedload(Project.relation),
+            joinedload(Project.responsible_user),
+            joinedload(Project.status),
+            joinedload(Project.type),
+        )
+    )
+    return paginate(session, query, page, per_page), sort
+
+
+def save_notepad(session: Session, user: User, project: Project, text: str) -> None:
+    if len(text) > MAX_DESCRIPTION * 5:
+        raise ValidationError(_("The notepad is too long."), field="notepad")
+    project.notepad = text
+    project.notepad_updated_by_id = user.id
+    project.notepad_updated_at = utcnow()
+    session.flush()
+
+
+def set_linked(session: Session, project: Project, user_ids: list[int], group_ids: list[int]) -> None:
+    """Link users and groups to a project; from then on only they (and admins, the responsible
+    user) see it. Linking nobody makes it visible to all staff again."""
+    users = list(session.scalars(select(User).where(User.id.in_(user_ids)))) if user_ids else []
+    groups = list(session.scalars(select(UserGroup).where(UserGroup.id.in_(group_ids)))) if group_ids else []
+    if len(users) != len(set(user_ids)):
+        raise ValidationError(_("Choose existing users."), field="user_ids")
+    if len(groups) != len(set(group_ids)):
+        raise ValidationError(_("Choose existing groups."), field="group_ids")
+    project.linked_users = users
+    project.linked_groups = groups
+    session.flush()
+
+
+def delete_project(session: Session, project: Project) -> None:
+    session.delete(project)
+    session.flush()

@@ -1,0 +1,260 @@
+"""Relations (companies and persons) and their contacts: create, change, find."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from hub.crm.access import relation_visible
+from hub.errors import NotFound, ValidationError
+from hub.i18n import _
+from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus, User
+from hub.paging import Page, paginate, sort_clause
+from hub.phones import to_e164
+from hub.text import fold, like_pattern
+
+EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+# Mail from these domains never matches a relation by domain: thousands of people share them.
+FREE_MAIL_DOMAINS = frozenset(
+    "gmail.com googlemail.com outlook.com hotmail.com hotmail.nl live.com live.nl msn.com yahoo.com yahoo.nl "
+    "icloud.com me.com mac.com aol.com gmx.com gmx.net gmx.de proton.me protonmail.com ziggo.nl kpnmail.nl "
+    "planet.nl home.nl hetnet.nl xs4all.nl telfort.nl upcmail.nl casema.nl chello.nl quicknet.nl zonnet.nl "
+    "online.nl tele2.nl versatel.nl freeler.nl mail.com yandex.com zoho.com fastmail.com".split()
+)
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass
+class RelationInput:
+    name: str
+    kind: str = RelationKind.company.value
+    street: str = ""
+    postcode: str = ""
+    city: str = ""
+    country: str = "NL"
+    phones: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    website: str = ""
+    coc_number: str = ""
+    vat_number: str = ""
+    status: str = RelationStatus.lead.value
+    owner_id: int | None = None
+    domain: str = ""
+
+
+@dataclass
+class ContactInput:
+    name: str
+    function: str = ""
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+
+
+def _clean_list(values: list[str]) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        value = value.strip()
+        if value and value.casefold() not in {s.casefold() for s in seen}:
+            seen.append(value)
+    return seen
+
+
+def _check_emails(emails: list[str], errors: dict[str, str]) -> None:
+    for email in emails:
+        if not EMAIL_RE.match(email):
+            errors["emails"] = _("%(value)s is not a valid e-mail address.", value=email)
+            return
+
+
+def _check_phones(phones: list[str], region: str, errors: dict[str, str]) -> None:
+    for phone in phones:
+        if to_e164(phone, region) is None:
+            errors["phones"] = _("%(value)s is not a valid phone number.", value=phone)
+            return
+
+
+def _validate_relation(session: Session, data: RelationInput, region: str) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    data.name = data.name.strip()
+    data.emails = _clean_list(data.emails)
+    data.phones = _clean_list(data.phones)
+    data.country = (data.country or "NL").strip().upper()
+    data.domain = data.domain.strip().lower().removeprefix("@")
+    if not data.name:
+        errors["name"] = _("A relation needs a name.")
+    elif len(data.name) > 200:
+        errors["name"] = _("The name can be at most 200 characters.")
+    if data.kind not in {k.value for k in RelationKind}:
+        errors["kind"] = _("Choose company or person.")
+    if data.status not in {s.value for s in RelationStatus}:
+        errors["status"] = _("Choose lead, prospect, customer or inactive.")
+    if not COUNTRY_RE.match(data.country):
+        errors["country"] = _("Use a two-letter country code, such as NL.")
+    if data.domain and (data.domain in FREE_MAIL_DOMAINS or "." not in data.domain):
+        errors["domain"] = _("%(value)s is not a company mail domain.", value=data.domain)
+    if data.owner_id is not None:
+        owner = session.get(User, data.owner_id)
+        if owner is None or not owner.is_active:
+            errors["owner_id"] = _("Choose an active user.")
+    _check_emails(data.emails, errors)
+    _check_phones(data.phones, region, errors)
+    for name in ("street", "postcode", "city", "website", "coc_number", "vat_number"):
+        setattr(data, name, getattr(data, name).strip())
+    return errors
+
+
+def _set_addresses(session: Session, relation: Relation, contact: Contact | None, emails: list[str]) -> None:
+    owner_filter = (
+        EmailAddress.contact_id == contact.id
+        if contact is not None
+        else (EmailAddress.relation_id == relation.id) & EmailAddress.contact_id.is_(None)
+    )
+    existing = {row.address_key: row for row in session.scalars(select(EmailAddress).where(owner_filter))}
+    wanted = {email.casefold(): email for email in emails}
+    for key, row in existing.items():
+        if key not in wanted:
+            session.delete(row)
+    for key, email in wanted.items():
+        if key not in existing:
+            session.add(
+                EmailAddress(
+                    relation_id=relation.id, contact_id=contact.id if contact else None, address=email, address_key=key
+                )
+            )
+
+
+def _set_phones(
+    session: Session, relation: Relation, contact: Contact | None, phones: list[str], region: str
+) -> None:
+    owner_filter = (
+        PhoneNumber.contact_id == contact.id
+        if contact is not None
+        else (PhoneNumber.relation_id == relation.id) & PhoneNumber.contact_id.is_(None)
+    )
+    for row in session.scalars(select(PhoneNumber).where(owner_filter)):
+        session.delete(row)
+    for phone in phones:
+        session.add(
+            PhoneNumber(
+                relation_id=relation.id,
+                contact_id=contact.id if contact else None,
+                number=phone,
+                e164=to_e164(phone, region) or "",
+            )
+        )
+
+
+def save_relation(
+    session: Session, data: RelationInput, relation: Relation | None = None, *, region: str = "NL"
+) -> Relation:
+    """Create (``relation`` None) or change a relation; raises :class:`ValidationError`."""
+    errors = _validate_relation(session, data, region)
+    if errors:
+        raise ValidationError(errors)
+    if relation is None:
+        relation = Relation(kind=RelationKind(data.kind), name=data.name, search_name=fold(data.name))
+        session.add(relation)
+    relation.kind = RelationKind(data.kind)
+    relation.name = data.name
+    relation.search_name = fold(data.name)
+    relation.status = RelationStatus(data.status)
+    for name in ("street", "postcode", "city", "country", "website", "coc_number", "vat_number", "domain"):
+        setattr(relation, name, getattr(data, name))
+    relation.owner_id = data.owner_id
+    session.flush()
+    _set_addresses(session, relation, None, data.emails)
+    _set_phones(session, relation, None, data.phones, region)
+    session.flush()
+    return relation
+
+
+def get_relation(session: Session, user: User, relation_id: int) -> Relation:
+    """The relation if ``user`` may see it; :class:`NotFound` otherwise."""
+    relation = session.scalar(select(Relation).where(Relation.id == relation_id, relation_visible(user)))
+    if relation is None:
+        raise NotFound(relation_id)
+    return relation
+
+
+def relations_query(user: User, search: str = "", status: str = "") -> Select[tuple[Relation]]:
+    query = select(Relation).where(relation_visible(user))
+    if search.strip():
+        query = query.where(Relation.search_name.like(like_pattern(search), escape="\\"))
+    if status in {s.value for s in RelationStatus}:
+        query = query.where(Relation.status == RelationStatus(status))
+    return query
+
+
+RELATION_SORTS = {
+    "name": Relation.search_name,
+    "city": Relation.city,
+    "status": Relation.status,
+    "updated": Relation.updated_at,
+}
+
+
+def list_relations(
+    session: Session, user: User, *, search: str = "", status: str = "", sort: str = "name", page: int = 1,
+    per_page: int = 25,
+) -> tuple[Page[Relation], str]:
+    sort, order = sort_clause(RELATION_SORTS, sort, "name")
+    query = relations_query(user, search, status).order_by(*order, Relation.id).options(selectinload(Relation.owner))
+    return paginate(session, query, page, per_page), sort
+
+
+def delete_relation(session: Session, relation: Relation) -> None:
+    from hub.models import Project
+
+    if session.scalar(select(func.count()).select_from(Project).where(Project.relation_id == relation.id)):
+        raise ValidationError(_("This relation still has projects; delete or move them first."))
+    session.delete(relation)
+    session.flush()
+
+
+def _validate_contact(data: ContactInput, region: str) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    data.name = data.name.strip()
+    data.function = data.function.strip()
+    data.emails = _clean_list(data.emails)
+    data.phones = _clean_list(data.phones)
+    if not data.name:
+        errors["name"] = _("A contact needs a name.")
+    _check_emails(data.emails, errors)
+    _check_phones(data.phones, region, errors)
+    return errors
+
+
+def save_contact(
+    session: Session, relation: Relation, data: ContactInput, contact: Contact | None = None, *, region: str = "NL"
+) -> Contact:
+    errors = _validate_contact(data, region)
+    if errors:
+        raise ValidationError(errors)
+    if contact is None:
+        contact = Contact(relation_id=relation.id, name=data.name)
+        session.add(contact)
+    contact.name = data.name
+    contact.function = data.function
+    session.flush()
+    _set_addresses(session, relation, contact, data.emails)
+    _set_phones(session, relation, contact, data.phones, region)
+    session.flush()
+    session.expire(contact, ["emails", "phones"])
+    return contact
+
+
+def get_contact(session: Session, user: User, contact_id: int) -> Contact:
+    contact = session.scalar(
+        select(Contact).join(Relation).where(Contact.id == contact_id, relation_visible(user))
+    )
+    if contact is None:
+        raise NotFound(contact_id)
+    return contact
+
+
+def delete_contact(session: Session, contact: Contact) -> None:
+    session.delete(contact)
+    session.flush()

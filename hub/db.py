@@ -1,0 +1,74 @@
+"""Engine, session factory and the one transaction helper.
+
+Every unit of work, in a view, a task or a CLI command, runs inside :meth:`Database.transaction`:
+it commits when the block ends normally and rolls back on any exception. Work that must only
+happen once the data is durable (enqueueing a Celery task) is registered with :func:`after_commit`
+and runs after the commit, never before (DESIGN.md convention 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+_AFTER_COMMIT = "hub_after_commit"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the web read while a worker writes; foreign keys are off by default in SQLite.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **kwargs)
+
+
+class Database:
+    """One engine and its session factory; created by the app factories, never at import time."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Yield a session; commit at the end of the block, roll back if it raises."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            # Popped in every case, so a rolled-back block never runs its callbacks.
+            callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+            session.close()
+        for callback in callbacks:
+            callback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction that ``session`` is in has committed.
+
+    If the transaction rolls back the callback is dropped, so a task is never enqueued for data
+    that does not exist.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)

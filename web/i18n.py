@@ -1,0 +1,25 @@
+"""Dutch and English: the user's profile language, else the browser's, else the default."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_babel import Babel
+from flask_login import current_user
+
+LANGUAGES = ("nl", "en")
+
+
+def select_locale() -> str | None:
+    if getattr(current_user, "is_authenticated", False) and getattr(current_user, "language", None):
+        return current_user.language  # type: ignore[no-any-return]
+    return request.accept_languages.best_match(LANGUAGES)
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale)
+
+    @app.context_processor
+    def _languages() -> dict[str, object]:
+        from flask_babel import get_locale
+
+        return {"current_language": str(get_locale() or "nl"), "languages": LANGUAGES}

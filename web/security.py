@@ -1,0 +1,78 @@
+"""Login, the access decorator every page uses, and security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, abort, request
+from flask_login import LoginManager, current_user
+from flask_login import login_required as _login_required
+
+from hub.models import User
+from web.context import db_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Pages render e-mail HTML only inside sandboxed frames; everything else is our own.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+
+
+def login_required(view: F) -> F:
+    return _login_required(view)  # type: ignore[no-any-return]
+
+
+def admin_required(view: F) -> F:
+    """Admins only; others get 404 like any page they may not see."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager_unauthorized()
+        if not current_user.is_admin:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def login_manager_unauthorized() -> Any:
+    from flask import current_app
+
+    return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+
+
+def user() -> User:
+    """The logged-in user as a hub model (for service calls)."""
+    return current_user._get_current_object()  # type: ignore[no-any-return]
+
+
+def _load_user(user_id: str) -> User | None:
+    try:
+        found = db_session().get(User, int(user_id))
+    except ValueError:
+        return None
+    return found if found is not None and found.is_active else None
+
+
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    manager = LoginManager(app)
+    manager.login_view = "auth.login"
+    manager.login_message = None  # type: ignore[assignment]
+    manager.session_protection = "strong"
+    manager.user_loader(_load_user)
+    app.after_request(_headers)

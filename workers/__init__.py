@@ -1,0 +1,1 @@
+"""The Celery side of hub: the app factory, beat schedule and thin tasks over hub services."""
