@@ -145,7 +145,7 @@ def web() -> None:
 
     from web import create_app
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.web_host}:{settings.web_port}")
             self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
@@ -158,7 +158,7 @@ def web() -> None:
     _Server().run()
 
 
-def _celery(settings: Settings):  # type: ignore[no-untyped-def]
+def _celery(settings: Settings):
     from workers.app import create_celery
 
     return create_celery(settings)
@@ -190,6 +190,18 @@ def flower(port: int, extra: tuple[str, ...]) -> None:
     app.start(["flower", f"--port={port}", *extra])
 
 
+def _wait_for_port(host: str, port: int, timeout: float) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+
+
 @main.command()
 def up() -> None:
     """Migrate, then run web, a worker and beat together; Ctrl-C stops all of it."""
@@ -205,6 +217,7 @@ def up() -> None:
         subprocess.Popen([*exe, "worker"]),
         subprocess.Popen([*exe, "beat"]),
     ]
+    _wait_for_port(settings.web_host, settings.web_port, timeout=60)
     click.echo(f"hub is running at {settings.base_url}/  (Ctrl-C stops it)")
     if first:
         click.echo(f"first admin: {first[0]}  password: {first[1]}  (shown only this once)")

@@ -127,14 +127,17 @@ def _database_url(env: Mapping[str, str], var_dir: Path) -> str:
         # psycopg 3 is the driver we ship; accept the URL forms people paste from their host.
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if not url.startswith(("sqlite", "postgresql+psycopg://")):
-        raise ConfigError(f"HUB_DATABASE_URL must be a postgresql:// or sqlite:// URL, got {url.split(':')[0]}://…")
+        scheme = url.split(":")[0]
+        raise ConfigError(f"HUB_DATABASE_URL must be a postgresql:// or sqlite:// URL, got {scheme}://…")
     return url
 
 
 def _broker_url(env: Mapping[str, str]) -> str:
     url = env.get("HUB_BROKER_URL", "") or "filesystem://"
     if not url.startswith(("redis://", "rediss://", "filesystem://", "memory://")):
-        raise ConfigError(f"HUB_BROKER_URL must be a redis:// URL (or filesystem:// for the embedded default), got {url!r}")
+        raise ConfigError(
+            f"HUB_BROKER_URL must be a redis:// URL (or filesystem:// for the embedded default), got {url!r}"
+        )
     return url
 
 

@@ -8,7 +8,6 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-
 T = TypeVar("T")
 
 

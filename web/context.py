@@ -24,15 +24,15 @@ class _Rollback(Exception):
 
 
 def settings() -> Settings:
-    return current_app.extensions["hub.settings"]  # type: ignore[no-any-return]
+    return current_app.extensions["hub.settings"]
 
 
 def database() -> Database:
-    return current_app.extensions["hub.db"]  # type: ignore[no-any-return]
+    return current_app.extensions["hub.db"]
 
 
 def blobs() -> BlobStore:
-    return current_app.extensions["hub.blobs"]  # type: ignore[no-any-return]
+    return current_app.extensions["hub.blobs"]
 
 
 def db_session() -> Session:
@@ -40,7 +40,7 @@ def db_session() -> Session:
     if "hub_session" not in g:
         g.hub_uow = database().transaction()
         g.hub_session = g.hub_uow.__enter__()
-    return g.hub_session  # type: ignore[no-any-return]
+    return g.hub_session
 
 
 def _finish(commit: bool) -> None:

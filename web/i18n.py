@@ -11,7 +11,7 @@ LANGUAGES = ("nl", "en")
 
 def select_locale() -> str | None:
     if getattr(current_user, "is_authenticated", False) and getattr(current_user, "language", None):
-        return current_user.language  # type: ignore[no-any-return]
+        return current_user.language
     return request.accept_languages.best_match(LANGUAGES)
 
 

@@ -23,7 +23,7 @@ CSP = (
 
 
 def login_required(view: F) -> F:
-    return _login_required(view)  # type: ignore[no-any-return]
+    return _login_required(view)
 
 
 def admin_required(view: F) -> F:
@@ -48,7 +48,7 @@ def login_manager_unauthorized() -> Any:
 
 def user() -> User:
     """The logged-in user as a hub model (for service calls)."""
-    return current_user._get_current_object()  # type: ignore[no-any-return]
+    return current_user._get_current_object()
 
 
 def _load_user(user_id: str) -> User | None:
@@ -72,7 +72,7 @@ def _headers(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
-    manager.login_message = None  # type: ignore[assignment]
+    manager.login_message = None
     manager.session_protection = "strong"
     manager.user_loader(_load_user)
     app.after_request(_headers)

@@ -72,7 +72,7 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
         timezone="UTC",
     )
-    app.hub_settings = settings  # type: ignore[attr-defined]
+    app.hub_settings = settings
     import workers.tasks  # noqa: F401  (registers the tasks on this app)
 
     return app

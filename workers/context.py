@@ -15,7 +15,7 @@ _db: Database | None = None
 
 
 def settings() -> Settings:
-    return current_app.hub_settings  # type: ignore[attr-defined, no-any-return]
+    return current_app.hub_settings
 
 
 def database() -> Database:

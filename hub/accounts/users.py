@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -111,7 +112,7 @@ class LoginBlocked(Exception):
     """Too many failed logins for this address or from this IP address; try again later."""
 
 
-def _failures_since(session: Session, column: object, value: str, window: timedelta) -> int:
+def _failures_since(session: Session, column: Any, value: str, window: timedelta) -> int:
     return session.scalar(
         select(func.count()).select_from(LoginFailure).where(column == value, LoginFailure.at >= utcnow() - window)
     ) or 0

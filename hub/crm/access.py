@@ -8,6 +8,8 @@ hidden project is not revealed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select, true
 
 from hub.models import Project, Relation, User
@@ -16,7 +18,7 @@ from hub.models.users import group_members
 
 
 def _linked_clause(
-    user: User, object_id: ColumnElement[int], users_table: Table, groups_table: Table, key: str
+    user: User, object_id: Any, users_table: Table, groups_table: Table, key: str
 ) -> ColumnElement[bool]:
     u_col = users_table.c[key]
     g_col = groups_table.c[key]

@@ -77,7 +77,8 @@ def save_choice(session: Session, data: ChoiceInput, choice: Choice | None = Non
 
 def choice_in_use(session: Session, choice: Choice) -> bool:
     columns = [getattr(Project, f"{f.value}_id") for f in ChoiceField]
-    return bool(session.scalar(select(func.count()).select_from(Project).where(or_(*(c == choice.id for c in columns)))))
+    uses = select(func.count()).select_from(Project).where(or_(*(c == choice.id for c in columns)))
+    return bool(session.scalar(uses))
 
 
 def delete_choice(session: Session, choice: Choice) -> None:

@@ -151,7 +151,9 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
     rel_ids = [r.id for r in relations.values()]
     known_names = {
         (rel_id, name)
-        for rel_id, name in session.execute(select(Contact.relation_id, Contact.name).where(Contact.relation_id.in_(rel_ids)))
+        for rel_id, name in session.execute(
+            select(Contact.relation_id, Contact.name).where(Contact.relation_id.in_(rel_ids))
+        )
     } if rel_ids else set()
     for row in rows:
         relation = relations.get(row.relation)

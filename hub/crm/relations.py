@@ -19,10 +19,47 @@ from hub.text import fold, like_pattern
 EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 # Mail from these domains never matches a relation by domain: thousands of people share them.
 FREE_MAIL_DOMAINS = frozenset(
-    "gmail.com googlemail.com outlook.com hotmail.com hotmail.nl live.com live.nl msn.com yahoo.com yahoo.nl "
-    "icloud.com me.com mac.com aol.com gmx.com gmx.net gmx.de proton.me protonmail.com ziggo.nl kpnmail.nl "
-    "planet.nl home.nl hetnet.nl xs4all.nl telfort.nl upcmail.nl casema.nl chello.nl quicknet.nl zonnet.nl "
-    "online.nl tele2.nl versatel.nl freeler.nl mail.com yandex.com zoho.com fastmail.com".split()
+    [
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "hotmail.nl",
+        "live.com",
+        "live.nl",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.nl",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "gmx.com",
+        "gmx.net",
+        "gmx.de",
+        "proton.me",
+        "protonmail.com",
+        "ziggo.nl",
+        "kpnmail.nl",
+        "planet.nl",
+        "home.nl",
+        "hetnet.nl",
+        "xs4all.nl",
+        "telfort.nl",
+        "upcmail.nl",
+        "casema.nl",
+        "chello.nl",
+        "quicknet.nl",
+        "zonnet.nl",
+        "online.nl",
+        "tele2.nl",
+        "versatel.nl",
+        "freeler.nl",
+        "mail.com",
+        "yandex.com",
+        "zoho.com",
+        "fastmail.com",
+    ]
 )
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
@@ -126,9 +163,7 @@ def _set_addresses(session: Session, relation: Relation, contact: Contact | None
             )
 
 
-def _set_phones(
-    session: Session, relation: Relation, contact: Contact | None, phones: list[str], region: str
-) -> None:
+def _set_phones(session: Session, relation: Relation, contact: Contact | None, phones: list[str], region: str) -> None:
     owner_filter = (
         PhoneNumber.contact_id == contact.id
         if contact is not None
@@ -197,7 +232,13 @@ RELATION_SORTS = {
 
 
 def list_relations(
-    session: Session, user: User, *, search: str = "", status: str = "", sort: str = "name", page: int = 1,
+    session: Session,
+    user: User,
+    *,
+    search: str = "",
+    status: str = "",
+    sort: str = "name",
+    page: int = 1,
     per_page: int = 25,
 ) -> tuple[Page[Relation], str]:
     sort, order = sort_clause(RELATION_SORTS, sort, "name")
@@ -247,9 +288,7 @@ def save_contact(
 
 
 def get_contact(session: Session, user: User, contact_id: int) -> Contact:
-    contact = session.scalar(
-        select(Contact).join(Relation).where(Contact.id == contact_id, relation_visible(user))
-    )
+    contact = session.scalar(select(Contact).join(Relation).where(Contact.id == contact_id, relation_visible(user)))
     if contact is None:
         raise NotFound(contact_id)
     return contact

@@ -1,0 +1,157 @@
+"""Every route checks access: walks the app's URL map, so a new route cannot skip the rule.
+
+An outsider (staff, not admin, not linked) gets 404 — never 403, never the data — for every route
+that names a hidden project, relation or anything inside them, and for every admin page. Logged-out
+visitors are sent to the login page (pages) or get 401 (API). A route whose URL argument this test
+does not know makes the test fail: add the argument here with an object the outsider may not see.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from hub.accounts.users import create_token, save_group
+from hub.crm.activities import ActivityInput, save_activity
+from hub.crm.choices import ChoiceInput, save_choice
+from hub.crm.documents import add_document
+from hub.crm.import_jobs import create_import_job
+from hub.crm.projects import ProjectInput, save_project, set_linked
+from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
+from hub.db import Database
+from hub.models import Relation, User
+from hub.models.crm import relation_users
+from tests.conftest import csrf_token
+
+# Routes anyone may open without logging in.
+PUBLIC = {"static", "auth.login", "api.openapi"}
+# Routes that need a login but concern no hidden object (the outsider gets 200 or a redirect).
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+SECRET_NAMES = ("Hidden Relation Zq", "Hidden Project Zq")
+
+
+@dataclass
+class World:
+    admin: User
+    insider: User
+    outsider: User
+    ids: dict[str, int]
+
+
+@pytest.fixture
+def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
+    admin = make_user("Admin", admin=True)
+    insider = make_user("Insider")
+    outsider = make_user("Outsider")
+    with db.transaction() as s:
+        relation = save_relation(s, RelationInput(name=SECRET_NAMES[0]))
+        s.execute(relation_users.insert().values(relation_id=relation.id, user_id=insider.id))
+        contact = save_contact(s, relation, ContactInput(name="Hidden Contact", emails=["h@hidden.example"]))
+        project = save_project(s, admin, ProjectInput(relation_id=relation.id, name=SECRET_NAMES[1]))
+        set_linked(s, project, [insider.id], [])
+        activity = save_activity(s, insider, project, ActivityInput(title="Hidden to-do", assigned_user_id=insider.id))
+        blobs = app.extensions["hub.blobs"]
+        document = add_document(s, blobs, insider, project, "secret.txt", io.BytesIO(b"secret"), None, 1000)
+        job = create_import_job(s, blobs, insider, "c.csv", io.BytesIO(b"relation,contact_name\nA,B\n"), 1000)
+        choice = save_choice(s, ChoiceInput(field="status", name="Open"))
+        group = save_group(s, "Hidden group", [insider.id])
+        ids = {
+            "project_id": project.id, "relation_id": relation.id, "contact_id": contact.id,
+            "activity_id": activity.id, "document_id": document.id, "job_id": job.id, "choice_id": choice.id,
+            "group_id": group.id, "user_id": insider.id,
+        }
+    return World(admin, insider, outsider, ids)
+
+
+def _routes(app: Flask) -> list[tuple[str, str, str]]:
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((rule.endpoint, rule.rule, method))
+    return routes
+
+
+def _url(rule: str, arguments: list[str], ids: dict[str, int]) -> str:
+    url = rule
+    for name in arguments:
+        assert name in ids, f"route {rule} has argument <{name}> this test does not know: add it to World"
+        url = url.replace(f"<int:{name}>", str(ids[name])).replace(f"<{name}>", str(ids[name]))
+    return url
+
+
+def _api_headers(db: Database, user: User) -> dict[str, str]:
+    with db.transaction() as s:
+        return {"Authorization": "Bearer " + create_token(s, s.get_one(User, user.id))}
+
+
+def test_outsider_gets_404_on_every_route_with_a_hidden_object(
+    app: Flask, client: FlaskClient, db: Database, world: World, login: Callable[[FlaskClient, User], FlaskClient]
+) -> None:
+    login(client, world.outsider)
+    token = csrf_token(client.get("/profile").text)
+    headers = _api_headers(db, world.outsider)
+    checked = 0
+    for endpoint, rule, method in _routes(app):
+        if endpoint == "auth.logout":
+            continue  # would end the outsider's session mid-walk; logging out concerns no object
+        arguments = sorted(r.arguments for r in app.url_map.iter_rules() if r.rule == rule)[0]
+        url = _url(rule, sorted(arguments), world.ids)
+        is_api = rule.startswith("/api/")
+        kwargs: dict[str, object] = {"headers": headers} if is_api else {}
+        if method in WRITE_METHODS:
+            if is_api:
+                kwargs["json"] = {}
+            else:
+                kwargs["data"] = {"csrf_token": token}
+        response = client.open(url, method=method, **kwargs)  # type: ignore[arg-type]
+        admin_only = endpoint.startswith("settings.")
+        if arguments or admin_only:
+            assert response.status_code == 404, f"{method} {url} ({endpoint}) gave {response.status_code}, not 404"
+        else:
+            assert response.status_code in {200, 302, 400, 405}, f"{method} {url} gave {response.status_code}"
+        body = response.get_data(as_text=True)
+        for secret in SECRET_NAMES:
+            assert secret not in body, f"{method} {url} shows {secret!r} to a user who may not see it"
+        checked += 1
+    assert checked > 40  # the walk really covered the app
+
+
+def test_logged_out_visitors_are_sent_to_login(app: Flask, client: FlaskClient, world: World) -> None:
+    for _endpoint, rule, method in _routes(app):
+        arguments = next(r for r in app.url_map.iter_rules() if r.rule == rule).arguments
+        url = _url(rule, sorted(arguments), world.ids)
+        response = client.open(url, method=method)
+        if rule.startswith("/api/"):
+            assert response.status_code == 401, f"{method} {url} gave {response.status_code}"
+        elif method == "GET":
+            assert response.status_code == 302 and "/login" in response.headers["Location"], f"GET {url}"
+        else:
+            # A POST without a session has no CSRF token either: refused before anything runs.
+            assert response.status_code in {302, 400}, f"{method} {url} gave {response.status_code}"
+
+
+def test_insider_and_admin_see_the_hidden_project(
+    app: Flask, db: Database, world: World, login: Callable[[FlaskClient, User], FlaskClient]
+) -> None:
+    for user in (world.insider, world.admin):
+        client = login(app.test_client(), user)
+        response = client.get(f"/projects/{world.ids['project_id']}")
+        assert response.status_code == 200 and SECRET_NAMES[1] in response.text
+        api = app.test_client().get(f"/api/v1/projects/{world.ids['project_id']}", headers=_api_headers(db, user))
+        assert api.status_code == 200 and api.get_json()["name"] == SECRET_NAMES[1]
+
+
+def test_relation_rule_applies_to_relation_pages(
+    app: Flask, client: FlaskClient, world: World, login: Callable[[FlaskClient, User], FlaskClient], db: Database
+) -> None:
+    login(client, world.outsider)
+    assert client.get(f"/relations/{world.ids['relation_id']}").status_code == 404
+    with db.transaction() as s:
+        assert s.get_one(Relation, world.ids["relation_id"]).name == SECRET_NAMES[0]
