@@ -7,7 +7,7 @@ COPY hub ./hub
 COPY workers ./workers
 COPY web ./web
 COPY migrations ./migrations
-RUN pip install --no-cache-dir -e . && useradd --system --home /var/lib/hub hub && mkdir -p /var/lib/hub && chown hub /var/lib/hub
+RUN pip install --no-cache-dir -e . Babel && pybabel compile -d web/translations && useradd --system --home /var/lib/hub hub && mkdir -p /var/lib/hub && chown hub /var/lib/hub
 USER hub
 EXPOSE 5000 5555
 CMD ["hub", "web"]

@@ -24,6 +24,8 @@ document.addEventListener("DOMContentLoaded", () => {
         rows.forEach((row) => {
           const option = document.createElement("option");
           option.value = row.name; option.dataset.id = row.id; list.appendChild(option);
+          // Typed (or pasted) the exact name: take it without needing a pick from the list.
+          if (row.name === input.value) hidden.value = row.id;
         });
       }, 200);
     });
