@@ -15,3 +15,8 @@ def show_errors(form: FlaskForm, error: ValidationError) -> None:
             field.errors = [*list(field.errors), message]
         else:
             form.form_errors.append(message)
+
+
+def optional_text(value: object) -> str:
+    """SelectField coercion that keeps "no choice" empty (WTForms would turn None into "None")."""
+    return "" if value is None else str(value)

@@ -1,5 +1,416 @@
-"""(being written)"""
+"""Project pages: the list, the form, and the project page with its tabs."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from sqlalchemy import select
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from hub.accounts.users import active_users, all_groups
+from hub.crm.activities import ActivityInput, is_overdue, project_activities, save_activity
+from hub.crm.choices import all_choices, field_labels
+from hub.crm.documents import add_document, delete_document, get_document, human_size, project_documents
+from hub.crm.projects import (
+    CHOICE_FIELDS,
+    ProjectInput,
+    delete_project,
+    get_project,
+    list_projects,
+    save_notepad,
+    save_project,
+    set_linked,
+)
+from hub.crm.relations import get_relation
+from hub.errors import NotFound, ValidationError
+from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project
+from web.context import blobs, db_session, settings
+from web.forms import optional_text, show_errors
+from web.security import login_required, user
+from web.views import int_arg, list_args, page_arg
 
 bp = Blueprint("projects", __name__)
+
+TABS = (
+    ("show", _l("Summary")),
+    ("notepad", _l("Notepad")),
+    ("activities", _l("Activities")),
+    ("documents", _l("Documents")),
+    ("emails", _l("E-mails")),
+    ("calls", _l("Calls")),
+    ("agenda", _l("Agenda")),
+    ("users", _l("Linked users")),
+)
+CHOICE_LABELS = {"type": _l("Type"), "status": _l("Status"), "chance": _l("Chance")}
+
+
+class ProjectForm(FlaskForm):
+    relation_name = StringField(_l("Relation"))
+    relation_id = HiddenField()
+    contact_ids = SelectMultipleField(_l("Contacts"), coerce=int)
+    one_off_contact_name = StringField(_l("One-off contact: name"), validators=[Length(max=200)])
+    one_off_contact_email = StringField(_l("One-off contact: e-mail"), validators=[Length(max=254)])
+    one_off_contact_phone = StringField(_l("One-off contact: phone"), validators=[Length(max=40)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField(_l("Description"))
+    start_date = DateField(_l("Start date"), validators=[Optional()])
+    end_date = DateField(_l("End date"), validators=[Optional()])
+    end_date_expected = BooleanField(_l("End date is expected"))
+    responsible_user_id = SelectField(_l("Responsible"), coerce=optional_text, validate_choice=False)
+    type = SelectField(_l("Type"), coerce=optional_text, validate_choice=False)
+    status = SelectField(_l("Status"), coerce=optional_text, validate_choice=False)
+    chance = SelectField(_l("Chance"), coerce=optional_text, validate_choice=False)
+    free_choice_1 = SelectField(coerce=optional_text, validate_choice=False)
+    free_choice_2 = SelectField(coerce=optional_text, validate_choice=False)
+    free_choice_3 = SelectField(coerce=optional_text, validate_choice=False)
+    free_choice_4 = SelectField(coerce=optional_text, validate_choice=False)
+    free_choice_5 = SelectField(coerce=optional_text, validate_choice=False)
+    free_text_1 = StringField(validators=[Length(max=500)])
+    free_text_2 = StringField(validators=[Length(max=500)])
+    free_text_3 = StringField(validators=[Length(max=500)])
+    free_text_4 = StringField(validators=[Length(max=500)])
+    value = StringField(_l("Value"))
+    currency = StringField(_l("Currency"), default="EUR", validators=[Length(max=3)])
+    closed = BooleanField(_l("Closed"))
+
+
+class NotepadForm(FlaskForm):
+    notepad = TextAreaField(_l("Notepad"))
+
+
+class ActivityForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField(_l("Description"))
+    due_date = DateField(_l("Due date"), validators=[Optional()])
+    assigned_user_id = SelectField(_l("Assigned to"), coerce=optional_text, validate_choice=False)
+
+
+class DocumentForm(FlaskForm):
+    file = FileField(_l("File"))
+
+
+class LinkedForm(FlaskForm):
+    user_ids = SelectMultipleField(_l("Users"), coerce=int)
+    group_ids = SelectMultipleField(_l("Groups"), coerce=int)
+
+
+def _user_choices() -> list[tuple[str, str]]:
+    return [("", "—")] + [(str(u.id), u.name) for u in active_users(db_session())]
+
+
+def _prepare_form(form: ProjectForm, project: Project | None, relation_id: int | None) -> dict[str, str]:
+    """Fill the dropdowns; returns the free-field labels the company chose."""
+    session = db_session()
+    labels = field_labels(session)
+    choices = all_choices(session)
+    for name in CHOICE_FIELDS:
+        select_field = getattr(form, name)
+        current = getattr(project, f"{name}_id") if project else None
+        # Active choices, plus the inactive one a project already has (it stays until changed).
+        options = [c for c in choices[ChoiceField(name)] if c.active or c.id == current]
+        select_field.choices = [("", "—")] + [(str(c.id), c.name) for c in options]
+        select_field.label.text = labels.get(name) or CHOICE_LABELS.get(name, name)
+    for name in FREE_TEXT_FIELDS:
+        getattr(form, name).label.text = labels[name]
+    form.responsible_user_id.choices = _user_choices()
+    contacts: list[Contact] = []
+    if relation_id is not None:
+        try:
+            relation = get_relation(session, user(), relation_id)
+        except NotFound:
+            relation = None
+        if relation is not None:
+            contacts = list(
+                session.scalars(select(Contact).where(Contact.relation_id == relation.id).order_by(Contact.name))
+            )
+            if not form.relation_name.data:
+                form.relation_name.data = relation.name
+    form.contact_ids.choices = [(c.id, c.name) for c in contacts]
+    return labels
+
+
+def _fill_from_project(form: ProjectForm, project: Project) -> None:
+    form.relation_id.data = str(project.relation_id)
+    form.relation_name.data = project.relation.name
+    form.contact_ids.data = [c.id for c in project.contacts]
+    for name in ("one_off_contact_name", "one_off_contact_email", "one_off_contact_phone", "name", "description",
+                 "start_date", "end_date", "end_date_expected", "currency", "closed", *FREE_TEXT_FIELDS):
+        getattr(form, name).data = getattr(project, name)
+    form.responsible_user_id.data = str(project.responsible_user_id or "")
+    form.value.data = "" if project.value is None else f"{project.value:.2f}"
+    for name in CHOICE_FIELDS:
+        getattr(form, name).data = str(getattr(project, f"{name}_id") or "")
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return -1  # not a choice of anything: the service reports it next to the field
+
+
+def _project_input(form: ProjectForm) -> ProjectInput:
+    return ProjectInput(
+        relation_id=_int_or_none(form.relation_id.data),
+        name=form.name.data or "",
+        description=form.description.data or "",
+        contact_ids=list(form.contact_ids.data or []),
+        one_off_contact_name=form.one_off_contact_name.data or "",
+        one_off_contact_email=form.one_off_contact_email.data or "",
+        one_off_contact_phone=form.one_off_contact_phone.data or "",
+        start_date=form.start_date.data,
+        end_date=form.end_date.data,
+        end_date_expected=bool(form.end_date_expected.data),
+        responsible_user_id=_int_or_none(form.responsible_user_id.data),
+        value=form.value.data or None,
+        currency=form.currency.data or "EUR",
+        free_texts={name: getattr(form, name).data or "" for name in FREE_TEXT_FIELDS},
+        choices={name: _int_or_none(getattr(form, name).data) for name in CHOICE_FIELDS},
+        closed=bool(form.closed.data),
+    )
+
+
+def _save_project_view(project: Project | None) -> Any:
+    form = ProjectForm()
+    if project is not None and request.method == "GET":
+        _fill_from_project(form, project)
+    relation_id = _int_or_none(form.relation_id.data) or int_arg("relation_id")
+    if project is None and request.method == "GET":
+        form.relation_id.data = str(relation_id or "")
+        form.responsible_user_id.data = str(user().id)
+        form.currency.data = settings().default_currency
+    labels = _prepare_form(form, project, relation_id)
+    if request.method == "POST":
+        # Contacts depend on the relation picked in this very submission.
+        form.contact_ids.choices = form.contact_ids.choices or []
+        form.contact_ids.pre_validate = lambda _form: None  # type: ignore[method-assign]
+    if form.validate_on_submit():
+        try:
+            saved = save_project(db_session(), user(), _project_input(form), project)
+        except ValidationError as error:
+            show_errors(form, error)
+            if "relation_id" in error.errors:
+                form.relation_name.errors = [*form.relation_name.errors, error.errors["relation_id"]]
+        else:
+            return redirect(url_for("projects.show", project_id=saved.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("projects/form.html", form=form, project=project, labels=labels), status
+
+
+@bp.route("/")
+@bp.route("/projects")
+@login_required
+def index() -> Any:
+    page, sort = list_projects(
+        db_session(), user(), search=request.args.get("q", ""), open_only=request.args.get("open") == "1",
+        sort=request.args.get("sort", "-updated"), page=page_arg(),
+    )
+    return render_template("projects/index.html", page=page, sort=sort, args=list_args("q", "open", "sort"))
+
+
+@bp.route("/projects/new", methods=["GET", "POST"])
+@login_required
+def new() -> Any:
+    return _save_project_view(None)
+
+
+@bp.route("/projects/<int:project_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(project_id: int) -> Any:
+    return _save_project_view(get_project(db_session(), user(), project_id, full=True))
+
+
+def _render_tab(tab: str, project: Project, **context: Any) -> str:
+    return render_template(f"projects/{tab}.html", project=project, tab=tab, tabs=TABS, **context)
+
+
+@bp.route("/projects/<int:project_id>")
+@login_required
+def show(project_id: int) -> Any:
+    session = db_session()
+    project = get_project(session, user(), project_id, full=True)
+    return _render_tab("show", project, labels=field_labels(session))
+
+
+@bp.route("/projects/<int:project_id>/notepad", methods=["GET", "POST"])
+@login_required
+def notepad(project_id: int) -> Any:
+    session = db_session()
+    project = get_project(session, user(), project_id, full=True)
+    form = NotepadForm(notepad=project.notepad)
+    if form.validate_on_submit():
+        try:
+            save_notepad(session, user(), project, form.notepad.data or "")
+        except ValidationError as error:
+            show_errors(form, error)
+            return _render_tab("notepad", project, form=form), 400
+        return redirect(url_for("projects.notepad", project_id=project.id))
+    return _render_tab("notepad", project, form=form)
+
+
+@bp.route("/projects/<int:project_id>/activities", methods=["GET", "POST"])
+@login_required
+def activities(project_id: int) -> Any:
+    session = db_session()
+    project = get_project(session, user(), project_id, full=True)
+    form = ActivityForm()
+    form.assigned_user_id.choices = _user_choices()
+    if request.method == "GET":
+        form.assigned_user_id.data = str(user().id)
+    status = 200
+    if form.validate_on_submit():
+        data = ActivityInput(
+            title=form.title.data or "", description=form.description.data or "", due_date=form.due_date.data,
+            assigned_user_id=_int_or_none(form.assigned_user_id.data),
+        )
+        try:
+            save_activity(session, user(), project, data)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("projects.activities", project_id=project.id))
+    if request.method == "POST":
+        status = 400
+    items = project_activities(session, project)
+    return _render_tab("activities", project, form=form, items=items, is_overdue=is_overdue), status
+
+
+@bp.route("/projects/<int:project_id>/documents", methods=["GET", "POST"])
+@login_required
+def documents(project_id: int) -> Any:
+    session = db_session()
+    project = get_project(session, user(), project_id, full=True)
+    form = DocumentForm()
+    status = 200
+    if form.validate_on_submit():
+        upload = form.file.data
+        if upload is None or not upload.filename:
+            form.file.errors = [str(_l("Choose a file to upload."))]
+            status = 400
+        else:
+            try:
+                add_document(session, blobs(), user(), project, upload.filename, upload.stream, upload.mimetype,
+                             settings().upload_max_bytes)
+            except ValidationError as error:
+                show_errors(form, error)
+                status = 400
+            else:
+                return redirect(url_for("projects.documents", project_id=project.id))
+    elif request.method == "POST":
+        status = 400
+    return _render_tab(
+        "documents", project, form=form, items=project_documents(session, project), human_size=human_size,
+        limit=human_size(settings().upload_max_bytes),
+    ), status
+
+
+@bp.route("/projects/<int:project_id>/documents/<int:document_id>")
+@login_required
+def download_document(project_id: int, document_id: int) -> Any:
+    document = get_document(db_session(), user(), document_id)
+    if document.project_id != project_id:
+        abort(404)
+    return send_file(
+        blobs().open(document.sha256), mimetype=document.content_type, as_attachment=True,
+        download_name=document.filename, max_age=0,
+    )
+
+
+@bp.route("/projects/<int:project_id>/documents/<int:document_id>/delete", methods=["POST"])
+@login_required
+def remove_document(project_id: int, document_id: int) -> Any:
+    document = get_document(db_session(), user(), document_id)
+    if document.project_id != project_id:
+        abort(404)
+    delete_document(db_session(), document)
+    return redirect(url_for("projects.documents", project_id=project_id))
+
+
+@bp.route("/projects/<int:project_id>/emails")
+@login_required
+def emails(project_id: int) -> Any:
+    return _render_tab("emails", get_project(db_session(), user(), project_id, full=True))
+
+
+@bp.route("/projects/<int:project_id>/calls")
+@login_required
+def calls(project_id: int) -> Any:
+    return _render_tab("calls", get_project(db_session(), user(), project_id, full=True))
+
+
+@bp.route("/projects/<int:project_id>/agenda")
+@login_required
+def agenda(project_id: int) -> Any:
+    return _render_tab("agenda", get_project(db_session(), user(), project_id, full=True))
+
+
+def _may_manage(project: Project) -> bool:
+    me = user()
+    return me.is_admin or project.responsible_user_id == me.id
+
+
+@bp.route("/projects/<int:project_id>/users", methods=["GET", "POST"])
+@login_required
+def users(project_id: int) -> Any:
+    session = db_session()
+    project = get_project(session, user(), project_id, full=True)
+    form = LinkedForm()
+    form.user_ids.choices = [(u.id, u.name) for u in active_users(session)]
+    form.group_ids.choices = [(g.id, g.name) for g in all_groups(session)]
+    if request.method == "GET":
+        form.user_ids.data = [u.id for u in project.linked_users]
+        form.group_ids.data = [g.id for g in project.linked_groups]
+    elif form.validate_on_submit():
+        try:
+            set_linked(session, project, form.user_ids.data or [], form.group_ids.data or [])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("projects.users", project_id=project.id))
+    status = 400 if request.method == "POST" else 200
+    return _render_tab("users", project, form=form), status
+
+
+@bp.route("/projects/<int:project_id>/delete", methods=["POST"])
+@login_required
+def delete(project_id: int) -> Any:
+    project = get_project(db_session(), user(), project_id)
+    if not _may_manage(project):
+        abort(404)
+    delete_project(db_session(), project)
+    return redirect(url_for("projects.index"))
+
+
+@bp.app_errorhandler(413)
+def too_large(_error: Exception) -> Any:
+    size = human_size
+    if request.path.startswith("/api/"):
+        message = f"The upload is larger than the limit of {size(settings().upload_max_bytes)}."
+        return {"error": {"message": message, "field": "file"}}, 413
+    return render_template("errors/413.html", limit=size(settings().upload_max_bytes)), 413
+
+
+def money(value: Decimal | None, currency: str = "EUR") -> str:
+    if value is None:
+        return ""
+    whole = f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    return f"€ {whole}" if currency == "EUR" else f"{currency} {whole}"
+
+
+@bp.app_template_filter("money")
+def _money_filter(value: Decimal | None, currency: str = "EUR") -> str:
+    return money(value, currency)

@@ -1,5 +1,259 @@
-"""(being written)"""
+"""Relations pages: list and search, the relation card, create/edit, contacts, linked users."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from hub.accounts.users import active_users, all_groups
+from hub.crm.projects import list_projects
+from hub.crm.relations import (
+    ContactInput,
+    RelationInput,
+    delete_contact,
+    delete_relation,
+    get_contact,
+    get_relation,
+    list_relations,
+    relations_query,
+    save_contact,
+    save_relation,
+    set_relation_linked,
+)
+from hub.errors import ValidationError
+from hub.models import Contact, Relation, RelationKind, RelationStatus
+from web.context import db_session, settings
+from web.forms import show_errors
+from web.security import login_required, user
+from web.views import lines, list_args, page_arg
 
 bp = Blueprint("relations", __name__)
+
+STATUS_LABELS = {
+    "lead": _l("Lead"),
+    "prospect": _l("Prospect"),
+    "customer": _l("Customer"),
+    "inactive": _l("Inactive"),
+}
+KIND_LABELS = {"company": _l("Company"), "person": _l("Person")}
+
+
+class RelationForm(FlaskForm):
+    kind = SelectField(_l("Kind"), choices=list(KIND_LABELS.items()))
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    status = SelectField(_l("Status"), choices=list(STATUS_LABELS.items()))
+    street = StringField(_l("Street and number"), validators=[Length(max=200)])
+    postcode = StringField(_l("Postcode"), validators=[Length(max=20)])
+    city = StringField(_l("City"), validators=[Length(max=100)])
+    country = StringField(_l("Country"), default="NL", validators=[Length(max=2)])
+    phones = TextAreaField(_l("Phone numbers (one per line)"))
+    emails = TextAreaField(_l("E-mail addresses (one per line)"))
+    website = StringField(_l("Website"), validators=[Length(max=300)])
+    coc_number = StringField(_l("Chamber of Commerce number"), validators=[Length(max=20)])
+    vat_number = StringField(_l("VAT number"), validators=[Length(max=20)])
+    domain = StringField(_l("Mail domain"), validators=[Length(max=253)])
+    owner_id = SelectField(_l("Owner"), coerce=str)
+
+
+class ContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    function = StringField(_l("Function"), validators=[Length(max=200)])
+    emails = TextAreaField(_l("E-mail addresses (one per line)"))
+    phones = TextAreaField(_l("Phone numbers (one per line)"))
+
+
+class LinkedForm(FlaskForm):
+    user_ids = SelectMultipleField(_l("Users"), coerce=int)
+    group_ids = SelectMultipleField(_l("Groups"), coerce=int)
+
+
+def _relation_form(relation: Relation | None) -> RelationForm:
+    form = RelationForm(obj=relation) if relation and request.method == "GET" else RelationForm()
+    form.owner_id.choices = [("", "—")] + [(str(u.id), u.name) for u in active_users(db_session())]
+    if relation is not None and request.method == "GET":
+        form.kind.data = relation.kind.value
+        form.status.data = relation.status.value
+        form.owner_id.data = str(relation.owner_id or "")
+        form.phones.data = "\n".join(p.number for p in relation.phones)
+        form.emails.data = "\n".join(e.address for e in relation.emails)
+    elif relation is None and request.method == "GET":
+        form.owner_id.data = str(user().id)
+    return form
+
+
+def _relation_input(form: RelationForm) -> RelationInput:
+    return RelationInput(
+        name=form.name.data or "",
+        kind=form.kind.data or RelationKind.company.value,
+        status=form.status.data or RelationStatus.lead.value,
+        street=form.street.data or "",
+        postcode=form.postcode.data or "",
+        city=form.city.data or "",
+        country=form.country.data or "NL",
+        phones=lines(form.phones.data),
+        emails=lines(form.emails.data),
+        website=form.website.data or "",
+        coc_number=form.coc_number.data or "",
+        vat_number=form.vat_number.data or "",
+        domain=form.domain.data or "",
+        owner_id=int(form.owner_id.data) if form.owner_id.data else None,
+    )
+
+
+@bp.route("/relations")
+@login_required
+def index() -> Any:
+    page, sort = list_relations(
+        db_session(), user(), search=request.args.get("q", ""), status=request.args.get("status", ""),
+        sort=request.args.get("sort", "name"), page=page_arg(),
+    )
+    return render_template(
+        "relations/index.html", page=page, sort=sort, args=list_args("q", "status", "sort"),
+        status_labels=STATUS_LABELS,
+    )
+
+
+@bp.route("/relations/lookup")
+@login_required
+def lookup() -> Any:
+    """JSON for the relation picker on the project form: visible relations matching ``q``."""
+    query = relations_query(user(), request.args.get("q", "")).order_by(Relation.search_name, Relation.id).limit(20)
+    rows = db_session().scalars(query)
+    return jsonify([{"id": r.id, "name": r.name, "city": r.city} for r in rows])
+
+
+def _save_relation_view(relation: Relation | None) -> Any:
+    form = _relation_form(relation)
+    if form.validate_on_submit():
+        try:
+            saved = save_relation(db_session(), _relation_input(form), relation, region=settings().default_phone_region)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("relations.show", relation_id=saved.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("relations/form.html", form=form, relation=relation), status
+
+
+@bp.route("/relations/new", methods=["GET", "POST"])
+@login_required
+def new() -> Any:
+    return _save_relation_view(None)
+
+
+@bp.route("/relations/<int:relation_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(relation_id: int) -> Any:
+    return _save_relation_view(get_relation(db_session(), user(), relation_id))
+
+
+@bp.route("/relations/<int:relation_id>")
+@login_required
+def show(relation_id: int) -> Any:
+    session = db_session()
+    relation = get_relation(session, user(), relation_id)
+    contacts = list(
+        session.scalars(
+            select(Contact)
+            .where(Contact.relation_id == relation.id)
+            .order_by(Contact.name, Contact.id)
+            .options(selectinload(Contact.emails), selectinload(Contact.phones))
+        )
+    )
+    projects, _sort = list_projects(session, user(), relation_id=relation.id, per_page=50)
+    return render_template(
+        "relations/show.html", relation=relation, contacts=contacts, projects=projects,
+        status_labels=STATUS_LABELS, kind_labels=KIND_LABELS, can_link=_may_manage(relation),
+    )
+
+
+def _may_manage(relation: Relation) -> bool:
+    me = user()
+    return me.is_admin or relation.owner_id == me.id
+
+
+@bp.route("/relations/<int:relation_id>/delete", methods=["POST"])
+@login_required
+def delete(relation_id: int) -> Any:
+    relation = get_relation(db_session(), user(), relation_id)
+    if not _may_manage(relation):
+        abort(404)
+    try:
+        delete_relation(db_session(), relation)
+    except ValidationError as error:
+        flash(error.message, "error")
+        return redirect(url_for("relations.show", relation_id=relation_id))
+    return redirect(url_for("relations.index"))
+
+
+@bp.route("/relations/<int:relation_id>/users", methods=["GET", "POST"])
+@login_required
+def linked(relation_id: int) -> Any:
+    session = db_session()
+    relation = get_relation(session, user(), relation_id)
+    if not _may_manage(relation):
+        abort(404)
+    form = LinkedForm()
+    form.user_ids.choices = [(u.id, u.name) for u in active_users(session)]
+    form.group_ids.choices = [(g.id, g.name) for g in all_groups(session)]
+    if request.method == "GET":
+        form.user_ids.data = [u.id for u in relation.linked_users]
+        form.group_ids.data = [g.id for g in relation.linked_groups]
+    elif form.validate_on_submit():
+        try:
+            set_relation_linked(session, relation, form.user_ids.data or [], form.group_ids.data or [])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("relations.show", relation_id=relation.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("relations/linked.html", form=form, relation=relation), status
+
+
+def _save_contact_view(relation: Relation, contact: Contact | None) -> Any:
+    form = ContactForm(obj=contact) if contact and request.method == "GET" else ContactForm()
+    if contact is not None and request.method == "GET":
+        form.emails.data = "\n".join(e.address for e in contact.emails)
+        form.phones.data = "\n".join(p.number for p in contact.phones)
+    if form.validate_on_submit():
+        data = ContactInput(
+            name=form.name.data or "", function=form.function.data or "",
+            emails=lines(form.emails.data), phones=lines(form.phones.data),
+        )
+        try:
+            save_contact(db_session(), relation, data, contact, region=settings().default_phone_region)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("relations.show", relation_id=relation.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("relations/contact_form.html", form=form, relation=relation, contact=contact), status
+
+
+@bp.route("/relations/<int:relation_id>/contacts/new", methods=["GET", "POST"])
+@login_required
+def new_contact(relation_id: int) -> Any:
+    return _save_contact_view(get_relation(db_session(), user(), relation_id), None)
+
+
+@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_contact(contact_id: int) -> Any:
+    contact = get_contact(db_session(), user(), contact_id)
+    return _save_contact_view(contact.relation, contact)
+
+
+@bp.route("/contacts/<int:contact_id>/delete", methods=["POST"])
+@login_required
+def remove_contact(contact_id: int) -> Any:
+    contact = get_contact(db_session(), user(), contact_id)
+    relation_id = contact.relation_id
+    delete_contact(db_session(), contact)
+    return redirect(url_for("relations.show", relation_id=relation_id))

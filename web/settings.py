@@ -1,5 +1,223 @@
-"""(being written)"""
+"""Settings (admins only): CRM set-up (dropdown choices, free-field labels), users and groups."""
 
-from flask import Blueprint
+from __future__ import annotations
 
-bp = Blueprint("settings", __name__)
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from hub.accounts.users import (
+    UserInput,
+    all_groups,
+    all_users,
+    create_user,
+    get_group,
+    get_user,
+    save_group,
+    update_user,
+)
+from hub.crm.choices import (
+    DEFAULT_LABELS,
+    ChoiceInput,
+    all_choices,
+    delete_choice,
+    field_labels,
+    get_choice,
+    save_choice,
+    save_field_labels,
+)
+from hub.errors import ValidationError
+from hub.models import ChoiceField
+from web.context import db_session
+from web.forms import show_errors
+from web.security import admin_required
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+FIELD_NAMES = {"type": _l("Type"), "status": _l("Status"), "chance": _l("Chance")}
+
+
+class ChoiceForm(FlaskForm):
+    field = SelectField(_l("Dropdown"), choices=[(f.value, f.value) for f in ChoiceField])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    sort_order = IntegerField(_l("Sort order"), default=0, validators=[Optional()])
+    active = BooleanField(_l("Active"), default=True)
+
+
+class UserForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[Optional()])
+    language = SelectField(_l("Language"), choices=[("", "—"), ("nl", "Nederlands"), ("en", "English")])
+    is_admin = BooleanField(_l("Admin"))
+    is_active = BooleanField(_l("Active"), default=True)
+
+
+class GroupForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    member_ids = SelectMultipleField(_l("Members"), coerce=int)
+
+
+def _dropdown_labels() -> dict[str, str]:
+    labels = field_labels(db_session())
+    return {f.value: str(FIELD_NAMES.get(f.value, labels.get(f.value, f.value))) for f in ChoiceField}
+
+
+@bp.route("/")
+@admin_required
+def index() -> Any:
+    return render_template("settings/index.html")
+
+
+@bp.route("/choices", methods=["GET", "POST"])
+@admin_required
+def choices() -> Any:
+    form = ChoiceForm()
+    labels = _dropdown_labels()
+    form.field.choices = list(labels.items())
+    if form.validate_on_submit():
+        data = ChoiceInput(field=form.field.data or "", name=form.name.data or "",
+                           sort_order=form.sort_order.data or 0, active=bool(form.active.data))
+        try:
+            save_choice(db_session(), data)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("settings.choices") + f"#{data.field}")
+    status = 400 if request.method == "POST" else 200
+    return render_template("settings/choices.html", form=form, grouped=all_choices(db_session()), labels=labels), status
+
+
+@bp.route("/choices/<int:choice_id>", methods=["GET", "POST"])
+@admin_required
+def edit_choice(choice_id: int) -> Any:
+    choice = get_choice(db_session(), choice_id)
+    form = ChoiceForm(obj=choice) if request.method == "GET" else ChoiceForm()
+    labels = _dropdown_labels()
+    form.field.choices = [(choice.field.value, labels[choice.field.value])]
+    if request.method == "GET":
+        form.field.data = choice.field.value
+    if form.validate_on_submit():
+        data = ChoiceInput(field=choice.field.value, name=form.name.data or "", sort_order=form.sort_order.data or 0,
+                           active=bool(form.active.data))
+        try:
+            save_choice(db_session(), data, choice)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("settings.choices") + f"#{choice.field.value}")
+    status = 400 if request.method == "POST" else 200
+    return render_template("settings/choice_form.html", form=form, choice=choice, labels=labels), status
+
+
+@bp.route("/choices/<int:choice_id>/delete", methods=["POST"])
+@admin_required
+def remove_choice(choice_id: int) -> Any:
+    choice = get_choice(db_session(), choice_id)
+    field = choice.field.value
+    try:
+        delete_choice(db_session(), choice)
+    except ValidationError as error:
+        flash(error.message, "error")
+    return redirect(url_for("settings.choices") + f"#{field}")
+
+
+@bp.route("/labels", methods=["GET", "POST"])
+@admin_required
+def labels() -> Any:
+    current = field_labels(db_session())
+    errors: dict[str, str] = {}
+    values = current
+    if request.method == "POST":
+        # CSRFProtect has already checked the token of this plain form.
+        values = {name: request.form.get(name, "") for name in DEFAULT_LABELS}
+        try:
+            save_field_labels(db_session(), values)
+        except ValidationError as error:
+            errors = error.errors
+        else:
+            return redirect(url_for("settings.labels", saved=1))
+    status = 400 if errors else 200
+    return render_template("settings/labels.html", values=values, errors=errors, defaults=DEFAULT_LABELS,
+                           saved=request.args.get("saved")), status
+
+
+@bp.route("/users")
+@admin_required
+def users() -> Any:
+    return render_template("settings/users.html", users=all_users(db_session()))
+
+
+def _save_user_view(user_id: int | None) -> Any:
+    existing = get_user(db_session(), user_id) if user_id is not None else None
+    form = UserForm(obj=existing) if existing and request.method == "GET" else UserForm()
+    if existing is not None and request.method == "GET":
+        form.language.data = existing.language or ""
+    if form.validate_on_submit():
+        data = UserInput(email=form.email.data or "", name=form.name.data or "", password=form.password.data or None,
+                         is_admin=bool(form.is_admin.data), is_active=bool(form.is_active.data),
+                         language=form.language.data or None)
+        try:
+            if existing is None:
+                create_user(db_session(), data)
+            else:
+                update_user(db_session(), existing, data)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("settings.users"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("settings/user_form.html", form=form, existing=existing), status
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@admin_required
+def new_user() -> Any:
+    return _save_user_view(None)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def edit_user(user_id: int) -> Any:
+    return _save_user_view(user_id)
+
+
+@bp.route("/groups")
+@admin_required
+def groups() -> Any:
+    return render_template("settings/groups.html", groups=all_groups(db_session()))
+
+
+def _save_group_view(group_id: int | None) -> Any:
+    session = db_session()
+    existing = get_group(session, group_id) if group_id is not None else None
+    form = GroupForm()
+    form.member_ids.choices = [(u.id, u.name) for u in all_users(session)]
+    if existing is not None and request.method == "GET":
+        form.name.data = existing.name
+        form.member_ids.data = [u.id for u in existing.members]
+    if form.validate_on_submit():
+        try:
+            save_group(session, form.name.data or "", list(form.member_ids.data or []), existing)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("settings.groups"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("settings/group_form.html", form=form, existing=existing), status
+
+
+@bp.route("/groups/new", methods=["GET", "POST"])
+@admin_required
+def new_group() -> Any:
+    return _save_group_view(None)
+
+
+@bp.route("/groups/<int:group_id>", methods=["GET", "POST"])
+@admin_required
+def edit_group(group_id: int) -> Any:
+    return _save_group_view(group_id)

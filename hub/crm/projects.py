@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -43,11 +44,28 @@ class ProjectInput:
     closed: bool = False
 
 
+_THOUSANDS_DOTS = re.compile(r"^-?\d{1,3}(\.\d{3})+$")
+
+
+def normalise_amount(text: str) -> str:
+    """Amounts as Dutch and English users type them: "12.500,50", "12,500.50", "12500,5", "1.250" (= 1250)."""
+    text = text.strip().replace(" ", "").replace("€", "").replace("\u00a0", "")
+    if "," in text and "." in text:
+        decimal = "," if text.rfind(",") > text.rfind(".") else "."
+        thousands = "." if decimal == "," else ","
+        return text.replace(thousands, "").replace(decimal, ".")
+    if "," in text:
+        return text.replace(",", ".") if text.count(",") == 1 else text.replace(",", "")
+    if _THOUSANDS_DOTS.match(text):
+        return text.replace(".", "")
+    return text
+
+
 def _parse_value(raw: Decimal | str | None, errors: dict[str, str]) -> Decimal | None:
     if raw is None or raw == "":
         return None
     try:
-        value = raw if isinstance(raw, Decimal) else Decimal(str(raw).replace(" ", "").replace(",", "."))
+        value = raw if isinstance(raw, Decimal) else Decimal(normalise_amount(str(raw)))
     except InvalidOperation:
         errors["value"] = _("Enter an amount such as 1250.00.")
         return None

@@ -297,3 +297,18 @@ def get_contact(session: Session, user: User, contact_id: int) -> Contact:
 def delete_contact(session: Session, contact: Contact) -> None:
     session.delete(contact)
     session.flush()
+
+
+def set_relation_linked(session: Session, relation: Relation, user_ids: list[int], group_ids: list[int]) -> None:
+    """Link users and groups to a relation; nobody linked makes it visible to all staff again."""
+    from hub.models import UserGroup
+
+    users = list(session.scalars(select(User).where(User.id.in_(user_ids)))) if user_ids else []
+    groups = list(session.scalars(select(UserGroup).where(UserGroup.id.in_(group_ids)))) if group_ids else []
+    if len(users) != len(set(user_ids)):
+        raise ValidationError(_("Choose existing users."), field="user_ids")
+    if len(groups) != len(set(group_ids)):
+        raise ValidationError(_("Choose existing groups."), field="group_ids")
+    relation.linked_users = users
+    relation.linked_groups = groups
+    session.flush()
