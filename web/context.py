@@ -70,11 +70,18 @@ def _not_found(_error: Exception) -> Any:
     return render_template("errors/404.html"), 404
 
 
+def _method_not_allowed(error: Exception) -> Any:
+    if request.path.startswith("/api/"):
+        return {"error": {"message": "Method not allowed", "field": None}}, 405
+    return error
+
+
 def init_app(app: Flask) -> None:
     app.after_request(_commit_before_response)
     app.teardown_request(_rollback_on_teardown)
     app.register_error_handler(NotFound, _not_found)
     app.register_error_handler(404, _not_found)
+    app.register_error_handler(405, _method_not_allowed)
 
 
 def or_404(value: Any) -> Any:
