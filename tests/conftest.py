@@ -23,6 +23,7 @@ from hub.migrate import upgrade
 from hub.models import User
 
 PASSWORD = "correct horse battery"
+_db_counter = itertools.count(1)
 _counter = itertools.count(1)
 
 
@@ -92,3 +93,52 @@ def login() -> Callable[[FlaskClient, User], FlaskClient]:
         return client
 
     return do_login
+
+
+# --- real servers, started once per test run --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server, and a template database migrated to head (fresh copies are cheap)."""
+    from tests.servers import create_database, postgres_server
+
+    with postgres_server() as server:
+        upgrade(create_database(server, "hub_template"))
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, migrated PostgreSQL database for one test."""
+    from tests.servers import create_database
+
+    return create_database(pg_server, f"hub_test_{next(_db_counter)}", template="hub_template")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.servers import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The same test on the embedded default (SQLite) and on production's PostgreSQL."""
+    if request.param == "sqlite":
+        url = make_settings(tmp_path / "var").database_url
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"pg_server", "pg_url", "redis_url", "any_db"} or "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)

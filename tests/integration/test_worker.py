@@ -1,0 +1,113 @@
+"""A real Celery worker takes tasks from a real Redis and commits to a real PostgreSQL.
+
+Also shows the two safety nets: a duplicated message changes nothing (the job is claimed in the
+database), and a job whose message was lost is found by beat's sweep.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from hub.accounts.users import UserInput, create_user
+from hub.blobs import BlobStore
+from hub.config import Settings
+from hub.crm.import_jobs import create_import_job
+from hub.db import Database
+from hub.models import Contact, ImportJob, JobStatus, Relation
+from tests.conftest import make_settings
+from workers.app import create_celery
+
+CSV = (
+    "relation,domain,contact_name,email,phone\n"
+    "Worker BV,worker.example.nl,Anna Worker,anna@worker.example.nl,+31 20 123 4567\n"
+    "Worker BV,worker.example.nl,Bram Worker,bram@worker.example.nl,\n"
+    "Other NV,other.example.nl,Olaf,not-an-address,\n"
+).encode()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[Settings, Database]]:
+    settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_VAR_DIR=str(settings.var_dir), HUB_DATABASE_URL=pg_url, HUB_BROKER_URL=redis_url,
+               HUB_SECRET_KEY=settings.secret_key)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker", "--queues", "default,crm", "--concurrency", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
+    )
+    database = Database(pg_url)
+    try:
+        yield settings, database
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        database.dispose()
+
+
+def _new_job(settings: Settings, database: Database) -> int:
+    with database.transaction() as s:
+        user = create_user(s, UserInput(email=f"w{time.monotonic_ns()}@staff.example", name="W",
+                                        password="long enough pw"))
+        return create_import_job(s, BlobStore(settings.documents_dir), user, "c.csv", io.BytesIO(CSV), 10_000).id
+
+
+def _wait_done(database: Database, job_id: int, timeout: float = 60) -> ImportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with database.transaction() as s:
+            job = s.get_one(ImportJob, job_id)
+            if job.status in (JobStatus.done, JobStatus.failed):
+                return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not done after {timeout} s")
+
+
+def _counts(database: Database) -> tuple[int, int]:
+    with database.transaction() as s:
+        return (s.scalar(select(func.count()).select_from(Relation)) or 0,
+                s.scalar(select(func.count()).select_from(Contact)) or 0)
+
+
+def test_worker_runs_the_task_through_redis_and_commits_to_postgres(stack: tuple[Settings, Database]) -> None:
+    settings, database = stack
+    job_id = _new_job(settings, database)
+    app = create_celery(settings)
+    app.send_task("hub.crm.import_relations", args=[job_id])
+    job = _wait_done(database, job_id)
+    assert job.status == JobStatus.done
+    assert (job.relations_created, job.contacts_created) == (1, 2)
+    assert "line 4" in job.errors and "not-an-address" in job.errors
+    assert _counts(database) == (1, 2)
+
+    # The same message again (a broker redelivery): the job is already done, nothing changes.
+    app.send_task("hub.crm.import_relations", args=[job_id])
+    app.send_task("hub.default.sweep")
+    time.sleep(3)
+    assert _counts(database) == (1, 2)
+    with database.transaction() as s:
+        assert s.get_one(ImportJob, job_id).attempts == 1
+
+
+def test_sweep_finds_a_job_whose_message_was_lost(stack: tuple[Settings, Database]) -> None:
+    settings, database = stack
+    job_id = _new_job(settings, database)
+    with database.transaction() as s:
+        # No message was ever sent for this job; it has been waiting for a while.
+        s.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+            created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 5)))
+    create_celery(settings).send_task("hub.default.sweep")
+    assert _wait_done(database, job_id).status == JobStatus.done
+    assert _counts(database) == (1, 2)

@@ -1,0 +1,145 @@
+"""Real servers for the tests, started on free loopback ports in temp dirs.
+
+PostgreSQL (Debian's postgresql package) and Redis (redis-server). A missing binary fails the test
+with the Debian package to install; nothing is skipped silently. As root, PostgreSQL runs as the
+``postgres`` system user, because initdb refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def _pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does this)")
+
+
+def _as_pg_user() -> tuple[list[str], str | None]:
+    """Command prefix to run PostgreSQL's tools, and the user that owns its files (when root)."""
+    if os.geteuid() != 0:
+        return [], None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("running as root needs the 'postgres' system user: apt-get install postgresql")
+    return ["runuser", "-u", "postgres", "--"], "postgres"
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Start PostgreSQL; yield a server URL without a database name (…@127.0.0.1:PORT)."""
+    bindir = _pg_bindir()
+    prefix, owner = _as_pg_user()
+    # Its own temp dir: pytest's are private to root, and the postgres user must reach this one.
+    base = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
+    data = base / "data"
+    if owner:
+        shutil.chown(base, owner)
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+         "--no-locale"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    port = free_port()
+    log = open(base / "postgres.log", "wb")  # noqa: SIM115 (kept open while the server runs)
+    proc = subprocess.Popen(
+        [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(base),
+         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+         "-c", "max_connections=200"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, 60, proc)
+        _wait_until_accepting(port)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _wait_until_accepting(port: int) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    import psycopg
+
+    port = server_url.rsplit(":", 1)[1]
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return f"{server_url}/{name}"
+
+
+@contextmanager
+def redis_server(base: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("Redis is not installed: apt-get install redis-server (.ci/run does this)")
+    base.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(base),
+         "--maxmemory-policy", "noeviction"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, 30, proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
