@@ -30,7 +30,7 @@ from hub.crm.relations import (
 from hub.errors import ValidationError
 from hub.models import Contact, Relation, RelationKind, RelationStatus
 from web.context import db_session, settings
-from web.forms import show_errors
+from web.forms import optional_text, show_errors
 from web.security import login_required, user
 from web.views import lines, list_args, page_arg
 
@@ -59,7 +59,7 @@ class RelationForm(FlaskForm):
     coc_number = StringField(_l("Chamber of Commerce number"), validators=[Length(max=20)])
     vat_number = StringField(_l("VAT number"), validators=[Length(max=20)])
     domain = StringField(_l("Mail domain"), validators=[Length(max=253)])
-    owner_id = SelectField(_l("Owner"), coerce=str)
+    owner_id = SelectField(_l("Owner"), coerce=optional_text, validate_choice=False)
 
 
 class ContactForm(FlaskForm):

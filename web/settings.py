@@ -98,9 +98,7 @@ def edit_choice(choice_id: int) -> Any:
     choice = get_choice(db_session(), choice_id)
     form = ChoiceForm(obj=choice) if request.method == "GET" else ChoiceForm()
     labels = _dropdown_labels()
-    form.field.choices = [(choice.field.value, labels[choice.field.value])]
-    if request.method == "GET":
-        form.field.data = choice.field.value
+    del form.field  # a choice stays in its dropdown
     if form.validate_on_submit():
         data = ChoiceInput(field=choice.field.value, name=form.name.data or "", sort_order=form.sort_order.data or 0,
                            active=bool(form.active.data))
