@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -170,13 +171,14 @@ def save_project(session: Session, user: User, data: ProjectInput, project: Proj
     return project
 
 
-def project_page_options() -> list[object]:
-    """Everything the project page shows, loaded in a fixed number of queries however big the data."""
+def project_page_options() -> list[Any]:
+    """Everything the project page shows, loaded in a fixed number of queries however big the data.
+
+    The dropdown choices are not joined: :func:`get_project` puts the whole (small) choice table in
+    the session first, so ``project.status`` and friends resolve from the identity map without SQL.
+    """
     return [
         joinedload(Project.relation),
-        joinedload(Project.responsible_user),
-        joinedload(Project.notepad_updated_by),
-        *(joinedload(getattr(Project, f)) for f in CHOICE_FIELDS),
         selectinload(Project.contacts).selectinload(Contact.emails),
         selectinload(Project.linked_users),
         selectinload(Project.linked_groups),
@@ -187,7 +189,8 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     """The project if ``user`` may see it; :class:`NotFound` otherwise."""
     query = select(Project).where(Project.id == project_id, project_visible(user))
     if full:
-        query = query.options(*project_page_options())  # type: ignore[arg-type]
+        session.scalars(select(Choice)).all()
+        query = query.options(*project_page_options())
     project = session.scalar(query)
     if project is None:
         raise NotFound(project_id)

@@ -55,7 +55,11 @@ FREE_CHOICE_FIELDS = tuple(f for f in ChoiceField if f.value.startswith("free_ch
 
 class Relation(Timestamps, Base):
     __tablename__ = "relation"
-    __table_args__ = (Index("ix_relation_search_name", "search_name"),)
+    __table_args__ = (
+        Index("ix_relation_search_name", "search_name"),
+        Index("ix_relation_updated_at", "updated_at"),
+        Index("ix_relation_city", "city"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[RelationKind] = mapped_column(Enum(RelationKind, native_enum=False, length=20))
@@ -211,6 +215,9 @@ class Project(Timestamps, Base):
     __tablename__ = "project"
     __table_args__ = (
         Index("ix_project_relation_updated", "relation_id", "updated_at"),
+        # The project list's default order (most recently changed first) and its other sort keys.
+        Index("ix_project_updated_at", "updated_at"),
+        Index("ix_project_value", "value"),
         CheckConstraint("end_date IS NULL OR start_date IS NULL OR end_date >= start_date", name="dates_in_order"),
     )
 

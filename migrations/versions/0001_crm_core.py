@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 04:48:07.874566
+Create Date: 2026-11-23 05:40:27.907933
 """
 
 from collections.abc import Sequence
@@ -135,11 +135,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_relation'))
     )
     with op.batch_alter_table('relation', schema=None) as batch_op:
+        batch_op.create_index('ix_relation_city', ['city'], unique=False)
         batch_op.create_index(batch_op.f('ix_relation_domain'), ['domain'], unique=False)
         batch_op.create_index(batch_op.f('ix_relation_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_relation_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_relation_search_name', ['search_name'], unique=False)
         batch_op.create_index(batch_op.f('ix_relation_status'), ['status'], unique=False)
+        batch_op.create_index('ix_relation_updated_at', ['updated_at'], unique=False)
 
     op.create_table('contact',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -216,6 +218,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_project_start_date'), ['start_date'], unique=False)
         batch_op.create_index(batch_op.f('ix_project_status_id'), ['status_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_project_type_id'), ['type_id'], unique=False)
+        batch_op.create_index('ix_project_updated_at', ['updated_at'], unique=False)
+        batch_op.create_index('ix_project_value', ['value'], unique=False)
 
     op.create_table('relation_group',
     sa.Column('relation_id', sa.Integer(), nullable=False),
@@ -385,6 +389,8 @@ def downgrade() -> None:
 
     op.drop_table('relation_group')
     with op.batch_alter_table('project', schema=None) as batch_op:
+        batch_op.drop_index('ix_project_value')
+        batch_op.drop_index('ix_project_updated_at')
         batch_op.drop_index(batch_op.f('ix_project_type_id'))
         batch_op.drop_index(batch_op.f('ix_project_status_id'))
         batch_op.drop_index(batch_op.f('ix_project_start_date'))
@@ -407,11 +413,13 @@ def downgrade() -> None:
 
     op.drop_table('contact')
     with op.batch_alter_table('relation', schema=None) as batch_op:
+        batch_op.drop_index('ix_relation_updated_at')
         batch_op.drop_index(batch_op.f('ix_relation_status'))
         batch_op.drop_index('ix_relation_search_name')
         batch_op.drop_index(batch_op.f('ix_relation_owner_id'))
         batch_op.drop_index(batch_op.f('ix_relation_name'))
         batch_op.drop_index(batch_op.f('ix_relation_domain'))
+        batch_op.drop_index('ix_relation_city')
 
     op.drop_table('relation')
     with op.batch_alter_table('import_job', schema=None) as batch_op:

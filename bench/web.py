@@ -1,0 +1,191 @@
+"""Web benchmark: hub's pages on a large CRM against a trivial Flask page, in the same run.
+
+Seeds 100,000 relations, 300,000 contacts and 200,000 projects (``--scale`` shrinks that), serves hub
+and a trivial Flask app with the same server (gunicorn, one sync worker each), logs in as a non-admin
+staff member (so the access rule is evaluated) and times over HTTP, as a browser sees it: relation
+search, the project list (sorted, first page and page 50) and a project page. ``--in-process`` times
+with Flask's test client instead (no server, no sockets). Prints each median and its ratio to the
+trivial page; the last line is ``web: ratio=R target=3.0``, R = project page median / trivial median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import urllib.parse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.seed import seed  # noqa: E402
+from hub.config import load_settings  # noqa: E402
+from hub.db import Database  # noqa: E402
+from hub.migrate import upgrade  # noqa: E402
+
+TARGET = 3.0
+
+
+def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+class HttpClient:
+    """One new connection per request (gunicorn's sync worker closes it), keeping hub's session cookie."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: str = "") -> tuple[int, bytes, dict[str, str]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        for cookie in response.msg.get_all("Set-Cookie") or []:
+            if cookie.startswith("session="):
+                self.cookie = cookie.split(";", 1)[0]
+        conn.close()
+        return response.status, data, dict(response.getheaders())
+
+    def get(self, path: str) -> bytes:
+        status, data, _ = self.request("GET", path)
+        assert status == 200, (path, status)
+        return data
+
+
+def serve(app_spec: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", app_spec],
+        env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{app_spec} did not start")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cases(get: Callable[[str], Callable[[], object]], trivial: Callable[[], object], listing: str
+           ) -> dict[str, Callable[[], object]]:
+    project_id = int(re.findall(r'href="/projects/(\d+)"', listing)[0])
+    return {
+        "trivial Flask page (reference)": trivial,
+        "relation search (q=bakker)": get("/relations?q=bakker"),
+        "project list, sorted by change": get("/projects?sort=-updated"),
+        "project list, page 50": get("/projects?sort=name&page=50"),
+        "project page": get(f"/projects/{project_id}"),
+    }
+
+
+def _http_cases(hub_port: int, trivial_port: int, seeded: dict[str, object]) -> dict[str, Callable[[], object]]:
+    hub, trivial = HttpClient(hub_port), HttpClient(trivial_port)
+    page = hub.get("/login").decode()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    assert token, "no CSRF token on the login page"
+    body = urllib.parse.urlencode({"email": seeded["staff_email"], "password": seeded["password"],
+                                   "csrf_token": token.group(1)})
+    status, data, _ = hub.request("POST", "/login", body)
+    assert status == 302, f"benchmark login failed: {status} {data[-600:]!r}"
+    return _cases(lambda url: lambda: hub.get(url), lambda: trivial.get("/"), hub.get("/projects").decode())
+
+
+def _in_process_cases(settings: object, database: Database, seeded: dict[str, object]
+                      ) -> dict[str, Callable[[], object]]:
+    from bench.trivial_app import app as trivial_app
+    from web import create_app
+
+    app = create_app(settings, database=database)  # type: ignore[arg-type]
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    login = client.post("/login", data={"email": seeded["staff_email"], "password": seeded["password"]})
+    assert login.status_code == 302, "benchmark login failed"
+
+    def get(url: str) -> Callable[[], object]:
+        def call() -> object:
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            return response.data
+
+        return call
+
+    trivial = trivial_app.test_client()
+    return _cases(get, lambda: trivial.get("/").data, client.get("/projects").get_data(as_text=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of 100k/300k/200k to seed")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--in-process", action="store_true", help="Flask test client instead of HTTP")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-web-"))
+    env = {"HUB_VAR_DIR": str(workdir), "HUB_SECRET_KEY": "bench-secret-key-0123456789"}
+    if args.database_url:
+        env["HUB_DATABASE_URL"] = args.database_url
+    settings = load_settings(env)
+    upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    sizes = (int(100_000 * args.scale), int(300_000 * args.scale), int(200_000 * args.scale))
+    print(f"seeding {sizes[0]:,} relations, {sizes[1]:,} contacts, {sizes[2]:,} projects "
+          f"({database.engine.dialect.name})", file=sys.stderr)
+    started = time.perf_counter()
+    seeded = seed(database, *sizes)
+    print(f"seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    procs: list[subprocess.Popen[bytes]] = []
+    if args.in_process:
+        cases = _in_process_cases(settings, database, seeded)
+    else:
+        hub_port, trivial_port = free_port(), free_port()
+        procs.append(serve("web:create_app()", hub_port, env))
+        procs.append(serve("bench.trivial_app:app", trivial_port, {}))
+        cases = _http_cases(hub_port, trivial_port, seeded)
+    try:
+        results = {name: median_ms(call, args.runs) for name, call in cases.items()}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    reference = results["trivial Flask page (reference)"]
+    print(f"{'page':40} {'median ms':>10} {'ratio':>8}")
+    for name, ms in results.items():
+        print(f"{name:40} {ms:10.2f} {ms / reference:8.2f}")
+    ratio = results["project page"] / reference
+    print(f"web: ratio={ratio:.2f} target={TARGET}")
+
+
+if __name__ == "__main__":
+    main()
