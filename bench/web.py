@@ -18,9 +18,9 @@ import socket
 import statistics
 import subprocess
 import sys
-import urllib.parse
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,7 +76,10 @@ class HttpClient:
 def serve(app_spec: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", app_spec],
-        env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -95,8 +98,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cases(get: Callable[[str], Callable[[], object]], trivial: Callable[[], object], listing: str
-           ) -> dict[str, Callable[[], object]]:
+def _cases(
+    get: Callable[[str], Callable[[], object]], trivial: Callable[[], object], listing: str
+) -> dict[str, Callable[[], object]]:
     project_id = int(re.findall(r'href="/projects/(\d+)"', listing)[0])
     return {
         "trivial Flask page (reference)": trivial,
@@ -111,17 +115,20 @@ def _http_cases(hub_port: int, trivial_port: int, seeded: dict[str, object]) -> 
     hub, trivial = HttpClient(hub_port), HttpClient(trivial_port)
     page = hub.get("/login").decode()
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
     assert token, "no CSRF token on the login page"
-    body = urllib.parse.urlencode({"email": seeded["staff_email"], "password": seeded["password"],
-                                   "csrf_token": token.group(1)})
+    body = urllib.parse.urlencode(
+        {"email": seeded["staff_email"], "password": seeded["password"], "csrf_token": token.group(1)}
+    )
     status, data, _ = hub.request("POST", "/login", body)
     assert status == 302, f"benchmark login failed: {status} {data[-600:]!r}"
     return _cases(lambda url: lambda: hub.get(url), lambda: trivial.get("/"), hub.get("/projects").decode())
 
 
-def _in_process_cases(settings: object, database: Database, seeded: dict[str, object]
-                      ) -> dict[str, Callable[[], object]]:
+def _in_process_cases(
+    settings: object, database: Database, seeded: dict[str, object]
+) -> dict[str, Callable[[], object]]:
     from bench.trivial_app import app as trivial_app
     from web import create_app
 
@@ -159,8 +166,11 @@ def main() -> None:
     upgrade(settings.database_url)
     database = Database(settings.database_url)
     sizes = (int(100_000 * args.scale), int(300_000 * args.scale), int(200_000 * args.scale))
-    print(f"seeding {sizes[0]:,} relations, {sizes[1]:,} contacts, {sizes[2]:,} projects "
-          f"({database.engine.dialect.name})", file=sys.stderr)
+    print(
+        f"seeding {sizes[0]:,} relations, {sizes[1]:,} contacts, {sizes[2]:,} projects "
+        f"({database.engine.dialect.name})",
+        file=sys.stderr,
+    )
     started = time.perf_counter()
     seeded = seed(database, *sizes)
     print(f"seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)

@@ -11,7 +11,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 CHUNK = 1024 * 1024
 
@@ -33,7 +33,7 @@ class BlobStore:
             raise ValueError("not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, stream: BinaryIO, max_bytes: int | None = None) -> tuple[str, int]:
+    def put(self, stream: IO[bytes], max_bytes: int | None = None) -> tuple[str, int]:
         """Store ``stream``; return (sha256, size). Raises :class:`TooLarge` above ``max_bytes``."""
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -62,7 +62,7 @@ class BlobStore:
                 os.unlink(tmp_name)
             raise
 
-    def open(self, sha256: str) -> BinaryIO:
+    def open(self, sha256: str) -> IO[bytes]:
         return self.path(sha256).open("rb")
 
     def exists(self, sha256: str) -> bool:

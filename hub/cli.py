@@ -106,9 +106,10 @@ def import_relations_cmd(file: Path) -> None:
     settings = _settings()
     database = Database(settings.database_url)
     started = time.monotonic()
-    with file.open("rb") as stream, click.progressbar(
-        length=file.stat().st_size, label="importing", file=sys.stderr, show_eta=True
-    ) as bar:
+    with (
+        file.open("rb") as stream,
+        click.progressbar(length=file.stat().st_size, label="importing", file=sys.stderr, show_eta=True) as bar,
+    ):
         result = import_relations(database, stream, region=settings.default_phone_region, on_bytes=bar.update)
     for line, message in result.errors:
         click.echo(f"{file.name}:{line}: {message}", err=True)

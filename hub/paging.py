@@ -42,5 +42,3 @@ def sort_clause(sorts: dict[str, Any], sort: str, default: str) -> tuple[str, li
     column = sorts[key]
     order = [column.desc() if descending else column.asc()]
     return ("-" if descending else "") + key, order
-
-

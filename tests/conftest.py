@@ -67,8 +67,14 @@ def make_user(db: Database) -> Callable[..., User]:
         with db.transaction() as session:
             return create_user(
                 session,
-                UserInput(email=f"{name.lower().replace(' ', '.')}{n}@staff.example", name=name, password=PASSWORD,
-                          is_admin=admin, is_active=active, language=language),
+                UserInput(
+                    email=f"{name.lower().replace(' ', '.')}{n}@staff.example",
+                    name=name,
+                    password=PASSWORD,
+                    is_admin=admin,
+                    is_active=active,
+                    language=language,
+                ),
             )
 
     return make

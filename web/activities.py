@@ -48,7 +48,9 @@ def edit(activity_id: int) -> Any:
         form.assigned_user_id.data = str(activity.assigned_user_id or "")
     if form.validate_on_submit():
         data = ActivityInput(
-            title=form.title.data or "", description=form.description.data or "", due_date=form.due_date.data,
+            title=form.title.data or "",
+            description=form.description.data or "",
+            due_date=form.due_date.data,
             assigned_user_id=int(form.assigned_user_id.data) if form.assigned_user_id.data else None,
             done=bool(form.done.data),
         )

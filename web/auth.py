@@ -47,8 +47,12 @@ def login() -> Any:
         s = settings()
         try:
             found = authenticate(
-                db_session(), form.email.data or "", form.password.data or "", request.remote_addr or "",
-                max_failures=s.login_max_failures, window_seconds=s.login_window_seconds,
+                db_session(),
+                form.email.data or "",
+                form.password.data or "",
+                request.remote_addr or "",
+                max_failures=s.login_max_failures,
+                window_seconds=s.login_window_seconds,
             )
         except LoginBlocked:
             form.form_errors.append(str(_l("Too many failed attempts. Wait a few minutes and try again.")))

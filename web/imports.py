@@ -35,8 +35,9 @@ def index() -> Any:
             form.file.errors = [str(_l("Choose a CSV file to import."))]
         else:
             try:
-                job = create_import_job(session, blobs(), user(), upload.filename, upload.stream,
-                                        settings().upload_max_bytes)
+                job = create_import_job(
+                    session, blobs(), user(), upload.filename, upload.stream, settings().upload_max_bytes
+                )
             except ValidationError as error:
                 show_errors(form, error)
             else:
@@ -44,7 +45,9 @@ def index() -> Any:
                 return redirect(url_for("imports.show", job_id=job.id))
     status = 400 if request.method == "POST" else 200
     return render_template(
-        "imports/index.html", form=form, jobs=recent_import_jobs(session, user()),
+        "imports/index.html",
+        form=form,
+        jobs=recent_import_jobs(session, user()),
         limit=human_size(settings().upload_max_bytes),
     ), status
 

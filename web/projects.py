@@ -147,8 +147,19 @@ def _fill_from_project(form: ProjectForm, project: Project) -> None:
     form.relation_id.data = str(project.relation_id)
     form.relation_name.data = project.relation.name
     form.contact_ids.data = [c.id for c in project.contacts]
-    for name in ("one_off_contact_name", "one_off_contact_email", "one_off_contact_phone", "name", "description",
-                 "start_date", "end_date", "end_date_expected", "currency", "closed", *FREE_TEXT_FIELDS):
+    for name in (
+        "one_off_contact_name",
+        "one_off_contact_email",
+        "one_off_contact_phone",
+        "name",
+        "description",
+        "start_date",
+        "end_date",
+        "end_date_expected",
+        "currency",
+        "closed",
+        *FREE_TEXT_FIELDS,
+    ):
         getattr(form, name).data = getattr(project, name)
     form.responsible_user_id.data = str(project.responsible_user_id or "")
     form.value.data = "" if project.value is None else f"{project.value:.2f}"
@@ -197,7 +208,7 @@ def _save_project_view(project: Project | None) -> Any:
     if request.method == "POST":
         # Contacts depend on the relation picked in this very submission.
         form.contact_ids.choices = form.contact_ids.choices or []
-        form.contact_ids.pre_validate = lambda _form: None  # type: ignore[method-assign]
+        form.contact_ids.pre_validate = lambda _form: None
     if form.validate_on_submit():
         try:
             saved = save_project(db_session(), user(), _project_input(form), project)
@@ -216,8 +227,12 @@ def _save_project_view(project: Project | None) -> Any:
 @login_required
 def index() -> Any:
     page, sort = list_projects(
-        db_session(), user(), search=request.args.get("q", ""), open_only=request.args.get("open") == "1",
-        sort=request.args.get("sort", "-updated"), page=page_arg(),
+        db_session(),
+        user(),
+        search=request.args.get("q", ""),
+        open_only=request.args.get("open") == "1",
+        sort=request.args.get("sort", "-updated"),
+        page=page_arg(),
     )
     return render_template("projects/index.html", page=page, sort=sort, args=list_args("q", "open", "sort"))
 
@@ -274,7 +289,9 @@ def activities(project_id: int) -> Any:
     status = 200
     if form.validate_on_submit():
         data = ActivityInput(
-            title=form.title.data or "", description=form.description.data or "", due_date=form.due_date.data,
+            title=form.title.data or "",
+            description=form.description.data or "",
+            due_date=form.due_date.data,
             assigned_user_id=_int_or_none(form.assigned_user_id.data),
         )
         try:
@@ -303,8 +320,16 @@ def documents(project_id: int) -> Any:
             status = 400
         else:
             try:
-                add_document(session, blobs(), user(), project, upload.filename, upload.stream, upload.mimetype,
-                             settings().upload_max_bytes)
+                add_document(
+                    session,
+                    blobs(),
+                    user(),
+                    project,
+                    upload.filename,
+                    upload.stream,
+                    upload.mimetype,
+                    settings().upload_max_bytes,
+                )
             except ValidationError as error:
                 show_errors(form, error)
                 status = 400
@@ -313,7 +338,11 @@ def documents(project_id: int) -> Any:
     elif request.method == "POST":
         status = 400
     return _render_tab(
-        "documents", project, form=form, items=project_documents(session, project), human_size=human_size,
+        "documents",
+        project,
+        form=form,
+        items=project_documents(session, project),
+        human_size=human_size,
         limit=human_size(settings().upload_max_bytes),
     ), status
 
@@ -325,8 +354,11 @@ def download_document(project_id: int, document_id: int) -> Any:
     if document.project_id != project_id:
         abort(404)
     return send_file(
-        blobs().open(document.sha256), mimetype=document.content_type, as_attachment=True,
-        download_name=document.filename, max_age=0,
+        blobs().open(document.sha256),
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
+        max_age=0,
     )
 
 

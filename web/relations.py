@@ -111,11 +111,18 @@ def _relation_input(form: RelationForm) -> RelationInput:
 @login_required
 def index() -> Any:
     page, sort = list_relations(
-        db_session(), user(), search=request.args.get("q", ""), status=request.args.get("status", ""),
-        sort=request.args.get("sort", "name"), page=page_arg(),
+        db_session(),
+        user(),
+        search=request.args.get("q", ""),
+        status=request.args.get("status", ""),
+        sort=request.args.get("sort", "name"),
+        page=page_arg(),
     )
     return render_template(
-        "relations/index.html", page=page, sort=sort, args=list_args("q", "status", "sort"),
+        "relations/index.html",
+        page=page,
+        sort=sort,
+        args=list_args("q", "status", "sort"),
         status_labels=STATUS_LABELS,
     )
 
@@ -169,8 +176,13 @@ def show(relation_id: int) -> Any:
     )
     projects, _sort = list_projects(session, user(), relation_id=relation.id, per_page=50)
     return render_template(
-        "relations/show.html", relation=relation, contacts=contacts, projects=projects,
-        status_labels=STATUS_LABELS, kind_labels=KIND_LABELS, can_link=_may_manage(relation),
+        "relations/show.html",
+        relation=relation,
+        contacts=contacts,
+        projects=projects,
+        status_labels=STATUS_LABELS,
+        kind_labels=KIND_LABELS,
+        can_link=_may_manage(relation),
     )
 
 
@@ -224,8 +236,10 @@ def _save_contact_view(relation: Relation, contact: Contact | None) -> Any:
         form.phones.data = "\n".join(p.number for p in contact.phones)
     if form.validate_on_submit():
         data = ContactInput(
-            name=form.name.data or "", function=form.function.data or "",
-            emails=lines(form.emails.data), phones=lines(form.phones.data),
+            name=form.name.data or "",
+            function=form.function.data or "",
+            emails=lines(form.emails.data),
+            phones=lines(form.phones.data),
         )
         try:
             save_contact(db_session(), relation, data, contact, region=settings().default_phone_region)

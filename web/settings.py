@@ -80,8 +80,12 @@ def choices() -> Any:
     labels = _dropdown_labels()
     form.field.choices = list(labels.items())
     if form.validate_on_submit():
-        data = ChoiceInput(field=form.field.data or "", name=form.name.data or "",
-                           sort_order=form.sort_order.data or 0, active=bool(form.active.data))
+        data = ChoiceInput(
+            field=form.field.data or "",
+            name=form.name.data or "",
+            sort_order=form.sort_order.data or 0,
+            active=bool(form.active.data),
+        )
         try:
             save_choice(db_session(), data)
         except ValidationError as error:
@@ -100,8 +104,12 @@ def edit_choice(choice_id: int) -> Any:
     labels = _dropdown_labels()
     del form.field  # a choice stays in its dropdown
     if form.validate_on_submit():
-        data = ChoiceInput(field=choice.field.value, name=form.name.data or "", sort_order=form.sort_order.data or 0,
-                           active=bool(form.active.data))
+        data = ChoiceInput(
+            field=choice.field.value,
+            name=form.name.data or "",
+            sort_order=form.sort_order.data or 0,
+            active=bool(form.active.data),
+        )
         try:
             save_choice(db_session(), data, choice)
         except ValidationError as error:
@@ -140,8 +148,9 @@ def labels() -> Any:
         else:
             return redirect(url_for("settings.labels", saved=1))
     status = 400 if errors else 200
-    return render_template("settings/labels.html", values=values, errors=errors, defaults=DEFAULT_LABELS,
-                           saved=request.args.get("saved")), status
+    return render_template(
+        "settings/labels.html", values=values, errors=errors, defaults=DEFAULT_LABELS, saved=request.args.get("saved")
+    ), status
 
 
 @bp.route("/users")
@@ -156,9 +165,14 @@ def _save_user_view(user_id: int | None) -> Any:
     if existing is not None and request.method == "GET":
         form.language.data = existing.language or ""
     if form.validate_on_submit():
-        data = UserInput(email=form.email.data or "", name=form.name.data or "", password=form.password.data or None,
-                         is_admin=bool(form.is_admin.data), is_active=bool(form.is_active.data),
-                         language=form.language.data or None)
+        data = UserInput(
+            email=form.email.data or "",
+            name=form.name.data or "",
+            password=form.password.data or None,
+            is_admin=bool(form.is_admin.data),
+            is_active=bool(form.is_active.data),
+            language=form.language.data or None,
+        )
         try:
             if existing is None:
                 create_user(db_session(), data)

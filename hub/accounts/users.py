@@ -113,9 +113,12 @@ class LoginBlocked(Exception):
 
 
 def _failures_since(session: Session, column: Any, value: str, window: timedelta) -> int:
-    return session.scalar(
-        select(func.count()).select_from(LoginFailure).where(column == value, LoginFailure.at >= utcnow() - window)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(LoginFailure).where(column == value, LoginFailure.at >= utcnow() - window)
+        )
+        or 0
+    )
 
 
 def authenticate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -34,8 +34,14 @@ def human_size(size: int) -> str:
 
 
 def add_document(
-    session: Session, blobs: BlobStore, user: User, project: Project, filename: str, stream: BinaryIO,
-    content_type: str | None, max_bytes: int,
+    session: Session,
+    blobs: BlobStore,
+    user: User,
+    project: Project,
+    filename: str,
+    stream: IO[bytes],
+    content_type: str | None,
+    max_bytes: int,
 ) -> Document:
     """Store an uploaded file on ``project``. Above ``max_bytes`` nothing is stored and a
     :class:`ValidationError` says what the limit is."""
@@ -50,7 +56,11 @@ def add_document(
         raise ValidationError(_("The file is empty."), field="file")
     guessed = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
     document = Document(
-        project_id=project.id, filename=name, content_type=guessed[:120], size=size, sha256=sha,
+        project_id=project.id,
+        filename=name,
+        content_type=guessed[:120],
+        size=size,
+        sha256=sha,
         uploaded_by_id=user.id,
     )
     session.add(document)

@@ -9,7 +9,7 @@ Re-running is safe because the import itself is idempotent.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ MAX_ATTEMPTS = 3
 
 
 def create_import_job(
-    session: Session, blobs: BlobStore, user: User, filename: str, stream: BinaryIO, max_bytes: int
+    session: Session, blobs: BlobStore, user: User, filename: str, stream: IO[bytes], max_bytes: int
 ) -> ImportJob:
     from hub.blobs import TooLarge
 

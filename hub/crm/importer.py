@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -69,7 +69,7 @@ class _Row:
 class _CountingReader(io.RawIOBase):
     """Counts bytes read so the caller can show progress against the file size."""
 
-    def __init__(self, stream: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
+    def __init__(self, stream: IO[bytes], on_bytes: Callable[[int], None] | None) -> None:
         self.stream = stream
         self.on_bytes = on_bytes
 
@@ -113,8 +113,18 @@ def _check(raw: dict[str, str], line: int, region: str) -> _Row | str:
         domain = ""  # a free-mail domain identifies nobody; keep the row, drop the domain
     if status and status not in {s.value for s in RelationStatus}:
         return f"{status!r} is not a relation status (lead, prospect, customer, inactive)"
-    return _Row(line, relation, domain, contact_name, email, phone, e164,
-                (raw.get("function") or "").strip(), (raw.get("city") or "").strip(), status)
+    return _Row(
+        line,
+        relation,
+        domain,
+        contact_name,
+        email,
+        phone,
+        e164,
+        (raw.get("function") or "").strip(),
+        (raw.get("city") or "").strip(),
+        status,
+    )
 
 
 def _batches(reader: csv.DictReader[str], result: ImportResult, region: str) -> Iterator[list[_Row]]:
@@ -149,19 +159,27 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
         )
     }
     rel_ids = [r.id for r in relations.values()]
-    known_names = {
-        (rel_id, name)
-        for rel_id, name in session.execute(
-            select(Contact.relation_id, Contact.name).where(Contact.relation_id.in_(rel_ids))
-        )
-    } if rel_ids else set()
+    known_names = (
+        {
+            (rel_id, name)
+            for rel_id, name in session.execute(
+                select(Contact.relation_id, Contact.name).where(Contact.relation_id.in_(rel_ids))
+            )
+        }
+        if rel_ids
+        else set()
+    )
     for row in rows:
         relation = relations.get(row.relation)
         created = False
         if relation is None:
             relation = Relation(
-                kind=RelationKind.company, name=row.relation, search_name=fold(row.relation), domain=row.domain,
-                city=row.city, status=RelationStatus(row.status) if row.status else RelationStatus.lead,
+                kind=RelationKind.company,
+                name=row.relation,
+                search_name=fold(row.relation),
+                domain=row.domain,
+                city=row.city,
+                status=RelationStatus(row.status) if row.status else RelationStatus.lead,
             )
             session.add(relation)
             session.flush()
@@ -185,8 +203,11 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
         session.add(contact)
         session.flush()
         if row.email:
-            session.add(EmailAddress(relation_id=relation.id, contact_id=contact.id, address=row.email,
-                                     address_key=row.email.casefold()))
+            session.add(
+                EmailAddress(
+                    relation_id=relation.id, contact_id=contact.id, address=row.email, address_key=row.email.casefold()
+                )
+            )
             known_emails.add((relation.id, row.email.casefold()))
         if row.phone:
             session.add(PhoneNumber(relation_id=relation.id, contact_id=contact.id, number=row.phone, e164=row.e164))
@@ -196,18 +217,23 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
 
 
 def import_relations(
-    db: Database, stream: BinaryIO, *, region: str = "NL", on_bytes: Callable[[int], None] | None = None
+    db: Database, stream: IO[bytes], *, region: str = "NL", on_bytes: Callable[[int], None] | None = None
 ) -> ImportResult:
     """Import a relations CSV from ``stream``; each batch of rows commits on its own."""
     result = ImportResult()
-    text = io.TextIOWrapper(io.BufferedReader(_CountingReader(stream, on_bytes)), encoding="utf-8-sig",
-                            errors="replace", newline="")
+    text = io.TextIOWrapper(
+        io.BufferedReader(_CountingReader(stream, on_bytes)), encoding="utf-8-sig", errors="replace", newline=""
+    )
     reader = csv.DictReader(text)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        result.add_error(1, "the header row lacks the column(s): " + ", ".join(missing)
-                         + " (expected relation,domain,contact_name,email,phone)")
+        result.add_error(
+            1,
+            "the header row lacks the column(s): "
+            + ", ".join(missing)
+            + " (expected relation,domain,contact_name,email,phone)",
+        )
         return result
     reader.fieldnames = header
     for batch in _batches(reader, result, region):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -76,8 +76,9 @@ def _parse_value(raw: Decimal | str | None, errors: dict[str, str]) -> Decimal |
     return value.quantize(Decimal("0.01"))
 
 
-def _validate_choices(session: Session, choices: dict[str, int | None], current: Project | None,
-                      errors: dict[str, str]) -> None:
+def _validate_choices(
+    session: Session, choices: dict[str, int | None], current: Project | None, errors: dict[str, str]
+) -> None:
     for name, choice_id in choices.items():
         if name not in CHOICE_FIELDS:
             errors[name] = _("Unknown dropdown.")
@@ -207,8 +208,14 @@ PROJECT_SORTS = {
 }
 
 
-def projects_query(user: User, *, search: str = "", relation_id: int | None = None,
-                   status_id: int | None = None, open_only: bool = False) -> Select[tuple[Project]]:
+def projects_query(
+    user: User,
+    *,
+    search: str = "",
+    relation_id: int | None = None,
+    status_id: int | None = None,
+    open_only: bool = False,
+) -> Select[tuple[Project]]:
     query = select(Project).join(Project.relation).where(project_visible(user))
     if search.strip():
         pattern = like_pattern(search)
@@ -223,8 +230,16 @@ def projects_query(user: User, *, search: str = "", relation_id: int | None = No
 
 
 def list_projects(
-    session: Session, user: User, *, search: str = "", relation_id: int | None = None, status_id: int | None = None,
-    open_only: bool = False, sort: str = "-updated", page: int = 1, per_page: int = 25,
+    session: Session,
+    user: User,
+    *,
+    search: str = "",
+    relation_id: int | None = None,
+    status_id: int | None = None,
+    open_only: bool = False,
+    sort: str = "-updated",
+    page: int = 1,
+    per_page: int = 25,
 ) -> tuple[Page[Project], str]:
     sort, order = sort_clause(PROJECT_SORTS, sort, "-updated")
     query = (

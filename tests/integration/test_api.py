@@ -43,17 +43,34 @@ def test_no_token_or_a_cookie_session_is_401(
 def test_relation_contact_project_roundtrip(client: FlaskClient, admin_headers: Headers) -> None:
     h = admin_headers
     status = client.post("/api/v1/choices", json={"field": "status", "name": "Won"}, headers=h).get_json()
-    relation = client.post("/api/v1/relations", json={
-        "name": "Jansen Handel", "city": "Delft", "emails": ["info@jansen.example"], "phones": ["015-2123456"],
-    }, headers=h)
+    relation = client.post(
+        "/api/v1/relations",
+        json={
+            "name": "Jansen Handel",
+            "city": "Delft",
+            "emails": ["info@jansen.example"],
+            "phones": ["015-2123456"],
+        },
+        headers=h,
+    )
     assert relation.status_code == 201
     rid = relation.get_json()["id"]
-    contact = client.post(f"/api/v1/relations/{rid}/contacts", json={"name": "Kees", "emails": ["kees@jansen.example"]},
-                          headers=h).get_json()
-    created = client.post("/api/v1/projects", json={
-        "relation_id": rid, "name": "New warehouse", "contact_ids": [contact["id"]], "value": "125000.5",
-        "status": status["id"], "start_date": "2026-02-01", "free_text_1": "ref 42",
-    }, headers=h)
+    contact = client.post(
+        f"/api/v1/relations/{rid}/contacts", json={"name": "Kees", "emails": ["kees@jansen.example"]}, headers=h
+    ).get_json()
+    created = client.post(
+        "/api/v1/projects",
+        json={
+            "relation_id": rid,
+            "name": "New warehouse",
+            "contact_ids": [contact["id"]],
+            "value": "125000.5",
+            "status": status["id"],
+            "start_date": "2026-02-01",
+            "free_text_1": "ref 42",
+        },
+        headers=h,
+    )
     assert created.status_code == 201, created.get_json()
     project = created.get_json()
     assert project["value"] == "125000.50" and project["status"] == {"id": status["id"], "name": "Won"}
@@ -65,9 +82,13 @@ def test_relation_contact_project_roundtrip(client: FlaskClient, admin_headers: 
     assert [p["name"] for p in listing["items"]] == ["New warehouse (phase 2)"] and listing["has_next"] is False
     note = client.put(f"/api/v1/projects/{project['id']}/notepad", json={"text": "call back"}, headers=h)
     assert note.get_json()["text"] == "call back"
-    act = client.post(f"/api/v1/projects/{project['id']}/activities", json={"title": "Quote", "due_date": "2026-03-01"},
-                      headers=h)
-    assert act.status_code == 201 and client.get("/api/v1/activities/mine", headers=h).get_json()["items"][0]["title"] == "Quote"
+    act = client.post(
+        f"/api/v1/projects/{project['id']}/activities", json={"title": "Quote", "due_date": "2026-03-01"}, headers=h
+    )
+    assert (
+        act.status_code == 201
+        and client.get("/api/v1/activities/mine", headers=h).get_json()["items"][0]["title"] == "Quote"
+    )
 
 
 def test_validation_errors_name_the_field_and_create_nothing(
@@ -104,7 +125,9 @@ def test_choice_in_use_cannot_be_deleted_and_staff_cannot_write_choices(
     client.post("/api/v1/projects", json={"relation_id": rid, "name": "P", "chance": choice["id"]}, headers=h)
     refused = client.delete(f"/api/v1/choices/{choice['id']}", headers=h)
     assert refused.status_code == 400 and "deactivate" in refused.get_json()["error"]["message"]
-    assert client.patch(f"/api/v1/choices/{choice['id']}", json={"active": False}, headers=h).get_json()["active"] is False
+    assert (
+        client.patch(f"/api/v1/choices/{choice['id']}", json={"active": False}, headers=h).get_json()["active"] is False
+    )
     staff = token_for(make_user())
     assert client.post("/api/v1/choices", json={"field": "type", "name": "Z"}, headers=staff).status_code == 404
     assert client.get("/api/v1/choices?field=chance", headers=staff).get_json()["items"][0]["name"] == "90%"
@@ -132,8 +155,12 @@ def test_document_upload_and_download(client: FlaskClient, admin_headers: Header
     rid = client.post("/api/v1/relations", json={"name": "R"}, headers=h).get_json()["id"]
     pid = client.post("/api/v1/projects", json={"relation_id": rid, "name": "P"}, headers=h).get_json()["id"]
     data = b"%PDF-1.4 fake pdf bytes \x00\x01"
-    up = client.post(f"/api/v1/projects/{pid}/documents", data={"file": (io.BytesIO(data), "plan.pdf")},
-                     headers=h, content_type="multipart/form-data")
+    up = client.post(
+        f"/api/v1/projects/{pid}/documents",
+        data={"file": (io.BytesIO(data), "plan.pdf")},
+        headers=h,
+        content_type="multipart/form-data",
+    )
     assert up.status_code == 201 and up.get_json()["size"] == len(data)
     doc = up.get_json()
     assert client.get(f"/api/v1/documents/{doc['id']}/content", headers=h).data == data

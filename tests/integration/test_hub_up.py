@@ -59,8 +59,12 @@ def test_hub_up_serves_logs_in_runs_tasks_and_stops(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(HUB_VAR_DIR=str(tmp_path / "var"), HUB_WEB_PORT=str(port), HUB_SWEEP_INTERVAL="2")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, start_new_session=True,
+        [sys.executable, "-m", "hub.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         url = _read_until(proc, r"running at (\S+)", 90).group(1)
@@ -84,7 +88,10 @@ def test_hub_up_serves_logs_in_runs_tasks_and_stops(tmp_path: Path) -> None:
         with db.transaction() as session:
             user = session.query(User).filter_by(email=email).one()
             job = create_import_job(
-                session, BlobStore(settings.documents_dir), user, "c.csv",
+                session,
+                BlobStore(settings.documents_dir),
+                user,
+                "c.csv",
                 io.BytesIO(b"relation,domain,contact_name,email,phone\nUp BV,up.example.nl,Ann,ann@up.example.nl,\n"),
                 1_000_000,
             )

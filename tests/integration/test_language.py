@@ -31,8 +31,12 @@ def test_every_message_in_the_code_has_a_dutch_translation(tmp_path: Path) -> No
     """Extracts the messages from the code as `make translations` does: none may lack Dutch."""
     pot = tmp_path / "messages.pot"
     pybabel = Path(sys.executable).parent / "pybabel"
-    subprocess.run([str(pybabel), "extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-o", str(pot),
-                    "hub", "web"], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [str(pybabel), "extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-o", str(pot), "hub", "web"],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     with pot.open("rb") as fh:
         wanted = {m.id for m in read_po(fh) if m.id}
     with (ROOT / "web/translations/nl/LC_MESSAGES/messages.po").open("rb") as fh:

@@ -33,8 +33,17 @@ def data(db: Database, make_user: Callable[..., User]) -> dict[str, int]:
         kind = save_choice(s, ChoiceInput(field="type", name="Installation"))
         chance = save_choice(s, ChoiceInput(field="chance", name="50%"))
         free = save_choice(s, ChoiceInput(field="free_choice_1", name="North"))
-        return {"relation": rel.id, "contact": contact.id, "other": other.id, "other_contact": other_contact.id,
-                "status": status.id, "type": kind.id, "chance": chance.id, "free": free.id, "admin": admin.id}
+        return {
+            "relation": rel.id,
+            "contact": contact.id,
+            "other": other.id,
+            "other_contact": other_contact.id,
+            "status": status.id,
+            "type": kind.id,
+            "chance": chance.id,
+            "free": free.id,
+            "admin": admin.id,
+        }
 
 
 def _form(client: FlaskClient, url: str, **fields: object) -> dict[str, object]:
@@ -49,12 +58,26 @@ def test_create_project_with_choices_then_see_it_in_the_list(
     url = f"/projects/new?relation_id={data['relation']}"
     page = client.get(url)
     assert "Bakker BV" in page.text and "Anna Smit" in page.text and "Offer sent" in page.text
-    response = client.post(url, data=_form(
-        client, url, relation_id=data["relation"], name="Solar panels roof", contact_ids=[data["contact"]],
-        status=data["status"], type=data["type"], chance=data["chance"], free_choice_1=data["free"],
-        value="12.500,50", currency="EUR", start_date="2026-01-05", end_date="2026-03-01",
-        responsible_user_id=staff.id, description="x" * 30000,
-    ))
+    response = client.post(
+        url,
+        data=_form(
+            client,
+            url,
+            relation_id=data["relation"],
+            name="Solar panels roof",
+            contact_ids=[data["contact"]],
+            status=data["status"],
+            type=data["type"],
+            chance=data["chance"],
+            free_choice_1=data["free"],
+            value="12.500,50",
+            currency="EUR",
+            start_date="2026-01-05",
+            end_date="2026-03-01",
+            responsible_user_id=staff.id,
+            description="x" * 30000,
+        ),
+    )
     assert response.status_code == 302, response.text
     project_url = response.headers["Location"]
     summary = client.get(project_url).text
@@ -70,10 +93,20 @@ def test_bad_input_is_shown_next_to_the_field_and_nothing_is_saved(
     login(client, make_user())
     url = f"/projects/new?relation_id={data['relation']}"
     # A status choice in the type dropdown, a contact of another relation, an end before the start.
-    response = client.post(url, data=_form(
-        client, url, relation_id=data["relation"], name="Kept name", type=data["status"],
-        contact_ids=[data["other_contact"]], start_date="2026-05-01", end_date="2026-04-01", value="abc",
-    ))
+    response = client.post(
+        url,
+        data=_form(
+            client,
+            url,
+            relation_id=data["relation"],
+            name="Kept name",
+            type=data["status"],
+            contact_ids=[data["other_contact"]],
+            start_date="2026-05-01",
+            end_date="2026-04-01",
+            value="abc",
+        ),
+    )
     assert response.status_code == 400
     assert "This is not a choice of this dropdown." in response.text
     assert "The end date is before the start date." in response.text
@@ -124,8 +157,9 @@ def test_notepad_activities_and_overdue(
 ) -> None:
     staff = make_user("Noor")
     with db.transaction() as s:
-        project_id = save_project(s, staff, ProjectInput(relation_id=data["relation"], name="P",
-                                                         responsible_user_id=staff.id)).id
+        project_id = save_project(
+            s, staff, ProjectInput(relation_id=data["relation"], name="P", responsible_user_id=staff.id)
+        ).id
     login(client, staff)
     url = f"/projects/{project_id}/notepad"
     assert client.post(url, data=_form(client, url, notepad="Called Anna, wants offer")).status_code == 302
@@ -161,8 +195,9 @@ def test_document_upload_download_and_size_limit(
     client = login(app.test_client(), staff)
     url = f"/projects/{project_id}/documents"
     content = "Offerte €1.250 — café\n".encode() * 20
-    response = client.post(url, data=_form(client, url, file=(io.BytesIO(content), "offerte.txt")),
-                           content_type="multipart/form-data")
+    response = client.post(
+        url, data=_form(client, url, file=(io.BytesIO(content), "offerte.txt")), content_type="multipart/form-data"
+    )
     assert response.status_code == 302
     page = client.get(url).text
     assert "offerte.txt" in page
@@ -170,8 +205,9 @@ def test_document_upload_download_and_size_limit(
         doc_id = s.scalars(select(Document.id)).one()
     download = client.get(f"/projects/{project_id}/documents/{doc_id}")
     assert download.data == content and "offerte.txt" in download.headers["Content-Disposition"]
-    big = client.post(url, data=_form(client, url, file=(io.BytesIO(b"x" * 5000), "big.bin")),
-                      content_type="multipart/form-data")
+    big = client.post(
+        url, data=_form(client, url, file=(io.BytesIO(b"x" * 5000), "big.bin")), content_type="multipart/form-data"
+    )
     assert big.status_code == 400 and "larger than the limit of 2.0 KB" in big.text
     with database.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Document)) == 1

@@ -44,28 +44,50 @@ def _seed(db: Database, app: Flask, owner: User, others: list[User], n: int) -> 
         first_project = first_relation = 0
         for r in range(n):
             relation = save_relation(s, RelationInput(name=f"Relation {n}-{r}", emails=[f"r{r}@x{n}.example"]))
-            contacts = [save_contact(s, relation, ContactInput(name=f"C{c}", emails=[f"c{c}.{r}@x{n}.example"],
-                                                               phones=["+31201234567"])) for c in range(2 * n)]
-            project = save_project(s, owner, ProjectInput(
-                relation_id=relation.id, name=f"Project {n}-{r}", contact_ids=[c.id for c in contacts[:n]],
-                responsible_user_id=owner.id, choices={"type": choices["type"], "status": choices["status"],
-                                                       "chance": choices["chance"]},
-            ))
+            contacts = [
+                save_contact(
+                    s, relation, ContactInput(name=f"C{c}", emails=[f"c{c}.{r}@x{n}.example"], phones=["+31201234567"])
+                )
+                for c in range(2 * n)
+            ]
+            project = save_project(
+                s,
+                owner,
+                ProjectInput(
+                    relation_id=relation.id,
+                    name=f"Project {n}-{r}",
+                    contact_ids=[c.id for c in contacts[:n]],
+                    responsible_user_id=owner.id,
+                    choices={"type": choices["type"], "status": choices["status"], "chance": choices["chance"]},
+                ),
+            )
             set_linked(s, project, [owner.id, *(u.id for u in others)], [group.id])
             for a in range(n):
                 save_activity(s, owner, project, ActivityInput(title=f"A{a}", assigned_user_id=owner.id))
-                add_document(s, app.extensions["hub.blobs"], owner, project, f"d{a}.txt", io.BytesIO(b"%d" % a),
-                             None, 1000)
+                add_document(
+                    s, app.extensions["hub.blobs"], owner, project, f"d{a}.txt", io.BytesIO(b"%d" % a), None, 1000
+                )
             first_project = first_project or project.id
             first_relation = first_relation or relation.id
         return {"project": first_project, "relation": first_relation}
 
 
 PAGES = [
-    "/projects", "/projects?sort=relation", "/projects/{project}", "/projects/{project}/activities",
-    "/projects/{project}/documents", "/projects/{project}/users", "/projects/{project}/edit",
-    "/relations", "/relations/{relation}", "/search?q=relation", "/activities",
-    "/api/v1/projects", "/api/v1/projects/{project}", "/api/v1/relations", "/api/v1/relations/{relation}/contacts",
+    "/projects",
+    "/projects?sort=relation",
+    "/projects/{project}",
+    "/projects/{project}/activities",
+    "/projects/{project}/documents",
+    "/projects/{project}/users",
+    "/projects/{project}/edit",
+    "/relations",
+    "/relations/{relation}",
+    "/search?q=relation",
+    "/activities",
+    "/api/v1/projects",
+    "/api/v1/projects/{project}",
+    "/api/v1/relations",
+    "/api/v1/relations/{relation}/contacts",
 ]
 
 

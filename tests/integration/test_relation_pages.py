@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hub.crm.choices import ChoiceInput, choices_for, save_choice
+from hub.crm.choices import choices_for
 from hub.crm.import_jobs import run_import_job
 from hub.crm.projects import ProjectInput, save_project, set_linked
 from hub.crm.relations import RelationInput, save_relation
@@ -28,16 +28,34 @@ def test_relation_validation_keeps_input_and_saves_nothing(
     client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
 ) -> None:
     login(client, make_user())
-    response = _post(client, "/relations/new", kind="company", status="lead", name="De Boer Bouw",
-                     emails="info@deboer.example\nnot-an-address", phones="020 123", domain="gmail.com")
+    response = _post(
+        client,
+        "/relations/new",
+        kind="company",
+        status="lead",
+        name="De Boer Bouw",
+        emails="info@deboer.example\nnot-an-address",
+        phones="020 123",
+        domain="gmail.com",
+    )
     assert response.status_code == 400
     assert "not-an-address is not a valid e-mail address." in response.text
     assert "gmail.com is not a company mail domain." in response.text
     assert 'value="De Boer Bouw"' in response.text
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Relation)) == 0
-    ok = _post(client, "/relations/new", kind="company", status="customer", name="De Boer Bouw", city="Zwolle",
-               emails="info@deboer.example", phones="038-4211234", domain="deboer.example", owner_id="")
+    ok = _post(
+        client,
+        "/relations/new",
+        kind="company",
+        status="customer",
+        name="De Boer Bouw",
+        city="Zwolle",
+        emails="info@deboer.example",
+        phones="038-4211234",
+        domain="deboer.example",
+        owner_id="",
+    )
     assert ok.status_code == 302
     card = client.get(ok.headers["Location"]).text
     assert "De Boer Bouw" in card and "038-4211234" in card and "info@deboer.example" in card
@@ -54,8 +72,14 @@ def test_card_lists_contacts_and_only_visible_projects(
         set_linked(s, hidden, [other.id], [])
         relation_id = relation.id
     login(client, viewer)
-    added = _post(client, f"/relations/{relation_id}/contacts/new", name="Sem Mulder", function="Buyer",
-                  emails="sem@mulder.example", phones="+31 6 12345678")
+    added = _post(
+        client,
+        f"/relations/{relation_id}/contacts/new",
+        name="Sem Mulder",
+        function="Buyer",
+        emails="sem@mulder.example",
+        phones="+31 6 12345678",
+    )
     assert added.status_code == 302
     card = client.get(f"/relations/{relation_id}").text
     assert "Sem Mulder" in card and "Buyer" in card and "Visible project" in card
@@ -86,11 +110,28 @@ def test_settings_are_admin_only_and_choices_in_use_are_deactivated_not_deleted(
     with db.transaction() as s:
         assert choices_for(s, ChoiceField.status) == []  # gone from the dropdown for new projects
         assert [c.name for c in choices_for(s, ChoiceField.status, include_inactive=True)] == ["Lost"]
-    assert _post(admin, "/settings/labels", free_text_1="PO number", **{f"free_choice_{i}": f"C{i}" for i in range(1, 6)},
-                 free_text_2="a", free_text_3="b", free_text_4="c").status_code == 302
+    assert (
+        _post(
+            admin,
+            "/settings/labels",
+            free_text_1="PO number",
+            **{f"free_choice_{i}": f"C{i}" for i in range(1, 6)},
+            free_text_2="a",
+            free_text_3="b",
+            free_text_4="c",
+        ).status_code
+        == 302
+    )
     assert 'value="PO number"' in admin.get("/settings/labels").text
-    new_user = _post(admin, "/settings/users/new", name="New Person", email="new@staff.example", password="short",
-                     language="nl", is_active="y")
+    new_user = _post(
+        admin,
+        "/settings/users/new",
+        name="New Person",
+        email="new@staff.example",
+        password="short",
+        language="nl",
+        is_active="y",
+    )
     assert new_user.status_code == 400 and "at least 8 characters" in new_user.text
 
 
@@ -111,14 +152,19 @@ def test_csv_import_in_the_ui_reports_bad_rows_and_is_idempotent(
     app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
 ) -> None:
     login(client, make_user())
-    csv = (b"relation,domain,contact_name,email,phone\n"
-           b"Smit BV,smit.example,Tess Smit,tess@smit.example,+31 30 1234567\n"
-           b",x.example,No Relation,a@x.example,\n"
-           b"Smit BV,smit.example,Vera Smit,vera@smit.example,12\n")
+    csv = (
+        b"relation,domain,contact_name,email,phone\n"
+        b"Smit BV,smit.example,Tess Smit,tess@smit.example,+31 30 1234567\n"
+        b",x.example,No Relation,a@x.example,\n"
+        b"Smit BV,smit.example,Vera Smit,vera@smit.example,12\n"
+    )
     for attempt in (1, 2):
         token = csrf_token(client.get("/import").text)
-        response = client.post("/import", data={"csrf_token": token, "file": (io.BytesIO(csv), "relations.csv")},
-                               content_type="multipart/form-data")
+        response = client.post(
+            "/import",
+            data={"csrf_token": token, "file": (io.BytesIO(csv), "relations.csv")},
+            content_type="multipart/form-data",
+        )
         assert response.status_code == 302
         job_id = int(response.headers["Location"].rsplit("/", 1)[1])
         assert "Waiting for a worker" in client.get(f"/import/{job_id}").text
@@ -130,6 +176,7 @@ def test_csv_import_in_the_ui_reports_bad_rows_and_is_idempotent(
             job = s.get_one(ImportJob, job_id)
             assert job.contacts_created == (1 if attempt == 1 else 0)
             assert s.scalar(select(func.count()).select_from(Contact)) == 1
-    empty = client.post("/import", data={"csrf_token": csrf_token(client.get("/import").text)},
-                        content_type="multipart/form-data")
+    empty = client.post(
+        "/import", data={"csrf_token": csrf_token(client.get("/import").text)}, content_type="multipart/form-data"
+    )
     assert empty.status_code == 400 and "Choose a CSV file" in empty.text

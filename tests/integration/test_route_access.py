@@ -62,9 +62,15 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
         choice = save_choice(s, ChoiceInput(field="status", name="Open"))
         group = save_group(s, "Hidden group", [insider.id])
         ids = {
-            "project_id": project.id, "relation_id": relation.id, "contact_id": contact.id,
-            "activity_id": activity.id, "document_id": document.id, "job_id": job.id, "choice_id": choice.id,
-            "group_id": group.id, "user_id": insider.id,
+            "project_id": project.id,
+            "relation_id": relation.id,
+            "contact_id": contact.id,
+            "activity_id": activity.id,
+            "document_id": document.id,
+            "job_id": job.id,
+            "choice_id": choice.id,
+            "group_id": group.id,
+            "user_id": insider.id,
         }
     return World(admin, insider, outsider, ids)
 

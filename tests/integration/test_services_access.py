@@ -20,8 +20,9 @@ from hub.models import User
 
 def _user(db: Database, name: str, admin: bool = False) -> User:
     with db.transaction() as s:
-        return create_user(s, UserInput(email=f"{name}@staff.example", name=name, password="long enough pw",
-                                        is_admin=admin))
+        return create_user(
+            s, UserInput(email=f"{name}@staff.example", name=name, password="long enough pw", is_admin=admin)
+        )
 
 
 def test_project_visibility_follows_links(any_db: Database, tmp_path: Path) -> None:
@@ -32,8 +33,9 @@ def test_project_visibility_follows_links(any_db: Database, tmp_path: Path) -> N
     with any_db.transaction() as s:
         relation = save_relation(s, RelationInput(name="Open BV"))
         open_project = save_project(s, admin, ProjectInput(relation_id=relation.id, name="Open one"))
-        closed = save_project(s, admin, ProjectInput(relation_id=relation.id, name="Closed one",
-                                                     responsible_user_id=resp.id))
+        closed = save_project(
+            s, admin, ProjectInput(relation_id=relation.id, name="Closed one", responsible_user_id=resp.id)
+        )
         group = save_group(s, "Sales", [member.id])
         set_linked(s, closed, [linked.id], [group.id])
         activity = save_activity(s, admin, closed, ActivityInput(title="t"))
@@ -76,7 +78,8 @@ def test_inactive_user_sees_nothing(any_db: Database) -> None:
     with any_db.transaction() as s:
         relation = save_relation(s, RelationInput(name="X"))
         save_project(s, admin, ProjectInput(relation_id=relation.id, name="P"))
-        gone = create_user(s, UserInput(email="gone@staff.example", name="Gone", password="long enough pw",
-                                        is_active=False))
+        gone = create_user(
+            s, UserInput(email="gone@staff.example", name="Gone", password="long enough pw", is_active=False)
+        )
     with any_db.transaction() as s:
         assert list_projects(s, gone)[0].items == []

@@ -28,22 +28,28 @@ from tests.conftest import make_settings
 from workers.app import create_celery
 
 CSV = (
-    "relation,domain,contact_name,email,phone\n"
-    "Worker BV,worker.example.nl,Anna Worker,anna@worker.example.nl,+31 20 123 4567\n"
-    "Worker BV,worker.example.nl,Bram Worker,bram@worker.example.nl,\n"
-    "Other NV,other.example.nl,Olaf,not-an-address,\n"
-).encode()
+    b"relation,domain,contact_name,email,phone\n"
+    b"Worker BV,worker.example.nl,Anna Worker,anna@worker.example.nl,+31 20 123 4567\n"
+    b"Worker BV,worker.example.nl,Bram Worker,bram@worker.example.nl,\n"
+    b"Other NV,other.example.nl,Olaf,not-an-address,\n"
+)
 
 
 @pytest.fixture
 def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[Settings, Database]]:
     settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_VAR_DIR=str(settings.var_dir), HUB_DATABASE_URL=pg_url, HUB_BROKER_URL=redis_url,
-               HUB_SECRET_KEY=settings.secret_key)
+    env.update(
+        HUB_VAR_DIR=str(settings.var_dir),
+        HUB_DATABASE_URL=pg_url,
+        HUB_BROKER_URL=redis_url,
+        HUB_SECRET_KEY=settings.secret_key,
+    )
     worker = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "worker", "--queues", "default,crm", "--concurrency", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
     )
     database = Database(pg_url)
     try:
@@ -59,8 +65,9 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[Setting
 
 def _new_job(settings: Settings, database: Database) -> int:
     with database.transaction() as s:
-        user = create_user(s, UserInput(email=f"w{time.monotonic_ns()}@staff.example", name="W",
-                                        password="long enough pw"))
+        user = create_user(
+            s, UserInput(email=f"w{time.monotonic_ns()}@staff.example", name="W", password="long enough pw")
+        )
         return create_import_job(s, BlobStore(settings.documents_dir), user, "c.csv", io.BytesIO(CSV), 10_000).id
 
 
@@ -77,8 +84,10 @@ def _wait_done(database: Database, job_id: int, timeout: float = 60) -> ImportJo
 
 def _counts(database: Database) -> tuple[int, int]:
     with database.transaction() as s:
-        return (s.scalar(select(func.count()).select_from(Relation)) or 0,
-                s.scalar(select(func.count()).select_from(Contact)) or 0)
+        return (
+            s.scalar(select(func.count()).select_from(Relation)) or 0,
+            s.scalar(select(func.count()).select_from(Contact)) or 0,
+        )
 
 
 def test_worker_runs_the_task_through_redis_and_commits_to_postgres(stack: tuple[Settings, Database]) -> None:
@@ -106,8 +115,11 @@ def test_sweep_finds_a_job_whose_message_was_lost(stack: tuple[Settings, Databas
     job_id = _new_job(settings, database)
     with database.transaction() as s:
         # No message was ever sent for this job; it has been waiting for a while.
-        s.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-            created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 5)))
+        s.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 5))
+        )
     create_celery(settings).send_task("hub.default.sweep")
     assert _wait_done(database, job_id).status == JobStatus.done
     assert _counts(database) == (1, 2)

@@ -28,58 +28,175 @@ def _list_of(name: str) -> dict[str, Any]:
 
 
 def _page_of(name: str) -> dict[str, Any]:
-    return {"type": "object", "properties": {"items": {"type": "array", "items": _ref(name)}, "page": INT,
-                                             "per_page": INT, "has_next": BOOL}}
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": _ref(name)}, "page": INT, "per_page": INT, "has_next": BOOL},
+    }
 
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-        "message": STR, "field": {"type": ["string", "null"]}, "fields": {"type": "object"}}}}},
-    "Relation": {"type": "object", "properties": {
-        "id": INT, "kind": {"enum": ["company", "person"]}, "name": STR, "street": STR, "postcode": STR, "city": STR,
-        "country": STR, "phones": {"type": "array", "items": STR}, "emails": {"type": "array", "items": STR},
-        "website": STR, "coc_number": STR, "vat_number": STR,
-        "status": {"enum": ["lead", "prospect", "customer", "inactive"]}, "owner_id": NULL_INT, "domain": STR}},
-    "RelationInput": {"type": "object", "required": ["name"], "properties": {
-        "kind": STR, "name": STR, "street": STR, "postcode": STR, "city": STR, "country": STR,
-        "phones": {"type": "array", "items": STR}, "emails": {"type": "array", "items": STR}, "website": STR,
-        "coc_number": STR, "vat_number": STR, "status": STR, "owner_id": NULL_INT, "domain": STR}},
-    "Contact": {"type": "object", "properties": {
-        "id": INT, "relation_id": INT, "name": STR, "function": STR, "emails": {"type": "array", "items": STR},
-        "phones": {"type": "array", "items": STR}}},
-    "ContactInput": {"type": "object", "required": ["name"], "properties": {
-        "name": STR, "function": STR, "emails": {"type": "array", "items": STR},
-        "phones": {"type": "array", "items": STR}}},
-    "Project": {"type": "object", "properties": {
-        "id": INT, "relation_id": INT, "relation_name": STR, "name": STR, "description": STR,
-        "contacts": {"type": "array", "items": REF}, "one_off_contact": {"type": "object"},
-        "start_date": DATE, "end_date": DATE, "end_date_expected": BOOL, "responsible_user_id": NULL_INT,
-        "type": REF, "status": REF, "chance": REF, "value": {"type": ["string", "null"]}, "currency": STR,
-        **{f"free_text_{i}": STR for i in range(1, 5)}, **{f"free_choice_{i}": REF for i in range(1, 6)},
-        "notepad": STR, "closed": BOOL, "linked_user_ids": {"type": "array", "items": INT},
-        "linked_group_ids": {"type": "array", "items": INT}}},
-    "ProjectInput": {"type": "object", "required": ["relation_id", "name"], "properties": {
-        "relation_id": INT, "name": STR, "description": STR, "contact_ids": {"type": "array", "items": INT},
-        "one_off_contact_name": STR, "one_off_contact_email": STR, "one_off_contact_phone": STR,
-        "start_date": DATE, "end_date": DATE, "end_date_expected": BOOL, "responsible_user_id": NULL_INT,
-        "type": NULL_INT, "status": NULL_INT, "chance": NULL_INT, "value": {"type": ["string", "number", "null"]},
-        "currency": STR, **{f"free_text_{i}": STR for i in range(1, 5)},
-        **{f"free_choice_{i}": NULL_INT for i in range(1, 6)}, "closed": BOOL}},
-    "Activity": {"type": "object", "properties": {
-        "id": INT, "project_id": INT, "title": STR, "description": STR, "due_date": DATE, "done": BOOL,
-        "assigned_user_id": NULL_INT}},
-    "ActivityInput": {"type": "object", "properties": {
-        "title": STR, "description": STR, "due_date": DATE, "done": BOOL, "assigned_user_id": NULL_INT}},
-    "Document": {"type": "object", "properties": {
-        "id": INT, "project_id": INT, "filename": STR, "content_type": STR, "size": INT, "sha256": STR,
-        "uploaded_by_id": NULL_INT, "uploaded_at": STR}},
-    "Choice": {"type": "object", "properties": {
-        "id": INT, "field": STR, "name": STR, "sort_order": INT, "active": BOOL}},
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {"message": STR, "field": {"type": ["string", "null"]}, "fields": {"type": "object"}},
+            }
+        },
+    },
+    "Relation": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "kind": {"enum": ["company", "person"]},
+            "name": STR,
+            "street": STR,
+            "postcode": STR,
+            "city": STR,
+            "country": STR,
+            "phones": {"type": "array", "items": STR},
+            "emails": {"type": "array", "items": STR},
+            "website": STR,
+            "coc_number": STR,
+            "vat_number": STR,
+            "status": {"enum": ["lead", "prospect", "customer", "inactive"]},
+            "owner_id": NULL_INT,
+            "domain": STR,
+        },
+    },
+    "RelationInput": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "kind": STR,
+            "name": STR,
+            "street": STR,
+            "postcode": STR,
+            "city": STR,
+            "country": STR,
+            "phones": {"type": "array", "items": STR},
+            "emails": {"type": "array", "items": STR},
+            "website": STR,
+            "coc_number": STR,
+            "vat_number": STR,
+            "status": STR,
+            "owner_id": NULL_INT,
+            "domain": STR,
+        },
+    },
+    "Contact": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "relation_id": INT,
+            "name": STR,
+            "function": STR,
+            "emails": {"type": "array", "items": STR},
+            "phones": {"type": "array", "items": STR},
+        },
+    },
+    "ContactInput": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": STR,
+            "function": STR,
+            "emails": {"type": "array", "items": STR},
+            "phones": {"type": "array", "items": STR},
+        },
+    },
+    "Project": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "relation_id": INT,
+            "relation_name": STR,
+            "name": STR,
+            "description": STR,
+            "contacts": {"type": "array", "items": REF},
+            "one_off_contact": {"type": "object"},
+            "start_date": DATE,
+            "end_date": DATE,
+            "end_date_expected": BOOL,
+            "responsible_user_id": NULL_INT,
+            "type": REF,
+            "status": REF,
+            "chance": REF,
+            "value": {"type": ["string", "null"]},
+            "currency": STR,
+            **{f"free_text_{i}": STR for i in range(1, 5)},
+            **{f"free_choice_{i}": REF for i in range(1, 6)},
+            "notepad": STR,
+            "closed": BOOL,
+            "linked_user_ids": {"type": "array", "items": INT},
+            "linked_group_ids": {"type": "array", "items": INT},
+        },
+    },
+    "ProjectInput": {
+        "type": "object",
+        "required": ["relation_id", "name"],
+        "properties": {
+            "relation_id": INT,
+            "name": STR,
+            "description": STR,
+            "contact_ids": {"type": "array", "items": INT},
+            "one_off_contact_name": STR,
+            "one_off_contact_email": STR,
+            "one_off_contact_phone": STR,
+            "start_date": DATE,
+            "end_date": DATE,
+            "end_date_expected": BOOL,
+            "responsible_user_id": NULL_INT,
+            "type": NULL_INT,
+            "status": NULL_INT,
+            "chance": NULL_INT,
+            "value": {"type": ["string", "number", "null"]},
+            "currency": STR,
+            **{f"free_text_{i}": STR for i in range(1, 5)},
+            **{f"free_choice_{i}": NULL_INT for i in range(1, 6)},
+            "closed": BOOL,
+        },
+    },
+    "Activity": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "project_id": INT,
+            "title": STR,
+            "description": STR,
+            "due_date": DATE,
+            "done": BOOL,
+            "assigned_user_id": NULL_INT,
+        },
+    },
+    "ActivityInput": {
+        "type": "object",
+        "properties": {"title": STR, "description": STR, "due_date": DATE, "done": BOOL, "assigned_user_id": NULL_INT},
+    },
+    "Document": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "project_id": INT,
+            "filename": STR,
+            "content_type": STR,
+            "size": INT,
+            "sha256": STR,
+            "uploaded_by_id": NULL_INT,
+            "uploaded_at": STR,
+        },
+    },
+    "Choice": {
+        "type": "object",
+        "properties": {"id": INT, "field": STR, "name": STR, "sort_order": INT, "active": BOOL},
+    },
     "ChoiceInput": {"type": "object", "properties": {"field": STR, "name": STR, "sort_order": INT, "active": BOOL}},
     "FieldLabels": {"type": "object", "additionalProperties": STR},
     "Notepad": {"type": "object", "properties": {"text": STR}},
-    "Linked": {"type": "object", "properties": {"user_ids": {"type": "array", "items": INT},
-                                                "group_ids": {"type": "array", "items": INT}}},
+    "Linked": {
+        "type": "object",
+        "properties": {"user_ids": {"type": "array", "items": INT}, "group_ids": {"type": "array", "items": INT}},
+    },
 }
 
 # endpoint → (summary, request body schema or None, success status, response schema or None)
@@ -94,8 +211,12 @@ OPERATIONS: dict[str, tuple[str, Any, int, Any]] = {
     "get_contact": ("One contact", None, 200, _ref("Contact")),
     "update_contact": ("Change a contact", _ref("ContactInput"), 200, _ref("Contact")),
     "delete_contact": ("Delete a contact", None, 204, None),
-    "list_projects": ("Projects you may see (q, relation_id, open, sort, page, per_page)", None, 200,
-                      _page_of("Project")),
+    "list_projects": (
+        "Projects you may see (q, relation_id, open, sort, page, per_page)",
+        None,
+        200,
+        _page_of("Project"),
+    ),
     "create_project": ("Create a project", _ref("ProjectInput"), 201, _ref("Project")),
     "get_project": ("One project", None, 200, _ref("Project")),
     "update_project": ("Change a project (only the given keys)", _ref("ProjectInput"), 200, _ref("Project")),
@@ -124,7 +245,10 @@ OPERATIONS: dict[str, tuple[str, Any, int, Any]] = {
 ERRORS = {
     "400": {"description": "Bad input; the field is named", "content": {"application/json": {"schema": _ref("Error")}}},
     "401": {"description": "No or bad API token", "content": {"application/json": {"schema": _ref("Error")}}},
-    "404": {"description": "Not found, or not visible to you", "content": {"application/json": {"schema": _ref("Error")}}},
+    "404": {
+        "description": "Not found, or not visible to you",
+        "content": {"application/json": {"schema": _ref("Error")}},
+    },
 }
 
 
@@ -134,15 +258,23 @@ def _operation(endpoint: str, path_params: list[str]) -> dict[str, Any]:
     if path_params:
         op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": INT} for p in path_params]
     if request_body == "multipart":
-        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-            "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                }
+            },
+        }
     elif request_body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request_body}}}
     if response is None:
         op["responses"][str(status)] = {"description": "Done"}
     elif response == "binary":
-        op["responses"][str(status)] = {"description": "The file", "content": {"application/octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}}
+        op["responses"][str(status)] = {
+            "description": "The file",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
     else:
         op["responses"][str(status)] = {"description": "OK", "content": {"application/json": {"schema": response}}}
     return op
@@ -159,9 +291,13 @@ def document() -> dict[str, Any]:
             paths.setdefault(path, {})[method.lower()] = _operation(endpoint, sorted(rule.arguments))
     return {
         "openapi": "3.1.0",
-        "info": {"title": "hub API", "version": "1", "description": "CRM relations, contacts, projects, activities, "
-                 "documents and choices. Errors are {\"error\": {\"message\", \"field\"}}; objects you may not see "
-                 "are 404."},
+        "info": {
+            "title": "hub API",
+            "version": "1",
+            "description": "CRM relations, contacts, projects, activities, "
+            'documents and choices. Errors are {"error": {"message", "field"}}; objects you may not see '
+            "are 404.",
+        },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},

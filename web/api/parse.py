@@ -74,13 +74,13 @@ def optional_amount(data: dict[str, Any], name: str) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ApiError(400, f"{name} must be an amount such as \"1250.00\".", name)
+        raise ApiError(400, f'{name} must be an amount such as "1250.00".', name)
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise ApiError(400, f"{name} must be an amount such as \"1250.00\".", name) from None
+        raise ApiError(400, f'{name} must be an amount such as "1250.00".', name) from None
     if not amount.is_finite():
-        raise ApiError(400, f"{name} must be an amount such as \"1250.00\".", name)
+        raise ApiError(400, f'{name} must be an amount such as "1250.00".', name)
     return amount
 
 

@@ -34,7 +34,7 @@ from web.context import blobs, db_session, settings
 
 
 def me() -> User:
-    return g.api_user  # type: ignore[no-any-return]
+    return g.api_user
 
 
 def _require_admin() -> None:
@@ -48,18 +48,38 @@ def _paging() -> tuple[int, int]:
 
 # --- relations -----------------------------------------------------------------------------------
 
-RELATION_TEXT = ("name", "kind", "street", "postcode", "city", "country", "website", "coc_number", "vat_number",
-                 "status", "domain")
+RELATION_TEXT = (
+    "name",
+    "kind",
+    "street",
+    "postcode",
+    "city",
+    "country",
+    "website",
+    "coc_number",
+    "vat_number",
+    "status",
+    "domain",
+)
 
 
 def _relation_input(data: dict[str, Any], current: Any = None) -> RelationInput:
     base = RelationInput(name="")
     if current is not None:
         base = RelationInput(
-            name=current.name, kind=current.kind.value, street=current.street, postcode=current.postcode,
-            city=current.city, country=current.country, phones=[p.number for p in current.phones],
-            emails=[e.address for e in current.emails], website=current.website, coc_number=current.coc_number,
-            vat_number=current.vat_number, status=current.status.value, owner_id=current.owner_id,
+            name=current.name,
+            kind=current.kind.value,
+            street=current.street,
+            postcode=current.postcode,
+            city=current.city,
+            country=current.country,
+            phones=[p.number for p in current.phones],
+            emails=[e.address for e in current.emails],
+            website=current.website,
+            coc_number=current.coc_number,
+            vat_number=current.vat_number,
+            status=current.status.value,
+            owner_id=current.owner_id,
             domain=current.domain,
         )
     for name in RELATION_TEXT:
@@ -78,8 +98,13 @@ def _relation_input(data: dict[str, Any], current: Any = None) -> RelationInput:
 def list_relations() -> Any:
     page, per_page = _paging()
     result, _sort = relation_service.list_relations(
-        db_session(), me(), search=request.args.get("q", ""), status=request.args.get("status", ""),
-        sort=request.args.get("sort", "name"), page=page, per_page=per_page,
+        db_session(),
+        me(),
+        search=request.args.get("q", ""),
+        status=request.args.get("status", ""),
+        sort=request.args.get("sort", "name"),
+        page=page,
+        per_page=per_page,
     )
     return serialize.page(result, serialize.relation_brief)
 
@@ -121,8 +146,12 @@ def delete_relation(relation_id: int) -> Any:
 def _contact_input(data: dict[str, Any], current: Contact | None = None) -> ContactInput:
     base = ContactInput(name="")
     if current is not None:
-        base = ContactInput(name=current.name, function=current.function,
-                            emails=[e.address for e in current.emails], phones=[p.number for p in current.phones])
+        base = ContactInput(
+            name=current.name,
+            function=current.function,
+            emails=[e.address for e in current.emails],
+            phones=[p.number for p in current.phones],
+        )
     for name in ("name", "function"):
         if name in data:
             setattr(base, name, text(data, name))
@@ -137,7 +166,9 @@ def _contact_input(data: dict[str, Any], current: Contact | None = None) -> Cont
 def list_contacts(relation_id: int) -> Any:
     relation = relation_service.get_relation(db_session(), me(), relation_id)
     rows = db_session().scalars(
-        select(Contact).where(Contact.relation_id == relation.id).order_by(Contact.name, Contact.id)
+        select(Contact)
+        .where(Contact.relation_id == relation.id)
+        .order_by(Contact.name, Contact.id)
         .options(selectinload(Contact.emails), selectinload(Contact.phones))
     )
     return {"items": [serialize.contact(c) for c in rows]}
@@ -146,8 +177,9 @@ def list_contacts(relation_id: int) -> Any:
 @bp.post("/relations/<int:relation_id>/contacts")
 def create_contact(relation_id: int) -> Any:
     relation = relation_service.get_relation(db_session(), me(), relation_id)
-    contact = relation_service.save_contact(db_session(), relation, _contact_input(body()),
-                                            region=settings().default_phone_region)
+    contact = relation_service.save_contact(
+        db_session(), relation, _contact_input(body()), region=settings().default_phone_region
+    )
     return serialize.contact(contact), 201
 
 
@@ -159,8 +191,9 @@ def get_contact(contact_id: int) -> Any:
 @bp.patch("/contacts/<int:contact_id>")
 def update_contact(contact_id: int) -> Any:
     contact = relation_service.get_contact(db_session(), me(), contact_id)
-    changed = relation_service.save_contact(db_session(), contact.relation, _contact_input(body(), contact), contact,
-                                            region=settings().default_phone_region)
+    changed = relation_service.save_contact(
+        db_session(), contact.relation, _contact_input(body(), contact), contact, region=settings().default_phone_region
+    )
     return serialize.contact(changed)
 
 
@@ -175,18 +208,34 @@ def delete_contact(contact_id: int) -> Any:
 
 def _current_project_input(p: Project) -> ProjectInput:
     return ProjectInput(
-        relation_id=p.relation_id, name=p.name, description=p.description, contact_ids=[c.id for c in p.contacts],
-        one_off_contact_name=p.one_off_contact_name, one_off_contact_email=p.one_off_contact_email,
-        one_off_contact_phone=p.one_off_contact_phone, start_date=p.start_date, end_date=p.end_date,
-        end_date_expected=p.end_date_expected, responsible_user_id=p.responsible_user_id, value=p.value,
-        currency=p.currency, free_texts={n: getattr(p, n) for n in FREE_TEXT_FIELDS},
-        choices={n: getattr(p, f"{n}_id") for n in CHOICE_FIELDS}, closed=p.closed,
+        relation_id=p.relation_id,
+        name=p.name,
+        description=p.description,
+        contact_ids=[c.id for c in p.contacts],
+        one_off_contact_name=p.one_off_contact_name,
+        one_off_contact_email=p.one_off_contact_email,
+        one_off_contact_phone=p.one_off_contact_phone,
+        start_date=p.start_date,
+        end_date=p.end_date,
+        end_date_expected=p.end_date_expected,
+        responsible_user_id=p.responsible_user_id,
+        value=p.value,
+        currency=p.currency,
+        free_texts={n: getattr(p, n) for n in FREE_TEXT_FIELDS},
+        choices={n: getattr(p, f"{n}_id") for n in CHOICE_FIELDS},
+        closed=p.closed,
     )
 
 
 def _apply_project(data: dict[str, Any], base: ProjectInput) -> ProjectInput:
-    for name in ("name", "description", "one_off_contact_name", "one_off_contact_email", "one_off_contact_phone",
-                 "currency"):
+    for name in (
+        "name",
+        "description",
+        "one_off_contact_name",
+        "one_off_contact_email",
+        "one_off_contact_phone",
+        "currency",
+    ):
         if name in data:
             setattr(base, name, text(data, name))
     for name in ("relation_id", "responsible_user_id"):
@@ -221,10 +270,14 @@ def list_projects() -> Any:
     page, per_page = _paging()
     relation_id = request.args.get("relation_id")
     result, _sort = project_service.list_projects(
-        db_session(), me(), search=request.args.get("q", ""),
+        db_session(),
+        me(),
+        search=request.args.get("q", ""),
         relation_id=query_int("relation_id", 0) if relation_id else None,
-        open_only=request.args.get("open") in {"1", "true"}, sort=request.args.get("sort", "-updated"),
-        page=page, per_page=per_page,
+        open_only=request.args.get("open") in {"1", "true"},
+        sort=request.args.get("sort", "-updated"),
+        page=page,
+        per_page=per_page,
     )
     return serialize.page(result, lambda p: serialize.project(p, full=False))
 
@@ -263,8 +316,11 @@ def delete_project(project_id: int) -> Any:
 def put_notepad(project_id: int) -> Any:
     project = project_service.get_project(db_session(), me(), project_id)
     project_service.save_notepad(db_session(), me(), project, text(body(), "text"))
-    return {"text": project.notepad, "updated_at": serialize.iso(project.notepad_updated_at),
-            "updated_by_id": project.notepad_updated_by_id}
+    return {
+        "text": project.notepad,
+        "updated_at": serialize.iso(project.notepad_updated_at),
+        "updated_by_id": project.notepad_updated_by_id,
+    }
 
 
 @bp.put("/projects/<int:project_id>/linked")
@@ -281,8 +337,13 @@ def put_linked(project_id: int) -> Any:
 def _activity_input(data: dict[str, Any], current: Any = None) -> ActivityInput:
     base = ActivityInput(title="", assigned_user_id=me().id)
     if current is not None:
-        base = ActivityInput(title=current.title, description=current.description, due_date=current.due_date,
-                             assigned_user_id=current.assigned_user_id, done=current.done)
+        base = ActivityInput(
+            title=current.title,
+            description=current.description,
+            due_date=current.due_date,
+            assigned_user_id=current.assigned_user_id,
+            done=current.done,
+        )
     for name in ("title", "description"):
         if name in data:
             setattr(base, name, text(data, name))
@@ -323,8 +384,9 @@ def get_activity(activity_id: int) -> Any:
 @bp.patch("/activities/<int:activity_id>")
 def update_activity(activity_id: int) -> Any:
     activity = activity_service.get_activity(db_session(), me(), activity_id)
-    changed = activity_service.save_activity(db_session(), me(), activity.project, _activity_input(body(), activity),
-                                             activity)
+    changed = activity_service.save_activity(
+        db_session(), me(), activity.project, _activity_input(body(), activity), activity
+    )
     return serialize.activity(changed)
 
 
@@ -348,9 +410,17 @@ def upload_document(project_id: int) -> Any:
     project = project_service.get_project(db_session(), me(), project_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise ApiError(400, "Send the file as multipart/form-data in the field \"file\".", "file")
-    document = document_service.add_document(db_session(), blobs(), me(), project, upload.filename, upload.stream,
-                                             upload.mimetype, settings().upload_max_bytes)
+        raise ApiError(400, 'Send the file as multipart/form-data in the field "file".', "file")
+    document = document_service.add_document(
+        db_session(),
+        blobs(),
+        me(),
+        project,
+        upload.filename,
+        upload.stream,
+        upload.mimetype,
+        settings().upload_max_bytes,
+    )
     return serialize.document(document), 201
 
 
@@ -362,8 +432,13 @@ def get_document(document_id: int) -> Any:
 @bp.get("/documents/<int:document_id>/content")
 def download_document(document_id: int) -> Any:
     document = document_service.get_document(db_session(), me(), document_id)
-    return send_file(blobs().open(document.sha256), mimetype=document.content_type, as_attachment=True,
-                     download_name=document.filename, max_age=0)
+    return send_file(
+        blobs().open(document.sha256),
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
+        max_age=0,
+    )
 
 
 @bp.delete("/documents/<int:document_id>")
@@ -392,10 +467,15 @@ def list_choices() -> Any:
 def create_choice() -> Any:
     _require_admin()
     data = body()
-    created = choice_service.save_choice(db_session(), choice_service.ChoiceInput(
-        field=text(data, "field"), name=text(data, "name"), sort_order=optional_int(data, "sort_order") or 0,
-        active=boolean(data, "active", True),
-    ))
+    created = choice_service.save_choice(
+        db_session(),
+        choice_service.ChoiceInput(
+            field=text(data, "field"),
+            name=text(data, "name"),
+            sort_order=optional_int(data, "sort_order") or 0,
+            active=boolean(data, "active", True),
+        ),
+    )
     return serialize.choice(created), 201
 
 
@@ -404,11 +484,16 @@ def update_choice(choice_id: int) -> Any:
     _require_admin()
     current = choice_service.get_choice(db_session(), choice_id)
     data = body()
-    changed = choice_service.save_choice(db_session(), choice_service.ChoiceInput(
-        field=text(data, "field", current.field.value), name=text(data, "name", current.name),
-        sort_order=(optional_int(data, "sort_order") or 0) if "sort_order" in data else current.sort_order,
-        active=boolean(data, "active", current.active),
-    ), current)
+    changed = choice_service.save_choice(
+        db_session(),
+        choice_service.ChoiceInput(
+            field=text(data, "field", current.field.value),
+            name=text(data, "name", current.name),
+            sort_order=(optional_int(data, "sort_order") or 0) if "sort_order" in data else current.sort_order,
+            active=boolean(data, "active", current.active),
+        ),
+        current,
+    )
     return serialize.choice(changed)
 
 

@@ -23,61 +23,109 @@ def choice(c: Choice) -> dict[str, Any]:
 
 def contact(c: Contact) -> dict[str, Any]:
     return {
-        "id": c.id, "relation_id": c.relation_id, "name": c.name, "function": c.function,
-        "emails": [e.address for e in c.emails], "phones": [p.number for p in c.phones],
+        "id": c.id,
+        "relation_id": c.relation_id,
+        "name": c.name,
+        "function": c.function,
+        "emails": [e.address for e in c.emails],
+        "phones": [p.number for p in c.phones],
     }
 
 
 def relation(r: Relation) -> dict[str, Any]:
     return {
-        "id": r.id, "kind": r.kind.value, "name": r.name, "street": r.street, "postcode": r.postcode,
-        "city": r.city, "country": r.country, "phones": [p.number for p in r.phones],
-        "emails": [e.address for e in r.emails], "website": r.website, "coc_number": r.coc_number,
-        "vat_number": r.vat_number, "status": r.status.value, "owner_id": r.owner_id, "domain": r.domain,
+        "id": r.id,
+        "kind": r.kind.value,
+        "name": r.name,
+        "street": r.street,
+        "postcode": r.postcode,
+        "city": r.city,
+        "country": r.country,
+        "phones": [p.number for p in r.phones],
+        "emails": [e.address for e in r.emails],
+        "website": r.website,
+        "coc_number": r.coc_number,
+        "vat_number": r.vat_number,
+        "status": r.status.value,
+        "owner_id": r.owner_id,
+        "domain": r.domain,
         "updated_at": iso(r.updated_at),
     }
 
 
 def relation_brief(r: Relation) -> dict[str, Any]:
-    return {"id": r.id, "kind": r.kind.value, "name": r.name, "city": r.city, "status": r.status.value,
-            "owner_id": r.owner_id}
+    return {
+        "id": r.id,
+        "kind": r.kind.value,
+        "name": r.name,
+        "city": r.city,
+        "status": r.status.value,
+        "owner_id": r.owner_id,
+    }
 
 
 def project(p: Project, *, full: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": p.id, "relation_id": p.relation_id, "relation_name": p.relation.name, "name": p.name,
-        "start_date": iso(p.start_date), "end_date": iso(p.end_date), "end_date_expected": p.end_date_expected,
-        "responsible_user_id": p.responsible_user_id, "value": None if p.value is None else f"{p.value:.2f}",
-        "currency": p.currency, "closed": p.closed, "updated_at": iso(p.updated_at),
-        "type": choice_ref(p.type), "status": choice_ref(p.status),
+        "id": p.id,
+        "relation_id": p.relation_id,
+        "relation_name": p.relation.name,
+        "name": p.name,
+        "start_date": iso(p.start_date),
+        "end_date": iso(p.end_date),
+        "end_date_expected": p.end_date_expected,
+        "responsible_user_id": p.responsible_user_id,
+        "value": None if p.value is None else f"{p.value:.2f}",
+        "currency": p.currency,
+        "closed": p.closed,
+        "updated_at": iso(p.updated_at),
+        "type": choice_ref(p.type),
+        "status": choice_ref(p.status),
     }
     if full:
-        data.update({
-            "description": p.description,
-            "contacts": [{"id": c.id, "name": c.name} for c in p.contacts],
-            "one_off_contact": {"name": p.one_off_contact_name, "email": p.one_off_contact_email,
-                                "phone": p.one_off_contact_phone},
-            "notepad": p.notepad, "notepad_updated_at": iso(p.notepad_updated_at),
-            "notepad_updated_by_id": p.notepad_updated_by_id,
-            "linked_user_ids": [u.id for u in p.linked_users], "linked_group_ids": [g.id for g in p.linked_groups],
-            **{name: getattr(p, name) for name in FREE_TEXT_FIELDS},
-            **{name: choice_ref(getattr(p, name)) for name in CHOICE_FIELDS if name not in ("type", "status")},
-        })
+        data.update(
+            {
+                "description": p.description,
+                "contacts": [{"id": c.id, "name": c.name} for c in p.contacts],
+                "one_off_contact": {
+                    "name": p.one_off_contact_name,
+                    "email": p.one_off_contact_email,
+                    "phone": p.one_off_contact_phone,
+                },
+                "notepad": p.notepad,
+                "notepad_updated_at": iso(p.notepad_updated_at),
+                "notepad_updated_by_id": p.notepad_updated_by_id,
+                "linked_user_ids": [u.id for u in p.linked_users],
+                "linked_group_ids": [g.id for g in p.linked_groups],
+                **{name: getattr(p, name) for name in FREE_TEXT_FIELDS},
+                **{name: choice_ref(getattr(p, name)) for name in CHOICE_FIELDS if name not in ("type", "status")},
+            }
+        )
     return data
 
 
 def activity(a: Activity) -> dict[str, Any]:
     return {
-        "id": a.id, "project_id": a.project_id, "title": a.title, "description": a.description,
-        "due_date": iso(a.due_date), "done": a.done, "done_at": iso(a.done_at),
+        "id": a.id,
+        "project_id": a.project_id,
+        "title": a.title,
+        "description": a.description,
+        "due_date": iso(a.due_date),
+        "done": a.done,
+        "done_at": iso(a.done_at),
         "assigned_user_id": a.assigned_user_id,
     }
 
 
 def document(d: Document) -> dict[str, Any]:
     return {
-        "id": d.id, "project_id": d.project_id, "filename": d.filename, "content_type": d.content_type,
-        "size": d.size, "sha256": d.sha256, "uploaded_by_id": d.uploaded_by_id, "uploaded_at": iso(d.uploaded_at),
+        "id": d.id,
+        "project_id": d.project_id,
+        "filename": d.filename,
+        "content_type": d.content_type,
+        "size": d.size,
+        "sha256": d.sha256,
+        "uploaded_by_id": d.uploaded_by_id,
+        "uploaded_at": iso(d.uploaded_at),
     }
 
 

@@ -1,0 +1,50 @@
+"""Bad settings stop start-up with a message that names the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.config import ConfigError, load_settings
+
+
+def _env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"HUB_VAR_DIR": str(tmp_path), **values}
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"HUB_WEB_PORT": "abc"}, "HUB_WEB_PORT"),
+        ({"HUB_DATABASE_URL": "mysql://x/y"}, "HUB_DATABASE_URL"),
+        ({"HUB_DATABASE_URL": "postgresql://u@h/db"}, "HUB_SECRET_KEY"),
+        ({"HUB_BROKER_URL": "amqp://x"}, "HUB_BROKER_URL"),
+        ({"HUB_UPLOAD_MAX_BYTES": "lots"}, "HUB_UPLOAD_MAX_BYTES"),
+        ({"HUB_SESSION_COOKIE_SECURE": "maybe"}, "HUB_SESSION_COOKIE_SECURE"),
+        ({"HUB_DEFAULT_LANGUAGE": "de"}, "HUB_DEFAULT_LANGUAGE"),
+        ({"HUB_TASK_TIME_LIMIT": "600", "HUB_VISIBILITY_TIMEOUT": "300"}, "HUB_VISIBILITY_TIMEOUT"),
+        ({"HUB_SECRET_KEY": "short"}, "HUB_SECRET_KEY"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path: Path, values: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(_env(tmp_path, **values))
+
+
+def test_embedded_default_needs_nothing_and_keeps_its_key(tmp_path: Path) -> None:
+    first = load_settings(_env(tmp_path))
+    assert first.database_url.startswith("sqlite:///") and first.broker_url == "filesystem://"
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert load_settings(_env(tmp_path)).secret_key == first.secret_key  # sessions survive a restart
+
+
+def test_production_values(tmp_path: Path) -> None:
+    settings = load_settings(_env(
+        tmp_path, HUB_DATABASE_URL="postgres://hub:pw@db/hub", HUB_BROKER_URL="redis://r:6379/0",
+        HUB_SECRET_KEY="x" * 32, HUB_UPLOAD_MAX_BYTES="10M",
+    ))
+    assert settings.database_url == "postgresql+psycopg://hub:pw@db/hub"
+    assert settings.upload_max_bytes == 10 * 1024 * 1024
+    assert settings.session_cookie_secure is True
+    assert settings.visibility_timeout > settings.task_time_limit
