@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_babel import Babel
 from flask_login import current_user
 
@@ -10,8 +10,10 @@ LANGUAGES = ("nl", "en")
 
 
 def select_locale() -> str | None:
-    if getattr(current_user, "is_authenticated", False) and getattr(current_user, "language", None):
-        return current_user.language
+    # API calls carry their user in g (token auth); pages in Flask-Login's current_user.
+    user = g.get("api_user") or (current_user if getattr(current_user, "is_authenticated", False) else None)
+    if user is not None and getattr(user, "language", None):
+        return str(user.language)
     return request.accept_languages.best_match(LANGUAGES)
 
 

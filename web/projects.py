@@ -265,7 +265,7 @@ def show(project_id: int) -> Any:
 @login_required
 def notepad(project_id: int) -> Any:
     session = db_session()
-    project = get_project(session, user(), project_id, full=True)
+    project = get_project(session, user(), project_id)
     form = NotepadForm(notepad=project.notepad)
     if form.validate_on_submit():
         try:
@@ -281,7 +281,7 @@ def notepad(project_id: int) -> Any:
 @login_required
 def activities(project_id: int) -> Any:
     session = db_session()
-    project = get_project(session, user(), project_id, full=True)
+    project = get_project(session, user(), project_id)
     form = ActivityForm()
     form.assigned_user_id.choices = _user_choices()
     if request.method == "GET":
@@ -310,7 +310,7 @@ def activities(project_id: int) -> Any:
 @login_required
 def documents(project_id: int) -> Any:
     session = db_session()
-    project = get_project(session, user(), project_id, full=True)
+    project = get_project(session, user(), project_id)
     form = DocumentForm()
     status = 200
     if form.validate_on_submit():
@@ -375,19 +375,19 @@ def remove_document(project_id: int, document_id: int) -> Any:
 @bp.route("/projects/<int:project_id>/emails")
 @login_required
 def emails(project_id: int) -> Any:
-    return _render_tab("emails", get_project(db_session(), user(), project_id, full=True))
+    return _render_tab("emails", get_project(db_session(), user(), project_id))
 
 
 @bp.route("/projects/<int:project_id>/calls")
 @login_required
 def calls(project_id: int) -> Any:
-    return _render_tab("calls", get_project(db_session(), user(), project_id, full=True))
+    return _render_tab("calls", get_project(db_session(), user(), project_id))
 
 
 @bp.route("/projects/<int:project_id>/agenda")
 @login_required
 def agenda(project_id: int) -> Any:
-    return _render_tab("agenda", get_project(db_session(), user(), project_id, full=True))
+    return _render_tab("agenda", get_project(db_session(), user(), project_id))
 
 
 def _may_manage(project: Project) -> bool:
@@ -399,7 +399,7 @@ def _may_manage(project: Project) -> bool:
 @login_required
 def users(project_id: int) -> Any:
     session = db_session()
-    project = get_project(session, user(), project_id, full=True)
+    project = get_project(session, user(), project_id)
     form = LinkedForm()
     form.user_ids.choices = [(u.id, u.name) for u in active_users(session)]
     form.group_ids.choices = [(g.id, g.name) for g in all_groups(session)]

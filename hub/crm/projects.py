@@ -172,27 +172,22 @@ def save_project(session: Session, user: User, data: ProjectInput, project: Proj
     return project
 
 
-def project_page_options() -> list[Any]:
-    """Everything the project page shows, loaded in a fixed number of queries however big the data.
-
-    The dropdown choices are not joined: :func:`get_project` puts the whole (small) choice table in
-    the session first, so ``project.status`` and friends resolve from the identity map without SQL.
-    """
-    return [
-        joinedload(Project.relation),
-        selectinload(Project.contacts).selectinload(Contact.emails),
-        selectinload(Project.linked_users),
-        selectinload(Project.linked_groups),
-    ]
-
-
 def get_project(session: Session, user: User, project_id: int, *, full: bool = False) -> Project:
-    """The project if ``user`` may see it; :class:`NotFound` otherwise."""
-    query = select(Project).where(Project.id == project_id, project_visible(user))
+    """The project if ``user`` may see it; :class:`NotFound` otherwise.
+
+    Its relation comes along (every project page shows it). ``full`` also loads what the summary
+    shows in the same statement: contacts with their addresses, and the dropdown choices, which
+    are not joined but put in the session first (the whole small table, one query) so
+    ``project.status`` and friends resolve from the identity map without SQL. Either way the
+    number of queries does not depend on how much data there is.
+    """
+    query = select(Project).where(Project.id == project_id, project_visible(user)).options(
+        joinedload(Project.relation)
+    )
     if full:
         session.scalars(select(Choice)).all()
-        query = query.options(*project_page_options())
-    project = session.scalar(query)
+        query = query.options(joinedload(Project.contacts).joinedload(Contact.emails))
+    project = session.scalars(query).unique().one_or_none()
     if project is None:
         raise NotFound(project_id)
     return project

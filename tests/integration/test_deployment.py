@@ -32,6 +32,11 @@ def test_compose_file_has_every_part_and_runs_real_hub_commands() -> None:
 def test_compose_accepts_the_file() -> None:
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is not installed: apt-get install docker-compose (.ci/run does this)"
-    result = subprocess.run([binary, "config", "-q"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "HUB_SECRET_KEY": "x" * 32})
+    result = subprocess.run(
+        [binary, "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HUB_SECRET_KEY": "x" * 32},
+    )
     assert result.returncode == 0, result.stderr

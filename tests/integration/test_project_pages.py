@@ -189,7 +189,9 @@ def test_document_upload_download_and_size_limit(
     from hub.accounts.users import UserInput, create_user
 
     with database.transaction() as s:
-        staff = create_user(s, UserInput(email="d@staff.example", name="D", password="correct horse battery"))
+        staff = create_user(
+            s, UserInput(email="d@staff.example", name="D", password="correct horse battery", language="en")
+        )
         rel = save_relation(s, RelationInput(name="Docs BV"))
         project_id = save_project(s, staff, ProjectInput(relation_id=rel.id, name="Docs")).id
     client = login(app.test_client(), staff)

@@ -23,8 +23,11 @@ def _count(db: Database, model: type) -> int:
 
 def test_generator_csv_imports_once_and_reimport_changes_nothing(any_db: Database, tmp_path: Path) -> None:
     csv_path = tmp_path / "contacts.csv"
-    subprocess.run([sys.executable, str(GENERATOR), str(tmp_path / "md"), "3", "--contacts", str(csv_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(GENERATOR), str(tmp_path / "md"), "3", "--contacts", str(csv_path)],
+        check=True,
+        capture_output=True,
+    )
     rows = sum(1 for _ in csv_path.open()) - 1
     with csv_path.open("rb") as fh:
         first = import_relations(any_db, fh)
@@ -59,7 +62,9 @@ def test_bad_rows_are_reported_with_line_numbers_and_the_rest_is_imported(any_db
     with any_db.transaction() as s:
         free = s.scalars(select(Relation).where(Relation.name == "Free Mail BV")).one()
         assert free.domain == ""  # a free-mail domain identifies nobody
-        assert s.scalar(select(EmailAddress.address_key).where(EmailAddress.address == "eve@gmail.com")) == "eve@gmail.com"
+        assert (
+            s.scalar(select(EmailAddress.address_key).where(EmailAddress.address == "eve@gmail.com")) == "eve@gmail.com"
+        )
 
 
 def test_a_file_without_the_header_is_refused_clearly(any_db: Database) -> None:

@@ -40,10 +40,15 @@ def test_embedded_default_needs_nothing_and_keeps_its_key(tmp_path: Path) -> Non
 
 
 def test_production_values(tmp_path: Path) -> None:
-    settings = load_settings(_env(
-        tmp_path, HUB_DATABASE_URL="postgres://hub:pw@db/hub", HUB_BROKER_URL="redis://r:6379/0",
-        HUB_SECRET_KEY="x" * 32, HUB_UPLOAD_MAX_BYTES="10M",
-    ))
+    settings = load_settings(
+        _env(
+            tmp_path,
+            HUB_DATABASE_URL="postgres://hub:pw@db/hub",
+            HUB_BROKER_URL="redis://r:6379/0",
+            HUB_SECRET_KEY="x" * 32,
+            HUB_UPLOAD_MAX_BYTES="10M",
+        )
+    )
     assert settings.database_url == "postgresql+psycopg://hub:pw@db/hub"
     assert settings.upload_max_bytes == 10 * 1024 * 1024
     assert settings.session_cookie_secure is True
