@@ -46,14 +46,14 @@ def test_generator_csv_imports_once_and_reimport_changes_nothing(any_db: Databas
 
 def test_bad_rows_are_reported_with_line_numbers_and_the_rest_is_imported(any_db: Database) -> None:
     data = (
-        "relation,domain,contact_name,email,phone\n"
-        "Good BV,good.example,Ann,ann@good.example,+31 20 1234567\n"
-        ",good.example,Nobody,x@good.example,\n"
-        "Good BV,good.example,Bob,bob@,\n"
-        "Good BV,good.example,Cas,cas@good.example,123\n"
-        "Good BV,good.example,Dirk,DIRK@good.example,,extra\n"
-        "Free Mail BV,gmail.com,Eve,eve@gmail.com,\n"
-    ).encode()
+        b"relation,domain,contact_name,email,phone\n"
+        b"Good BV,good.example,Ann,ann@good.example,+31 20 1234567\n"
+        b",good.example,Nobody,x@good.example,\n"
+        b"Good BV,good.example,Bob,bob@,\n"
+        b"Good BV,good.example,Cas,cas@good.example,123\n"
+        b"Good BV,good.example,Dirk,DIRK@good.example,,extra\n"
+        b"Free Mail BV,gmail.com,Eve,eve@gmail.com,\n"
+    )
     result = import_relations(any_db, io.BytesIO(data))
     assert [line for line, _ in result.errors] == [3, 4, 5, 6]
     assert "relation name is empty" in result.errors[0][1] and "'bob@'" in result.errors[1][1]
