@@ -11,6 +11,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -47,11 +48,21 @@ def db(settings: Settings) -> Iterator[Database]:
     database.dispose()
 
 
+class EnglishClient(FlaskClient):
+    """Test clients browse in English unless a test says otherwise (the default locale is Dutch)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
+
 @pytest.fixture
 def app(settings: Settings, db: Database) -> Flask:
     from web import create_app
 
-    return create_app(settings, database=db, TESTING=True)
+    app = create_app(settings, database=db, TESTING=True)
+    app.test_client_class = EnglishClient
+    return app
 
 
 @pytest.fixture

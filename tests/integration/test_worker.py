@@ -123,3 +123,50 @@ def test_sweep_finds_a_job_whose_message_was_lost(stack: tuple[Settings, Databas
     create_celery(settings).send_task("hub.default.sweep")
     assert _wait_done(database, job_id).status == JobStatus.done
     assert _counts(database) == (1, 2)
+
+
+def test_flower_shows_the_worker_and_its_tasks(stack: tuple[Settings, Database], tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    from tests.servers import free_port, wait_for_port
+
+    settings, database = stack
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_VAR_DIR=str(settings.var_dir),
+        HUB_DATABASE_URL=settings.database_url,
+        HUB_BROKER_URL=settings.broker_url,
+        HUB_SECRET_KEY=settings.secret_key,
+        FLOWER_UNAUTHENTICATED_API="true",
+    )
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "flower", "--port", str(port), "--address=127.0.0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "flower.log", "wb"),
+    )  # noqa: SIM115
+    try:
+        wait_for_port(port, 60)
+        job_id = _new_job(settings, database)
+        create_celery(settings).send_task("hub.crm.import_relations", args=[job_id])
+        _wait_done(database, job_id)
+        deadline = time.monotonic() + 60
+        workers: dict[str, object] = {}
+        tasks: dict[str, dict[str, object]] = {}
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/workers?refresh=1", timeout=10) as r:
+                workers = json.load(r)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks", timeout=10) as r:
+                tasks = json.load(r)
+            if workers and any(t.get("name") == "hub.crm.import_relations" for t in tasks.values()):
+                break
+            job_id = _new_job(settings, database)  # events flow once Flower listens; send another
+            create_celery(settings).send_task("hub.crm.import_relations", args=[job_id])
+            time.sleep(1)
+        assert any(name.startswith("celery@") for name in workers), workers
+        assert any(t.get("name") == "hub.crm.import_relations" and t.get("state") == "SUCCESS" for t in tasks.values())
+    finally:
+        flower.terminate()
+        flower.wait(20)
