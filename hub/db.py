@@ -81,3 +81,22 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     that does not exist.
     """
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT … ON CONFLICT (keys) DO NOTHING, on PostgreSQL and SQLite alike.
+
+    How sync tasks stay idempotent: a rerun after a crash inserts only what is missing.
+    """
+    if not rows:
+        return
+    target = getattr(table, "__table__", table)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(target).on_conflict_do_nothing(index_elements=keys), rows)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(target).on_conflict_do_nothing(index_elements=keys), rows)

@@ -180,9 +180,7 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     ``project.status`` and friends resolve from the identity map without SQL. Either way the
     number of queries does not depend on how much data there is.
     """
-    query = select(Project).where(Project.id == project_id, project_visible(user)).options(
-        joinedload(Project.relation)
-    )
+    query = select(Project).where(Project.id == project_id, project_visible(user)).options(joinedload(Project.relation))
     if full:
         session.scalars(select(Choice)).all()
         query = query.options(joinedload(Project.contacts).joinedload(Contact.emails))

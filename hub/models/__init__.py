@@ -18,6 +18,18 @@ from hub.models.crm import (
     RelationStatus,
 )
 from hub.models.jobs import ImportJob, JobStatus
+from hub.models.mail import (
+    Attachment,
+    Email,
+    EmailLocation,
+    EmailParticipant,
+    EmailProject,
+    EmailRelation,
+    Mailbox,
+    MailFolder,
+    MailQuarantine,
+    MailSecurity,
+)
 from hub.models.users import ApiToken, LoginFailure, User, UserGroup
 
 __all__ = [
@@ -25,16 +37,26 @@ __all__ = [
     "FREE_TEXT_FIELDS",
     "Activity",
     "ApiToken",
+    "Attachment",
     "Base",
     "Choice",
     "ChoiceField",
     "Contact",
     "Document",
+    "Email",
     "EmailAddress",
+    "EmailLocation",
+    "EmailParticipant",
+    "EmailProject",
+    "EmailRelation",
     "FieldLabel",
     "ImportJob",
     "JobStatus",
     "LoginFailure",
+    "MailFolder",
+    "MailQuarantine",
+    "MailSecurity",
+    "Mailbox",
     "PhoneNumber",
     "Project",
     "Relation",

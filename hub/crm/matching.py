@@ -1,0 +1,77 @@
+"""The one place where an address (or later a phone number) is matched to CRM records.
+
+Used by mail sync, and later by telephony and calendar. An e-mail address matches contacts by their
+case-folded address, then the relation's own addresses; a company domain matches a relation when
+no address does (never a free-mail domain, and only when exactly one relation has that domain).
+Projects: an explicit token "[P-123]" in the subject, else the project(s) of the thread, else the
+relation's single open project.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.crm.relations import FREE_MAIL_DOMAINS
+from hub.models import EmailAddress, Project, Relation
+
+PROJECT_TOKEN = re.compile(r"\[P-(\d{1,12})\]")
+
+
+@dataclass(frozen=True)
+class AddressMatch:
+    contact_id: int | None
+    relation_id: int
+
+
+def match_addresses(session: Session, address_keys: Iterable[str]) -> dict[str, AddressMatch]:
+    """Case-folded addresses → the contact (or relation) they belong to; unknown ones are left out."""
+    keys = {k for k in address_keys if k}
+    if not keys:
+        return {}
+    found: dict[str, AddressMatch] = {}
+    rows = session.execute(
+        select(EmailAddress.address_key, EmailAddress.contact_id, EmailAddress.relation_id)
+        .where(EmailAddress.address_key.in_(keys))
+        .order_by(EmailAddress.contact_id.is_(None), EmailAddress.id)
+    )
+    for key, contact_id, relation_id in rows:
+        found.setdefault(key, AddressMatch(contact_id, relation_id))
+    domains = {k.rsplit("@", 1)[1] for k in keys - found.keys() if "@" in k}
+    domains -= FREE_MAIL_DOMAINS
+    if domains:
+        by_domain: dict[str, list[int]] = {}
+        for domain, relation_id in session.execute(
+            select(Relation.domain, Relation.id).where(Relation.domain.in_(domains))
+        ):
+            by_domain.setdefault(domain, []).append(relation_id)
+        for key in keys - found.keys():
+            candidates = by_domain.get(key.rsplit("@", 1)[-1], [])
+            if len(candidates) == 1:  # two relations sharing a domain: ambiguous, link neither
+                found[key] = AddressMatch(None, candidates[0])
+    return found
+
+
+def project_from_token(session: Session, subject: str) -> int | None:
+    for token in PROJECT_TOKEN.findall(subject):
+        project_id = session.scalar(select(Project.id).where(Project.id == int(token)))
+        if project_id is not None:
+            return project_id
+    return None
+
+
+def single_open_projects(session: Session, relation_ids: Iterable[int]) -> dict[int, int]:
+    """relation id → its one open project, for relations that have exactly one."""
+    ids = set(relation_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Project.relation_id, func.min(Project.id), func.count())
+        .where(Project.relation_id.in_(ids), Project.closed.is_(False))
+        .group_by(Project.relation_id)
+    )
+    return {relation_id: project_id for relation_id, project_id, count in rows if count == 1}

@@ -1,0 +1,162 @@
+"""Connecting a mailbox: settings, the encrypted password, health bookkeeping and backoff."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.db import Database
+from hub.errors import NotFound, ValidationError
+from hub.i18n import _
+from hub.models import Mailbox, MailSecurity, User
+from hub.models.base import utcnow
+from hub.secrets import encrypt
+
+LEASE = timedelta(minutes=15)
+MAX_BACKOFF = timedelta(hours=1)
+HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9a-fA-F:]+\]$")
+
+
+@dataclass
+class MailboxInput:
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str | None
+    owner_id: int | None = None
+    name: str = ""
+    folders: str = ""
+    sync_since: date | None = None
+    poll_interval_seconds: int = 300
+
+
+def save_mailbox(session: Session, secret_key: str, data: MailboxInput, mailbox: Mailbox | None = None) -> Mailbox:
+    errors: dict[str, str] = {}
+    host = data.host.strip()
+    if not host or not HOST_RE.match(host):
+        errors["host"] = _("Enter the server name, such as imap.example.nl.")
+    if not 1 <= data.port <= 65535:
+        errors["port"] = _("The port is a number from 1 to 65535.")
+    if data.security not in {s.value for s in MailSecurity}:
+        errors["security"] = _("Choose none, starttls or ssl.")
+    if not data.username.strip():
+        errors["username"] = _("Enter the user name.")
+    if mailbox is None and not data.password:
+        errors["password"] = _("Enter the password.")
+    if data.owner_id is not None and session.get(User, data.owner_id) is None:
+        errors["owner_id"] = _("Choose an active user.")
+    if data.poll_interval_seconds < 30:
+        errors["poll_interval_seconds"] = _("Poll at most every 30 seconds.")
+    if errors:
+        raise ValidationError(errors)
+    if mailbox is None:
+        mailbox = Mailbox(
+            host=host, port=data.port, security=MailSecurity(data.security), username="", password_encrypted=""
+        )
+        session.add(mailbox)
+    mailbox.name = data.name.strip() or f"{data.username.strip()}@{host}"
+    mailbox.owner_id = data.owner_id
+    mailbox.host = host
+    mailbox.port = data.port
+    mailbox.security = MailSecurity(data.security)
+    mailbox.username = data.username.strip()
+    if data.password:
+        mailbox.password_encrypted = encrypt(secret_key, data.password)
+    mailbox.folders = "\n".join(f.strip() for f in data.folders.splitlines() if f.strip())
+    mailbox.sync_since = data.sync_since
+    mailbox.poll_interval_seconds = data.poll_interval_seconds
+    mailbox.next_attempt_at = None
+    session.flush()
+    return mailbox
+
+
+def get_mailbox(session: Session, mailbox_id: int) -> Mailbox:
+    mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is None:
+        raise NotFound(mailbox_id)
+    return mailbox
+
+
+def claim(db: Database, mailbox_id: int, *, force: bool = False) -> bool:
+    """Take the mailbox's sync lease (conditional UPDATE: one sync per mailbox at a time)."""
+    now = utcnow()
+    conditions = [
+        Mailbox.id == mailbox_id,
+        Mailbox.active.is_(True),
+        or_(Mailbox.claimed_until.is_(None), Mailbox.claimed_until < now),
+    ]
+    if not force:
+        conditions.append(or_(Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now))
+    with db.transaction() as session:
+        result = session.execute(
+            update(Mailbox)
+            .where(*conditions)
+            .values(claimed_until=now + LEASE, last_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_success(db: Database, mailbox_id: int, *, backlog: int) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        mailbox = session.get_one(Mailbox, mailbox_id)
+        mailbox.last_success_at = now
+        mailbox.last_error = ""
+        mailbox.failing_since = None
+        mailbox.failures = 0
+        mailbox.backlog = backlog
+        mailbox.claimed_until = None
+        mailbox.next_attempt_at = None if backlog else now + timedelta(seconds=mailbox.poll_interval_seconds)
+
+
+def record_failure(db: Database, mailbox_id: int, message: str) -> timedelta:
+    """Mark the mailbox failing in plain words and back off: 1, 2, 4 … minutes, at most an hour."""
+    now = utcnow()
+    with db.transaction() as session:
+        mailbox = session.get_one(Mailbox, mailbox_id)
+        mailbox.failures += 1
+        mailbox.failing_since = mailbox.failing_since or now
+        mailbox.last_error = message
+        mailbox.claimed_until = None
+        delay = min(timedelta(minutes=2 ** min(mailbox.failures - 1, 10)), MAX_BACKOFF)
+        mailbox.next_attempt_at = now + delay
+        return delay
+
+
+def due_mailboxes(session: Session, now: datetime | None = None) -> list[int]:
+    """Mailboxes whose next sync is due (the beat sweep sends them; polling is the fallback to IDLE)."""
+    now = now or utcnow()
+    query = select(Mailbox.id).where(
+        Mailbox.active.is_(True),
+        or_(Mailbox.claimed_until.is_(None), Mailbox.claimed_until < now),
+        or_(Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now),
+    )
+    return list(session.scalars(query.limit(500)))
+
+
+def is_stalled(mailbox: Mailbox, now: datetime | None = None) -> bool:
+    """No progress for longer than twice its interval (plus a minute): flagged, never silent."""
+    now = now or utcnow()
+    last = mailbox.last_success_at
+    if last is None:
+        return mailbox.last_attempt_at is not None and _aware(mailbox.created_at) < now - timedelta(minutes=10)
+    return _aware(last) < now - timedelta(seconds=2 * mailbox.poll_interval_seconds + 60)
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def mailboxes_for(session: Session, user: User) -> list[Mailbox]:
+    query = select(Mailbox).order_by(Mailbox.name)
+    if not user.is_admin:
+        query = query.where(Mailbox.owner_id == user.id)
+    return list(session.scalars(query))

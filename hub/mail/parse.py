@@ -1,0 +1,170 @@
+"""Raw RFC 5322 bytes → what hub stores. Never raises for bad mail: it keeps what it can read and
+lists the problems (unknown charset, missing Date, truncated body …) next to the message."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+MAX_BODY_CHARS = 1_000_000
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class ParsedMessage:
+    message_key: str
+    message_id: str
+    raw_sha256: str
+    size: int
+    subject: str = ""
+    from_address: str = ""
+    from_name: str = ""
+    sent_at: datetime | None = None
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    participants: list[tuple[str, str, str]] = field(default_factory=list)  # (role, address_key, name)
+    text_body: str = ""
+    html_body: str = ""
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def thread_key(self) -> str:
+        return (self.references[0] if self.references else self.in_reply_to) or self.message_id or self.message_key
+
+
+def _eight_bit(msg: Message, name: str) -> str | None:
+    """A header sent as raw 8-bit bytes (not RFC 2047): decode as UTF-8, else Windows-1252."""
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower() and isinstance(value, str):
+            try:
+                raw = value.encode("ascii", "surrogateescape")
+            except UnicodeEncodeError:
+                return None
+            if raw.isascii():
+                return None
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return raw.decode("cp1252", errors="replace")
+    return None
+
+
+def _header(msg: Message, name: str, problems: list[str]) -> str:
+    try:
+        value = msg.get(name)
+        if value is not None and "\ufffd" in str(value):
+            value = _eight_bit(msg, name) or value
+        return "" if value is None else " ".join(str(value).split())
+    except Exception as exc:  # a header the parser chokes on must not lose the message
+        problems.append(f"unreadable {name} header ({type(exc).__name__})")
+        raw = msg.get_all(name, failobj=[])
+        return " ".join(str(v) for v in raw)[:2000] if raw else ""
+
+
+def _ids(text: str) -> list[str]:
+    return _MSGID.findall(text)
+
+
+def _decode_part(part: Message, problems: list[str]) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset)
+    except LookupError:
+        problems.append(f"unknown charset {charset!r}, read as UTF-8")
+    except UnicodeDecodeError:
+        problems.append(f"text is not valid {charset}, read with replacements")
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return payload.decode("cp1252", errors="replace")
+
+
+def _bodies_and_attachments(msg: Message, parsed: ParsedMessage) -> None:
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        content_type = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        filename = part.get_filename()
+        if disposition == "attachment" or (filename and content_type not in ("text/plain", "text/html")):
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                name = str(filename or "attachment").replace("/", "_").replace("\\", "_")[:255]
+                parsed.attachments.append(ParsedAttachment(name, content_type[:120], data))
+            continue
+        if content_type == "text/plain" and not parsed.text_body:
+            parsed.text_body = _decode_part(part, parsed.problems)
+        elif content_type == "text/html" and not parsed.html_body:
+            parsed.html_body = _decode_part(part, parsed.problems)
+    for name in ("text_body", "html_body"):
+        body = getattr(parsed, name)
+        if len(body) > MAX_BODY_CHARS:
+            setattr(parsed, name, body[:MAX_BODY_CHARS])
+            parsed.problems.append(f"{name.replace('_', ' ')} cut at {MAX_BODY_CHARS:,} characters (the .eml is whole)")
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    digest = hashlib.sha256(raw).hexdigest()
+    problems: list[str] = []
+    msg: Message
+    try:
+        msg = message_from_bytes(raw, policy=policy.default)
+    except Exception as exc:
+        problems.append(f"MIME structure unreadable ({type(exc).__name__}); kept as raw")
+        msg = EmailMessage()
+    ids = _ids(_header(msg, "Message-ID", problems))
+    message_id = ids[0] if ids else ""
+    if not message_id:
+        problems.append("no Message-ID; identified by content")
+    parsed = ParsedMessage(
+        message_key=message_id or f"sha256:{digest}",
+        message_id=message_id,
+        raw_sha256=digest,
+        size=len(raw),
+        problems=problems,
+    )
+    parsed.subject = _header(msg, "Subject", problems)[:2000]
+    date_text = _header(msg, "Date", problems)
+    if date_text:
+        try:
+            sent = parsedate_to_datetime(date_text)
+            parsed.sent_at = sent if sent.tzinfo else sent.replace(tzinfo=UTC)
+        except (TypeError, ValueError, IndexError):
+            problems.append(f"unreadable Date {date_text[:60]!r}")
+    else:
+        problems.append("no Date")
+    in_reply_to = _ids(_header(msg, "In-Reply-To", problems))
+    parsed.in_reply_to = in_reply_to[0] if in_reply_to else ""
+    parsed.references = _ids(_header(msg, "References", problems))[:100]
+    seen: set[tuple[str, str]] = set()
+    for role, header in (("from", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")):
+        text = _header(msg, header, problems)
+        for name, address in getaddresses([text]) if text else []:
+            key = address.strip().casefold()
+            if "@" not in key or (role, key) in seen:
+                continue
+            seen.add((role, key))
+            parsed.participants.append((role, key[:320], name.strip()[:300]))
+            if role == "from" and not parsed.from_address:
+                parsed.from_address, parsed.from_name = key[:320], name.strip()[:300]
+    try:
+        _bodies_and_attachments(msg, parsed)
+    except Exception as exc:
+        problems.append(f"body unreadable ({type(exc).__name__}); kept as raw")
+    return parsed

@@ -1,0 +1,546 @@
+"""Folder-by-folder IMAP sync into Email rows, resumable and idempotent.
+
+Per folder the cursor (UIDVALIDITY, high_uid, low_uid, HIGHESTMODSEQ) is committed in the same
+transaction as the messages it covers, so a worker killed at any moment resumes where the last
+commit left off: nothing is lost and, with insert-or-ignore on Message-ID and (folder, UID),
+nothing is stored twice. The first sync runs newest first in bounded batches under a time budget;
+later syncs ask STATUS first and skip unchanged folders. Network I/O happens outside transactions.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from imapclient import IMAPClient
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from hub.blobs import BlobStore
+from hub.crm.matching import match_addresses, project_from_token, single_open_projects
+from hub.db import Database, insert_ignore
+from hub.mail import mailboxes
+from hub.mail.imap import MailServerError, connect, folders_to_sync
+from hub.mail.parse import ParsedMessage, parse_message
+from hub.models import (
+    Attachment,
+    Email,
+    EmailLocation,
+    EmailParticipant,
+    EmailProject,
+    EmailRelation,
+    Mailbox,
+    MailFolder,
+    MailQuarantine,
+)
+from hub.models.base import utcnow
+from hub.secrets import SecretUnreadable, decrypt
+
+BATCH = 200
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+BODY_FETCH_BYTES = 16 * 1024 * 1024  # fetch full bodies in slices of at most this much
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SyncResult:
+    messages: int = 0
+    new: int = 0
+    linked: int = 0
+    skipped_folders: int = 0
+    quarantined: int = 0
+    more: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: SyncResult) -> None:
+        self.messages += other.messages
+        self.new += other.new
+        self.linked += other.linked
+        self.skipped_folders += other.skipped_folders
+        self.quarantined += other.quarantined
+        self.more = self.more or other.more
+
+
+class _Interrupt(Exception):
+    """Raised by tests (through ``fail_after_fetch``) to simulate a worker dying mid-batch."""
+
+
+@dataclass
+class _Settings:
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str
+    folders: str
+    since: Any
+
+
+def sync_mailbox(
+    db: Database,
+    blobs: BlobStore,
+    mailbox_id: int,
+    *,
+    secret_key: str,
+    budget_seconds: float = 240,
+    force: bool = False,
+    on_progress: Progress | None = None,
+    fail_after_fetch: int | None = None,
+) -> SyncResult | None:
+    """Sync every folder of one mailbox until done or the budget is spent (``result.more``).
+
+    Returns None when another sync holds the mailbox (or it is backing off and not forced).
+    Raises :class:`MailServerError` after recording the failure on the mailbox.
+    """
+    if not mailboxes.claim(db, mailbox_id, force=force):
+        return None
+    deadline = time.monotonic() + budget_seconds
+    try:
+        with db.transaction() as session:
+            box = session.get_one(Mailbox, mailbox_id)
+            config = _Settings(
+                box.host,
+                box.port,
+                box.security.value,
+                box.username,
+                decrypt(secret_key, box.password_encrypted),
+                box.folders,
+                box.sync_since,
+            )
+    except SecretUnreadable:
+        mailboxes.record_failure(
+            db, mailbox_id, "The stored password cannot be read (HUB_SECRET_KEY changed); enter it again."
+        )
+        raise MailServerError("stored password unreadable") from None
+    result = SyncResult()
+    try:
+        with connect(config.host, config.port, config.security, config.username, config.password) as client:
+            condstore = b"CONDSTORE" in client.capabilities()
+            for name, special_use in folders_to_sync(client, config.folders):
+                folder = FolderSync(
+                    db,
+                    blobs,
+                    client,
+                    mailbox_id,
+                    name,
+                    special_use,
+                    condstore,
+                    config.since,
+                    deadline,
+                    on_progress,
+                    fail_after_fetch,
+                )
+                result.add(folder.run())
+                if time.monotonic() > deadline:
+                    result.more = True
+                    break
+    except MailServerError as exc:
+        mailboxes.record_failure(db, mailbox_id, str(exc))
+        raise
+    except BaseException:
+        # A bug or an interrupt: give the lease back so the next run can start at once.
+        with db.transaction() as session:
+            session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(claimed_until=None))
+        raise
+    with db.transaction() as session:
+        stored = session.scalar(select(Mailbox.messages_stored).where(Mailbox.id == mailbox_id)) or 0
+        session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(messages_stored=stored))
+    mailboxes.record_success(db, mailbox_id, backlog=1 if result.more else 0)
+    return result
+
+
+class FolderSync:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        client: IMAPClient,
+        mailbox_id: int,
+        name: str,
+        special_use: str,
+        condstore: bool,
+        since: Any,
+        deadline: float,
+        on_progress: Progress | None,
+        fail_after_fetch: int | None,
+    ) -> None:
+        self.db, self.blobs, self.client = db, blobs, client
+        self.mailbox_id, self.name, self.special_use = mailbox_id, name, special_use
+        self.condstore, self.since, self.deadline = condstore, since, deadline
+        self.on_progress = on_progress
+        self.fail_after_fetch = fail_after_fetch
+        self.result = SyncResult()
+        self.done = 0
+        self.total = 0
+
+    # --- the folder's cursor ----------------------------------------------------------------------
+
+    def _folder(self, session: Session) -> MailFolder:
+        insert_ignore(
+            session,
+            MailFolder,
+            [
+                {
+                    "mailbox_id": self.mailbox_id,
+                    "name": self.name,
+                    "special_use": self.special_use,
+                    "high_uid": 0,
+                    "backfill_done": False,
+                }
+            ],
+            ["mailbox_id", "name"],
+        )
+        return session.scalars(
+            select(MailFolder).where(MailFolder.mailbox_id == self.mailbox_id, MailFolder.name == self.name)
+        ).one()
+
+    def run(self) -> SyncResult:
+        items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"] + ([b"HIGHESTMODSEQ"] if self.condstore else [])
+        status = self.client.folder_status(self.name, items)
+        uidvalidity, uidnext = int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
+        messages, modseq = int(status[b"MESSAGES"]), status.get(b"HIGHESTMODSEQ")
+        with self.db.transaction() as session:
+            folder = self._folder(session)
+            unchanged = (
+                folder.uidvalidity == uidvalidity
+                and folder.uidnext == uidnext
+                and folder.backfill_done
+                and folder.server_messages == messages
+                and (modseq is None or folder.highestmodseq == int(modseq))
+            )
+            if unchanged:
+                folder.last_synced_at = utcnow()
+                self.result.skipped_folders = 1
+                return self.result
+            if folder.uidvalidity is not None and folder.uidvalidity != uidvalidity:
+                # The server renumbered the folder: forget the old UIDs (the e-mails stay) and
+                # find every message again; known ones are recognised by Message-ID, not refetched.
+                session.execute(delete(EmailLocation).where(EmailLocation.folder_id == folder.id))
+                session.execute(delete(MailQuarantine).where(MailQuarantine.folder_id == folder.id))
+                folder.high_uid, folder.low_uid, folder.backfill_done, folder.highestmodseq = 0, None, False, None
+            folder.uidvalidity = uidvalidity
+            first_sync = folder.high_uid == 0 and folder.low_uid is None
+            folder_id, high_uid, low_uid = folder.id, folder.high_uid, folder.low_uid
+            backfill_done, known_modseq = folder.backfill_done, folder.highestmodseq
+        self.folder_id = folder_id
+        self.client.select_folder(self.name, readonly=True)
+        criteria: list[Any] = ["SINCE", self.since] if self.since else ["ALL"]
+        if first_sync:
+            all_uids = sorted(self.client.search(criteria), reverse=True)
+            high = all_uids[0] if all_uids else max(uidnext - 1, 0)
+            with self.db.transaction() as session:
+                session.execute(
+                    update(MailFolder).where(MailFolder.id == folder_id).values(high_uid=high, low_uid=high + 1)
+                )
+            high_uid, low_uid = high, high + 1
+            self.total = len(all_uids)
+            self._progress()
+            self._backfill(all_uids)
+        else:
+            new_uids = [u for u in self.client.search(["UID", f"{high_uid + 1}:*"]) if u > high_uid]
+            self.total = len(new_uids)
+            for batch in _chunks(sorted(new_uids), BATCH):
+                self._store_batch(batch, cursor={"high_uid": max(batch)})
+                if self._out_of_time():
+                    return self.result
+            if not backfill_done and low_uid is not None:
+                older = sorted((u for u in self.client.search(criteria) if u < low_uid), reverse=True)
+                self.total += len(older)
+                self._backfill(older)
+            if not self.result.more:
+                self._flags_and_deletions(known_modseq)
+        if not self.result.more:
+            with self.db.transaction() as session:
+                session.execute(
+                    update(MailFolder)
+                    .where(MailFolder.id == folder_id)
+                    .values(
+                        uidnext=uidnext,
+                        server_messages=messages,
+                        last_synced_at=utcnow(),
+                        highestmodseq=int(modseq) if modseq is not None else None,
+                    )
+                )
+        return self.result
+
+    def _backfill(self, uids_newest_first: list[int]) -> None:
+        for batch in _chunks(uids_newest_first, BATCH):
+            self._store_batch(batch, cursor={"low_uid": min(batch)})
+            if self._out_of_time():
+                return
+        with self.db.transaction() as session:
+            session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(backfill_done=True))
+
+    def _out_of_time(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.result.more = True
+        return self.result.more
+
+    def _progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
+
+    # --- flags and deletions ---------------------------------------------------------------------
+
+    def _flags_and_deletions(self, known_modseq: int | None) -> None:
+        server_uids = set(self.client.search(["ALL"]))
+        if self.condstore and known_modseq:
+            # CONDSTORE: only the messages whose flags changed since the last sync.
+            candidates = sorted(set(self.client.search(["MODSEQ", str(known_modseq + 1)])) & server_uids)
+        else:
+            candidates = sorted(server_uids)
+        changed: dict[int, Any] = {}
+        for chunk in _chunks(candidates, 2000):
+            changed.update(self.client.fetch(chunk, ["FLAGS"]))
+        with self.db.transaction() as session:
+            stored = dict(
+                session.execute(
+                    select(EmailLocation.uid, EmailLocation.id).where(EmailLocation.folder_id == self.folder_id)
+                )
+                .tuples()
+                .all()
+            )
+            gone = [location_id for uid, location_id in stored.items() if uid not in server_uids]
+            for chunk in _chunks(gone, 500):
+                session.execute(delete(EmailLocation).where(EmailLocation.id.in_(chunk)))
+            for uid, data in changed.items():
+                if uid in stored and uid in server_uids:
+                    session.execute(
+                        update(EmailLocation)
+                        .where(EmailLocation.id == stored[uid])
+                        .values(flags=_flags(data.get(b"FLAGS", ())))
+                    )
+
+    # --- one batch of messages -------------------------------------------------------------------
+
+    def _store_batch(self, uids: list[int], cursor: dict[str, int]) -> None:
+        headers = self.client.fetch(uids, ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        listed = {uid: _message_id(data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")) for uid, data in headers.items()}
+        with self.db.transaction() as session:
+            keys = {mid for mid in listed.values() if mid}
+            known = (
+                dict(
+                    session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys)))
+                    .tuples()
+                    .all()
+                )
+                if keys
+                else {}
+            )
+        # Messages already stored (another folder, another mailbox, a renumbered folder) only get a
+        # location; the rest is downloaded.
+        to_fetch = [uid for uid, mid in listed.items() if not (mid and mid in known)]
+        parsed: dict[int, ParsedMessage | str] = {}
+        sizes = {uid: int(headers[uid].get(b"RFC822.SIZE", 0)) for uid in to_fetch}
+        for group in _by_size(to_fetch, sizes):
+            big = [uid for uid in group if sizes[uid] > MAX_MESSAGE_BYTES]
+            normal = [uid for uid in group if sizes[uid] <= MAX_MESSAGE_BYTES]
+            for uid, data in self.client.fetch(normal, ["BODY.PEEK[]"]).items() if normal else []:
+                parsed[uid] = self._parse_and_keep(data.get(b"BODY[]", b""))
+            for uid, data in self.client.fetch(big, ["BODY.PEEK[HEADER]"]).items() if big else []:
+                message = self._parse_and_keep(data.get(b"BODY[HEADER]", b""))
+                if isinstance(message, ParsedMessage):
+                    message.problems.append(
+                        f"{sizes[uid]:,} bytes is above the {MAX_MESSAGE_BYTES:,} byte limit: "
+                        "only the headers were stored"
+                    )
+                parsed[uid] = message
+        if self.fail_after_fetch is not None:
+            self.fail_after_fetch -= 1
+            if self.fail_after_fetch < 0:
+                raise _Interrupt("simulated crash between fetch and store")
+        flags = {uid: _flags(data.get(b"FLAGS", ())) for uid, data in headers.items()}
+        with self.db.transaction() as session:
+            self._store(session, listed, known, parsed, flags)
+            session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
+        self.done += len(uids)
+        self._progress()
+
+    def _parse_and_keep(self, raw: bytes) -> ParsedMessage | str:
+        try:
+            message = parse_message(raw)
+        except Exception as exc:  # the parser promises not to raise; if it does, quarantine
+            return f"could not be parsed: {type(exc).__name__}: {exc}"
+        self.blobs.put(io.BytesIO(gzip.compress(raw, compresslevel=5)), None, name=message.raw_sha256 + ".eml.gz")
+        for attachment in message.attachments:
+            attachment_sha, _size = self.blobs.put(io.BytesIO(attachment.data))
+            attachment.data = attachment_sha.encode()  # keep the hash, drop the bytes from memory
+        return message
+
+    def _store(
+        self,
+        session: Session,
+        listed: dict[int, str],
+        known: dict[str, int],
+        parsed: dict[int, ParsedMessage | str],
+        flags: dict[int, str],
+    ) -> None:
+        new_messages = [m for m in parsed.values() if isinstance(m, ParsedMessage)]
+        keys = {m.message_key for m in new_messages}
+        existing = (
+            dict(session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys))).tuples().all())
+            if keys
+            else {}
+        )
+        fresh = {m.message_key: m for m in new_messages if m.message_key not in existing}
+        insert_ignore(session, Email, [_email_row(m) for m in fresh.values()], ["message_key"])
+        ids = (
+            dict(session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys))).tuples().all())
+            if keys
+            else {}
+        )
+        self._link_new(session, {ids[k]: m for k, m in fresh.items() if k in ids and k not in existing})
+        locations, quarantined = [], []
+        for uid in listed:
+            message = parsed.get(uid)
+            if isinstance(message, str):
+                quarantined.append({"folder_id": self.folder_id, "uid": uid, "reason": message})
+                continue
+            key = message.message_key if message else listed[uid]
+            email_id = ids.get(key) or known.get(key)
+            if email_id is not None:
+                locations.append(
+                    {"email_id": email_id, "folder_id": self.folder_id, "uid": uid, "flags": flags.get(uid, "")}
+                )
+        insert_ignore(session, EmailLocation, locations, ["folder_id", "uid"])
+        insert_ignore(session, MailQuarantine, quarantined, ["folder_id", "uid"])
+        if fresh:
+            session.execute(
+                update(Mailbox)
+                .where(Mailbox.id == self.mailbox_id)
+                .values(messages_stored=Mailbox.messages_stored + len(fresh))
+            )
+        self.result.messages += len(listed)
+        self.result.new += len(fresh)
+        self.result.quarantined += len(quarantined)
+
+    def _link_new(self, session: Session, emails: dict[int, ParsedMessage]) -> None:
+        """Participants → contacts/relations → projects, for e-mails stored for the first time."""
+        if not emails:
+            return
+        matches = match_addresses(session, {key for m in emails.values() for _r, key, _n in m.participants})
+        participants, attachments, relation_links = [], [], []
+        relations_of: dict[int, set[int]] = {}
+        for email_id, message in emails.items():
+            for role, key, name in message.participants:
+                match = matches.get(key)
+                participants.append(
+                    {
+                        "email_id": email_id,
+                        "role": role,
+                        "address_key": key,
+                        "name": name,
+                        "contact_id": match.contact_id if match else None,
+                        "relation_id": match.relation_id if match else None,
+                    }
+                )
+                if match:
+                    relations_of.setdefault(email_id, set()).add(match.relation_id)
+            for attachment in message.attachments:
+                attachments.append(
+                    {
+                        "email_id": email_id,
+                        "filename": attachment.filename,
+                        "content_type": attachment.content_type,
+                        "size": 0,
+                        "sha256": attachment.data.decode(),
+                    }
+                )
+        for email_id, relation_ids in relations_of.items():
+            relation_links += [{"email_id": email_id, "relation_id": r} for r in relation_ids]
+        if participants:
+            session.execute(insert(EmailParticipant), participants)
+        if attachments:
+            for row in attachments:
+                row["size"] = self.blobs.path(str(row["sha256"])).stat().st_size
+            session.execute(insert(Attachment), attachments)
+        insert_ignore(session, EmailRelation, relation_links, ["email_id", "relation_id"])
+        self.result.linked += len(relations_of)
+        insert_ignore(session, EmailProject, _project_links(session, emails, relations_of), ["email_id", "project_id"])
+
+
+def _project_links(
+    session: Session, emails: dict[int, ParsedMessage], relations_of: dict[int, set[int]]
+) -> list[dict[str, Any]]:
+    links: list[dict[str, Any]] = []
+    thread_keys = {m.thread_key for m in emails.values()} | {r for m in emails.values() for r in m.references}
+    thread_projects: dict[str, set[int]] = {}
+    if thread_keys:
+        rows = session.execute(
+            select(Email.thread_key, EmailProject.project_id)
+            .join(EmailProject, EmailProject.email_id == Email.id)
+            .where(Email.thread_key.in_(thread_keys))
+        )
+        for key, project_id in rows:
+            thread_projects.setdefault(key, set()).add(project_id)
+    single = single_open_projects(session, {r for ids in relations_of.values() for r in ids})
+    for email_id, message in emails.items():
+        token = project_from_token(session, message.subject) if "[P-" in message.subject else None
+        if token is not None:
+            links.append({"email_id": email_id, "project_id": token, "how": "token"})
+            continue
+        in_thread = thread_projects.get(message.thread_key, set())
+        if in_thread:
+            links += [{"email_id": email_id, "project_id": p, "how": "thread"} for p in in_thread]
+            continue
+        for relation_id in relations_of.get(email_id, ()):
+            if relation_id in single:
+                links.append({"email_id": email_id, "project_id": single[relation_id], "how": "single-open"})
+    return links
+
+
+def _email_row(m: ParsedMessage) -> dict[str, Any]:
+    return {
+        "message_key": m.message_key[:500],
+        "message_id": m.message_id[:500],
+        "in_reply_to": m.in_reply_to[:500],
+        "references": " ".join(m.references),
+        "thread_key": m.thread_key[:500],
+        "subject": m.subject,
+        "from_address": m.from_address,
+        "from_name": m.from_name,
+        "sent_at": m.sent_at,
+        "text_body": m.text_body,
+        "html_body": m.html_body,
+        "size": m.size,
+        "raw_sha256": m.raw_sha256,
+        "has_attachments": bool(m.attachments),
+        "problems": "\n".join(m.problems),
+        "stored_at": utcnow(),
+    }
+
+
+def _message_id(header: bytes) -> str:
+    from hub.mail.parse import _ids
+
+    text = header.decode("ascii", errors="replace")
+    ids = _ids(text)
+    return ids[0] if ids else ""
+
+
+def _flags(values: Iterable[Any]) -> str:
+    return " ".join(v.decode() if isinstance(v, bytes) else str(v) for v in values)[:500]
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _by_size(uids: list[int], sizes: dict[int, int]) -> Iterable[list[int]]:
+    """Groups of UIDs whose bodies together stay under BODY_FETCH_BYTES (bounded memory)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = min(sizes.get(uid, 0), MAX_MESSAGE_BYTES)
+        if group and total + size > BODY_FETCH_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group

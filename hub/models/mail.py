@@ -1,0 +1,178 @@
+"""Mailboxes, their folders and sync cursors, and the e-mails stored from them.
+
+One Email per message however many mailboxes and folders hold it (key: Message-ID, else a hash
+of the raw message); where it sits is an EmailLocation (folder + UID + flags).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hub.models.base import Base, Timestamps, utcnow
+from hub.models.users import User
+
+
+class MailSecurity(enum.StrEnum):
+    none = "none"
+    starttls = "starttls"
+    ssl = "ssl"
+
+
+class Mailbox(Timestamps, Base):
+    __tablename__ = "mailbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # None: a shared mailbox (sales@); else the personal mailbox of this user.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column()
+    security: Mapped[MailSecurity] = mapped_column(Enum(MailSecurity, native_enum=False, length=10))
+    username: Mapped[str] = mapped_column(String(254))
+    # Fernet token (hub.secrets); the password itself is never stored, logged or shown.
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    # Folder names, one per line; empty: INBOX and the folder marked \\Sent.
+    folders: Mapped[str] = mapped_column(Text, default="")
+    sync_since: Mapped[date | None] = mapped_column(default=None)
+    poll_interval_seconds: Mapped[int] = mapped_column(default=300)
+    active: Mapped[bool] = mapped_column(default=True)
+    # Health, shown on the sync-health page.
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # A sync holds this lease; a worker killed mid-sync leaves it to expire.
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    messages_stored: Mapped[int] = mapped_column(default=0)
+    backlog: Mapped[int] = mapped_column(default=0)
+
+    owner: Mapped[User | None] = relationship()
+    folder_states: Mapped[list[MailFolder]] = relationship(back_populates="mailbox", order_by="MailFolder.name")
+
+
+class MailFolder(Base):
+    """One synced folder and its cursor; the cursor is saved with the messages it covers."""
+
+    __tablename__ = "mail_folder"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_mail_folder_mailbox_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    special_use: Mapped[str] = mapped_column(String(20), default="")
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # New mail: everything above high_uid. Backfill (newest first): everything below low_uid.
+    high_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    low_uid: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    backfill_done: Mapped[bool] = mapped_column(default=False)
+    highestmodseq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    uidnext: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    server_messages: Mapped[int | None] = mapped_column(default=None)
+    last_synced_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    mailbox: Mapped[Mailbox] = relationship(back_populates="folder_states")
+
+
+class Email(Base):
+    __tablename__ = "email"
+    __table_args__ = (Index("ix_email_thread_key", "thread_key"), Index("ix_email_sent_at", "sent_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Message-ID ("<…>") or, without one, "sha256:<hash of the raw message>".
+    message_key: Mapped[str] = mapped_column(String(500), unique=True)
+    message_id: Mapped[str] = mapped_column(String(500), default="")
+    in_reply_to: Mapped[str] = mapped_column(String(500), default="")
+    references: Mapped[str] = mapped_column(Text, default="")
+    # The Message-ID of the thread's first message (as far as References tell).
+    thread_key: Mapped[str] = mapped_column(String(500), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    size: Mapped[int] = mapped_column(default=0)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    has_attachments: Mapped[bool] = mapped_column(default=False)
+    # What could not be read as the sender meant it (bad charset, missing Date, truncated body …).
+    problems: Mapped[str] = mapped_column(Text, default="")
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    participants: Mapped[list[EmailParticipant]] = relationship(order_by="EmailParticipant.id")
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+
+
+class EmailLocation(Base):
+    __tablename__ = "email_location"
+    __table_args__ = (UniqueConstraint("folder_id", "uid", name="uq_email_location_folder_uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), index=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("mail_folder.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    flags: Mapped[str] = mapped_column(String(500), default="")
+
+
+class EmailParticipant(Base):
+    __tablename__ = "email_participant"
+    __table_args__ = (Index("ix_email_participant_address_key", "address_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(4))  # from, to, cc, bcc
+    address_key: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"), index=True)
+    relation_id: Mapped[int | None] = mapped_column(ForeignKey("relation.id", ondelete="SET NULL"), index=True)
+
+
+class EmailRelation(Base):
+    """An e-mail shows on this relation's E-mails tab."""
+
+    __tablename__ = "email_relation"
+
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), primary_key=True)
+    relation_id: Mapped[int] = mapped_column(
+        ForeignKey("relation.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class EmailProject(Base):
+    """An e-mail shows on this project's E-mails tab; ``how`` says why (token, thread, single-open, manual)."""
+
+    __tablename__ = "email_project"
+
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True, index=True)
+    how: Mapped[str] = mapped_column(String(20))
+
+
+class Attachment(Base):
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class MailQuarantine(Base):
+    """A message that could not be stored; kept with the reason so nothing is lost silently."""
+
+    __tablename__ = "mail_quarantine"
+    __table_args__ = (UniqueConstraint("folder_id", "uid", name="uq_mail_quarantine_folder_uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("mail_folder.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    raw_sha256: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,62 @@
+"""Mail fixtures: a real Dovecot for the whole run, a fresh IMAP account and hub mailbox per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from imapclient import IMAPClient
+
+from hub.config import Settings
+from hub.db import Database
+from hub.mail.mailboxes import MailboxInput, save_mailbox
+from tests.mail_server import ImapServer, dovecot_server
+
+_accounts = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[ImapServer]:
+    # Accounts are made up front: Dovecot re-reads its passwd file only when its mtime changes,
+    # which two additions within one second would not do.
+    with dovecot_server({f"user{n}": "imap-secret" for n in range(1, 101)}) as server:
+        yield server
+
+
+@dataclass
+class MailAccount:
+    server: ImapServer
+    username: str
+    password: str
+    mailbox_id: int
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient(self.server.host, port=self.server.port, ssl=False, timeout=10)
+        client.login(self.username, self.password)
+        return client
+
+
+@pytest.fixture
+def mail_account(dovecot: ImapServer, db: Database, settings: Settings) -> Callable[..., MailAccount]:
+    def make(owner_id: int | None = None, folders: str = "", username: str | None = None) -> MailAccount:
+        name = username or f"user{next(_accounts)}"
+        assert name in dovecot.users, "out of test IMAP accounts: raise the number in the dovecot fixture"
+        with db.transaction() as s:
+            box = save_mailbox(
+                s,
+                settings.secret_key,
+                MailboxInput(
+                    host=dovecot.host,
+                    port=dovecot.port,
+                    security="none",
+                    username=name,
+                    password="imap-secret",
+                    owner_id=owner_id,
+                    folders=folders,
+                ),
+            )
+            return MailAccount(dovecot, name, "imap-secret", box.id)
+
+    return make

@@ -1,0 +1,139 @@
+"""A real Dovecot IMAP server for the tests: throwaway config, Maildir in a temp dir, free port.
+
+Uses Debian's dovecot-imapd. The mail processes run as the ``dovecot`` system user when the
+tests run as root (Dovecot refuses root), else as the current user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers import free_port, wait_for_port
+
+
+@dataclass
+class ImapServer:
+    host: str
+    port: int
+    root: Path
+    users: dict[str, str]
+
+    def add_user(self, name: str, password: str) -> None:
+        self.users[name] = password
+        _write_passwd(self.root, self.users)
+
+
+def _owner() -> tuple[int, int]:
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    entry = pwd.getpwnam("dovecot")
+    return entry.pw_uid, entry.pw_gid
+
+
+def _write_passwd(root: Path, users: dict[str, str]) -> None:
+    uid, gid = _owner()
+    lines = [f"{name}:{{PLAIN}}{password}:{uid}:{gid}::{root}/mail/{name}::" for name, password in users.items()]
+    (root / "passwd").write_text("\n".join(lines) + "\n")
+
+
+CONFIG = """
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_location = maildir:~/Maildir
+mail_plugins = $mail_plugins
+protocol imap {{
+  mail_max_userip_connections = 50
+  imap_idle_notify_interval = 1 secs
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/passwd
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+}}
+"""
+
+
+@contextmanager
+def dovecot_server(users: dict[str, str] | None = None) -> Iterator[ImapServer]:
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not Path(binary).exists():
+        pytest.fail("Dovecot is not installed: apt-get install dovecot-imapd (.ci/run does this)")
+    root = Path(tempfile.mkdtemp(prefix="hub-test-imap-"))
+    uid, gid = _owner()
+    for sub in ("run", "state", "mail"):
+        (root / sub).mkdir()
+    port = free_port()
+    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid))
+    server = ImapServer("127.0.0.1", port, root, dict(users or {"staff": "secret"}))
+    _write_passwd(root, server.users)
+    if os.geteuid() == 0:
+        for path in (root / "mail", root / "state"):
+            os.chown(path, uid, gid)
+        root.chmod(0o755)
+    proc = subprocess.Popen(
+        [binary, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_port(port, 30, proc)  # type: ignore[arg-type]
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
