@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -33,10 +33,10 @@ from hub.models import (
 from tests.integration.conftest import MailAccount
 
 CONTACTS = (
-    "relation,domain,contact_name,email,phone\n"
-    "Bakker BV,bakker.example.nl,Anna Bakker,anna@bakker.example.nl,\n"
-    "Visser NV,visser.example.nl,Kees Visser,kees@visser.example.nl,\n"
-).encode()
+    b"relation,domain,contact_name,email,phone\n"
+    b"Bakker BV,bakker.example.nl,Anna Bakker,anna@bakker.example.nl,\n"
+    b"Visser NV,visser.example.nl,Kees Visser,kees@visser.example.nl,\n"
+)
 
 
 def message(
