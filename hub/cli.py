@@ -120,6 +120,141 @@ def import_relations_cmd(file: Path) -> None:
         sys.exit(1)
 
 
+@main.group()
+def mailbox() -> None:
+    """Mailboxes whose mail syncs into hub."""
+
+
+@mailbox.command("add")
+@click.option("--owner", "owner_email", default=None, help="Staff e-mail address; leave out for a shared mailbox.")
+@click.option("--host", required=True)
+@click.option("--port", required=True, type=int)
+@click.option("--security", required=True, type=click.Choice(["none", "starttls", "ssl"]))
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="Stored encrypted; never shown again.")
+@click.option("--name", default="", help="Shown in the UI (default user@host).")
+@click.option("--folders", default="", help="Comma-separated; default INBOX and the Sent folder.")
+@click.option(
+    "--since",
+    "since",
+    default=None,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="How far back the first sync reaches (YYYY-MM-DD).",
+)
+def mailbox_add(
+    owner_email: str | None,
+    host: str,
+    port: int,
+    security: str,
+    username: str,
+    password: str,
+    name: str,
+    folders: str,
+    since: object,
+) -> None:
+    """Connect a mailbox; prints its id."""
+    from datetime import datetime as _dt
+
+    from hub.accounts.users import user_by_email
+    from hub.errors import NotFound, ValidationError
+    from hub.mail.mailboxes import MailboxInput, save_mailbox
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            owner_id = user_by_email(session, owner_email).id if owner_email else None
+            created = save_mailbox(
+                session,
+                settings.secret_key,
+                MailboxInput(
+                    host=host,
+                    port=port,
+                    security=security,
+                    username=username,
+                    password=password,
+                    owner_id=owner_id,
+                    name=name,
+                    folders="\n".join(f.strip() for f in folders.split(",")),
+                    sync_since=since.date() if isinstance(since, _dt) else None,
+                ),
+            )
+            click.echo(created.id)
+    except NotFound:
+        raise click.ClickException(f"no user with e-mail address {owner_email}") from None
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def mail() -> None:
+    """Mail sync."""
+
+
+@mail.command("sync")
+@click.option("--now", is_flag=True, help="Sync here in the foreground instead of asking the workers.")
+@click.option("--mailbox", "mailbox_id", type=int, default=None, help="Only this mailbox (default: all).")
+def mail_sync(now: bool, mailbox_id: int | None) -> None:
+    """Sync mailboxes: with --now in the foreground with a progress bar, else through the workers."""
+    from sqlalchemy import select
+
+    from hub.blobs import BlobStore
+    from hub.mail.imap import MailServerError
+    from hub.mail.sync import SyncResult, sync_mailbox
+    from hub.models import Mailbox
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    with database.transaction() as session:
+        query = select(Mailbox.id).where(Mailbox.active.is_(True)).order_by(Mailbox.id)
+        ids = [mailbox_id] if mailbox_id else list(session.scalars(query))
+    if not now:
+        from workers.tasks import sync_mailbox_task
+
+        _celery(settings)
+        for box_id in ids:
+            sync_mailbox_task.delay(box_id)
+        click.echo(f"asked the workers to sync {len(ids)} mailbox(es)")
+        return
+    total = SyncResult()
+    started = time.monotonic()
+    failed = 0
+    for box_id in ids:
+
+        def progress(done: int, todo: int, box_id: int = box_id) -> None:
+            width = 30
+            filled = int(width * done / todo) if todo else width
+            click.echo(f"\rmailbox {box_id} [{'#' * filled}{'-' * (width - filled)}] {done}/{todo}", nl=False, err=True)
+
+        while True:
+            try:
+                result = sync_mailbox(
+                    database,
+                    BlobStore(settings.documents_dir),
+                    box_id,
+                    secret_key=settings.secret_key,
+                    force=True,
+                    on_progress=progress,
+                )
+            except MailServerError as exc:
+                click.echo(f"\nmailbox {box_id}: {exc}", err=True)
+                failed += 1
+                break
+            if result is None:
+                click.echo(f"\nmailbox {box_id} is being synced by a worker right now; skipped", err=True)
+                break
+            total.add(result)
+            if not result.more:
+                break
+        click.echo("", err=True)
+    click.echo(
+        f"synced {total.messages} messages ({total.new} new, {total.linked} linked) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    if failed:
+        sys.exit(1)
+
+
 def ensure_first_admin(settings: Settings) -> tuple[str, str] | None:
     """Create the first admin if there are no users; return (email, password) to print once."""
     from sqlalchemy import func, select

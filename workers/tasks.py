@@ -10,6 +10,9 @@ from hub.crm.import_jobs import due_import_jobs, run_import_job
 from workers import context
 
 log = logging.getLogger(__name__)
+# A sync slice stays well below the task time limit and then re-queues itself, so one big
+# mailbox never holds a worker for long.
+MAIL_BUDGET_SECONDS = 120
 
 
 @shared_task(name="hub.crm.import_relations", acks_late=True)
@@ -23,8 +26,36 @@ def import_relations_task(job_id: int) -> None:
 @shared_task(name="hub.default.sweep", acks_late=True)
 def sweep() -> int:
     """Beat's tick: re-send work whose message was lost. Harmless when run twice."""
+    from hub.mail.mailboxes import due_mailboxes
+
     with context.database().transaction() as session:
         job_ids = due_import_jobs(session)
+        mailbox_ids = due_mailboxes(session)
     for job_id in job_ids:
         import_relations_task.delay(job_id)
-    return len(job_ids)
+    for mailbox_id in mailbox_ids:
+        sync_mailbox_task.delay(mailbox_id)
+    return len(job_ids) + len(mailbox_ids)
+
+
+@shared_task(name="hub.mail.sync_mailbox", acks_late=True)
+def sync_mailbox_task(mailbox_id: int) -> None:
+    """Sync one mailbox for a bounded time; if work is left, queue the next slice of it."""
+    from hub.mail.imap import MailServerError
+    from hub.mail.sync import sync_mailbox
+
+    settings = context.settings()
+    try:
+        result = sync_mailbox(
+            context.database(),
+            context.blobs(),
+            mailbox_id,
+            secret_key=settings.secret_key,
+            budget_seconds=MAIL_BUDGET_SECONDS,
+        )
+    except MailServerError as exc:
+        # Recorded on the mailbox with its backoff; the sweep retries when the backoff has passed.
+        log.warning("mailbox %s: %s", mailbox_id, exc)
+        return
+    if result is not None and result.more:
+        sync_mailbox_task.delay(mailbox_id)
