@@ -255,6 +255,27 @@ def mail_sync(now: bool, mailbox_id: int | None) -> None:
         sys.exit(1)
 
 
+@mail.command("watch")
+def mail_watch() -> None:
+    """Listen (IMAP IDLE) on every mailbox's INBOX and wake its sync when mail arrives."""
+    import threading
+
+    from hub.mail.watch import watch
+    from workers.tasks import sync_mailbox_task
+
+    settings = _settings()
+    _celery(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
+    signal.signal(signal.SIGINT, lambda *_args: stop.set())
+
+    def wake(mailbox_id: int) -> None:
+        sync_mailbox_task.delay(mailbox_id)
+
+    click.echo("watching mailboxes for new mail (Ctrl-C stops)", err=True)
+    watch(Database(settings.database_url), settings.secret_key, wake, stop)
+
+
 def ensure_first_admin(settings: Settings) -> tuple[str, str] | None:
     """Create the first admin if there are no users; return (email, password) to print once."""
     from sqlalchemy import func, select
@@ -352,6 +373,7 @@ def up() -> None:
         subprocess.Popen([*exe, "web"]),
         subprocess.Popen([*exe, "worker"]),
         subprocess.Popen([*exe, "beat"]),
+        subprocess.Popen([*exe, "mail", "watch"]),
     ]
     _wait_for_port(settings.web_host, settings.web_port, timeout=60)
     click.echo(f"hub is running at {settings.base_url}/  (Ctrl-C stops it)")
