@@ -37,6 +37,7 @@ from hub.crm.projects import (
 )
 from hub.crm.relations import get_relation
 from hub.errors import NotFound, ValidationError
+from hub.mail.read import project_emails, thread_sizes
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
@@ -375,7 +376,10 @@ def remove_document(project_id: int, document_id: int) -> Any:
 @bp.route("/projects/<int:project_id>/emails")
 @login_required
 def emails(project_id: int) -> Any:
-    return _render_tab("emails", get_project(db_session(), user(), project_id))
+    session = db_session()
+    project = get_project(session, user(), project_id)
+    page = project_emails(session, project, search=request.args.get("q", ""), page=page_arg())
+    return _render_tab("emails", project, page=page, threads=thread_sizes(session, page.items), args=list_args("q"))
 
 
 @bp.route("/projects/<int:project_id>/calls")

@@ -28,6 +28,7 @@ from hub.crm.relations import (
     set_relation_linked,
 )
 from hub.errors import ValidationError
+from hub.mail.read import relation_emails, thread_sizes
 from hub.models import Contact, Relation, RelationKind, RelationStatus
 from web.context import db_session, settings
 from web.forms import optional_text, show_errors
@@ -271,3 +272,18 @@ def remove_contact(contact_id: int) -> Any:
     relation_id = contact.relation_id
     delete_contact(db_session(), contact)
     return redirect(url_for("relations.show", relation_id=relation_id))
+
+
+@bp.route("/relations/<int:relation_id>/emails")
+@login_required
+def emails(relation_id: int) -> Any:
+    session = db_session()
+    relation = get_relation(session, user(), relation_id)
+    page = relation_emails(session, relation, search=request.args.get("q", ""), page=page_arg())
+    return render_template(
+        "relations/emails.html",
+        relation=relation,
+        page=page,
+        threads=thread_sizes(session, page.items),
+        args=list_args("q"),
+    )

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from hub.crm.relations import EMAIL_RE, FREE_MAIL_DOMAINS
 from hub.db import Database
-from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus
+from hub.mail.links import link_existing_mail
+from hub.models import Contact, EmailAddress, EmailParticipant, PhoneNumber, Relation, RelationKind, RelationStatus
 from hub.phones import to_e164
 from hub.text import fold
 
@@ -169,6 +170,7 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
         if rel_ids
         else set()
     )
+    new_addresses: dict[str, tuple[int, int]] = {}
     for row in rows:
         relation = relations.get(row.relation)
         created = False
@@ -213,7 +215,23 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
             session.add(PhoneNumber(relation_id=relation.id, contact_id=contact.id, number=row.phone, e164=row.e164))
         known_names.add((relation.id, row.contact_name))
         result.contacts_created += 1
+        if row.email:
+            new_addresses[row.email.casefold()] = (contact.id, relation.id)
     session.flush()
+    _link_mail_that_came_first(session, new_addresses)
+
+
+def _link_mail_that_came_first(session: Session, new_addresses: dict[str, tuple[int, int]]) -> None:
+    if not new_addresses:
+        return
+    seen = set(
+        session.scalars(
+            select(EmailParticipant.address_key).where(EmailParticipant.address_key.in_(new_addresses)).distinct()
+        )
+    )
+    for key in seen:
+        contact_id, relation_id = new_addresses[key]
+        link_existing_mail(session, key, contact_id, relation_id)
 
 
 def import_relations(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub.crm.access import relation_visible
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
+from hub.mail.links import link_existing_mail
 from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus, User
 from hub.paging import Page, paginate, sort_clause
 from hub.phones import to_e164
@@ -283,6 +284,9 @@ def save_contact(
     _set_addresses(session, relation, contact, data.emails)
     _set_phones(session, relation, contact, data.phones, region)
     session.flush()
+    # Mail that arrived before this contact existed now shows on the relation too.
+    for address in data.emails:
+        link_existing_mail(session, address, contact.id, relation.id)
     session.expire(contact, ["emails", "phones"])
     return contact
 

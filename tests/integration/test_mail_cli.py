@@ -26,8 +26,9 @@ def _env(var: Path, **extra: str) -> dict[str, str]:
 
 
 def _hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _fill(dovecot: ImapServer, user: str, n: int) -> None:
@@ -43,8 +44,23 @@ def test_mailbox_add_and_sync_now(tmp_path: Path, dovecot: ImapServer) -> None:
     assert _hub(env, "db", "upgrade").returncode == 0
     assert _hub(env, "user", "add", "eva@staff.example", "--password", "long password").returncode == 0
     _fill(dovecot, "user99", 12)
-    added = _hub(env, "mailbox", "add", "--owner", "eva@staff.example", "--host", dovecot.host, "--port",
-                 str(dovecot.port), "--security", "none", "--username", "user99", "--password", "imap-secret")
+    added = _hub(
+        env,
+        "mailbox",
+        "add",
+        "--owner",
+        "eva@staff.example",
+        "--host",
+        dovecot.host,
+        "--port",
+        str(dovecot.port),
+        "--security",
+        "none",
+        "--username",
+        "user99",
+        "--password",
+        "imap-secret",
+    )
     assert added.returncode == 0, added.stderr
     mailbox_id = added.stdout.strip()
     assert mailbox_id.isdigit() and "imap-secret" not in added.stdout
@@ -53,8 +69,21 @@ def test_mailbox_add_and_sync_now(tmp_path: Path, dovecot: ImapServer) -> None:
     assert re.search(r"^synced 12 messages \(12 new, 0 linked\) in \d+\.\d s$", synced.stdout.strip())
     again = _hub(env, "mail", "sync", "--now")
     assert again.stdout.startswith("synced 0 messages (0 new, 0 linked)")
-    bad = _hub(env, "mailbox", "add", "--host", dovecot.host, "--port", "0", "--security", "none",
-               "--username", "x", "--password", "y")
+    bad = _hub(
+        env,
+        "mailbox",
+        "add",
+        "--host",
+        dovecot.host,
+        "--port",
+        "0",
+        "--security",
+        "none",
+        "--username",
+        "x",
+        "--password",
+        "y",
+    )
     assert bad.returncode != 0 and "port" in bad.stderr
     database = Database(f"sqlite:///{tmp_path / 'var' / 'hub.db'}")
     with database.transaction() as s:
@@ -63,16 +92,33 @@ def test_mailbox_add_and_sync_now(tmp_path: Path, dovecot: ImapServer) -> None:
     database.dispose()
 
 
-def test_a_real_worker_syncs_a_mailbox_through_redis(tmp_path: Path, dovecot: ImapServer, pg_url: str,
-                                                       redis_url: str) -> None:
+def test_a_real_worker_syncs_a_mailbox_through_redis(
+    tmp_path: Path, dovecot: ImapServer, pg_url: str, redis_url: str
+) -> None:
     env = _env(tmp_path / "var", HUB_DATABASE_URL=pg_url, HUB_BROKER_URL=redis_url)
     assert _hub(env, "user", "add", "w@staff.example", "--password", "long password").returncode == 0
     _fill(dovecot, "user98", 7)
-    mailbox_id = _hub(env, "mailbox", "add", "--host", dovecot.host, "--port", str(dovecot.port), "--security",
-                      "none", "--username", "user98", "--password", "imap-secret").stdout.strip()
-    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--queues", "default,mail",
-                               "--concurrency", "1"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    mailbox_id = _hub(
+        env,
+        "mailbox",
+        "add",
+        "--host",
+        dovecot.host,
+        "--port",
+        str(dovecot.port),
+        "--security",
+        "none",
+        "--username",
+        "user98",
+        "--password",
+        "imap-secret",
+    ).stdout.strip()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker", "--queues", "default,mail", "--concurrency", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     database = Database(pg_url)
     try:
         assert _hub(env, "mail", "sync", "--mailbox", mailbox_id).returncode == 0  # queued, not run here

@@ -19,8 +19,9 @@ def test_append_wakes_the_mailbox_within_seconds(
     account = mail_account()
     woken: list[tuple[int, float]] = []
     stop = threading.Event()
-    thread = threading.Thread(target=watch, args=(db, settings.secret_key,
-                                                  lambda m: woken.append((m, time.monotonic())), stop), daemon=True)
+    thread = threading.Thread(
+        target=watch, args=(db, settings.secret_key, lambda m: woken.append((m, time.monotonic())), stop), daemon=True
+    )
     thread.start()
     try:
         deadline = time.monotonic() + 15

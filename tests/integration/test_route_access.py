@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -61,6 +62,7 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
         job = create_import_job(s, blobs, insider, "c.csv", io.BytesIO(b"relation,contact_name\nA,B\n"), 1000)
         choice = save_choice(s, ChoiceInput(field="status", name="Open"))
         group = save_group(s, "Hidden group", [insider.id])
+        mailbox, email_id, attachment_id = _hidden_mail(s, blobs, insider.id, project.id)
         ids = {
             "project_id": project.id,
             "relation_id": relation.id,
@@ -71,8 +73,48 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
             "choice_id": choice.id,
             "group_id": group.id,
             "user_id": insider.id,
+            "email_id": email_id,
+            "attachment_id": attachment_id,
+            "mailbox_id": mailbox,
         }
     return World(admin, insider, outsider, ids)
+
+
+def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[int, int, int]:
+    """An e-mail in the insider's personal mailbox, linked to the hidden project, with an attachment."""
+    import gzip
+
+    from hub.mail.mailboxes import MailboxInput, save_mailbox
+    from hub.models import Attachment, Email, EmailLocation, EmailProject, MailFolder
+
+    box = save_mailbox(
+        s,
+        "test-secret-key-0123456789",
+        MailboxInput(
+            host="imap.example", port=993, security="ssl", username="insider", password="pw", owner_id=owner_id
+        ),
+    )
+    folder = MailFolder(mailbox_id=box.id, name="INBOX")
+    raw = b"Subject: Hidden Project Zq offer\r\n\r\nsecret"
+    sha, _ = blobs.put(io.BytesIO(gzip.compress(raw)), name=__import__("hashlib").sha256(raw).hexdigest() + ".eml.gz")
+    email = Email(
+        message_key="<hidden@test>", subject="Hidden Project Zq offer", raw_sha256=sha[:64], text_body="secret"
+    )
+    s.add_all([folder, email])
+    s.flush()
+    attachment_sha, size = blobs.put(io.BytesIO(b"attached secret"))
+    attachment = Attachment(
+        email_id=email.id, filename="a.txt", content_type="text/plain", size=size, sha256=attachment_sha
+    )
+    s.add_all(
+        [
+            attachment,
+            EmailLocation(email_id=email.id, folder_id=folder.id, uid=1),
+            EmailProject(email_id=email.id, project_id=project_id, how="manual"),
+        ]
+    )
+    s.flush()
+    return box.id, email.id, attachment.id
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:

@@ -1,0 +1,220 @@
+"""Mail pages: an e-mail shown safely, its attachments and .eml, linking by hand, mailboxes and their health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Optional
+
+from hub.accounts.users import active_users
+from hub.crm.documents import add_document
+from hub.crm.projects import get_project
+from hub.errors import NotFound, ValidationError
+from hub.mail.html import frame_policy, sanitise
+from hub.mail.links import link_to_project, unlink_from_project
+from hub.mail.mailboxes import MailboxInput, get_mailbox, is_stalled, mailboxes_for, save_mailbox
+from hub.mail.read import get_attachment, get_email, linked_projects, raw_message, thread_of
+from hub.models import Mailbox
+from web.context import blobs, db_session, settings
+from web.forms import optional_text, show_errors
+from web.security import login_required, user
+from web.views import safe_next
+
+bp = Blueprint("mail", __name__)
+
+
+class MailboxForm(FlaskForm):
+    name = StringField(_l("Name"))
+    owner_id = SelectField(_l("Owner"), coerce=optional_text, validate_choice=False)
+    host = StringField(_l("Server"), validators=[DataRequired()])
+    port = IntegerField(_l("Port"), default=993, validators=[DataRequired()])
+    security = SelectField(_l("Security"), choices=[("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", _l("None"))])
+    username = StringField(_l("User name"), validators=[DataRequired()])
+    password = PasswordField(_l("Password"))
+    folders = TextAreaField(_l("Folders (one per line; empty: INBOX and Sent)"))
+    sync_since = DateField(_l("First sync reaches back to"), validators=[Optional()])
+    poll_interval_seconds = IntegerField(_l("Check every (seconds)"), default=300)
+
+
+def _mailbox_or_404(mailbox_id: int) -> Mailbox:
+    box = get_mailbox(db_session(), mailbox_id)
+    me = user()
+    if not (me.is_admin or box.owner_id == me.id):
+        abort(404)
+    return box
+
+
+@bp.route("/emails/<int:email_id>")
+@login_required
+def show(email_id: int) -> Any:
+    session = db_session()
+    email = get_email(session, user(), email_id)
+    return render_template(
+        "mail/show.html",
+        email=email,
+        thread=thread_of(session, user(), email),
+        projects=linked_projects(session, user(), email),
+        show_images=request.args.get("images") == "1",
+    )
+
+
+@bp.route("/emails/<int:email_id>/body")
+@login_required
+def body(email_id: int) -> Any:
+    """The sanitised HTML, only ever inside the sandboxed frame of the e-mail page."""
+    email = get_email(db_session(), user(), email_id)
+    show_images = request.args.get("images") == "1"
+    html = sanitise(email.html_body) if email.html_body else ""
+    document = render_template("mail/body.html", html=html, text=email.text_body)
+    response = Response(document, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = frame_policy(show_images)
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/emails/<int:email_id>/raw")
+@login_required
+def raw(email_id: int) -> Any:
+    email = get_email(db_session(), user(), email_id)
+    stream = stream_with_context(raw_message(blobs(), email))
+    return Response(
+        stream,
+        mimetype="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="email-{email.id}.eml"'},
+    )
+
+
+@bp.route("/emails/<int:email_id>/attachments/<int:attachment_id>")
+@login_required
+def attachment(email_id: int, attachment_id: int) -> Any:
+    email = get_email(db_session(), user(), email_id)
+    item = get_attachment(email, attachment_id)
+    return send_file(
+        blobs().open(item.sha256),
+        mimetype=item.content_type,
+        as_attachment=True,
+        download_name=item.filename,
+        max_age=0,
+    )
+
+
+@bp.route("/emails/<int:email_id>/attachments/<int:attachment_id>/save", methods=["POST"])
+@login_required
+def save_attachment(email_id: int, attachment_id: int) -> Any:
+    """One click: the attachment becomes a document of the project."""
+    session = db_session()
+    email = get_email(session, user(), email_id)
+    item = get_attachment(email, attachment_id)
+    try:
+        project = get_project(session, user(), int(request.form.get("project_id", "0")))
+    except (NotFound, ValueError):
+        abort(404)
+    with blobs().open(item.sha256) as stream:
+        add_document(
+            session,
+            blobs(),
+            user(),
+            project,
+            item.filename,
+            stream,
+            item.content_type,
+            max(settings().upload_max_bytes, item.size),
+        )
+    return redirect(url_for("projects.documents", project_id=project.id))
+
+
+@bp.route("/emails/<int:email_id>/link", methods=["POST"])
+@login_required
+def link(email_id: int) -> Any:
+    session = db_session()
+    email = get_email(session, user(), email_id)
+    try:
+        project = get_project(session, user(), int(request.form.get("project_id", "0")))
+    except (NotFound, ValueError):
+        abort(404)
+    if request.form.get("action") == "unlink":
+        unlink_from_project(session, email, project)
+    else:
+        link_to_project(session, email, project)
+    return redirect(safe_next("mail.show", email_id=email.id))
+
+
+@bp.route("/mail/health")
+@login_required
+def health() -> Any:
+    boxes = mailboxes_for(db_session(), user())
+    return render_template("mail/health.html", boxes=boxes, is_stalled=is_stalled)
+
+
+@bp.route("/mail/mailboxes/<int:mailbox_id>/sync", methods=["POST"])
+@login_required
+def sync_now(mailbox_id: int) -> Any:
+    box = _mailbox_or_404(mailbox_id)
+    box.next_attempt_at = None
+    from workers.enqueue import mailbox_sync_after_commit
+
+    mailbox_sync_after_commit(db_session(), box.id)
+    return redirect(url_for("mail.health"))
+
+
+def _save_mailbox_view(box: Mailbox | None) -> Any:
+    me = user()
+    form = MailboxForm(obj=box) if box is not None and request.method == "GET" else MailboxForm()
+    owners = [("", str(_l("Shared (all staff)")))] + [(str(u.id), u.name) for u in active_users(db_session())]
+    form.owner_id.choices = owners if me.is_admin else [(str(me.id), me.name)]
+    if request.method == "GET":
+        form.owner_id.data = str(box.owner_id or "") if box is not None else str(me.id)
+        if box is not None:
+            form.security.data = box.security.value
+    if form.validate_on_submit():
+        owner = int(form.owner_id.data) if form.owner_id.data else None
+        if not me.is_admin:
+            owner = me.id  # staff connect their own mailbox only
+        data = MailboxInput(
+            host=form.host.data or "",
+            port=form.port.data or 0,
+            security=form.security.data or "ssl",
+            username=form.username.data or "",
+            password=form.password.data or None,
+            owner_id=owner,
+            name=form.name.data or "",
+            folders=form.folders.data or "",
+            sync_since=form.sync_since.data,
+            poll_interval_seconds=form.poll_interval_seconds.data or 300,
+        )
+        try:
+            save_mailbox(db_session(), settings().secret_key, data, box)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("mail.health"))
+    status = 400 if request.method == "POST" else 200
+    form.password.data = ""  # never sent back to the browser
+    return render_template("mail/mailbox_form.html", form=form, box=box), status
+
+
+@bp.route("/mail/mailboxes/new", methods=["GET", "POST"])
+@login_required
+def new_mailbox() -> Any:
+    return _save_mailbox_view(None)
+
+
+@bp.route("/mail/mailboxes/<int:mailbox_id>", methods=["GET", "POST"])
+@login_required
+def edit_mailbox(mailbox_id: int) -> Any:
+    return _save_mailbox_view(_mailbox_or_404(mailbox_id))
