@@ -23,6 +23,9 @@ from hub.db import Database
 from hub.migrate import upgrade
 from hub.models import User
 
+# The mail fixtures (a real Dovecot, IMAP accounts) live in their own module.
+pytest_plugins = ["tests.mail_fixtures"]
+
 PASSWORD = "correct horse battery"
 _db_counter = itertools.count(1)
 _counter = itertools.count(1)

@@ -18,7 +18,7 @@ from hub.db import Database
 from hub.mail.sync import sync_mailbox
 from hub.models import Document, Email, EmailRelation, Relation, User
 from tests.conftest import csrf_token
-from tests.integration.conftest import MailAccount
+from tests.mail_fixtures import MailAccount
 
 Login = Callable[[FlaskClient, User], FlaskClient]
 

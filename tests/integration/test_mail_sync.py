@@ -30,7 +30,7 @@ from hub.models import (
     Relation,
     User,
 )
-from tests.integration.conftest import MailAccount
+from tests.mail_fixtures import MailAccount
 
 CONTACTS = (
     b"relation,domain,contact_name,email,phone\n"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from hub.config import Settings
 from hub.db import Database
 from hub.mail.watch import watch
-from tests.integration.conftest import MailAccount
+from tests.mail_fixtures import MailAccount
 from tests.integration.test_mail_sync import message
 
 
