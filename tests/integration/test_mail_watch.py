@@ -9,8 +9,8 @@ from collections.abc import Callable
 from hub.config import Settings
 from hub.db import Database
 from hub.mail.watch import watch
-from tests.mail_fixtures import MailAccount
 from tests.integration.test_mail_sync import message
+from tests.mail_fixtures import MailAccount
 
 
 def test_append_wakes_the_mailbox_within_seconds(
