@@ -34,6 +34,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.extensions["hub.settings"] = settings
     app.extensions["hub.db"] = database or Database(settings.database_url)
     app.extensions["hub.blobs"] = BlobStore(settings.documents_dir)
+    # Views enqueue work (after commit) through the same Celery app and broker as the workers.
+    from workers.app import create_celery
+
+    app.extensions["hub.celery"] = create_celery(settings)
 
     from web import context, i18n, security
 

@@ -73,6 +73,9 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
     )
     app.hub_settings = settings
+    # The default for every thread: Celery's "current app" is thread-local, and tasks are sent from
+    # gunicorn's request threads and the IDLE watcher's threads too.
+    app.set_default()
     import workers.tasks  # noqa: F401  (registers the tasks on this app)
 
     return app

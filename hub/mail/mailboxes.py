@@ -91,7 +91,8 @@ def claim(db: Database, mailbox_id: int, *, force: bool = False) -> bool:
         or_(Mailbox.claimed_until.is_(None), Mailbox.claimed_until < now),
     ]
     if not force:
-        conditions.append(or_(Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now))
+        # A failing mailbox waits out its backoff; a healthy one syncs whenever woken (IDLE, "sync now").
+        conditions.append(or_(Mailbox.failures == 0, Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now))
     with db.transaction() as session:
         result = session.execute(
             update(Mailbox)

@@ -135,3 +135,12 @@ def linked_projects(session: Session, user: User, email: Email) -> list[Project]
             .where(EmailProject.email_id == email.id, project_visible(user))
         )
     )
+
+
+def visible_emails(
+    session: Session, user: User, *, search: str = "", message_id: str = "", page: int = 1, per_page: int = 25
+) -> Page[Email]:
+    query = select(Email).where(email_visible(user))
+    if message_id:
+        query = query.where(Email.message_id == message_id)
+    return paginate(session, _list(query, search), page, per_page)

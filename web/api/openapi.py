@@ -186,6 +186,23 @@ SCHEMAS: dict[str, Any] = {
             "uploaded_at": STR,
         },
     },
+    "Email": {
+        "type": "object",
+        "properties": {
+            "id": INT,
+            "message_id": STR,
+            "subject": STR,
+            "from_address": STR,
+            "from_name": STR,
+            "sent_at": {"type": ["string", "null"]},
+            "thread_key": STR,
+            "has_attachments": BOOL,
+            "size": INT,
+            "text_body": STR,
+            "participants": {"type": "array"},
+            "attachments": {"type": "array"},
+        },
+    },
     "Choice": {
         "type": "object",
         "properties": {"id": INT, "field": STR, "name": STR, "sort_order": INT, "active": BOOL},
@@ -238,6 +255,9 @@ OPERATIONS: dict[str, tuple[str, Any, int, Any]] = {
     "create_choice": ("Add a choice (admins)", _ref("ChoiceInput"), 201, _ref("Choice")),
     "update_choice": ("Change a choice (admins)", _ref("ChoiceInput"), 200, _ref("Choice")),
     "delete_choice": ("Delete a choice no project uses (admins)", None, 204, None),
+    "list_emails": ("E-mails you may see (q, message_id, page, per_page)", None, 200, _page_of("Email")),
+    "get_email": ("One e-mail with participants and attachments", None, 200, _ref("Email")),
+    "list_project_emails": ("The project's E-mails tab (q, page, per_page)", None, 200, _page_of("Email")),
     "get_labels": ("The free fields' labels", None, 200, _ref("FieldLabels")),
     "put_labels": ("Rename free fields (admins)", _ref("FieldLabels"), 200, _ref("FieldLabels")),
 }

@@ -522,3 +522,40 @@ def openapi() -> Any:
     from web.api.openapi import document
 
     return jsonify(document())
+
+
+# --- e-mails -------------------------------------------------------------------------------------
+
+
+@bp.get("/emails")
+def list_emails() -> Any:
+    """E-mails you may see, newest first; ``message_id`` finds one message, ``q`` searches."""
+    from hub.mail.read import visible_emails
+
+    page, per_page = _paging()
+    result = visible_emails(
+        db_session(),
+        me(),
+        search=request.args.get("q", ""),
+        message_id=request.args.get("message_id", ""),
+        page=page,
+        per_page=per_page,
+    )
+    return serialize.page(result, serialize.email)
+
+
+@bp.get("/emails/<int:email_id>")
+def get_email(email_id: int) -> Any:
+    from hub.mail.read import get_email as load
+
+    return serialize.email(load(db_session(), me(), email_id), full=True)
+
+
+@bp.get("/projects/<int:project_id>/emails")
+def list_project_emails(project_id: int) -> Any:
+    from hub.mail.read import project_emails
+
+    page, per_page = _paging()
+    project = project_service.get_project(db_session(), me(), project_id)
+    result = project_emails(db_session(), project, search=request.args.get("q", ""), page=page, per_page=per_page)
+    return serialize.page(result, serialize.email)

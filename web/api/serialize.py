@@ -131,3 +131,39 @@ def document(d: Document) -> dict[str, Any]:
 
 def page(p: Page[Any], item: Any) -> dict[str, Any]:
     return {"items": [item(x) for x in p.items], "page": p.page, "per_page": p.per_page, "has_next": p.has_next}
+
+
+def email(e: Any, *, full: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": e.id,
+        "message_id": e.message_id,
+        "subject": e.subject,
+        "from_address": e.from_address,
+        "from_name": e.from_name,
+        "sent_at": iso(e.sent_at),
+        "thread_key": e.thread_key,
+        "has_attachments": e.has_attachments,
+        "size": e.size,
+    }
+    if full:
+        data.update(
+            {
+                "text_body": e.text_body,
+                "problems": e.problems,
+                "participants": [
+                    {
+                        "role": p.role,
+                        "address": p.address_key,
+                        "name": p.name,
+                        "contact_id": p.contact_id,
+                        "relation_id": p.relation_id,
+                    }
+                    for p in e.participants
+                ],
+                "attachments": [
+                    {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+                    for a in e.attachments
+                ],
+            }
+        )
+    return data
