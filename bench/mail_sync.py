@@ -46,8 +46,11 @@ def generated(n: int) -> tuple[Path, Path]:
         shutil.rmtree(maildir, ignore_errors=True)
         CACHE.mkdir(parents=True, exist_ok=True)
         print(f"generating {n:,} messages …", file=sys.stderr)
-        subprocess.run([sys.executable, str(GENERATOR), str(maildir), str(n), "--contacts", str(contacts)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(GENERATOR), str(maildir), str(n), "--contacts", str(contacts)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return maildir, contacts
 
 
@@ -125,8 +128,9 @@ def hub_env(workdir: Path, name: str, **extra: str) -> dict[str, str]:
 
 
 def hub(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"hub {' '.join(args[:2])} failed: {result.stderr[-2000:]}")
     return result.stdout
@@ -136,9 +140,25 @@ def prepare_hub(env: dict[str, str], server: ImapServer, user: str, contacts: Pa
     hub(env, "db", "upgrade")
     hub(env, "user", "add", "verkoop@hub.example.com", "--password", "bench password", "--admin")
     hub(env, "import", "relations", str(contacts))
-    return hub(env, "mailbox", "add", "--owner", "verkoop@hub.example.com", "--host", server.host, "--port",
-               str(server.port), "--security", "none", "--username", user, "--password", PASSWORD,
-               "--folders", "INBOX").strip()
+    return hub(
+        env,
+        "mailbox",
+        "add",
+        "--owner",
+        "verkoop@hub.example.com",
+        "--host",
+        server.host,
+        "--port",
+        str(server.port),
+        "--security",
+        "none",
+        "--username",
+        user,
+        "--password",
+        PASSWORD,
+        "--folders",
+        "INBOX",
+    ).strip()
 
 
 def latency(server: ImapServer, workdir: Path, samples: int) -> list[float]:
@@ -152,13 +172,34 @@ def latency(server: ImapServer, workdir: Path, samples: int) -> list[float]:
         hub(env, "db", "upgrade")
         hub(env, "user", "add", "api@hub.example.com", "--password", "bench password", "--admin")
         token = hub(env, "token", "create", "api@hub.example.com").strip()
-        hub(env, "mailbox", "add", "--host", server.host, "--port", str(server.port), "--security", "none",
-            "--username", "latency", "--password", PASSWORD, "--folders", "INBOX")
+        hub(
+            env,
+            "mailbox",
+            "add",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--security",
+            "none",
+            "--username",
+            "latency",
+            "--password",
+            PASSWORD,
+            "--folders",
+            "INBOX",
+        )
         logs = workdir / "latency-logs"
         logs.mkdir(exist_ok=True)
-        procs = [subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=(logs / f"{args[0]}.log").open("wb"))
-                 for args in (["worker", "--queues", "mail,default", "--concurrency", "2"], ["mail", "watch"])]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=(logs / f"{args[0]}.log").open("wb"),
+            )
+            for args in (["worker", "--queues", "mail,default", "--concurrency", "2"], ["mail", "watch"])
+        ]
         from hub.config import load_settings
         from web import create_app
 
@@ -231,9 +272,14 @@ def main() -> None:
         ]
         if args.latency_samples:
             samples = sorted(latency(server, workdir, args.latency_samples))
-            p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
-            rows.append(("new mail visible through the API, p95", f"{p95:8.3f} s   (median "
-                         f"{statistics.median(samples):.3f} s, {len(samples)} samples)   target 1.0 s"))
+            p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+            rows.append(
+                (
+                    "new mail visible through the API, p95",
+                    f"{p95:8.3f} s   (median "
+                    f"{statistics.median(samples):.3f} s, {len(samples)} samples)   target 1.0 s",
+                )
+            )
         if not args.skip_memory:
             peaks = {}
             for label, n in (("small", args.memory_small), ("large", args.memory_large)):
@@ -242,10 +288,15 @@ def main() -> None:
                 env_n = hub_env(workdir, f"mem-{label}")
                 box = prepare_hub(env_n, server, label, csv)
                 _, peaks[label], _ = peak_rss_kib(
-                    [sys.executable, "-m", "hub.cli", "mail", "sync", "--now", "--mailbox", box], env_n)
-            rows.append((f"peak memory, {args.memory_small:,} vs {args.memory_large:,} messages",
-                         f"{peaks['small'] / 1024:.0f} MiB vs {peaks['large'] / 1024:.0f} MiB, ratio "
-                         f"{peaks['large'] / peaks['small']:.2f}   target 1.2"))
+                    [sys.executable, "-m", "hub.cli", "mail", "sync", "--now", "--mailbox", box], env_n
+                )
+            rows.append(
+                (
+                    f"peak memory, {args.memory_small:,} vs {args.memory_large:,} messages",
+                    f"{peaks['small'] / 1024:.0f} MiB vs {peaks['large'] / 1024:.0f} MiB, ratio "
+                    f"{peaks['large'] / peaks['small']:.2f}   target 1.2",
+                )
+            )
     if not os.environ.get("HUB_BENCH_KEEP"):
         shutil.rmtree(workdir, ignore_errors=True)
     for name, value in rows:

@@ -34,7 +34,9 @@ class BlobStore:
             raise ValueError("not a sha256 hex digest")
         return self.root / digest[:2] / digest[2:4] / sha256
 
-    def put(self, stream: IO[bytes], max_bytes: int | None = None, *, name: str | None = None) -> tuple[str, int]:
+    def put(
+        self, stream: IO[bytes], max_bytes: int | None = None, *, name: str | None = None, durable: bool = True
+    ) -> tuple[str, int]:
         """Store ``stream``; return (sha256, size). Raises :class:`TooLarge` above ``max_bytes``.
 
         ``name`` stores it under a name of the caller's (a raw e-mail's hash + ".eml.gz": the bytes
@@ -53,7 +55,8 @@ class BlobStore:
                     digest.update(chunk)
                     tmp.write(chunk)
                 tmp.flush()
-                os.fsync(tmp.fileno())
+                if durable:  # else the caller makes a batch durable at once (os.sync) before it commits
+                    os.fsync(tmp.fileno())
             sha = digest.hexdigest()
             target = self.path(name or sha)
             target.parent.mkdir(parents=True, exist_ok=True)

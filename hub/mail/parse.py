@@ -7,8 +7,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email import message_from_bytes
+from email.header import Header, decode_header
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 MAX_BODY_CHARS = 1_000_000
@@ -45,33 +46,41 @@ class ParsedMessage:
         return (self.references[0] if self.references else self.in_reply_to) or self.message_id or self.message_key
 
 
-def _eight_bit(msg: Message, name: str) -> str | None:
-    """A header sent as raw 8-bit bytes (not RFC 2047): decode as UTF-8, else Windows-1252."""
-    for key, value in msg.raw_items():
-        if key.lower() == name.lower() and isinstance(value, str):
-            try:
-                raw = value.encode("ascii", "surrogateescape")
-            except UnicodeEncodeError:
-                return None
-            if raw.isascii():
-                return None
-            try:
-                return raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return raw.decode("cp1252", errors="replace")
-    return None
+def _bytes_text(data: bytes, charset: str | None) -> str:
+    if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
+        try:
+            return data.decode(charset, errors="replace")
+        except LookupError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _decode(value: object) -> str:
+    """A header value as text: RFC 2047 encoded-words decoded, raw 8-bit bytes read as UTF-8 (else
+    Windows-1252, what such mail nearly always is), unknown charsets likewise."""
+    text = value if isinstance(value, Header) else str(value)
+    if isinstance(text, str):
+        if any("\udc80" <= ch <= "\udcff" for ch in text):
+            return _bytes_text(text.encode("ascii", "surrogateescape"), None)
+        if "=?" not in text:
+            return text
+    try:
+        parts = decode_header(text)
+    except (ValueError, LookupError):
+        return str(text)
+    return "".join(_bytes_text(part, charset) if isinstance(part, bytes) else part for part, charset in parts)
 
 
 def _header(msg: Message, name: str, problems: list[str]) -> str:
     try:
         value = msg.get(name)
-        if value is not None and "\ufffd" in str(value):
-            value = _eight_bit(msg, name) or value
-        return "" if value is None else " ".join(str(value).split())
+        return "" if value is None else " ".join(_decode(value).split())
     except Exception as exc:  # a header the parser chokes on must not lose the message
         problems.append(f"unreadable {name} header ({type(exc).__name__})")
-        raw = msg.get_all(name, failobj=[])
-        return " ".join(str(v) for v in raw)[:2000] if raw else ""
+        return ""
 
 
 def _ids(text: str) -> list[str]:
@@ -102,6 +111,7 @@ def _bodies_and_attachments(msg: Message, parsed: ParsedMessage) -> None:
         content_type = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         filename = part.get_filename()
+        filename = _decode(filename) if filename else None
         if disposition == "attachment" or (filename and content_type not in ("text/plain", "text/html")):
             data = part.get_payload(decode=True)
             if isinstance(data, bytes):
@@ -124,10 +134,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
     problems: list[str] = []
     msg: Message
     try:
-        msg = message_from_bytes(raw, policy=policy.default)
+        # compat32: several times faster than the new header registry, and lenient with bad mail.
+        msg = message_from_bytes(raw)
     except Exception as exc:
         problems.append(f"MIME structure unreadable ({type(exc).__name__}); kept as raw")
-        msg = EmailMessage()
+        msg = Message()
     ids = _ids(_header(msg, "Message-ID", problems))
     message_id = ids[0] if ids else ""
     if not message_id:

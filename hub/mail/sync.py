@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -354,6 +355,8 @@ class FolderSync:
             if self.fail_after_fetch < 0:
                 raise _Interrupt("simulated crash between fetch and store")
         flags = {uid: _flags(data.get(b"FLAGS", ())) for uid, data in headers.items()}
+        if parsed:
+            os.sync()  # the batch's raw messages are on disk before the rows that point at them commit
         with self.db.transaction() as session:
             self._store(session, listed, known, parsed, flags)
             session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
@@ -365,9 +368,11 @@ class FolderSync:
             message = parse_message(raw)
         except Exception as exc:  # the parser promises not to raise; if it does, quarantine
             return f"could not be parsed: {type(exc).__name__}: {exc}"
-        self.blobs.put(io.BytesIO(gzip.compress(raw, compresslevel=5)), None, name=message.raw_sha256 + ".eml.gz")
+        self.blobs.put(
+            io.BytesIO(gzip.compress(raw, compresslevel=1)), None, name=message.raw_sha256 + ".eml.gz", durable=False
+        )
         for attachment in message.attachments:
-            attachment_sha, _size = self.blobs.put(io.BytesIO(attachment.data))
+            attachment_sha, _size = self.blobs.put(io.BytesIO(attachment.data), durable=False)
             attachment.data = attachment_sha.encode()  # keep the hash, drop the bytes from memory
         return message
 

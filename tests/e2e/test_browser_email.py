@@ -27,7 +27,11 @@ HOSTILE = (
 
 
 def test_script_in_an_email_is_inert(
-    browser: Any, live_url: str, db: Database, settings: Settings, make_user: Callable[..., User],
+    browser: Any,
+    live_url: str,
+    db: Database,
+    settings: Settings,
+    make_user: Callable[..., User],
     mail_account: Callable[..., MailAccount],
 ) -> None:
     user = make_user("Reader", language="en")
