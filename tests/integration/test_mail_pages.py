@@ -84,6 +84,15 @@ def test_email_is_shown_safely_and_privately(
     # Personal mail: the colleague sees nothing until it is linked to something they may see.
     theirs = login(app.test_client(), colleague)
     assert theirs.get(f"/emails/{email_id}").status_code == 404
+    from hub.accounts.users import create_token
+
+    with db.transaction() as s:
+        owner_api = {"Authorization": "Bearer " + create_token(s, s.get_one(User, owner.id))}
+        colleague_api = {"Authorization": "Bearer " + create_token(s, s.get_one(User, colleague.id))}
+    found = app.test_client().get("/api/v1/emails?message_id=<hostile@bos.example>", headers=owner_api).get_json()
+    assert [e["subject"] for e in found["items"]] == ["Prijsopgave [P-999999]"]
+    assert app.test_client().get("/api/v1/emails", headers=colleague_api).get_json()["items"] == []
+    assert app.test_client().get(f"/api/v1/emails/{email_id}", headers=colleague_api).status_code == 404
     token = csrf_token(page.text)
     assert (
         mine.post(f"/emails/{email_id}/link", data={"csrf_token": token, "project_id": project_id}).status_code == 302
