@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import socket
 import ssl
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def plain_words(exc: BaseException, host: str, port: int) -> str:
         return f"The server {host} did not answer within {TIMEOUT_SECONDS} seconds."
     if isinstance(exc, ssl.SSLError):
         return f"The secure connection to {host} failed ({exc.reason or exc})."
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError, imaplib.IMAP4.abort)):
         return f"The connection to {host} was dropped."
     if isinstance(exc, OSError):
         return f"Cannot reach {host} port {port}: {exc.strerror or exc}."
@@ -56,7 +57,7 @@ def connect(host: str, port: int, security: str, username: str, password: str) -
         raise MailServerError(plain_words(exc, host, port)) from exc
     try:
         yield client
-    except (OSError, IMAPClientError, EOFError) as exc:
+    except (OSError, IMAPClientError, EOFError, imaplib.IMAP4.error) as exc:
         raise MailServerError(plain_words(exc, host, port)) from exc
     finally:
         # The connection may already be gone; there is nothing left to close cleanly then.
