@@ -3,6 +3,7 @@ next sync finishes the job without losing or duplicating anything."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -52,10 +53,8 @@ class CuttingProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def close(self) -> None:
@@ -87,7 +86,7 @@ def test_dropped_connection_then_resume(
     with db.transaction() as s:
         s.execute(update(Mailbox).where(Mailbox.id == account.mailbox_id).values(port=proxy.port))
     blobs = BlobStore(settings.documents_dir)
-    with pytest.raises(MailServerError, match="dropped|did not answer"):
+    with pytest.raises(MailServerError, match=r"dropped|did not answer"):
         sync_mailbox(db, blobs, account.mailbox_id, secret_key=settings.secret_key, force=True)
     with db.transaction() as s:
         box = s.get_one(Mailbox, account.mailbox_id)
