@@ -184,3 +184,30 @@ def test_mailbox_form_and_health_page(
         run(db, app.extensions["hub.blobs"], 1, secret_key=app.extensions["hub.settings"].secret_key, force=True)
     health = client.get("/mail/health").text
     assert "Failing" in health and "connection refused" in health
+
+
+def test_mailbox_api_never_shows_the_password(app: Flask, db: Database, make_user: Callable[..., User]) -> None:
+    from hub.accounts.users import create_token
+
+    staff, other = make_user(), make_user()
+    with db.transaction() as s:
+        headers = {"Authorization": "Bearer " + create_token(s, s.get_one(User, staff.id))}
+        other_headers = {"Authorization": "Bearer " + create_token(s, s.get_one(User, other.id))}
+    client = app.test_client()
+    bad = client.post(
+        "/api/v1/mailboxes",
+        json={"host": "imap.example.nl", "port": 70000, "security": "ssl", "username": "me", "password": "p"},
+        headers=headers,
+    )
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "port"
+    created = client.post(
+        "/api/v1/mailboxes",
+        json={"host": "imap.example.nl", "port": 993, "security": "ssl", "username": "me", "password": "top-secret"},
+        headers=headers,
+    )
+    assert created.status_code == 201 and "top-secret" not in created.text
+    box = created.get_json()
+    assert box["owner_id"] == staff.id and box["failing"] is False
+    assert client.get(f"/api/v1/mailboxes/{box['id']}", headers=other_headers).status_code == 404
+    assert client.get("/api/v1/mailboxes", headers=other_headers).get_json()["items"] == []
+    assert client.post(f"/api/v1/mailboxes/{box['id']}/sync", headers=headers).status_code == 202

@@ -559,3 +559,63 @@ def list_project_emails(project_id: int) -> Any:
     project = project_service.get_project(db_session(), me(), project_id)
     result = project_emails(db_session(), project, search=request.args.get("q", ""), page=page, per_page=per_page)
     return serialize.page(result, serialize.email)
+
+
+# --- mailboxes -----------------------------------------------------------------------------------
+
+
+def _mailbox(mailbox_id: int) -> Any:
+    from hub.mail.mailboxes import get_mailbox
+
+    box = get_mailbox(db_session(), mailbox_id)
+    if not (me().is_admin or box.owner_id == me().id):
+        raise ApiError(404, "Not found.")
+    return box
+
+
+@bp.get("/mailboxes")
+def list_mailboxes() -> Any:
+    from hub.mail.mailboxes import mailboxes_for
+
+    return {"items": [serialize.mailbox(b) for b in mailboxes_for(db_session(), me())]}
+
+
+@bp.post("/mailboxes")
+def create_mailbox() -> Any:
+    """Connect a mailbox; staff connect their own, admins also shared ones (owner_id null) or others'."""
+    from hub.mail.mailboxes import MailboxInput, save_mailbox
+
+    data = body()
+    owner_id = optional_int(data, "owner_id") if me().is_admin and "owner_id" in data else me().id
+    port = optional_int(data, "port")
+    box = save_mailbox(
+        db_session(),
+        settings().secret_key,
+        MailboxInput(
+            host=text(data, "host"),
+            port=port or 0,
+            security=text(data, "security", "ssl"),
+            username=text(data, "username"),
+            password=text(data, "password") or None,
+            owner_id=owner_id,
+            name=text(data, "name"),
+            folders="\n".join(str_list(data, "folders")),
+            sync_since=optional_date(data, "sync_since"),
+            poll_interval_seconds=optional_int(data, "poll_interval_seconds") or 300,
+        ),
+    )
+    return serialize.mailbox(box), 201
+
+
+@bp.get("/mailboxes/<int:mailbox_id>")
+def get_mailbox(mailbox_id: int) -> Any:
+    return serialize.mailbox(_mailbox(mailbox_id))
+
+
+@bp.post("/mailboxes/<int:mailbox_id>/sync")
+def sync_mailbox_now(mailbox_id: int) -> Any:
+    from workers.enqueue import mailbox_sync_after_commit
+
+    box = _mailbox(mailbox_id)
+    mailbox_sync_after_commit(db_session(), box.id)
+    return {"queued": True}, 202

@@ -167,3 +167,27 @@ def email(e: Any, *, full: bool = False) -> dict[str, Any]:
             }
         )
     return data
+
+
+def mailbox(b: Any) -> dict[str, Any]:
+    """A mailbox and its sync health; never the password."""
+    from hub.mail.mailboxes import is_stalled
+
+    return {
+        "id": b.id,
+        "name": b.name,
+        "owner_id": b.owner_id,
+        "host": b.host,
+        "port": b.port,
+        "security": b.security.value,
+        "username": b.username,
+        "folders": b.folders.splitlines(),
+        "sync_since": iso(b.sync_since),
+        "poll_interval_seconds": b.poll_interval_seconds,
+        "last_success_at": iso(b.last_success_at),
+        "last_error": b.last_error,
+        "failing": bool(b.last_error),
+        "stalled": is_stalled(b),
+        "messages_stored": b.messages_stored,
+        "backlog": b.backlog,
+    }
