@@ -197,3 +197,14 @@ def get_group(session: Session, group_id: int) -> UserGroup:
 
 def all_groups(session: Session) -> list[UserGroup]:
     return list(session.scalars(select(UserGroup).order_by(UserGroup.name)))
+
+
+def users_and_groups(session: Session, user_ids: list[int], group_ids: list[int]) -> tuple[list[User], list[UserGroup]]:
+    """The users and groups with these ids, for linking to a project or relation; unknown ids are an error."""
+    users = list(session.scalars(select(User).where(User.id.in_(user_ids)))) if user_ids else []
+    groups = list(session.scalars(select(UserGroup).where(UserGroup.id.in_(group_ids)))) if group_ids else []
+    if len(users) != len(set(user_ids)):
+        raise ValidationError(_("Choose existing users."), field="user_ids")
+    if len(groups) != len(set(group_ids)):
+        raise ValidationError(_("Choose existing groups."), field="group_ids")
+    return users, groups

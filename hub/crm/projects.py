@@ -10,11 +10,12 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
+from hub.accounts.users import users_and_groups
 from hub.crm.access import project_visible, relation_visible
 from hub.crm.relations import EMAIL_RE
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
-from hub.models import Choice, ChoiceField, Contact, Project, Relation, User, UserGroup
+from hub.models import Choice, ChoiceField, Contact, Project, Relation, User
 from hub.models.base import utcnow
 from hub.paging import Page, paginate, sort_clause
 from hub.text import like_pattern
@@ -259,14 +260,7 @@ def save_notepad(session: Session, user: User, project: Project, text: str) -> N
 def set_linked(session: Session, project: Project, user_ids: list[int], group_ids: list[int]) -> None:
     """Link users and groups to a project; from then on only they (and admins, the responsible
     user) see it. Linking nobody makes it visible to all staff again."""
-    users = list(session.scalars(select(User).where(User.id.in_(user_ids)))) if user_ids else []
-    groups = list(session.scalars(select(UserGroup).where(UserGroup.id.in_(group_ids)))) if group_ids else []
-    if len(users) != len(set(user_ids)):
-        raise ValidationError(_("Choose existing users."), field="user_ids")
-    if len(groups) != len(set(group_ids)):
-        raise ValidationError(_("Choose existing groups."), field="group_ids")
-    project.linked_users = users
-    project.linked_groups = groups
+    project.linked_users, project.linked_groups = users_and_groups(session, user_ids, group_ids)
     session.flush()
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from hub.accounts.users import users_and_groups
 from hub.crm.access import relation_visible
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
@@ -305,14 +306,5 @@ def delete_contact(session: Session, contact: Contact) -> None:
 
 def set_relation_linked(session: Session, relation: Relation, user_ids: list[int], group_ids: list[int]) -> None:
     """Link users and groups to a relation; nobody linked makes it visible to all staff again."""
-    from hub.models import UserGroup
-
-    users = list(session.scalars(select(User).where(User.id.in_(user_ids)))) if user_ids else []
-    groups = list(session.scalars(select(UserGroup).where(UserGroup.id.in_(group_ids)))) if group_ids else []
-    if len(users) != len(set(user_ids)):
-        raise ValidationError(_("Choose existing users."), field="user_ids")
-    if len(groups) != len(set(group_ids)):
-        raise ValidationError(_("Choose existing groups."), field="group_ids")
-    relation.linked_users = users
-    relation.linked_groups = groups
+    relation.linked_users, relation.linked_groups = users_and_groups(session, user_ids, group_ids)
     session.flush()
