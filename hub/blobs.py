@@ -29,19 +29,12 @@ class BlobStore:
         self.root = root
 
     def path(self, sha256: str) -> Path:
-        digest, _, suffix = sha256.partition(".")
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or suffix not in ("", "eml.gz"):
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError("not a sha256 hex digest")
-        return self.root / digest[:2] / digest[2:4] / sha256
+        return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(
-        self, stream: IO[bytes], max_bytes: int | None = None, *, name: str | None = None, durable: bool = True
-    ) -> tuple[str, int]:
-        """Store ``stream``; return (sha256, size). Raises :class:`TooLarge` above ``max_bytes``.
-
-        ``name`` stores it under a name of the caller's (a raw e-mail's hash + ".eml.gz": the bytes
-        are compressed, but found again by the hash of what they hold).
-        """
+    def put(self, stream: IO[bytes], max_bytes: int | None = None) -> tuple[str, int]:
+        """Store ``stream``; return (sha256, size). Raises :class:`TooLarge` above ``max_bytes``."""
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
@@ -55,10 +48,9 @@ class BlobStore:
                     digest.update(chunk)
                     tmp.write(chunk)
                 tmp.flush()
-                if durable:  # else the caller makes a batch durable at once (os.sync) before it commits
-                    os.fsync(tmp.fileno())
+                os.fsync(tmp.fileno())
             sha = digest.hexdigest()
-            target = self.path(name or sha)
+            target = self.path(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 os.unlink(tmp_name)

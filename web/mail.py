@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import (
@@ -27,7 +28,7 @@ from hub.errors import NotFound, ValidationError
 from hub.mail.html import frame_policy, sanitise
 from hub.mail.links import link_to_project, unlink_from_project
 from hub.mail.mailboxes import MailboxInput, get_mailbox, is_stalled, mailboxes_for, save_mailbox
-from hub.mail.read import get_attachment, get_email, linked_projects, raw_message, thread_of
+from hub.mail.read import attachment_bytes, get_attachment, get_email, linked_projects, raw_message, thread_of
 from hub.models import Mailbox
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
@@ -105,7 +106,7 @@ def attachment(email_id: int, attachment_id: int) -> Any:
     email = get_email(db_session(), user(), email_id)
     item = get_attachment(email, attachment_id)
     return send_file(
-        blobs().open(item.sha256),
+        io.BytesIO(attachment_bytes(blobs(), item)),
         mimetype=item.content_type,
         as_attachment=True,
         download_name=item.filename,
@@ -124,7 +125,7 @@ def save_attachment(email_id: int, attachment_id: int) -> Any:
         project = get_project(session, user(), int(request.form.get("project_id", "0")))
     except (NotFound, ValueError):
         abort(404)
-    with blobs().open(item.sha256) as stream:
+    with io.BytesIO(attachment_bytes(blobs(), item)) as stream:
         add_document(
             session,
             blobs(),

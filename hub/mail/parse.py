@@ -21,6 +21,9 @@ class ParsedAttachment:
     filename: str
     content_type: str
     data: bytes
+    sha256: str = ""
+    size: int = 0
+    location: tuple[int, int] = (0, 0)  # (offset, length) in the sync batch's pack
 
 
 @dataclass
@@ -40,6 +43,7 @@ class ParsedMessage:
     html_body: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    raw_location: tuple[int, int] = (0, 0)  # (offset, length) in the sync batch's pack
 
     @property
     def thread_key(self) -> str:

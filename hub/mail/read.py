@@ -6,7 +6,6 @@ see a linked relation or project — nobody else. Mail from a shared mailbox is 
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 
 from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub.blobs import BlobStore
 from hub.crm.access import project_visible, relation_visible
 from hub.errors import NotFound
+from hub.mail.packs import read as read_pack
 from hub.models import (
     Attachment,
     Email,
@@ -122,9 +122,11 @@ def get_attachment(email: Email, attachment_id: int) -> Attachment:
 
 def raw_message(blobs: BlobStore, email: Email) -> Iterator[bytes]:
     """The original message as it came from the server, for the .eml download (streamed)."""
-    with gzip.open(blobs.path(email.raw_sha256 + ".eml.gz"), "rb") as fh:
-        while chunk := fh.read(64 * 1024):
-            yield chunk
+    yield read_pack(blobs.root / "packs", email.raw_pack, email.raw_offset, email.raw_length, compressed=True)
+
+
+def attachment_bytes(blobs: BlobStore, attachment: Attachment) -> bytes:
+    return read_pack(blobs.root / "packs", attachment.pack, attachment.offset, attachment.size, compressed=False)
 
 
 def linked_projects(session: Session, user: User, email: Email) -> list[Project]:

@@ -9,9 +9,7 @@ later syncs ask STATUS first and skip unchanged folders. Network I/O happens out
 
 from __future__ import annotations
 
-import gzip
-import io
-import os
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from hub.crm.matching import match_addresses, project_from_token, single_open_pr
 from hub.db import Database, insert_ignore
 from hub.mail import mailboxes
 from hub.mail.imap import MailServerError, connect, folders_to_sync
+from hub.mail.packs import PackWriter
 from hub.mail.parse import ParsedMessage, parse_message
 from hub.models import (
     Attachment,
@@ -177,6 +176,7 @@ class FolderSync:
         self.result = SyncResult()
         self.done = 0
         self.total = 0
+        self.pack_name = ""
 
     # --- the folder's cursor ----------------------------------------------------------------------
 
@@ -337,43 +337,54 @@ class FolderSync:
         to_fetch = [uid for uid, mid in listed.items() if not (mid and mid in known)]
         parsed: dict[int, ParsedMessage | str] = {}
         sizes = {uid: int(headers[uid].get(b"RFC822.SIZE", 0)) for uid in to_fetch}
-        for group in _by_size(to_fetch, sizes):
-            big = [uid for uid in group if sizes[uid] > MAX_MESSAGE_BYTES]
-            normal = [uid for uid in group if sizes[uid] <= MAX_MESSAGE_BYTES]
-            for uid, data in self.client.fetch(normal, ["BODY.PEEK[]"]).items() if normal else []:
-                parsed[uid] = self._parse_and_keep(data.get(b"BODY[]", b""))
-            for uid, data in self.client.fetch(big, ["BODY.PEEK[HEADER]"]).items() if big else []:
-                message = self._parse_and_keep(data.get(b"BODY[HEADER]", b""))
-                if isinstance(message, ParsedMessage):
-                    message.problems.append(
-                        f"{sizes[uid]:,} bytes is above the {MAX_MESSAGE_BYTES:,} byte limit: "
-                        "only the headers were stored"
-                    )
-                parsed[uid] = message
+        pack = PackWriter(self.blobs.root / "packs")
+        try:
+            self._fetch_and_parse(to_fetch, sizes, parsed, pack)
+        except BaseException:
+            pack.abandon()
+            raise
+        # The pack is on disk (fsynced) before the rows that point into it commit.
+        pack.close()
+        self.pack_name = pack.name
         if self.fail_after_fetch is not None:
             self.fail_after_fetch -= 1
             if self.fail_after_fetch < 0:
                 raise _Interrupt("simulated crash between fetch and store")
         flags = {uid: _flags(data.get(b"FLAGS", ())) for uid, data in headers.items()}
-        if parsed:
-            os.sync()  # the batch's raw messages are on disk before the rows that point at them commit
         with self.db.transaction() as session:
             self._store(session, listed, known, parsed, flags)
             session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
         self.done += len(uids)
         self._progress()
 
-    def _parse_and_keep(self, raw: bytes) -> ParsedMessage | str:
+    def _fetch_and_parse(
+        self, to_fetch: list[int], sizes: dict[int, int], parsed: dict[int, ParsedMessage | str], pack: PackWriter
+    ) -> None:
+        for group in _by_size(to_fetch, sizes):
+            big = [uid for uid in group if sizes[uid] > MAX_MESSAGE_BYTES]
+            normal = [uid for uid in group if sizes[uid] <= MAX_MESSAGE_BYTES]
+            for uid, data in self.client.fetch(normal, ["BODY.PEEK[]"]).items() if normal else []:
+                parsed[uid] = self._parse_and_keep(data.get(b"BODY[]", b""), pack)
+            for uid, data in self.client.fetch(big, ["BODY.PEEK[HEADER]"]).items() if big else []:
+                message = self._parse_and_keep(data.get(b"BODY[HEADER]", b""), pack)
+                if isinstance(message, ParsedMessage):
+                    message.problems.append(
+                        f"{sizes[uid]:,} bytes is above the {MAX_MESSAGE_BYTES:,} byte limit: "
+                        "only the headers were stored"
+                    )
+                parsed[uid] = message
+
+    def _parse_and_keep(self, raw: bytes, pack: PackWriter) -> ParsedMessage | str:
         try:
             message = parse_message(raw)
         except Exception as exc:  # the parser promises not to raise; if it does, quarantine
             return f"could not be parsed: {type(exc).__name__}: {exc}"
-        self.blobs.put(
-            io.BytesIO(gzip.compress(raw, compresslevel=1)), None, name=message.raw_sha256 + ".eml.gz", durable=False
-        )
+        message.raw_location = pack.add(raw, compress=True)
         for attachment in message.attachments:
-            attachment_sha, _size = self.blobs.put(io.BytesIO(attachment.data), durable=False)
-            attachment.data = attachment_sha.encode()  # keep the hash, drop the bytes from memory
+            attachment.sha256 = hashlib.sha256(attachment.data).hexdigest()
+            attachment.size = len(attachment.data)
+            attachment.location = pack.add(attachment.data, compress=False)
+            attachment.data = b""  # stored; drop the bytes from memory
         return message
 
     def _store(
@@ -392,7 +403,7 @@ class FolderSync:
             else {}
         )
         fresh = {m.message_key: m for m in new_messages if m.message_key not in existing}
-        insert_ignore(session, Email, [_email_row(m) for m in fresh.values()], ["message_key"])
+        insert_ignore(session, Email, [_email_row(m, self.pack_name) for m in fresh.values()], ["message_key"])
         ids = (
             dict(session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys))).tuples().all())
             if keys
@@ -451,8 +462,10 @@ class FolderSync:
                         "email_id": email_id,
                         "filename": attachment.filename,
                         "content_type": attachment.content_type,
-                        "size": 0,
-                        "sha256": attachment.data.decode(),
+                        "size": attachment.size,
+                        "sha256": attachment.sha256,
+                        "pack": self.pack_name,
+                        "offset": attachment.location[0],
                     }
                 )
         for email_id, relation_ids in relations_of.items():
@@ -460,8 +473,6 @@ class FolderSync:
         if participants:
             session.execute(insert(EmailParticipant), participants)
         if attachments:
-            for row in attachments:
-                row["size"] = self.blobs.path(str(row["sha256"])).stat().st_size
             session.execute(insert(Attachment), attachments)
         insert_ignore(session, EmailRelation, relation_links, ["email_id", "relation_id"])
         self.result.linked += len(relations_of)
@@ -498,7 +509,7 @@ def _project_links(
     return links
 
 
-def _email_row(m: ParsedMessage) -> dict[str, Any]:
+def _email_row(m: ParsedMessage, pack: str) -> dict[str, Any]:
     return {
         "message_key": m.message_key[:500],
         "message_id": m.message_id[:500],
@@ -513,6 +524,9 @@ def _email_row(m: ParsedMessage) -> dict[str, Any]:
         "html_body": m.html_body,
         "size": m.size,
         "raw_sha256": m.raw_sha256,
+        "raw_pack": pack,
+        "raw_offset": m.raw_location[0],
+        "raw_length": m.raw_location[1],
         "has_attachments": bool(m.attachments),
         "problems": "\n".join(m.problems),
         "stored_at": utcnow(),

@@ -99,6 +99,10 @@ class Email(Base):
     html_body: Mapped[str] = mapped_column(Text, default="")
     size: Mapped[int] = mapped_column(default=0)
     raw_sha256: Mapped[str] = mapped_column(String(64))
+    # Where the raw message (gzip) is: a pack file of its sync batch, offset and length in it.
+    raw_pack: Mapped[str] = mapped_column(String(40), default="")
+    raw_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    raw_length: Mapped[int] = mapped_column(default=0)
     has_attachments: Mapped[bool] = mapped_column(default=False)
     # What could not be read as the sender meant it (bad charset, missing Date, truncated body …).
     problems: Mapped[str] = mapped_column(Text, default="")
@@ -162,6 +166,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(120))
     size: Mapped[int] = mapped_column()
     sha256: Mapped[str] = mapped_column(String(64))
+    pack: Mapped[str] = mapped_column(String(40), default="")
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class MailQuarantine(Base):

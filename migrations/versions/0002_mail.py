@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 05:47:37.865811
+Create Date: 2026-11-23 06:09:53.945588
 """
 
 from collections.abc import Sequence
@@ -34,6 +34,9 @@ def upgrade() -> None:
     sa.Column('html_body', sa.Text(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('raw_sha256', sa.String(length=64), nullable=False),
+    sa.Column('raw_pack', sa.String(length=40), nullable=False),
+    sa.Column('raw_offset', sa.BigInteger(), nullable=False),
+    sa.Column('raw_length', sa.Integer(), nullable=False),
     sa.Column('has_attachments', sa.Boolean(), nullable=False),
     sa.Column('problems', sa.Text(), nullable=False),
     sa.Column('stored_at', sa.DateTime(timezone=True), nullable=False),
@@ -51,6 +54,8 @@ def upgrade() -> None:
     sa.Column('content_type', sa.String(length=120), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('pack', sa.String(length=40), nullable=False),
+    sa.Column('offset', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['email_id'], ['email.id'], name=op.f('fk_attachment_email_id_email'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_attachment'))
     )

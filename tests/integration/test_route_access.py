@@ -82,9 +82,8 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
 
 def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[int, int, int]:
     """An e-mail in the insider's personal mailbox, linked to the hidden project, with an attachment."""
-    import gzip
-
     from hub.mail.mailboxes import MailboxInput, save_mailbox
+    from hub.mail.packs import PackWriter
     from hub.models import Attachment, Email, EmailLocation, EmailProject, MailFolder
 
     box = save_mailbox(
@@ -95,16 +94,29 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
         ),
     )
     folder = MailFolder(mailbox_id=box.id, name="INBOX")
-    raw = b"Subject: Hidden Project Zq offer\r\n\r\nsecret"
-    sha, _ = blobs.put(io.BytesIO(gzip.compress(raw)), name=__import__("hashlib").sha256(raw).hexdigest() + ".eml.gz")
+    pack = PackWriter(blobs.root / "packs")
+    raw_offset, raw_length = pack.add(b"Subject: Hidden Project Zq offer\r\n\r\nsecret", compress=True)
+    attachment_offset, attachment_size = pack.add(b"attached secret", compress=False)
+    pack.close()
     email = Email(
-        message_key="<hidden@test>", subject="Hidden Project Zq offer", raw_sha256=sha[:64], text_body="secret"
+        message_key="<hidden@test>",
+        subject="Hidden Project Zq offer",
+        raw_sha256="0" * 64,
+        raw_pack=pack.name,
+        raw_offset=raw_offset,
+        raw_length=raw_length,
+        text_body="secret",
     )
     s.add_all([folder, email])
     s.flush()
-    attachment_sha, size = blobs.put(io.BytesIO(b"attached secret"))
     attachment = Attachment(
-        email_id=email.id, filename="a.txt", content_type="text/plain", size=size, sha256=attachment_sha
+        email_id=email.id,
+        filename="a.txt",
+        content_type="text/plain",
+        size=attachment_size,
+        sha256="1" * 64,
+        pack=pack.name,
+        offset=attachment_offset,
     )
     s.add_all(
         [
