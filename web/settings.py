@@ -31,7 +31,7 @@ from hub.crm.choices import (
     save_field_labels,
 )
 from hub.errors import ValidationError
-from hub.models import ChoiceField
+from hub.models import FREE_CHOICE_FIELDS, FREE_TEXT_FIELDS, ChoiceField
 from web.context import db_session
 from web.forms import show_errors
 from web.security import admin_required
@@ -39,6 +39,11 @@ from web.security import admin_required
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 FIELD_NAMES = {"type": _l("Type"), "status": _l("Status"), "chance": _l("Chance")}
+# What each free field is called before the company renames it, in the user's language.
+FREE_FIELD_NAMES = {
+    **{f: _l("Free text %(n)s", n=i) for i, f in enumerate(FREE_TEXT_FIELDS, 1)},
+    **{f.value: _l("Free choice %(n)s", n=i) for i, f in enumerate(FREE_CHOICE_FIELDS, 1)},
+}
 
 
 class ChoiceForm(FlaskForm):
@@ -63,8 +68,14 @@ class GroupForm(FlaskForm):
 
 
 def _dropdown_labels() -> dict[str, str]:
+    """Each dropdown's name: the company's own label for a free choice once it has renamed it."""
     labels = field_labels(db_session())
-    return {f.value: str(FIELD_NAMES.get(f.value, labels.get(f.value, f.value))) for f in ChoiceField}
+    names: dict[str, str] = {}
+    for f in ChoiceField:
+        own = labels.get(f.value, "")
+        renamed = own and own != DEFAULT_LABELS.get(f.value)
+        names[f.value] = own if renamed else str(FIELD_NAMES.get(f.value) or FREE_FIELD_NAMES.get(f.value, f.value))
+    return names
 
 
 @bp.route("/")
@@ -149,7 +160,11 @@ def labels() -> Any:
             return redirect(url_for("settings.labels", saved=1))
     status = 400 if errors else 200
     return render_template(
-        "settings/labels.html", values=values, errors=errors, defaults=DEFAULT_LABELS, saved=request.args.get("saved")
+        "settings/labels.html",
+        values=values,
+        errors=errors,
+        names=FREE_FIELD_NAMES,
+        saved=request.args.get("saved"),
     ), status
 
 
@@ -201,7 +216,7 @@ def edit_user(user_id: int) -> Any:
 @bp.route("/groups")
 @admin_required
 def groups() -> Any:
-    return render_template("settings/groups.html", groups=all_groups(db_session()))
+    return render_template("settings/groups.html", groups=all_groups(db_session(), with_members=True))
 
 
 def _save_group_view(group_id: int | None) -> Any:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hub.accounts.passwords import hash_password, verify_password
 from hub.errors import NotFound, ValidationError
@@ -195,8 +195,12 @@ def get_group(session: Session, group_id: int) -> UserGroup:
     return group
 
 
-def all_groups(session: Session) -> list[UserGroup]:
-    return list(session.scalars(select(UserGroup).order_by(UserGroup.name)))
+def all_groups(session: Session, *, with_members: bool = False) -> list[UserGroup]:
+    """Every group by name; ``with_members`` loads the members in one extra query (list pages)."""
+    query = select(UserGroup).order_by(UserGroup.name)
+    if with_members:
+        query = query.options(selectinload(UserGroup.members))
+    return list(session.scalars(query))
 
 
 def users_and_groups(session: Session, user_ids: list[int], group_ids: list[int]) -> tuple[list[User], list[UserGroup]]:

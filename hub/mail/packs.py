@@ -13,41 +13,55 @@ import gzip
 import os
 import re
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 _NAME = re.compile(r"^[0-9a-f]{32}\.pack$")
 
 
+# zlib releases the GIL: compressing in this thread overlaps with parsing the next message.
+_COMPRESSOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-gzip")
+
+
 class PackWriter:
+    """Collects a batch's raw messages and attachments, then writes them as one file."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.name = f"{uuid.uuid4().hex}.pack"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._file = (self.root / self.name).open("wb")
-        self._offset = 0
-        self.used = False
+        self._parts: list[bytes | Future[bytes]] = []
+        self._locations: list[tuple[int, int]] = []
 
-    def add(self, data: bytes, *, compress: bool) -> tuple[int, int]:
-        """Append ``data``; return (offset, length) of what was written."""
-        payload = gzip.compress(data, compresslevel=1, mtime=0) if compress else data
-        self._file.write(payload)
-        offset = self._offset
-        self._offset += len(payload)
-        self.used = True
-        return offset, len(payload)
+    def add(self, data: bytes, *, compress: bool) -> int:
+        """Queue ``data`` (gzip-compressed in the background if asked); returns its slot number."""
+        self._parts.append(_COMPRESSOR.submit(gzip.compress, data, 1, mtime=0) if compress else data)
+        return len(self._parts) - 1
 
     def close(self) -> None:
-        """Make the pack durable (one fsync for the whole batch); an unused pack is removed."""
-        self._file.flush()
-        if self.used:
-            os.fsync(self._file.fileno())
-        self._file.close()
-        if not self.used:
-            (self.root / self.name).unlink(missing_ok=True)
+        """Write every part in order and make the file durable with one fsync; nothing queued: no file."""
+        if not self._parts:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        offset = 0
+        with (self.root / self.name).open("wb") as fh:
+            for part in self._parts:
+                payload = part.result() if isinstance(part, Future) else part
+                fh.write(payload)
+                self._locations.append((offset, len(payload)))
+                offset += len(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._parts = []
+
+    def location(self, slot: int) -> tuple[int, int]:
+        """(offset, length) of a part, once the pack is closed."""
+        return self._locations[slot]
 
     def abandon(self) -> None:
-        self._file.close()
-        (self.root / self.name).unlink(missing_ok=True)
+        for part in self._parts:
+            if isinstance(part, Future):
+                part.cancel()
+        self._parts = []
 
 
 def read(root: Path, name: str, offset: int, length: int, *, compressed: bool) -> bytes:

@@ -23,7 +23,7 @@ class ParsedAttachment:
     data: bytes
     sha256: str = ""
     size: int = 0
-    location: tuple[int, int] = (0, 0)  # (offset, length) in the sync batch's pack
+    slot: int = 0  # its place in the sync batch's pack
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ParsedMessage:
     html_body: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    raw_location: tuple[int, int] = (0, 0)  # (offset, length) in the sync batch's pack
+    raw_slot: int = 0  # its place in the sync batch's pack
 
     @property
     def thread_key(self) -> str:

@@ -176,7 +176,7 @@ class FolderSync:
         self.result = SyncResult()
         self.done = 0
         self.total = 0
-        self.pack_name = ""
+        self.pack: PackWriter | None = None
 
     # --- the folder's cursor ----------------------------------------------------------------------
 
@@ -345,7 +345,7 @@ class FolderSync:
             raise
         # The pack is on disk (fsynced) before the rows that point into it commit.
         pack.close()
-        self.pack_name = pack.name
+        self.pack = pack
         if self.fail_after_fetch is not None:
             self.fail_after_fetch -= 1
             if self.fail_after_fetch < 0:
@@ -374,16 +374,20 @@ class FolderSync:
                     )
                 parsed[uid] = message
 
+    def _pack(self) -> PackWriter:
+        assert self.pack is not None, "rows are built only after the batch's pack is written"
+        return self.pack
+
     def _parse_and_keep(self, raw: bytes, pack: PackWriter) -> ParsedMessage | str:
         try:
             message = parse_message(raw)
         except Exception as exc:  # the parser promises not to raise; if it does, quarantine
             return f"could not be parsed: {type(exc).__name__}: {exc}"
-        message.raw_location = pack.add(raw, compress=True)
+        message.raw_slot = pack.add(raw, compress=True)
         for attachment in message.attachments:
             attachment.sha256 = hashlib.sha256(attachment.data).hexdigest()
             attachment.size = len(attachment.data)
-            attachment.location = pack.add(attachment.data, compress=False)
+            attachment.slot = pack.add(attachment.data, compress=False)
             attachment.data = b""  # stored; drop the bytes from memory
         return message
 
@@ -403,7 +407,7 @@ class FolderSync:
             else {}
         )
         fresh = {m.message_key: m for m in new_messages if m.message_key not in existing}
-        insert_ignore(session, Email, [_email_row(m, self.pack_name) for m in fresh.values()], ["message_key"])
+        insert_ignore(session, Email, [_email_row(m, self._pack()) for m in fresh.values()], ["message_key"])
         ids = (
             dict(session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys))).tuples().all())
             if keys
@@ -464,8 +468,8 @@ class FolderSync:
                         "content_type": attachment.content_type,
                         "size": attachment.size,
                         "sha256": attachment.sha256,
-                        "pack": self.pack_name,
-                        "offset": attachment.location[0],
+                        "pack": self._pack().name,
+                        "offset": self._pack().location(attachment.slot)[0],
                     }
                 )
         for email_id, relation_ids in relations_of.items():
@@ -509,7 +513,8 @@ def _project_links(
     return links
 
 
-def _email_row(m: ParsedMessage, pack: str) -> dict[str, Any]:
+def _email_row(m: ParsedMessage, pack: PackWriter) -> dict[str, Any]:
+    raw_offset, raw_length = pack.location(m.raw_slot)
     return {
         "message_key": m.message_key[:500],
         "message_id": m.message_id[:500],
@@ -524,9 +529,9 @@ def _email_row(m: ParsedMessage, pack: str) -> dict[str, Any]:
         "html_body": m.html_body,
         "size": m.size,
         "raw_sha256": m.raw_sha256,
-        "raw_pack": pack,
-        "raw_offset": m.raw_location[0],
-        "raw_length": m.raw_location[1],
+        "raw_pack": pack.name,
+        "raw_offset": raw_offset,
+        "raw_length": raw_length,
         "has_attachments": bool(m.attachments),
         "problems": "\n".join(m.problems),
         "stored_at": utcnow(),

@@ -1,33 +1,44 @@
-"""Relation pages, settings (admins only), search and the CSV import in the browser UI."""
+"""Relation pages: the list, the form with its errors, the relation card, contacts, who may see a relation."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
-from hub.crm.choices import choices_for
-from hub.crm.import_jobs import run_import_job
 from hub.crm.projects import ProjectInput, save_project, set_linked
-from hub.crm.relations import RelationInput, save_relation
+from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation, set_relation_linked
 from hub.db import Database
-from hub.models import ChoiceField, Contact, ImportJob, Relation, User
+from hub.models import Contact, Relation, User
 from tests.conftest import csrf_token
 
 Login = Callable[[FlaskClient, User], FlaskClient]
 
 
-def _post(client: FlaskClient, url: str, **fields: object) -> object:
+def _post(client: FlaskClient, url: str, **fields: object) -> TestResponse:
     return client.post(url, data={"csrf_token": csrf_token(client.get(url).text), **fields})
 
 
-def test_relation_validation_keeps_input_and_saves_nothing(
+def _post_from(client: FlaskClient, page: str, url: str, **fields: object) -> TestResponse:
+    """POST to ``url`` with the CSRF token of ``page`` (for buttons that have no page of their own)."""
+    return client.post(url, data={"csrf_token": csrf_token(client.get(page).text), **fields})
+
+
+def _relation_count(db: Database) -> int:
+    with db.transaction() as s:
+        return s.scalar(select(func.count()).select_from(Relation)) or 0
+
+
+def test_new_relation_shows_errors_next_to_fields_keeps_input_and_saves_nothing(
     client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
 ) -> None:
     login(client, make_user())
+    form = client.get("/relations/new").text
+    for label in ("Kind", "Street and number", "Postcode", "Country", "Website", "VAT number", "Owner", "Mail domain"):
+        assert label in form
     response = _post(
         client,
         "/relations/new",
@@ -35,15 +46,16 @@ def test_relation_validation_keeps_input_and_saves_nothing(
         status="lead",
         name="De Boer Bouw",
         emails="info@deboer.example\nnot-an-address",
-        phones="020 123",
+        phones="12",
         domain="gmail.com",
     )
     assert response.status_code == 400
     assert "not-an-address is not a valid e-mail address." in response.text
+    assert "12 is not a valid phone number." in response.text
     assert "gmail.com is not a company mail domain." in response.text
-    assert 'value="De Boer Bouw"' in response.text
-    with db.transaction() as s:
-        assert s.scalar(select(func.count()).select_from(Relation)) == 0
+    assert 'value="De Boer Bouw"' in response.text and "info@deboer.example\nnot-an-address" in response.text
+    assert _relation_count(db) == 0
+
     ok = _post(
         client,
         "/relations/new",
@@ -54,11 +66,54 @@ def test_relation_validation_keeps_input_and_saves_nothing(
         emails="info@deboer.example",
         phones="038-4211234",
         domain="deboer.example",
+        coc_number="12345678",
         owner_id="",
     )
     assert ok.status_code == 302
     card = client.get(ok.headers["Location"]).text
-    assert "De Boer Bouw" in card and "038-4211234" in card and "info@deboer.example" in card
+    for text in ("De Boer Bouw", "Zwolle", "038-4211234", "info@deboer.example", "deboer.example", "12345678"):
+        assert text in card
+
+
+def test_edit_with_errors_changes_nothing(
+    client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
+) -> None:
+    with db.transaction() as s:
+        relation_id = save_relation(s, RelationInput(name="Jansen", emails=["info@jansen.example"])).id
+    login(client, make_user())
+    url = f"/relations/{relation_id}/edit"
+    assert "info@jansen.example" in client.get(url).text
+    bad = _post(client, url, kind="company", status="lead", name="Jansen & Zn", emails="jansen@", domain="hotmail.com")
+    assert bad.status_code == 400
+    assert "jansen@ is not a valid e-mail address." in bad.text and "hotmail.com is not a company mail domain." in bad.text
+    assert 'value="Jansen &amp; Zn"' in bad.text
+    with db.transaction() as s:
+        assert s.get_one(Relation, relation_id).name == "Jansen"
+    ok = _post(client, url, kind="person", status="prospect", name="Jansen & Zn", country="be", emails="a@jansen.example")
+    assert ok.status_code == 302
+    with db.transaction() as s:
+        saved = s.get_one(Relation, relation_id)
+        assert (saved.name, saved.kind.value, saved.country) == ("Jansen & Zn", "person", "BE")
+        assert [e.address for e in saved.emails] == ["a@jansen.example"]
+
+
+def test_list_searches_filters_and_sorts(
+    client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
+) -> None:
+    with db.transaction() as s:
+        save_relation(s, RelationInput(name="Alfa Bouw", city="Utrecht", status="customer"))
+        save_relation(s, RelationInput(name="Beta Bouw", city="Amsterdam", status="lead"))
+        save_relation(s, RelationInput(name="Gamma Zorg", city="Delft", status="customer"))
+    login(client, make_user())
+    page = client.get("/relations?sort=-name").text
+    assert page.index("Gamma Zorg") < page.index("Beta Bouw") < page.index("Alfa Bouw")
+    by_city = client.get("/relations?sort=city").text
+    assert by_city.index("Beta Bouw") < by_city.index("Gamma Zorg") < by_city.index("Alfa Bouw")
+    customers = client.get("/relations?status=customer&q=bouw").text
+    assert "Alfa Bouw" in customers and "Beta Bouw" not in customers and "Gamma Zorg" not in customers
+    # Sort links keep the filters.
+    assert "status=customer" in customers and "sort=city" in customers
+    assert "No relations match your search." in client.get("/relations?q=nothing-like-this").text
 
 
 def test_card_lists_contacts_and_only_visible_projects(
@@ -82,101 +137,89 @@ def test_card_lists_contacts_and_only_visible_projects(
     )
     assert added.status_code == 302
     card = client.get(f"/relations/{relation_id}").text
-    assert "Sem Mulder" in card and "Buyer" in card and "Visible project" in card
-    assert "Hidden project" not in card
-    lookup = client.get("/relations/lookup?q=mulder").get_json()
-    assert lookup == [{"id": relation_id, "name": "Mulder Groep", "city": ""}]
+    assert "Sem Mulder" in card and "Buyer" in card and "sem@mulder.example" in card and "+31 6 12345678" in card
+    assert "Visible project" in card and "Hidden project" not in card
+    assert f"/projects/new?relation_id={relation_id}" in card
+    assert "Nobody linked: visible to all staff" in card
 
-
-def test_settings_are_admin_only_and_choices_in_use_are_deactivated_not_deleted(
-    app: Flask, make_user: Callable[..., User], login: Login, db: Database
-) -> None:
-    staff = login(app.test_client(), make_user())
-    for url in ("/settings/", "/settings/choices", "/settings/labels", "/settings/users", "/settings/groups"):
-        assert staff.get(url).status_code == 404
-    admin_user = make_user("Root", admin=True)
-    admin = login(app.test_client(), admin_user)
-    assert _post(admin, "/settings/choices", field="status", name="Lost", sort_order="9", active="y").status_code == 302
     with db.transaction() as s:
-        lost = choices_for(s, ChoiceField.status)[0]
-        relation = save_relation(s, RelationInput(name="R"))
-        save_project(s, admin_user, ProjectInput(relation_id=relation.id, name="P", choices={"status": lost.id}))
-        lost_id = lost.id
-    token = csrf_token(admin.get("/settings/choices").text)
-    admin.post(f"/settings/choices/{lost_id}/delete", data={"csrf_token": token})
-    page = admin.get("/settings/choices").text
-    assert "in use by projects; deactivate it instead" in page and "Lost" in page
-    assert _post(admin, f"/settings/choices/{lost_id}", name="Lost", sort_order="9").status_code == 302
-    with db.transaction() as s:
-        assert choices_for(s, ChoiceField.status) == []  # gone from the dropdown for new projects
-        assert [c.name for c in choices_for(s, ChoiceField.status, include_inactive=True)] == ["Lost"]
-    assert (
-        _post(
-            admin,
-            "/settings/labels",
-            free_text_1="PO number",
-            **{f"free_choice_{i}": f"C{i}" for i in range(1, 6)},
-            free_text_2="a",
-            free_text_3="b",
-            free_text_4="c",
-        ).status_code
-        == 302
-    )
-    assert 'value="PO number"' in admin.get("/settings/labels").text
-    new_user = _post(
-        admin,
-        "/settings/users/new",
-        name="New Person",
-        email="new@staff.example",
-        password="short",
-        language="nl",
-        is_active="y",
-    )
-    assert new_user.status_code == 400 and "at least 8 characters" in new_user.text
+        contact_id = s.scalars(select(Contact.id)).one()
+    bad = _post(client, f"/contacts/{contact_id}/edit", name="Sem Mulder", emails="sem@", phones="")
+    assert bad.status_code == 400 and "sem@ is not a valid e-mail address." in bad.text
+    assert _post(client, f"/contacts/{contact_id}/edit", name="Sem de Mulder", function="CEO").status_code == 302
+    assert "Sem de Mulder" in client.get(f"/relations/{relation_id}").text
+    deleted = _post_from(client, f"/relations/{relation_id}", f"/contacts/{contact_id}/delete")
+    assert deleted.status_code == 302
+    assert "No contacts yet." in client.get(f"/relations/{relation_id}").text
 
 
-def test_search_finds_relations_and_projects(
+def test_hidden_relation_is_404_everywhere_for_others(
     client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
 ) -> None:
-    user = make_user()
+    viewer, owner = make_user(), make_user()
     with db.transaction() as s:
-        relation = save_relation(s, RelationInput(name="Café Zoë"))
-        save_project(s, user, ProjectInput(relation_id=relation.id, name="Terrace heaters"))
-    login(client, user)
-    page = client.get("/search?q=cafe zoe").text
-    assert "Café Zoë" in page and "Terrace heaters" in page
-    assert "Terrace heaters" in client.get("/search?q=TERRACE").text
+        hidden = save_relation(s, RelationInput(name="Secret Holding", owner_id=owner.id))
+        set_relation_linked(s, hidden, [owner.id], [])
+        contact = save_contact(s, hidden, ContactInput(name="Sam Secret", emails=["sam@secret.example"]))
+        open_id = save_relation(s, RelationInput(name="Secretarial Services")).id
+        ids = {"relation": hidden.id, "contact": contact.id}
+    login(client, viewer)
+    for url in (
+        "/relations/{relation}",
+        "/relations/{relation}/edit",
+        "/relations/{relation}/contacts/new",
+        "/relations/{relation}/users",
+        "/relations/{relation}/emails",
+        "/contacts/{contact}/edit",
+    ):
+        assert client.get(url.format(**ids)).status_code == 404, url
+    for url in ("/relations/{relation}/delete", "/contacts/{contact}/delete", "/relations/{relation}/edit"):
+        assert _post_from(client, "/relations", url.format(**ids), name="x").status_code == 404, url
+    assert client.get("/relations/lookup?q=secret").get_json() == [
+        {"id": open_id, "name": "Secretarial Services", "city": ""}
+    ]
+    listing = client.get("/relations?q=secret").text
+    assert "Secretarial Services" in listing and "Secret Holding" not in listing
+    with db.transaction() as s:
+        assert s.get_one(Contact, ids["contact"]).name == "Sam Secret"
+        assert s.scalar(select(func.count()).select_from(Relation)) == 2
 
 
-def test_csv_import_in_the_ui_reports_bad_rows_and_is_idempotent(
-    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
+def test_owner_links_users_and_then_only_they_see_it(
+    app: Flask, make_user: Callable[..., User], login: Login, db: Database
 ) -> None:
-    login(client, make_user())
-    csv = (
-        b"relation,domain,contact_name,email,phone\n"
-        b"Smit BV,smit.example,Tess Smit,tess@smit.example,+31 30 1234567\n"
-        b",x.example,No Relation,a@x.example,\n"
-        b"Smit BV,smit.example,Vera Smit,vera@smit.example,12\n"
-    )
-    for attempt in (1, 2):
-        token = csrf_token(client.get("/import").text)
-        response = client.post(
-            "/import",
-            data={"csrf_token": token, "file": (io.BytesIO(csv), "relations.csv")},
-            content_type="multipart/form-data",
-        )
-        assert response.status_code == 302
-        job_id = int(response.headers["Location"].rsplit("/", 1)[1])
-        assert "Waiting for a worker" in client.get(f"/import/{job_id}").text
-        run_import_job(db, app.extensions["hub.blobs"], job_id)
-        page = client.get(f"/import/{job_id}").text
-        assert "line 3: the relation name is empty" in page
-        assert "line 4: &#39;12&#39; is not a valid phone number" in page
-        with db.transaction() as s:
-            job = s.get_one(ImportJob, job_id)
-            assert job.contacts_created == (1 if attempt == 1 else 0)
-            assert s.scalar(select(func.count()).select_from(Contact)) == 1
-    empty = client.post(
-        "/import", data={"csrf_token": csrf_token(client.get("/import").text)}, content_type="multipart/form-data"
-    )
-    assert empty.status_code == 400 and "Choose a CSV file" in empty.text
+    owner, colleague, outsider = make_user("Olga"), make_user("Cor"), make_user("Otto")
+    with db.transaction() as s:
+        relation_id = save_relation(s, RelationInput(name="Visser BV", owner_id=owner.id)).id
+    owner_client = login(app.test_client(), owner)
+    outsider_client = login(app.test_client(), outsider)
+    colleague_client = login(app.test_client(), colleague)
+    assert outsider_client.get(f"/relations/{relation_id}").status_code == 200
+    # Only the owner and admins may change who sees a relation.
+    assert colleague_client.get(f"/relations/{relation_id}/users").status_code == 404
+    form = owner_client.get(f"/relations/{relation_id}/users").text
+    assert "Nobody linked: visible to all staff." in form
+    saved = _post(owner_client, f"/relations/{relation_id}/users", user_ids=[str(colleague.id)])
+    assert saved.status_code == 302
+    assert "Cor" in owner_client.get(f"/relations/{relation_id}").text
+    assert colleague_client.get(f"/relations/{relation_id}").status_code == 200
+    assert outsider_client.get(f"/relations/{relation_id}").status_code == 404
+    assert outsider_client.get("/relations/lookup?q=visser").get_json() == []
+
+
+def test_delete_is_refused_while_the_relation_has_projects(
+    client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database
+) -> None:
+    admin = make_user("Admin", admin=True)
+    with db.transaction() as s:
+        busy = save_relation(s, RelationInput(name="Busy BV"))
+        save_project(s, admin, ProjectInput(relation_id=busy.id, name="Running job"))
+        idle_id = save_relation(s, RelationInput(name="Idle BV")).id
+        busy_id = busy.id
+    login(client, admin)
+    refused = _post_from(client, f"/relations/{busy_id}", f"/relations/{busy_id}/delete")
+    assert refused.status_code == 302
+    assert "This relation still has projects; delete or move them first." in client.get(refused.headers["Location"]).text
+    assert _post_from(client, f"/relations/{idle_id}", f"/relations/{idle_id}/delete").status_code == 302
+    assert client.get(f"/relations/{idle_id}").status_code == 404
+    assert client.get(f"/relations/{busy_id}").status_code == 200

@@ -95,9 +95,13 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
     )
     folder = MailFolder(mailbox_id=box.id, name="INBOX")
     pack = PackWriter(blobs.root / "packs")
-    raw_offset, raw_length = pack.add(b"Subject: Hidden Project Zq offer\r\n\r\nsecret", compress=True)
-    attachment_offset, attachment_size = pack.add(b"attached secret", compress=False)
+    raw_slot = pack.add(b"Subject: Hidden Project Zq offer\r\n\r\nsecret", compress=True)
+    attachment_slot = pack.add(b"attached secret", compress=False)
     pack.close()
+    (raw_offset, raw_length), (attachment_offset, attachment_size) = (
+        pack.location(raw_slot),
+        pack.location(attachment_slot),
+    )
     email = Email(
         message_key="<hidden@test>",
         subject="Hidden Project Zq offer",
