@@ -183,7 +183,9 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     """
     query = select(Project).where(Project.id == project_id, project_visible(user)).options(joinedload(Project.relation))
     if full:
-        session.scalars(select(Choice)).all()
+        # Held in session.info: the identity map only keeps weak references, and the choices must
+        # stay there for the page's lifetime to be found without SQL.
+        session.info["hub_choices"] = session.scalars(select(Choice)).all()
         query = query.options(joinedload(Project.contacts).joinedload(Contact.emails))
     project = session.scalars(query).unique().one_or_none()
     if project is None:
