@@ -16,7 +16,9 @@ from hub.models import Mailbox, MailSecurity, User
 from hub.models.base import utcnow
 from hub.secrets import encrypt
 
-LEASE = timedelta(minutes=15)
+# A sync renews its lease with every batch it commits, so a killed worker's mailbox is free again
+# within minutes; a second sync racing a slow first one would still store nothing twice.
+LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(hours=1)
 HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9a-fA-F:]+\]$")
 

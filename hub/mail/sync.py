@@ -41,6 +41,7 @@ from hub.models.base import utcnow
 from hub.secrets import SecretUnreadable, decrypt
 
 BATCH = 200
+FLAG_RESCAN_SECONDS = 600  # how often flags are re-read on servers without CONDSTORE
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 BODY_FETCH_BYTES = 16 * 1024 * 1024  # fetch full bodies in slices of at most this much
 Progress = Callable[[int, int], None]
@@ -212,9 +213,10 @@ class FolderSync:
                 and folder.backfill_done
                 and folder.server_messages == messages
                 and (modseq is None or folder.highestmodseq == int(modseq))
+                # Without CONDSTORE, STATUS cannot show flag changes: look at the flags now and then.
+                and (self.condstore or _recently(folder.last_synced_at, FLAG_RESCAN_SECONDS))
             )
             if unchanged:
-                folder.last_synced_at = utcnow()
                 self.result.skipped_folders = 1
                 return self.result
             if folder.uidvalidity is not None and folder.uidvalidity != uidvalidity:
@@ -354,6 +356,9 @@ class FolderSync:
         with self.db.transaction() as session:
             self._store(session, listed, known, parsed, flags)
             session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
+            session.execute(
+                update(Mailbox).where(Mailbox.id == self.mailbox_id).values(claimed_until=utcnow() + mailboxes.LEASE)
+            )
         self.done += len(uids)
         self._progress()
 
@@ -511,6 +516,15 @@ def _project_links(
             if relation_id in single:
                 links.append({"email_id": email_id, "project_id": single[relation_id], "how": "single-open"})
     return links
+
+
+def _recently(moment: Any, seconds: float) -> bool:
+    if moment is None:
+        return False
+    from datetime import UTC, timedelta
+
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return bool(utcnow() - aware < timedelta(seconds=seconds))
 
 
 def _email_row(m: ParsedMessage, pack: PackWriter) -> dict[str, Any]:

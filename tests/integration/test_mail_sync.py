@@ -266,3 +266,27 @@ def test_crash_between_fetch_and_store_resumes_without_loss_or_duplicates(
     assert result.new == 13
     assert count(db, Email) == 23 and count(db, EmailLocation) == 23
     assert count(db, MailQuarantine) == 0
+
+
+def test_servers_without_condstore_still_get_flag_changes(
+    db: Database, settings: Settings, mail_account: Callable[..., MailAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imapclient import IMAPClient
+
+    import hub.mail.sync as sync_module
+
+    monkeypatch.setattr(sync_module, "FLAG_RESCAN_SECONDS", 0)
+    real = IMAPClient.capabilities
+    monkeypatch.setattr(
+        IMAPClient, "capabilities", lambda self: tuple(c for c in real(self) if c not in (b"CONDSTORE", b"QRESYNC"))
+    )
+    account = mail_account()
+    client = account.client()
+    client.append("INBOX", message(subject="plain server", msgid="<plain@test>"))
+    run(db, settings, account)
+    client.select_folder("INBOX")
+    client.add_flags(client.search(["ALL"]), [b"\\Answered"])
+    client.logout()
+    run(db, settings, account)
+    with db.transaction() as s:
+        assert "\\Answered" in (s.scalar(select(EmailLocation.flags)) or "")

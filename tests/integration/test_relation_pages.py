@@ -85,11 +85,15 @@ def test_edit_with_errors_changes_nothing(
     assert "info@jansen.example" in client.get(url).text
     bad = _post(client, url, kind="company", status="lead", name="Jansen & Zn", emails="jansen@", domain="hotmail.com")
     assert bad.status_code == 400
-    assert "jansen@ is not a valid e-mail address." in bad.text and "hotmail.com is not a company mail domain." in bad.text
+    assert (
+        "jansen@ is not a valid e-mail address." in bad.text and "hotmail.com is not a company mail domain." in bad.text
+    )
     assert 'value="Jansen &amp; Zn"' in bad.text
     with db.transaction() as s:
         assert s.get_one(Relation, relation_id).name == "Jansen"
-    ok = _post(client, url, kind="person", status="prospect", name="Jansen & Zn", country="be", emails="a@jansen.example")
+    ok = _post(
+        client, url, kind="person", status="prospect", name="Jansen & Zn", country="be", emails="a@jansen.example"
+    )
     assert ok.status_code == 302
     with db.transaction() as s:
         saved = s.get_one(Relation, relation_id)
@@ -219,7 +223,9 @@ def test_delete_is_refused_while_the_relation_has_projects(
     login(client, admin)
     refused = _post_from(client, f"/relations/{busy_id}", f"/relations/{busy_id}/delete")
     assert refused.status_code == 302
-    assert "This relation still has projects; delete or move them first." in client.get(refused.headers["Location"]).text
+    assert (
+        "This relation still has projects; delete or move them first." in client.get(refused.headers["Location"]).text
+    )
     assert _post_from(client, f"/relations/{idle_id}", f"/relations/{idle_id}/delete").status_code == 302
     assert client.get(f"/relations/{idle_id}").status_code == 404
     assert client.get(f"/relations/{busy_id}").status_code == 200

@@ -89,11 +89,11 @@ def test_a_choice_in_use_is_deactivated_not_deleted_and_leaves_new_project_dropd
         assert [c.name for c in choices_for(s, ChoiceField.status, include_inactive=True)] == ["Lost"]
 
 
-def test_free_field_labels_are_renamed(
-    app: Flask, make_user: Callable[..., User], login: Login, db: Database
-) -> None:
+def test_free_field_labels_are_renamed(app: Flask, make_user: Callable[..., User], login: Login, db: Database) -> None:
     admin, _ = _admin(app, make_user, login)
-    labels = {f"free_text_{i}": f"Text {i}" for i in range(1, 5)} | {f"free_choice_{i}": f"Pick {i}" for i in range(1, 6)}
+    labels = {f"free_text_{i}": f"Text {i}" for i in range(1, 5)} | {
+        f"free_choice_{i}": f"Pick {i}" for i in range(1, 6)
+    }
     bad = _post(admin, "/settings/labels", **(labels | {"free_text_2": " "}))
     assert bad.status_code == 400 and "A label cannot be empty." in bad.text and 'value="Text 1"' in bad.text
     with db.transaction() as s:
