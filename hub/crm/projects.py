@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub.accounts.users import users_and_groups
 from hub.crm.access import project_visible, relation_visible
@@ -176,7 +176,7 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     """The project if ``user`` may see it; :class:`NotFound` otherwise.
 
     Its relation comes along (every project page shows it). ``full`` also loads what the summary
-    shows in the same statement: contacts with their addresses, and the dropdown choices, which
+    shows: contacts with their addresses (two indexed IN queries), and the dropdown choices, which
     are not joined but put in the session first (the whole small table, one query) so
     ``project.status`` and friends resolve from the identity map without SQL. Either way the
     number of queries does not depend on how much data there is.
@@ -186,7 +186,8 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
         # Held in session.info: the identity map only keeps weak references, and the choices must
         # stay there for the page's lifetime to be found without SQL.
         session.info["hub_choices"] = session.scalars(select(Choice)).all()
-        query = query.options(joinedload(Project.contacts).joinedload(Contact.emails))
+        # selectin, not joined: SQLite scans a parenthesised many-to-many join in full.
+        query = query.options(selectinload(Project.contacts).selectinload(Contact.emails))
     project = session.scalars(query).unique().one_or_none()
     if project is None:
         raise NotFound(project_id)
