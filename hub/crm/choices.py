@@ -89,8 +89,16 @@ def delete_choice(session: Session, choice: Choice) -> None:
     session.flush()
 
 
+def default_labels() -> dict[str, str]:
+    """The free fields' names before the company renames them, in the reader's language."""
+    return {
+        **{f: _("Free text %(n)s", n=i) for i, f in enumerate(FREE_TEXT_FIELDS, 1)},
+        **{f.value: _("Free choice %(n)s", n=i) for i, f in enumerate(FREE_CHOICE_FIELDS, 1)},
+    }
+
+
 def field_labels(session: Session) -> dict[str, str]:
-    labels = dict(DEFAULT_LABELS)
+    labels = default_labels()
     for row in session.scalars(select(FieldLabel)):
         labels[row.field] = row.label
     return labels
