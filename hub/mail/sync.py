@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,10 @@ from hub.secrets import SecretUnreadable, decrypt
 BATCH = 200
 FLAG_RESCAN_SECONDS = 600  # how often flags are re-read on servers without CONDSTORE
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
-BODY_FETCH_BYTES = 16 * 1024 * 1024  # fetch full bodies in slices of at most this much
+BODY_FETCH_BYTES = 16 * 1024 * 1024
+PREFETCH_BYTES = (
+    32 * 1024 * 1024
+)  # a batch bigger than this is fetched group by group, not ahead  # fetch full bodies in slices of at most this much
 Progress = Callable[[int, int], None]
 
 
@@ -64,6 +68,18 @@ class SyncResult:
         self.skipped_folders += other.skipped_folders
         self.quarantined += other.quarantined
         self.more = self.more or other.more
+
+
+@dataclass
+class _Download:
+    """What the server sent for one batch: headers, which messages are new, maybe their bodies."""
+
+    headers: dict[int, Any]
+    listed: dict[int, str]
+    known: dict[str, int]
+    to_fetch: list[int]
+    sizes: dict[int, int]
+    bodies: dict[int, tuple[bytes, bool]] | None = None
 
 
 class _Interrupt(Exception):
@@ -246,8 +262,8 @@ class FolderSync:
         else:
             new_uids = [u for u in self.client.search(["UID", f"{high_uid + 1}:*"]) if u > high_uid]
             self.total = len(new_uids)
-            for batch in _chunks(sorted(new_uids), BATCH):
-                self._store_batch(batch, cursor={"high_uid": max(batch)})
+            for batch, download in self._pipeline(list(_chunks(sorted(new_uids), BATCH))):
+                self._store_batch(batch, download, cursor={"high_uid": max(batch)})
                 if self._out_of_time():
                     return self.result
             if not backfill_done and low_uid is not None:
@@ -271,8 +287,8 @@ class FolderSync:
         return self.result
 
     def _backfill(self, uids_newest_first: list[int]) -> None:
-        for batch in _chunks(uids_newest_first, BATCH):
-            self._store_batch(batch, cursor={"low_uid": min(batch)})
+        for batch, download in self._pipeline(list(_chunks(uids_newest_first, BATCH))):
+            self._store_batch(batch, download, cursor={"low_uid": min(batch)})
             if self._out_of_time():
                 return
         with self.db.transaction() as session:
@@ -320,7 +336,24 @@ class FolderSync:
 
     # --- one batch of messages -------------------------------------------------------------------
 
-    def _store_batch(self, uids: list[int], cursor: dict[str, int]) -> None:
+    def _pipeline(self, batches: list[list[int]]) -> Iterator[tuple[list[int], _Download]]:
+        """Each batch with its download; the next batch downloads on a helper thread meanwhile.
+
+        Parsing and storing one batch overlaps with the server sending the next. Only one thread
+        talks to the IMAP connection at any time: the main thread does not touch it until the
+        download it waits for is done, and leaving the loop early waits for the one in flight.
+        """
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-prefetch") as pool:
+            pending = pool.submit(self._download, batches[0])
+            for index, batch in enumerate(batches):
+                download = pending.result()
+                if index + 1 < len(batches):
+                    pending = pool.submit(self._download, batches[index + 1])
+                yield batch, download
+
+    def _download(self, uids: list[int]) -> _Download:
         headers = self.client.fetch(uids, ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
         listed = {uid: _message_id(data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")) for uid, data in headers.items()}
         with self.db.transaction() as session:
@@ -337,11 +370,30 @@ class FolderSync:
         # Messages already stored (another folder, another mailbox, a renumbered folder) only get a
         # location; the rest is downloaded.
         to_fetch = [uid for uid, mid in listed.items() if not (mid and mid in known)]
-        parsed: dict[int, ParsedMessage | str] = {}
         sizes = {uid: int(headers[uid].get(b"RFC822.SIZE", 0)) for uid in to_fetch}
+        download = _Download(headers, listed, known, to_fetch, sizes)
+        if sum(min(size, MAX_MESSAGE_BYTES) for size in sizes.values()) <= PREFETCH_BYTES:
+            # Small enough to hold while the previous batch is processed: fetch the bodies now.
+            download.bodies = self._fetch_bodies(to_fetch, sizes)
+        return download
+
+    def _fetch_bodies(self, uids: list[int], sizes: dict[int, int]) -> dict[int, tuple[bytes, bool]]:
+        """uid → (raw bytes, whole message?) for one size-bounded group; over-large ones: headers only."""
+        bodies: dict[int, tuple[bytes, bool]] = {}
+        big = [uid for uid in uids if sizes[uid] > MAX_MESSAGE_BYTES]
+        normal = [uid for uid in uids if sizes[uid] <= MAX_MESSAGE_BYTES]
+        for uid, data in self.client.fetch(normal, ["BODY.PEEK[]"]).items() if normal else []:
+            bodies[uid] = (data.get(b"BODY[]", b""), True)
+        for uid, data in self.client.fetch(big, ["BODY.PEEK[HEADER]"]).items() if big else []:
+            bodies[uid] = (data.get(b"BODY[HEADER]", b""), False)
+        return bodies
+
+    def _store_batch(self, uids: list[int], download: _Download, cursor: dict[str, int]) -> None:
+        headers, listed, known = download.headers, download.listed, download.known
+        parsed: dict[int, ParsedMessage | str] = {}
         pack = PackWriter(self.blobs.root / "packs")
         try:
-            self._fetch_and_parse(to_fetch, sizes, parsed, pack)
+            self._fetch_and_parse(download, parsed, pack)
         except BaseException:
             pack.abandon()
             raise
@@ -362,22 +414,24 @@ class FolderSync:
         self.done += len(uids)
         self._progress()
 
-    def _fetch_and_parse(
-        self, to_fetch: list[int], sizes: dict[int, int], parsed: dict[int, ParsedMessage | str], pack: PackWriter
-    ) -> None:
-        for group in _by_size(to_fetch, sizes):
-            big = [uid for uid in group if sizes[uid] > MAX_MESSAGE_BYTES]
-            normal = [uid for uid in group if sizes[uid] <= MAX_MESSAGE_BYTES]
-            for uid, data in self.client.fetch(normal, ["BODY.PEEK[]"]).items() if normal else []:
-                parsed[uid] = self._parse_and_keep(data.get(b"BODY[]", b""), pack)
-            for uid, data in self.client.fetch(big, ["BODY.PEEK[HEADER]"]).items() if big else []:
-                message = self._parse_and_keep(data.get(b"BODY[HEADER]", b""), pack)
-                if isinstance(message, ParsedMessage):
+    def _fetch_and_parse(self, download: _Download, parsed: dict[int, ParsedMessage | str], pack: PackWriter) -> None:
+        groups: Iterable[dict[int, tuple[bytes, bool]]]
+        if download.bodies is not None:
+            groups = [download.bodies]
+        else:  # a big batch: fetch it group by group here, so memory stays bounded
+            groups = (
+                self._fetch_bodies(group, download.sizes) for group in _by_size(download.to_fetch, download.sizes)
+            )
+        for bodies in groups:
+            for uid, (raw, whole) in bodies.items():
+                message = self._parse_and_keep(raw, pack)
+                if isinstance(message, ParsedMessage) and not whole:
                     message.problems.append(
-                        f"{sizes[uid]:,} bytes is above the {MAX_MESSAGE_BYTES:,} byte limit: "
+                        f"{download.sizes[uid]:,} bytes is above the {MAX_MESSAGE_BYTES:,} byte limit: "
                         "only the headers were stored"
                     )
                 parsed[uid] = message
+            bodies.clear()  # parsed and packed: let the raw bytes go
 
     def _pack(self) -> PackWriter:
         assert self.pack is not None, "rows are built only after the batch's pack is written"
