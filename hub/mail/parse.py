@@ -69,7 +69,8 @@ def _decode(value: object) -> str:
     Windows-1252, what such mail nearly always is), unknown charsets likewise."""
     text = value if isinstance(value, Header) else str(value)
     if isinstance(text, str):
-        if any("\udc80" <= ch <= "\udcff" for ch in text):
+        # isascii() is C speed: only text that is not plain ASCII is looked at character by character.
+        if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
             return _bytes_text(text.encode("ascii", "surrogateescape"), None)
         if "=?" not in text:
             return text
