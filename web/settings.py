@@ -34,7 +34,7 @@ from hub.errors import ValidationError
 from hub.models import FREE_CHOICE_FIELDS, FREE_TEXT_FIELDS, ChoiceField
 from web.context import db_session
 from web.forms import show_errors
-from web.security import admin_required
+from web.security import admin_required, user
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -192,7 +192,7 @@ def _save_user_view(user_id: int | None) -> Any:
             if existing is None:
                 create_user(db_session(), data)
             else:
-                update_user(db_session(), existing, data)
+                update_user(db_session(), existing, data, acting=user())
         except ValidationError as error:
             show_errors(form, error)
         else:

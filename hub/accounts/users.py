@@ -71,8 +71,15 @@ def create_user(session: Session, data: UserInput) -> User:
     return user
 
 
-def update_user(session: Session, user: User, data: UserInput) -> User:
+def update_user(session: Session, user: User, data: UserInput, *, acting: User | None = None) -> User:
+    """Change a user. An admin cannot take away their own admin rights or account: nobody would be
+    left to undo it."""
     errors = _validate_user(session, data, user)
+    if acting is not None and acting.id == user.id:
+        if not data.is_admin and user.is_admin:
+            errors["is_admin"] = _("You cannot take away your own admin rights.")
+        if not data.is_active:
+            errors["is_active"] = _("You cannot deactivate your own account.")
     if errors:
         raise ValidationError(errors)
     user.email = normalise_email(data.email)

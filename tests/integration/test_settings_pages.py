@@ -175,3 +175,25 @@ def test_admin_adds_and_changes_groups(app: Flask, make_user: Callable[..., User
     with _counting(db) as many:
         page = admin.get("/settings/groups").text
     assert "Team 9" in page and len(many) == len(few)
+
+
+def test_an_admin_cannot_lock_themselves_out(
+    app: Flask, db: Database, make_user: Callable[..., User], login: Callable[[FlaskClient, User], FlaskClient]
+) -> None:
+    admin = make_user("Only Admin", admin=True)
+    client = login(app.test_client(), admin)
+    url = f"/settings/users/{admin.id}"
+    response = client.post(
+        url,
+        data={
+            "csrf_token": csrf_token(client.get(url).text),
+            "name": "Only Admin",
+            "email": admin.email,
+            "language": "en",
+        },
+    )
+    assert response.status_code == 400
+    assert "own admin rights" in response.text and "deactivate your own account" in response.text
+    with db.transaction() as s:
+        me = s.get_one(User, admin.id)
+        assert me.is_admin and me.is_active
