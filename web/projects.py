@@ -35,10 +35,10 @@ from hub.crm.projects import (
     save_project,
     set_linked,
 )
-from hub.crm.relations import get_relation
+from hub.crm.relations import get_relation, relations_query
 from hub.errors import NotFound, ValidationError
 from hub.mail.read import project_emails, thread_sizes
-from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project
+from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
 from web.security import login_required, user
@@ -196,10 +196,23 @@ def _project_input(form: ProjectForm) -> ProjectInput:
     )
 
 
+def _relation_named(name: str) -> int | None:
+    """The one visible relation called exactly ``name`` (the picker typed without JavaScript)."""
+    name = name.strip()
+    if not name:
+        return None
+    candidates = db_session().scalars(relations_query(user(), name).order_by(Relation.id).limit(20))
+    exact = [r.id for r in candidates if r.name.strip().casefold() == name.casefold()]
+    return exact[0] if len(exact) == 1 else None
+
+
 def _save_project_view(project: Project | None) -> Any:
     form = ProjectForm()
     if project is not None and request.method == "GET":
         _fill_from_project(form, project)
+    if request.method == "POST" and not form.relation_id.data:
+        # Every page works without JavaScript: a typed name that matches one relation is a pick.
+        form.relation_id.data = str(_relation_named(form.relation_name.data or "") or "")
     relation_id = _int_or_none(form.relation_id.data) or int_arg("relation_id")
     if project is None and request.method == "GET":
         form.relation_id.data = str(relation_id or "")
@@ -250,8 +263,16 @@ def edit(project_id: int) -> Any:
     return _save_project_view(get_project(db_session(), user(), project_id, full=True))
 
 
+def _may_manage(project: Project) -> bool:
+    """Who may delete a project: admins and its responsible user."""
+    me = user()
+    return me.is_admin or project.responsible_user_id == me.id
+
+
 def _render_tab(tab: str, project: Project, **context: Any) -> str:
-    return render_template(f"projects/{tab}.html", project=project, tab=tab, tabs=TABS, **context)
+    return render_template(
+        f"projects/{tab}.html", project=project, tab=tab, tabs=TABS, can_manage=_may_manage(project), **context
+    )
 
 
 @bp.route("/projects/<int:project_id>")
@@ -394,11 +415,6 @@ def agenda(project_id: int) -> Any:
     return _render_tab("agenda", get_project(db_session(), user(), project_id))
 
 
-def _may_manage(project: Project) -> bool:
-    me = user()
-    return me.is_admin or project.responsible_user_id == me.id
-
-
 @bp.route("/projects/<int:project_id>/users", methods=["GET", "POST"])
 @login_required
 def users(project_id: int) -> Any:
@@ -416,6 +432,11 @@ def users(project_id: int) -> Any:
         except ValidationError as error:
             show_errors(form, error)
         else:
+            try:
+                get_project(session, user(), project.id)
+            except NotFound:
+                # The user linked others but not themselves: the project is now hidden from them.
+                return redirect(url_for("projects.index"))
             return redirect(url_for("projects.users", project_id=project.id))
     status = 400 if request.method == "POST" else 200
     return _render_tab("users", project, form=form), status

@@ -308,3 +308,14 @@ def set_relation_linked(session: Session, relation: Relation, user_ids: list[int
     """Link users and groups to a relation; nobody linked makes it visible to all staff again."""
     relation.linked_users, relation.linked_groups = users_and_groups(session, user_ids, group_ids)
     session.flush()
+
+
+def relation_contacts(session: Session, relation: Relation) -> list[Contact]:
+    """The relation's contacts by name, addresses and numbers loaded (a constant number of queries)."""
+    query = (
+        select(Contact)
+        .where(Contact.relation_id == relation.id)
+        .order_by(Contact.name, Contact.id)
+        .options(selectinload(Contact.emails), selectinload(Contact.phones))
+    )
+    return list(session.scalars(query))

@@ -82,7 +82,11 @@ class Relation(Timestamps, Base):
     domain: Mapped[str] = mapped_column(String(253), default="", index=True)
 
     owner: Mapped[User | None] = relationship()
-    contacts: Mapped[list[Contact]] = relationship(back_populates="relation", order_by="Contact.name")
+    # Deleting a relation deletes its contacts (the database cascades the ones not loaded); without
+    # this the ORM would set their relation_id to NULL and the delete would fail.
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="relation", order_by="Contact.name", cascade="save-update, merge, delete", passive_deletes=True
+    )
     emails: Mapped[list[EmailAddress]] = relationship(
         primaryjoin="and_(EmailAddress.relation_id == Relation.id, EmailAddress.contact_id.is_(None))",
         viewonly=True,

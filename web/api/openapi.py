@@ -1,181 +1,196 @@
-"""The OpenAPI 3.1 document of /api/v1.
+"""The OpenAPI 3.1 document of /api/v1, written out as a Python dict.
 
-Paths are taken from the app's URL map, so every route is listed; each endpoint's summary, body and
-response schema come from the table below. A test fails when a route has no entry here.
+The paths are listed by hand (not read from the URL map) so the document is a contract someone
+wrote down; tests/integration/test_openapi.py walks the URL map and fails when a route is missing
+here, and when the document lists a route that does not exist.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
-from flask import current_app
+from hub.models import FREE_TEXT_FIELDS, ChoiceField, RelationKind, RelationStatus
 
-STR = {"type": "string"}
-INT = {"type": "integer"}
-BOOL = {"type": "boolean"}
-DATE = {"type": ["string", "null"], "format": "date"}
-NULL_INT = {"type": ["integer", "null"]}
-REF = {"type": ["object", "null"], "properties": {"id": INT, "name": STR}}
+STR: dict[str, Any] = {"type": "string"}
+INT: dict[str, Any] = {"type": "integer"}
+BOOL: dict[str, Any] = {"type": "boolean"}
+NULL_STR: dict[str, Any] = {"type": ["string", "null"]}
+NULL_INT: dict[str, Any] = {"type": ["integer", "null"]}
+DATE: dict[str, Any] = {"type": ["string", "null"], "format": "date", "description": "YYYY-MM-DD"}
+DATETIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+INT_LIST: dict[str, Any] = {"type": "array", "items": INT}
+STR_LIST: dict[str, Any] = {"type": "array", "items": STR}
+CHOICE_NAMES = [f.value for f in ChoiceField]
+FREE_CHOICES = [name for name in CHOICE_NAMES if name.startswith("free_choice_")]
 
 
-def _ref(name: str) -> dict[str, str]:
+def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _list_of(name: str) -> dict[str, Any]:
-    return {"type": "object", "properties": {"items": {"type": "array", "items": _ref(name)}}}
+def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
 
 
-def _page_of(name: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {"items": {"type": "array", "items": _ref(name)}, "page": INT, "per_page": INT, "has_next": BOOL},
-    }
+def items_of(name: str) -> dict[str, Any]:
+    return obj({"items": {"type": "array", "items": ref(name)}}, ["items"])
 
+
+def page_of(name: str) -> dict[str, Any]:
+    return obj(
+        {"items": {"type": "array", "items": ref(name)}, "page": INT, "per_page": INT, "has_next": BOOL},
+        ["items", "page", "per_page", "has_next"],
+    )
+
+
+CHOICE_REF: dict[str, Any] = {
+    "oneOf": [obj({"id": INT, "name": STR}, ["id", "name"]), {"type": "null"}],
+    "description": "The chosen option of a company-defined dropdown",
+}
+CHOICE_ID: dict[str, Any] = {
+    "type": ["integer", "object", "null"],
+    "description": 'A choice id of this dropdown, {"id": …} as GET returns it, or null',
+}
+
+_RELATION_FIELDS: dict[str, Any] = {
+    "kind": {"enum": [k.value for k in RelationKind]},
+    "name": STR,
+    "street": STR,
+    "postcode": STR,
+    "city": STR,
+    "country": {"type": "string", "description": "Two-letter code, such as NL"},
+    "phones": STR_LIST,
+    "emails": STR_LIST,
+    "website": STR,
+    "coc_number": STR,
+    "vat_number": STR,
+    "status": {"enum": [s.value for s in RelationStatus]},
+    "owner_id": NULL_INT,
+    "domain": {"type": "string", "description": "The company's mail domain; mail from it is filed here"},
+}
+
+_CONTACT_FIELDS: dict[str, Any] = {"name": STR, "function": STR, "emails": STR_LIST, "phones": STR_LIST}
+
+_PROJECT_SUMMARY: dict[str, Any] = {
+    "id": INT,
+    "relation_id": INT,
+    "relation_name": STR,
+    "name": STR,
+    "start_date": DATE,
+    "end_date": DATE,
+    "end_date_expected": BOOL,
+    "responsible_user_id": NULL_INT,
+    "value": {"type": ["string", "null"], "description": 'Two decimals, such as "1250.00"'},
+    "currency": {"type": "string", "description": "Three-letter code, such as EUR"},
+    "closed": BOOL,
+    "updated_at": DATETIME,
+    "type": CHOICE_REF,
+    "status": CHOICE_REF,
+}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {"message": STR, "field": {"type": ["string", "null"]}, "fields": {"type": "object"}},
-            }
+    "Error": obj(
+        {
+            "error": obj(
+                {
+                    "message": STR,
+                    "field": {"type": ["string", "null"], "description": "The input field at fault, if one"},
+                    "fields": {
+                        "type": "object",
+                        "additionalProperties": STR,
+                        "description": "Every field at fault and its message (bad input only)",
+                    },
+                },
+                ["message", "field"],
+            )
         },
-    },
-    "Relation": {
-        "type": "object",
-        "properties": {
+        ["error"],
+    ),
+    "RelationSummary": obj(
+        {
             "id": INT,
-            "kind": {"enum": ["company", "person"]},
+            "kind": _RELATION_FIELDS["kind"],
             "name": STR,
-            "street": STR,
-            "postcode": STR,
             "city": STR,
-            "country": STR,
-            "phones": {"type": "array", "items": STR},
-            "emails": {"type": "array", "items": STR},
-            "website": STR,
-            "coc_number": STR,
-            "vat_number": STR,
-            "status": {"enum": ["lead", "prospect", "customer", "inactive"]},
+            "status": _RELATION_FIELDS["status"],
             "owner_id": NULL_INT,
-            "domain": STR,
-        },
-    },
-    "RelationInput": {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "kind": STR,
-            "name": STR,
-            "street": STR,
-            "postcode": STR,
-            "city": STR,
-            "country": STR,
-            "phones": {"type": "array", "items": STR},
-            "emails": {"type": "array", "items": STR},
-            "website": STR,
-            "coc_number": STR,
-            "vat_number": STR,
-            "status": STR,
-            "owner_id": NULL_INT,
-            "domain": STR,
-        },
-    },
-    "Contact": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "Relation": obj(
+        {
             "id": INT,
-            "relation_id": INT,
-            "name": STR,
-            "function": STR,
-            "emails": {"type": "array", "items": STR},
-            "phones": {"type": "array", "items": STR},
-        },
-    },
-    "ContactInput": {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "name": STR,
-            "function": STR,
-            "emails": {"type": "array", "items": STR},
-            "phones": {"type": "array", "items": STR},
-        },
-    },
-    "Project": {
-        "type": "object",
-        "properties": {
-            "id": INT,
-            "relation_id": INT,
-            "relation_name": STR,
-            "name": STR,
+            **_RELATION_FIELDS,
+            "updated_at": DATETIME,
+            "linked_user_ids": INT_LIST,
+            "linked_group_ids": INT_LIST,
+        }
+    ),
+    "RelationInput": obj(_RELATION_FIELDS, ["name"]),
+    "Contact": obj({"id": INT, "relation_id": INT, **_CONTACT_FIELDS}),
+    "ContactInput": obj(_CONTACT_FIELDS, ["name"]),
+    "ProjectSummary": obj(_PROJECT_SUMMARY),
+    "Project": obj(
+        {
+            **_PROJECT_SUMMARY,
             "description": STR,
-            "contacts": {"type": "array", "items": REF},
-            "one_off_contact": {"type": "object"},
-            "start_date": DATE,
-            "end_date": DATE,
-            "end_date_expected": BOOL,
-            "responsible_user_id": NULL_INT,
-            "type": REF,
-            "status": REF,
-            "chance": REF,
-            "value": {"type": ["string", "null"]},
-            "currency": STR,
-            **{f"free_text_{i}": STR for i in range(1, 5)},
-            **{f"free_choice_{i}": REF for i in range(1, 6)},
+            "contacts": {"type": "array", "items": obj({"id": INT, "name": STR})},
+            "one_off_contact": obj({"name": STR, "email": STR, "phone": STR}),
             "notepad": STR,
-            "closed": BOOL,
-            "linked_user_ids": {"type": "array", "items": INT},
-            "linked_group_ids": {"type": "array", "items": INT},
-        },
-    },
+            "notepad_updated_at": DATETIME,
+            "notepad_updated_by_id": NULL_INT,
+            "linked_user_ids": INT_LIST,
+            "linked_group_ids": INT_LIST,
+            **{name: STR for name in FREE_TEXT_FIELDS},
+            "chance": CHOICE_REF,
+            **{name: CHOICE_REF for name in FREE_CHOICES},
+        }
+    ),
     "ProjectInput": {
-        "type": "object",
-        "required": ["relation_id", "name"],
-        "properties": {
-            "relation_id": INT,
-            "name": STR,
-            "description": STR,
-            "contact_ids": {"type": "array", "items": INT},
-            "one_off_contact_name": STR,
-            "one_off_contact_email": STR,
-            "one_off_contact_phone": STR,
-            "start_date": DATE,
-            "end_date": DATE,
-            "end_date_expected": BOOL,
-            "responsible_user_id": NULL_INT,
-            "type": NULL_INT,
-            "status": NULL_INT,
-            "chance": NULL_INT,
-            "value": {"type": ["string", "number", "null"]},
-            "currency": STR,
-            **{f"free_text_{i}": STR for i in range(1, 5)},
-            **{f"free_choice_{i}": NULL_INT for i in range(1, 6)},
-            "closed": BOOL,
-        },
+        **obj(
+            {
+                "relation_id": {"type": "integer", "description": "A relation you may see"},
+                "name": STR,
+                "description": STR,
+                "contact_ids": {"type": "array", "items": INT, "description": "Contacts of the relation"},
+                "one_off_contact_name": STR,
+                "one_off_contact_email": STR,
+                "one_off_contact_phone": STR,
+                "start_date": DATE,
+                "end_date": DATE,
+                "end_date_expected": BOOL,
+                "responsible_user_id": NULL_INT,
+                "value": {"type": ["string", "number", "null"], "description": 'An amount, such as "1250.00"'},
+                "currency": STR,
+                "closed": BOOL,
+                **{name: STR for name in FREE_TEXT_FIELDS},
+                **{name: CHOICE_ID for name in CHOICE_NAMES},
+            },
+            ["relation_id", "name"],
+        ),
+        "description": "On PATCH every key is optional and only the given keys change.",
     },
-    "Activity": {
-        "type": "object",
-        "properties": {
+    "Activity": obj(
+        {
             "id": INT,
             "project_id": INT,
             "title": STR,
             "description": STR,
             "due_date": DATE,
             "done": BOOL,
+            "done_at": DATETIME,
             "assigned_user_id": NULL_INT,
-        },
-    },
-    "ActivityInput": {
-        "type": "object",
-        "properties": {"title": STR, "description": STR, "due_date": DATE, "done": BOOL, "assigned_user_id": NULL_INT},
-    },
-    "Document": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "ActivityInput": obj(
+        {"title": STR, "description": STR, "due_date": DATE, "done": BOOL, "assigned_user_id": NULL_INT}, ["title"]
+    ),
+    "Document": obj(
+        {
             "id": INT,
             "project_id": INT,
             "filename": STR,
@@ -183,187 +198,393 @@ SCHEMAS: dict[str, Any] = {
             "size": INT,
             "sha256": STR,
             "uploaded_by_id": NULL_INT,
-            "uploaded_at": STR,
-        },
-    },
-    "Email": {
+            "uploaded_at": DATETIME,
+        }
+    ),
+    "Choice": obj({"id": INT, "field": {"enum": CHOICE_NAMES}, "name": STR, "sort_order": INT, "active": BOOL}),
+    "ChoiceInput": obj(
+        {"field": {"enum": CHOICE_NAMES}, "name": STR, "sort_order": INT, "active": BOOL}, ["field", "name"]
+    ),
+    "FieldLabels": {
         "type": "object",
-        "properties": {
+        "additionalProperties": STR,
+        "description": "Free field (free_text_1..4, free_choice_1..5) → its label",
+    },
+    "NotepadInput": obj({"text": STR}, ["text"]),
+    "Notepad": obj({"text": STR, "updated_at": DATETIME, "updated_by_id": NULL_INT}),
+    "Linked": obj({"user_ids": INT_LIST, "group_ids": INT_LIST}),
+    "Email": obj(
+        {
             "id": INT,
             "message_id": STR,
             "subject": STR,
             "from_address": STR,
             "from_name": STR,
-            "sent_at": {"type": ["string", "null"]},
+            "sent_at": DATETIME,
             "thread_key": STR,
             "has_attachments": BOOL,
             "size": INT,
-            "text_body": STR,
-            "participants": {"type": "array"},
-            "attachments": {"type": "array"},
-        },
-    },
-    "Mailbox": {
-        "type": "object",
-        "properties": {
+            "text_body": {"type": "string", "description": "Only on GET /emails/{email_id}"},
+            "problems": {"description": "Only on GET /emails/{email_id}"},
+            "participants": {"type": "array", "items": {"type": "object"}},
+            "attachments": {"type": "array", "items": {"type": "object"}},
+        }
+    ),
+    "Mailbox": obj(
+        {
             "id": INT,
             "name": STR,
             "owner_id": NULL_INT,
             "host": STR,
             "port": INT,
-            "security": STR,
+            "security": {"enum": ["none", "starttls", "ssl"]},
             "username": STR,
-            "folders": {"type": "array", "items": STR},
-            "last_success_at": {"type": ["string", "null"]},
-            "last_error": STR,
+            "folders": STR_LIST,
+            "sync_since": DATE,
+            "poll_interval_seconds": INT,
+            "last_success_at": DATETIME,
+            "last_error": NULL_STR,
             "failing": BOOL,
             "stalled": BOOL,
             "messages_stored": INT,
             "backlog": INT,
-        },
-    },
-    "MailboxInput": {
-        "type": "object",
-        "required": ["host", "port", "security", "username", "password"],
-        "properties": {
+        }
+    ),
+    "MailboxInput": obj(
+        {
             "host": STR,
             "port": INT,
             "security": {"enum": ["none", "starttls", "ssl"]},
             "username": STR,
-            "password": STR,
-            "owner_id": NULL_INT,
+            "password": {"type": "string", "writeOnly": True},
+            "owner_id": {"type": ["integer", "null"], "description": "Admins only; null is a shared mailbox"},
             "name": STR,
-            "folders": {"type": "array", "items": STR},
+            "folders": STR_LIST,
             "sync_since": DATE,
             "poll_interval_seconds": INT,
         },
-    },
-    "Choice": {
-        "type": "object",
-        "properties": {"id": INT, "field": STR, "name": STR, "sort_order": INT, "active": BOOL},
-    },
-    "ChoiceInput": {"type": "object", "properties": {"field": STR, "name": STR, "sort_order": INT, "active": BOOL}},
-    "FieldLabels": {"type": "object", "additionalProperties": STR},
-    "Notepad": {"type": "object", "properties": {"text": STR}},
-    "Linked": {
-        "type": "object",
-        "properties": {"user_ids": {"type": "array", "items": INT}, "group_ids": {"type": "array", "items": INT}},
-    },
-}
-
-# endpoint → (summary, request body schema or None, success status, response schema or None)
-OPERATIONS: dict[str, tuple[str, Any, int, Any]] = {
-    "list_relations": ("Relations you may see (q, status, sort, page, per_page)", None, 200, _page_of("Relation")),
-    "create_relation": ("Create a relation", _ref("RelationInput"), 201, _ref("Relation")),
-    "get_relation": ("One relation", None, 200, _ref("Relation")),
-    "update_relation": ("Change a relation (only the given keys)", _ref("RelationInput"), 200, _ref("Relation")),
-    "delete_relation": ("Delete a relation without projects", None, 204, None),
-    "list_contacts": ("The relation's contacts", None, 200, _list_of("Contact")),
-    "create_contact": ("Add a contact to the relation", _ref("ContactInput"), 201, _ref("Contact")),
-    "get_contact": ("One contact", None, 200, _ref("Contact")),
-    "update_contact": ("Change a contact", _ref("ContactInput"), 200, _ref("Contact")),
-    "delete_contact": ("Delete a contact", None, 204, None),
-    "list_projects": (
-        "Projects you may see (q, relation_id, open, sort, page, per_page)",
-        None,
-        200,
-        _page_of("Project"),
+        ["host", "port", "security", "username", "password"],
     ),
-    "create_project": ("Create a project", _ref("ProjectInput"), 201, _ref("Project")),
-    "get_project": ("One project", None, 200, _ref("Project")),
-    "update_project": ("Change a project (only the given keys)", _ref("ProjectInput"), 200, _ref("Project")),
-    "delete_project": ("Delete a project (admin or responsible user)", None, 204, None),
-    "put_notepad": ("Replace the project's notepad", _ref("Notepad"), 200, _ref("Notepad")),
-    "put_linked": ("Set the users and groups linked to the project", _ref("Linked"), 200, _ref("Linked")),
-    "list_activities": ("The project's activities", None, 200, _list_of("Activity")),
-    "create_activity": ("Add an activity to the project", _ref("ActivityInput"), 201, _ref("Activity")),
-    "my_activities": ("Activities assigned to you (done=1 includes finished ones)", None, 200, _list_of("Activity")),
-    "get_activity": ("One activity", None, 200, _ref("Activity")),
-    "update_activity": ("Change an activity", _ref("ActivityInput"), 200, _ref("Activity")),
-    "delete_activity": ("Delete an activity", None, 204, None),
-    "list_documents": ("The project's documents", None, 200, _list_of("Document")),
-    "upload_document": ("Upload a document (multipart/form-data, field file)", "multipart", 201, _ref("Document")),
-    "get_document": ("A document's metadata", None, 200, _ref("Document")),
-    "download_document": ("A document's content", None, 200, "binary"),
-    "delete_document": ("Delete a document", None, 204, None),
-    "list_choices": ("Dropdown choices (field=type|status|chance|free_choice_1..5)", None, 200, _list_of("Choice")),
-    "create_choice": ("Add a choice (admins)", _ref("ChoiceInput"), 201, _ref("Choice")),
-    "update_choice": ("Change a choice (admins)", _ref("ChoiceInput"), 200, _ref("Choice")),
-    "delete_choice": ("Delete a choice no project uses (admins)", None, 204, None),
-    "list_emails": ("E-mails you may see (q, message_id, page, per_page)", None, 200, _page_of("Email")),
-    "get_email": ("One e-mail with participants and attachments", None, 200, _ref("Email")),
-    "list_project_emails": ("The project's E-mails tab (q, page, per_page)", None, 200, _page_of("Email")),
-    "list_mailboxes": ("Your mailboxes (all, for admins) with their sync health", None, 200, _list_of("Mailbox")),
-    "create_mailbox": (
-        "Connect a mailbox (the password is stored encrypted)",
-        _ref("MailboxInput"),
-        201,
-        _ref("Mailbox"),
-    ),
-    "get_mailbox": ("One mailbox and its sync health", None, 200, _ref("Mailbox")),
-    "sync_mailbox_now": ("Queue a sync of the mailbox now", None, 202, {"type": "object"}),
-    "get_labels": ("The free fields' labels", None, 200, _ref("FieldLabels")),
-    "put_labels": ("Rename free fields (admins)", _ref("FieldLabels"), 200, _ref("FieldLabels")),
 }
 
-ERRORS = {
-    "400": {"description": "Bad input; the field is named", "content": {"application/json": {"schema": _ref("Error")}}},
-    "401": {"description": "No or bad API token", "content": {"application/json": {"schema": _ref("Error")}}},
-    "404": {
-        "description": "Not found, or not visible to you",
-        "content": {"application/json": {"schema": _ref("Error")}},
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PAGE = query("page", {"type": "integer", "minimum": 1, "default": 1}, "Page number")
+PER_PAGE = query("per_page", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}, "Items per page")
+SEARCH = query("q", STR, "Search text")
+
+
+def sort_param(keys: list[str], default: str) -> dict[str, Any]:
+    return query("sort", {"type": "string", "default": default}, f"One of {', '.join(keys)}; prefix - to reverse")
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def op(
+    operation_id: str,
+    summary: str,
+    *,
+    response: dict[str, Any] | None = None,
+    status: int = 200,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    content: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One operation: ``response`` is the JSON schema of the success body (None: no body)."""
+    success: dict[str, Any] = {"description": "OK" if response or content else "Done"}
+    if content is not None:
+        success["content"] = content
+    elif response is not None:
+        success["content"] = _json(response)
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary, "responses": {str(status): success}}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": _json(body)}
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+DONE_FILTER = query("done", BOOL, "1 includes finished activities")
+
+PATHS: dict[str, dict[str, dict[str, Any]]] = {
+    "/openapi.json": {
+        "get": {
+            **op("openapi", "This document", response={"type": "object"}),
+            "security": [],
+        }
     },
-}
-
-
-def _operation(endpoint: str, path_params: list[str]) -> dict[str, Any]:
-    summary, request_body, status, response = OPERATIONS[endpoint]
-    op: dict[str, Any] = {"operationId": endpoint, "summary": summary, "responses": dict(ERRORS)}
-    if path_params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": INT} for p in path_params]
-    if request_body == "multipart":
-        op["requestBody"] = {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-                }
+    # relations and contacts
+    "/relations": {
+        "get": op(
+            "list_relations",
+            "Relations you may see",
+            response=page_of("RelationSummary"),
+            params=[
+                SEARCH,
+                query("status", _RELATION_FIELDS["status"], "Only relations with this status"),
+                sort_param(["name", "city", "status", "updated"], "name"),
+                PAGE,
+                PER_PAGE,
+            ],
+        ),
+        "post": op(
+            "create_relation",
+            "Create a relation (you are its owner unless owner_id says otherwise)",
+            body=ref("RelationInput"),
+            status=201,
+            response=ref("Relation"),
+        ),
+    },
+    "/relations/{relation_id}": {
+        "get": op("get_relation", "One relation", response=ref("Relation")),
+        "patch": op(
+            "update_relation",
+            "Change a relation; only the given keys",
+            body=ref("RelationInput"),
+            response=ref("Relation"),
+        ),
+        "delete": op("delete_relation", "Delete a relation without projects (its owner or an admin)", status=204),
+    },
+    "/relations/{relation_id}/linked": {
+        "put": op(
+            "put_relation_linked",
+            "Set who sees the relation (its owner or an admin); nobody linked: all staff",
+            body=ref("Linked"),
+            response=ref("Linked"),
+        ),
+    },
+    "/relations/{relation_id}/contacts": {
+        "get": op("list_contacts", "The relation's contacts", response=items_of("Contact")),
+        "post": op(
+            "create_contact",
+            "Add a contact to the relation",
+            body=ref("ContactInput"),
+            status=201,
+            response=ref("Contact"),
+        ),
+    },
+    "/contacts/{contact_id}": {
+        "get": op("get_contact", "One contact", response=ref("Contact")),
+        "patch": op(
+            "update_contact", "Change a contact; only the given keys", body=ref("ContactInput"), response=ref("Contact")
+        ),
+        "delete": op("delete_contact", "Delete a contact", status=204),
+    },
+    # projects
+    "/projects": {
+        "get": op(
+            "list_projects",
+            "Projects you may see",
+            response=page_of("ProjectSummary"),
+            params=[
+                SEARCH,
+                query("relation_id", INT, "Only this relation's projects"),
+                query("open", BOOL, "1: only projects not closed"),
+                sort_param(["name", "start", "end", "value", "updated", "relation"], "-updated"),
+                PAGE,
+                PER_PAGE,
+            ],
+        ),
+        "post": op(
+            "create_project",
+            "Create a project (you are responsible unless responsible_user_id says otherwise)",
+            body=ref("ProjectInput"),
+            status=201,
+            response=ref("Project"),
+        ),
+    },
+    "/projects/{project_id}": {
+        "get": op("get_project", "One project with every field", response=ref("Project")),
+        "patch": op(
+            "update_project", "Change a project; only the given keys", body=ref("ProjectInput"), response=ref("Project")
+        ),
+        "delete": op("delete_project", "Delete a project (its responsible user or an admin)", status=204),
+    },
+    "/projects/{project_id}/notepad": {
+        "put": op("put_notepad", "Replace the project's notepad", body=ref("NotepadInput"), response=ref("Notepad")),
+    },
+    "/projects/{project_id}/linked": {
+        "put": op(
+            "put_linked",
+            "Set the users and groups who see the project; nobody linked: all staff",
+            body=ref("Linked"),
+            response=ref("Linked"),
+        ),
+    },
+    # activities
+    "/projects/{project_id}/activities": {
+        "get": op("list_activities", "The project's activities", response=items_of("Activity")),
+        "post": op(
+            "create_activity",
+            "Add an activity (assigned to you unless assigned_user_id says otherwise)",
+            body=ref("ActivityInput"),
+            status=201,
+            response=ref("Activity"),
+        ),
+    },
+    "/activities/mine": {
+        "get": op(
+            "my_activities",
+            "Activities assigned to you, due first",
+            response=items_of("Activity"),
+            params=[DONE_FILTER],
+        ),
+    },
+    "/activities/{activity_id}": {
+        "get": op("get_activity", "One activity", response=ref("Activity")),
+        "patch": op(
+            "update_activity",
+            "Change an activity; only the given keys",
+            body=ref("ActivityInput"),
+            response=ref("Activity"),
+        ),
+        "delete": op("delete_activity", "Delete an activity", status=204),
+    },
+    # documents
+    "/projects/{project_id}/documents": {
+        "get": op("list_documents", "The project's documents, newest first", response=items_of("Document")),
+        "post": {
+            **op("upload_document", "Upload a document", status=201, response=ref("Document")),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": obj({"file": {"type": "string", "format": "binary"}}, ["file"]),
+                    }
+                },
             },
-        }
-    elif request_body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request_body}}}
-    if response is None:
-        op["responses"][str(status)] = {"description": "Done"}
-    elif response == "binary":
-        op["responses"][str(status)] = {
-            "description": "The file",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    else:
-        op["responses"][str(status)] = {"description": "OK", "content": {"application/json": {"schema": response}}}
-    return op
+        },
+    },
+    "/documents/{document_id}": {
+        "get": op("get_document", "A document's metadata", response=ref("Document")),
+        "delete": op("delete_document", "Delete a document", status=204),
+    },
+    "/documents/{document_id}/content": {
+        "get": op(
+            "download_document",
+            "A document's content, as uploaded",
+            content={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        ),
+    },
+    # choices and field labels
+    "/choices": {
+        "get": op(
+            "list_choices",
+            "Dropdown choices, active and inactive",
+            response=items_of("Choice"),
+            params=[query("field", {"enum": CHOICE_NAMES}, "Only this dropdown's choices")],
+        ),
+        "post": op(
+            "create_choice", "Add a choice (admins)", body=ref("ChoiceInput"), status=201, response=ref("Choice")
+        ),
+    },
+    "/choices/{choice_id}": {
+        "patch": op("update_choice", "Change a choice (admins)", body=ref("ChoiceInput"), response=ref("Choice")),
+        "delete": op("delete_choice", "Delete a choice no project uses (admins); else deactivate it", status=204),
+    },
+    "/field-labels": {
+        "get": op("get_labels", "The free fields' labels", response=ref("FieldLabels")),
+        "put": op("put_labels", "Rename free fields (admins)", body=ref("FieldLabels"), response=ref("FieldLabels")),
+    },
+    # mail
+    "/emails": {
+        "get": op(
+            "list_emails",
+            "E-mails you may see, newest first",
+            response=page_of("Email"),
+            params=[SEARCH, query("message_id", STR, "Find one message by its Message-ID"), PAGE, PER_PAGE],
+        ),
+    },
+    "/emails/{email_id}": {
+        "get": op("get_email", "One e-mail with its text, participants and attachments", response=ref("Email")),
+    },
+    "/projects/{project_id}/emails": {
+        "get": op(
+            "list_project_emails",
+            "The project's E-mails tab",
+            response=page_of("Email"),
+            params=[SEARCH, PAGE, PER_PAGE],
+        ),
+    },
+    "/mailboxes": {
+        "get": op(
+            "list_mailboxes",
+            "Your mailboxes (every one, for admins) and their sync health",
+            response=items_of("Mailbox"),
+        ),
+        "post": op(
+            "create_mailbox",
+            "Connect a mailbox (the password is stored encrypted and never returned)",
+            body=ref("MailboxInput"),
+            status=201,
+            response=ref("Mailbox"),
+        ),
+    },
+    "/mailboxes/{mailbox_id}": {
+        "get": op("get_mailbox", "One mailbox and its sync health", response=ref("Mailbox")),
+    },
+    "/mailboxes/{mailbox_id}/sync": {
+        "post": op("sync_mailbox_now", "Queue a sync of the mailbox now", status=202, response=obj({"queued": BOOL})),
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json(ref("Error"))}
+
+
+ERRORS: dict[str, dict[str, Any]] = {
+    "400": _error("Bad input; error.field names the field, error.fields lists every one"),
+    "401": _error("No or bad API token"),
+    "404": _error("Not found, or not visible to you (the same answer)"),
+}
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+def _complete(path: str, operation: dict[str, Any]) -> dict[str, Any]:
+    """Add what every operation shares: its path parameters and the error responses."""
+    operation = copy.deepcopy(operation)
+    names = _PATH_PARAM.findall(path)
+    if names:
+        path_params = [{"name": n, "in": "path", "required": True, "schema": INT} for n in names]
+        operation["parameters"] = path_params + operation.get("parameters", [])
+    if operation.get("security") != []:
+        for code, response in ERRORS.items():
+            operation["responses"].setdefault(code, response)
+    return operation
 
 
 def document() -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {}
-    for rule in current_app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "api.openapi":
-            continue
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
-        endpoint = rule.endpoint.removeprefix("api.")
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(endpoint, sorted(rule.arguments))
+    """The whole OpenAPI document, ready for JSON."""
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "hub API",
             "version": "1",
-            "description": "CRM relations, contacts, projects, activities, "
-            'documents and choices. Errors are {"error": {"message", "field"}}; objects you may not see '
-            "are 404.",
+            "description": (
+                "Relations, contacts, CRM projects, activities, documents, dropdown choices and e-mail. "
+                "Authenticate with `Authorization: Bearer <token>` (`hub token create EMAIL` prints one). "
+                'Errors are {"error": {"message": …, "field": …}}. Whatever you may not see answers 404, '
+                "exactly like something that does not exist."
+            ),
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
-        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
-        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": {
+            path: {method: _complete(path, operation) for method, operation in methods.items()}
+            for path, methods in PATHS.items()
+        },
     }

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify, request, send_file
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from hub.crm import activities as activity_service
 from hub.crm import choices as choice_service
@@ -16,9 +14,10 @@ from hub.crm import relations as relation_service
 from hub.crm.activities import ActivityInput
 from hub.crm.projects import CHOICE_FIELDS, ProjectInput
 from hub.crm.relations import ContactInput, RelationInput
-from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, User
+from hub.i18n import _
+from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
 from web.api import bp, serialize
-from web.api.errors import ApiError
+from web.api.errors import ApiError, not_found
 from web.api.parse import (
     body,
     boolean,
@@ -26,6 +25,7 @@ from web.api.parse import (
     optional_amount,
     optional_date,
     optional_int,
+    query_flag,
     query_int,
     str_list,
     text,
@@ -38,8 +38,9 @@ def me() -> User:
 
 
 def _require_admin() -> None:
+    """Admin-only writes look like a missing route to everyone else, as admin pages do."""
     if not me().is_admin:
-        raise ApiError(404, "Not found.")
+        raise not_found()
 
 
 def _paging() -> tuple[int, int]:
@@ -63,8 +64,9 @@ RELATION_TEXT = (
 )
 
 
-def _relation_input(data: dict[str, Any], current: Any = None) -> RelationInput:
-    base = RelationInput(name="")
+def _relation_input(data: dict[str, Any], current: Relation | None = None) -> RelationInput:
+    # A new relation is owned by whoever creates it unless the body says otherwise (as on the page).
+    base = RelationInput(name="", owner_id=me().id)
     if current is not None:
         base = RelationInput(
             name=current.name,
@@ -123,6 +125,14 @@ def get_relation(relation_id: int) -> Any:
     return serialize.relation(relation_service.get_relation(db_session(), me(), relation_id))
 
 
+def _managed_relation(relation_id: int) -> Relation:
+    """The relation if the user may delete it or set who sees it: its owner or an admin (as the pages)."""
+    relation = relation_service.get_relation(db_session(), me(), relation_id)
+    if not (me().is_admin or relation.owner_id == me().id):
+        raise not_found()
+    return relation
+
+
 @bp.patch("/relations/<int:relation_id>")
 def update_relation(relation_id: int) -> Any:
     relation = relation_service.get_relation(db_session(), me(), relation_id)
@@ -135,9 +145,18 @@ def update_relation(relation_id: int) -> Any:
 
 @bp.delete("/relations/<int:relation_id>")
 def delete_relation(relation_id: int) -> Any:
-    relation = relation_service.get_relation(db_session(), me(), relation_id)
-    relation_service.delete_relation(db_session(), relation)
+    relation_service.delete_relation(db_session(), _managed_relation(relation_id))
     return "", 204
+
+
+@bp.put("/relations/<int:relation_id>/linked")
+def put_relation_linked(relation_id: int) -> Any:
+    relation = _managed_relation(relation_id)
+    data = body()
+    relation_service.set_relation_linked(
+        db_session(), relation, int_list(data, "user_ids"), int_list(data, "group_ids")
+    )
+    return serialize.linked(relation)
 
 
 # --- contacts ------------------------------------------------------------------------------------
@@ -165,13 +184,7 @@ def _contact_input(data: dict[str, Any], current: Contact | None = None) -> Cont
 @bp.get("/relations/<int:relation_id>/contacts")
 def list_contacts(relation_id: int) -> Any:
     relation = relation_service.get_relation(db_session(), me(), relation_id)
-    rows = db_session().scalars(
-        select(Contact)
-        .where(Contact.relation_id == relation.id)
-        .order_by(Contact.name, Contact.id)
-        .options(selectinload(Contact.emails), selectinload(Contact.phones))
-    )
-    return {"items": [serialize.contact(c) for c in rows]}
+    return {"items": [serialize.contact(c) for c in relation_service.relation_contacts(db_session(), relation)]}
 
 
 @bp.post("/relations/<int:relation_id>/contacts")
@@ -268,13 +281,13 @@ def _apply_project(data: dict[str, Any], base: ProjectInput) -> ProjectInput:
 @bp.get("/projects")
 def list_projects() -> Any:
     page, per_page = _paging()
-    relation_id = request.args.get("relation_id")
+    relation_id = query_int("relation_id", 0)
     result, _sort = project_service.list_projects(
         db_session(),
         me(),
         search=request.args.get("q", ""),
-        relation_id=query_int("relation_id", 0) if relation_id else None,
-        open_only=request.args.get("open") in {"1", "true"},
+        relation_id=relation_id or None,
+        open_only=query_flag("open"),
         sort=request.args.get("sort", "-updated"),
         page=page,
         per_page=per_page,
@@ -306,8 +319,9 @@ def update_project(project_id: int) -> Any:
 @bp.delete("/projects/<int:project_id>")
 def delete_project(project_id: int) -> Any:
     project = project_service.get_project(db_session(), me(), project_id)
+    # As on the page: only its responsible user or an admin deletes a project.
     if not (me().is_admin or project.responsible_user_id == me().id):
-        raise ApiError(404, "Not found.")
+        raise not_found()
     project_service.delete_project(db_session(), project)
     return "", 204
 
@@ -328,7 +342,7 @@ def put_linked(project_id: int) -> Any:
     project = project_service.get_project(db_session(), me(), project_id, full=True)
     data = body()
     project_service.set_linked(db_session(), project, int_list(data, "user_ids"), int_list(data, "group_ids"))
-    return {"user_ids": [u.id for u in project.linked_users], "group_ids": [gr.id for gr in project.linked_groups]}
+    return serialize.linked(project)
 
 
 # --- activities ----------------------------------------------------------------------------------
@@ -371,8 +385,7 @@ def create_activity(project_id: int) -> Any:
 
 @bp.get("/activities/mine")
 def my_activities() -> Any:
-    done = request.args.get("done") in {"1", "true"}
-    items = activity_service.my_activities(db_session(), me(), include_done=done)
+    items = activity_service.my_activities(db_session(), me(), include_done=query_flag("done"))
     return {"items": [serialize.activity(a) for a in items]}
 
 
@@ -410,7 +423,7 @@ def upload_document(project_id: int) -> Any:
     project = project_service.get_project(db_session(), me(), project_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise ApiError(400, 'Send the file as multipart/form-data in the field "file".', "file")
+        raise ApiError(400, _('Send the file as multipart/form-data in the field "file".'), "file")
     document = document_service.add_document(
         db_session(),
         blobs(),
@@ -456,7 +469,8 @@ def list_choices() -> Any:
     grouped = choice_service.all_choices(db_session())
     if field:
         if field not in {f.value for f in ChoiceField}:
-            raise ApiError(400, f"field must be one of {', '.join(f.value for f in ChoiceField)}.", "field")
+            names = ", ".join(f.value for f in ChoiceField)
+            raise ApiError(400, _("field must be one of %(names)s.", names=names), "field")
         items = grouped[ChoiceField(field)]
     else:
         items = [c for group in grouped.values() for c in group]
@@ -569,7 +583,7 @@ def _mailbox(mailbox_id: int) -> Any:
 
     box = get_mailbox(db_session(), mailbox_id)
     if not (me().is_admin or box.owner_id == me().id):
-        raise ApiError(404, "Not found.")
+        raise not_found()
     return box
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hub.crm.projects import CHOICE_FIELDS
@@ -10,7 +11,13 @@ from hub.paging import Page
 
 
 def iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+    """Dates as YYYY-MM-DD; times always with their UTC offset (SQLite hands them back naive, but
+    they were stored as UTC), so an object reads the same right after it is saved and later on."""
+    if value is None:
+        return None
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return str(value.isoformat())
 
 
 def choice_ref(choice: Choice | None) -> dict[str, Any] | None:
@@ -50,7 +57,14 @@ def relation(r: Relation) -> dict[str, Any]:
         "owner_id": r.owner_id,
         "domain": r.domain,
         "updated_at": iso(r.updated_at),
+        "linked_user_ids": [u.id for u in r.linked_users],
+        "linked_group_ids": [g.id for g in r.linked_groups],
     }
+
+
+def linked(obj: Project | Relation) -> dict[str, list[int]]:
+    """Who is linked to a project or relation (nobody linked: all staff see it)."""
+    return {"user_ids": [u.id for u in obj.linked_users], "group_ids": [g.id for g in obj.linked_groups]}
 
 
 def relation_brief(r: Relation) -> dict[str, Any]:

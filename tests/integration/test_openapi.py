@@ -1,0 +1,106 @@
+"""The OpenAPI document at /api/v1/openapi.json describes exactly the API that exists."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+PREFIX = "/api/v1"
+
+
+def _api_routes(app: Flask) -> set[tuple[str, str]]:
+    """(path in OpenAPI spelling, method) for every /api/v1 rule except the document itself."""
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/") or rule.rule == PREFIX + "/openapi.json":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix(PREFIX))
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            routes.add((path, method.lower()))
+    return routes
+
+
+def _document(client: FlaskClient) -> dict[str, Any]:
+    response = client.get(PREFIX + "/openapi.json")  # no token: the document is public
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return dict(response.get_json())
+
+
+def test_every_api_route_is_in_the_document(app: Flask, client: FlaskClient) -> None:
+    document = _document(client)
+    documented = {
+        (path, method) for path, methods in document["paths"].items() for method in methods if path != "/openapi.json"
+    }
+    missing = _api_routes(app) - documented
+    assert not missing, f"routes missing from web/api/openapi.py: {sorted(missing)}"
+    stale = documented - _api_routes(app)
+    assert not stale, f"web/api/openapi.py describes routes that do not exist: {sorted(stale)}"
+
+
+def test_each_operation_is_complete(app: Flask, client: FlaskClient) -> None:
+    document = _document(client)
+    endpoints = {rule.endpoint.removeprefix("api.") for rule in app.url_map.iter_rules() if rule.endpoint}
+    operation_ids = []
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            where = f"{method.upper()} {path}"
+            operation_ids.append(operation["operationId"])
+            assert operation["operationId"] in endpoints, where  # named after the view that serves it
+            assert operation["summary"], where
+            assert any(code.startswith("2") for code in operation["responses"]), where
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), where
+            if path != "/openapi.json":
+                assert {"401", "404"} <= set(operation["responses"]), where
+            if method in {"post", "put", "patch"} and not path.endswith("/sync"):
+                assert "requestBody" in operation, where
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_document_is_openapi_31_with_bearer_auth_and_schemas(client: FlaskClient) -> None:
+    document = _document(client)
+    assert document["openapi"].startswith("3.1")
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    assert document["security"] == [{"bearerAuth": []}]
+    assert document["paths"]["/openapi.json"]["get"]["security"] == []
+    schemas = document["components"]["schemas"]
+    for name in ("Relation", "Contact", "Project", "Activity", "Document", "Choice", "Error"):
+        assert schemas[name]["properties"], name
+    project = schemas["Project"]["properties"]
+    assert {"value", "currency", "contacts", "linked_user_ids", "linked_group_ids", "free_choice_5"} <= set(project)
+    assert schemas["Error"]["properties"]["error"]["required"] == ["message", "field"]
+    # Every $ref points at a schema that exists.
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', str(document).replace("'", '"')))
+    assert refs and refs <= set(schemas)
+
+
+def test_documented_shapes_match_what_the_api_returns(client: FlaskClient, make_user: Any, db: Any) -> None:
+    from hub.accounts.users import create_token
+    from hub.models import User
+
+    user = make_user(admin=True)
+    with db.transaction() as s:
+        headers = {"Authorization": "Bearer " + create_token(s, s.get_one(User, user.id))}
+    schemas = _document(client)["components"]["schemas"]
+    relation = client.post(PREFIX + "/relations", json={"name": "R"}, headers=headers).get_json()
+    project = client.post(PREFIX + "/projects", json={"relation_id": relation["id"], "name": "P"}, headers=headers)
+    pid = project.get_json()["id"]
+    error = client.post(PREFIX + "/projects", json={"name": ""}, headers=headers).get_json()
+    contact = client.post(f"{PREFIX}/relations/{relation['id']}/contacts", json={"name": "C"}, headers=headers)
+    activity = client.post(f"{PREFIX}/projects/{pid}/activities", json={"title": "A"}, headers=headers)
+    choice = client.post(PREFIX + "/choices", json={"field": "type", "name": "T"}, headers=headers)
+    shapes = {
+        "Relation": relation,
+        "RelationSummary": client.get(PREFIX + "/relations", headers=headers).get_json()["items"][0],
+        "Project": project.get_json(),
+        "ProjectSummary": client.get(PREFIX + "/projects", headers=headers).get_json()["items"][0],
+        "Contact": contact.get_json(),
+        "Activity": activity.get_json(),
+        "Choice": choice.get_json(),
+        "Error": error,
+    }
+    for name, body in shapes.items():
+        assert set(body) == set(schemas[name]["properties"]), name
