@@ -144,21 +144,37 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[Database]:
+    """A migrated PostgreSQL database of its own for one test."""
+    database = Database(pg_url)
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """The same test on the embedded default (SQLite) and on production's PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database migrated to head: the embedded default (SQLite) and production's PostgreSQL."""
     if request.param == "sqlite":
         url = make_settings(tmp_path / "var").database_url
         upgrade(url)
-    else:
-        url = request.getfixturevalue("pg_url")
-    database = Database(url)
+        return url
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def any_db(database_url: str) -> Iterator[Database]:
+    """The same test on SQLite and on PostgreSQL (test ids end in [sqlite] / [postgresql])."""
+    database = Database(database_url)
     yield database
     database.dispose()
+
+
+_SERVER_FIXTURES = {"pg_server", "pg_url", "pg_db", "redis_url", "database_url", "any_db"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & {"pg_server", "pg_url", "redis_url", "any_db"} or "/integration/" in str(item.fspath):
+        if fixtures & _SERVER_FIXTURES or "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)

@@ -42,12 +42,16 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes
 
 
 def _pg_bindir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if candidates:
-        return Path(candidates[-1]).parent
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
+    """The newest Debian PostgreSQL, else the one whose tools are on PATH."""
+    versions = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    versions.sort(key=lambda d: [int(x) for x in d.parent.name.split(".") if x.isdigit()])
+    if versions:
+        return versions[-1]
+    for tool in ("initdb", "pg_ctl"):
+        found = shutil.which(tool)
+        # Resolved, because Debian's /usr/bin/pg_ctl is a wrapper beside which initdb does not live.
+        if found and (Path(found).resolve().parent / "initdb").exists():
+            return Path(found).resolve().parent
     pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does this)")
 
 

@@ -12,7 +12,16 @@ from hub.blobs import BlobStore
 from hub.crm.activities import ActivityInput, get_activity, save_activity
 from hub.crm.documents import add_document, get_document
 from hub.crm.projects import ProjectInput, get_project, list_projects, save_project, set_linked
-from hub.crm.relations import RelationInput, get_relation, list_relations, save_relation, set_relation_linked
+from hub.crm.relations import (
+    ContactInput,
+    RelationInput,
+    get_contact,
+    get_relation,
+    list_relations,
+    save_contact,
+    save_relation,
+    set_relation_linked,
+)
 from hub.db import Database
 from hub.errors import NotFound
 from hub.models import User
@@ -71,6 +80,30 @@ def test_relation_visibility_and_unlinking(any_db: Database) -> None:
         set_relation_linked(s, get_relation(s, owner, relation_id), [], [])
     with any_db.transaction() as s:
         assert get_relation(s, outsider, relation_id).name == "Private BV"
+
+
+def test_relation_and_its_contacts_follow_the_same_rule(any_db: Database) -> None:
+    admin, owner, member, outsider = (
+        _user(any_db, n, admin=(n == "radmin")) for n in ("radmin", "rowner", "rmember", "routsider")
+    )
+    with any_db.transaction() as s:
+        open_relation = save_relation(s, RelationInput(name="Everyone BV"))
+        closed = save_relation(s, RelationInput(name="Closed BV", owner_id=owner.id))
+        set_relation_linked(s, closed, [], [save_group(s, "Accounts", [member.id]).id])
+        contact_id = save_contact(s, closed, ContactInput(name="Carla Closed")).id
+        open_contact_id = save_contact(s, open_relation, ContactInput(name="Olga Open")).id
+        closed_id = closed.id
+    with any_db.transaction() as s:
+        for viewer in (admin, owner, member):
+            assert {r.name for r in list_relations(s, viewer)[0].items} == {"Everyone BV", "Closed BV"}
+            assert get_relation(s, viewer, closed_id).name == "Closed BV"
+            assert get_contact(s, viewer, contact_id).name == "Carla Closed"
+        assert [r.name for r in list_relations(s, outsider)[0].items] == ["Everyone BV"]
+        assert get_contact(s, outsider, open_contact_id).name == "Olga Open"
+        with pytest.raises(NotFound):
+            get_contact(s, outsider, contact_id)
+        with pytest.raises(NotFound):
+            get_relation(s, outsider, closed_id)
 
 
 def test_inactive_user_sees_nothing(any_db: Database) -> None:

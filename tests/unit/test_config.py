@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,20 @@ def test_production_values(tmp_path: Path) -> None:
     assert settings.upload_max_bytes == 10 * 1024 * 1024
     assert settings.session_cookie_secure is True
     assert settings.visibility_timeout > settings.task_time_limit
+
+
+def test_a_bad_url_is_named_without_echoing_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env(tmp_path, HUB_DATABASE_URL="mysql://hub:hunter2-secret@db/hub"))
+    assert "HUB_DATABASE_URL" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_bad_value_stops_the_command_naming_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_VAR_DIR=str(tmp_path), HUB_WEB_PORT="abc")
+    result = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "HUB_WEB_PORT" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "hub.db").exists()  # stopped before touching anything

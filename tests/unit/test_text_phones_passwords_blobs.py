@@ -17,11 +17,17 @@ from hub.text import fold, like_pattern
 def test_fold_and_like_pattern() -> None:
     assert fold("  Café ZOË ") == "cafe zoe"
     assert like_pattern("50%_off") == "%50\\%\\_off%"
+    assert like_pattern("Zoë") == "%zoe%"  # stored search names are folded the same way
 
 
 @pytest.mark.parametrize("typed", ["+31 20 123 4567", "0031201234567", "020-1234567", "(020) 123 45 67"])
 def test_dutch_numbers_become_one_e164(typed: str) -> None:
     assert to_e164(typed) == "+31201234567"
+
+
+@pytest.mark.parametrize("typed", ["+31 6 12345678", "0031 6 1234 5678", "06-12345678", "06 1234 5678"])
+def test_dutch_mobile_numbers_become_one_e164(typed: str) -> None:
+    assert to_e164(typed) == "+31612345678"
 
 
 def test_not_a_phone_number() -> None:
