@@ -40,10 +40,13 @@ class MailAccount:
 
 @pytest.fixture
 def mail_account(dovecot: ImapServer, db: Database, settings: Settings) -> Callable[..., MailAccount]:
-    def make(owner_id: int | None = None, folders: str = "", username: str | None = None) -> MailAccount:
+    def make(
+        owner_id: int | None = None, folders: str = "", username: str | None = None, database: Database | None = None
+    ) -> MailAccount:
+        """A fresh IMAP account and its hub mailbox (in ``database``, default the test's SQLite ``db``)."""
         name = username or f"user{next(_accounts)}"
         assert name in dovecot.users, "out of test IMAP accounts: raise the number in the dovecot fixture"
-        with db.transaction() as s:
+        with (database or db).transaction() as s:
             box = save_mailbox(
                 s,
                 settings.secret_key,

@@ -4,22 +4,24 @@ Used by mail sync, and later by telephony and calendar. An e-mail address matche
 case-folded address, then the relation's own addresses; a company domain matches a relation when
 no address does (never a free-mail domain, and only when exactly one relation has that domain).
 Projects: an explicit token "[P-123]" in the subject, else the project(s) of the thread, else the
-relation's single open project.
+relation's single open project (:func:`match_projects`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.crm.relations import FREE_MAIL_DOMAINS
-from hub.models import EmailAddress, Project, Relation
+from hub.models import Email, EmailAddress, EmailProject, Project, Relation
 
 PROJECT_TOKEN = re.compile(r"\[P-(\d{1,12})\]")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,54 @@ def single_open_projects(session: Session, relation_ids: Iterable[int]) -> dict[
         .group_by(Project.relation_id)
     )
     return {relation_id: project_id for relation_id, project_id, count in rows if count == 1}
+
+
+@dataclass(frozen=True)
+class ProjectClues:
+    """What decides an e-mail's projects: its subject, its thread and the relations it matched."""
+
+    subject: str
+    thread_key: str
+    # Message-IDs it answers (In-Reply-To and References): a reply joins the projects of those.
+    replies_to: tuple[str, ...]
+    relation_ids: frozenset[int]
+
+
+def match_projects(session: Session, items: Mapping[K, ProjectClues]) -> list[tuple[K, int, str]]:
+    """(item, project id, how) for each item: a "[P-123]" token in the subject, else the projects of
+    its thread, else the single open project of each relation it matched. Queries are per batch."""
+    replied = {r for clues in items.values() for r in clues.replies_to}
+    thread_keys = {clues.thread_key for clues in items.values() if clues.thread_key} | replied
+    by_thread: dict[str, set[int]] = {}
+    by_message: dict[str, set[int]] = {}
+    if thread_keys:
+        for key, project_id in session.execute(
+            select(Email.thread_key, EmailProject.project_id)
+            .join(EmailProject, EmailProject.email_id == Email.id)
+            .where(Email.thread_key.in_(thread_keys))
+        ):
+            by_thread.setdefault(key, set()).add(project_id)
+    if replied:
+        # The message answered may sit in its thread under another thread key (a reply without
+        # References, a thread whose first message was never seen): look it up itself too.
+        for key, project_id in session.execute(
+            select(Email.message_key, EmailProject.project_id)
+            .join(EmailProject, EmailProject.email_id == Email.id)
+            .where(Email.message_key.in_(replied))
+        ):
+            by_message.setdefault(key, set()).add(project_id)
+    single = single_open_projects(session, {r for clues in items.values() for r in clues.relation_ids})
+    links: list[tuple[K, int, str]] = []
+    for item, clues in items.items():
+        token = project_from_token(session, clues.subject) if "[P-" in clues.subject else None
+        if token is not None:
+            links.append((item, token, "token"))
+            continue
+        in_thread = set(by_thread.get(clues.thread_key, ()))
+        for ref in clues.replies_to:
+            in_thread |= by_thread.get(ref, set()) | by_message.get(ref, set())
+        if in_thread:
+            links += [(item, project_id, "thread") for project_id in sorted(in_thread)]
+            continue
+        links += [(item, single[r], "single-open") for r in sorted(clues.relation_ids) if r in single]
+    return links

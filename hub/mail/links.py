@@ -34,8 +34,13 @@ def unlink_from_project(session: Session, email: Email, project: Project) -> Non
 def link_existing_mail(session: Session, address_key: str, contact_id: int, relation_id: int) -> int:
     """A contact was added (or got an address): link the mail that already came from or went to it.
 
-    Returns how many e-mails were newly linked to the relation.
+    The mail shows on the relation, and an e-mail on no project yet gets the projects the matching
+    rules give it now (thread, else the relation's single open project). Returns how many e-mails
+    were newly linked to the relation.
     """
+    # Imported here: hub.crm.relations imports this module, and matching imports hub.crm.relations.
+    from hub.crm.matching import ProjectClues, match_projects
+
     key = address_key.casefold()
     session.execute(
         update(EmailParticipant)
@@ -45,21 +50,37 @@ def link_existing_mail(session: Session, address_key: str, contact_id: int, rela
     email_ids = list(
         session.scalars(select(EmailParticipant.email_id).where(EmailParticipant.address_key == key).distinct())
     )
-    already = (
-        set(
-            session.scalars(
-                select(EmailRelation.email_id).where(
-                    EmailRelation.relation_id == relation_id, EmailRelation.email_id.in_(email_ids)
-                )
+    if not email_ids:
+        return 0
+    already = set(
+        session.scalars(
+            select(EmailRelation.email_id).where(
+                EmailRelation.relation_id == relation_id, EmailRelation.email_id.in_(email_ids)
             )
         )
-        if email_ids
-        else set()
     )
+    newly = [e for e in email_ids if e not in already]
     insert_ignore(
         session,
         EmailRelation,
-        [{"email_id": e, "relation_id": relation_id} for e in email_ids],
+        [{"email_id": e, "relation_id": relation_id} for e in newly],
         ["email_id", "relation_id"],
     )
-    return len(set(email_ids) - already)
+    unlinked = session.execute(
+        select(Email.id, Email.subject, Email.thread_key, Email.in_reply_to, Email.references).where(
+            Email.id.in_(newly), ~select(EmailProject.email_id).where(EmailProject.email_id == Email.id).exists()
+        )
+    ).all()
+    clues = {
+        email_id: ProjectClues(
+            subject, thread_key, tuple(filter(None, [in_reply_to, *references.split()])), frozenset([relation_id])
+        )
+        for email_id, subject, thread_key, in_reply_to, references in unlinked
+    }
+    insert_ignore(
+        session,
+        EmailProject,
+        [{"email_id": e, "project_id": p, "how": how} for e, p, how in match_projects(session, clues)],
+        ["email_id", "project_id"],
+    )
+    return len(newly)

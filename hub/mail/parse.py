@@ -15,7 +15,13 @@ from email.utils import getaddresses, parsedate_to_datetime
 from hub.mail.mime import fast_message
 
 MAX_BODY_CHARS = 1_000_000
-_MSGID = re.compile(r"<[^<>\s]+>")
+# The message_key column holds 500 characters: a longer "Message-ID" cannot identify the message
+# whole, so it is not used (the content hash is) rather than cut and mismatched later.
+# Nor are control characters or lone surrogates part of a usable one.
+_MSGID = re.compile("<[^<>\\s\x00-\x1f\x7f\ud800-\udfff]{1,498}>")
+# Text no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8 at all;
+# a UTF-7 or broken UTF-16 part can decode to them). One such message must not stop its folder.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -94,6 +100,12 @@ def _ids(text: str) -> list[str]:
     return _MSGID.findall(text)
 
 
+def message_id_from_header(header: bytes) -> str:
+    """The Message-ID in a raw header line, read exactly as :func:`parse_message` reads it."""
+    ids = _ids(" ".join(_bytes_text(header, None).split()))
+    return ids[0] if ids else ""
+
+
 def _decode_part(part: Message, problems: list[str]) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
@@ -134,6 +146,29 @@ def _bodies_and_attachments(msg: Message, parsed: ParsedMessage) -> None:
         if len(body) > MAX_BODY_CHARS:
             setattr(parsed, name, body[:MAX_BODY_CHARS])
             parsed.problems.append(f"{name.replace('_', ' ')} cut at {MAX_BODY_CHARS:,} characters (the .eml is whole)")
+
+
+def _storable(text: str, problems: list[str]) -> str:
+    if _UNSTORABLE.search(text) is None:
+        return text
+    note = "characters no database can store were replaced"
+    if note not in problems:
+        problems.append(note)
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _make_storable(parsed: ParsedMessage) -> None:
+    """Every text field as the database will take it (C-speed check; replaced only when needed)."""
+    # Message-IDs need nothing: _MSGID does not match such characters.
+    problems = parsed.problems
+    for name in ("subject", "from_address", "from_name", "text_body", "html_body"):
+        setattr(parsed, name, _storable(getattr(parsed, name), problems))
+    parsed.participants = [
+        (role, _storable(key, problems), _storable(name, problems)) for role, key, name in parsed.participants
+    ]
+    for attachment in parsed.attachments:
+        attachment.filename = _storable(attachment.filename, problems)
+        attachment.content_type = _storable(attachment.content_type, problems)
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -186,4 +221,5 @@ def parse_message(raw: bytes) -> ParsedMessage:
         _bodies_and_attachments(msg, parsed)
     except Exception as exc:
         problems.append(f"body unreadable ({type(exc).__name__}); kept as raw")
+    _make_storable(parsed)
     return parsed

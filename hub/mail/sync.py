@@ -14,19 +14,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from imapclient import IMAPClient
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
-from hub.crm.matching import match_addresses, project_from_token, single_open_projects
+from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, insert_ignore
 from hub.mail import mailboxes
 from hub.mail.imap import MailServerError, connect, folders_to_sync
 from hub.mail.packs import PackWriter
-from hub.mail.parse import ParsedMessage, parse_message
+from hub.mail.parse import ParsedMessage, message_id_from_header, parse_message
 from hub.models import (
     Attachment,
     Email,
@@ -44,11 +46,12 @@ from hub.secrets import SecretUnreadable, decrypt
 BATCH = 200
 FLAG_RESCAN_SECONDS = 600  # how often flags are re-read on servers without CONDSTORE
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
-BODY_FETCH_BYTES = 16 * 1024 * 1024
-PREFETCH_BYTES = (
-    32 * 1024 * 1024
-)  # a batch bigger than this is fetched group by group, not ahead  # fetch full bodies in slices of at most this much
+BODY_FETCH_BYTES = 16 * 1024 * 1024  # full bodies are fetched in slices of at most this much
+PREFETCH_BYTES = 32 * 1024 * 1024  # a batch bigger than this is fetched group by group, not ahead
 Progress = Callable[[int, int], None]
+# What the database says about one bad row (too long, a character it refuses, a row that vanished
+# under a foreign key), as opposed to a lost connection or a lock, which must not quarantine mail.
+_REFUSED = (DataError, IntegrityError, UnicodeError)
 
 
 @dataclass
@@ -163,9 +166,6 @@ def sync_mailbox(
         with db.transaction() as session:
             session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(claimed_until=None))
         raise
-    with db.transaction() as session:
-        stored = session.scalar(select(Mailbox.messages_stored).where(Mailbox.id == mailbox_id)) or 0
-        session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(messages_stored=stored))
     mailboxes.record_success(db, mailbox_id, backlog=1 if result.more else 0)
     return result
 
@@ -217,6 +217,7 @@ class FolderSync:
         ).one()
 
     def run(self) -> SyncResult:
+        complete = True
         items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"] + ([b"HIGHESTMODSEQ"] if self.condstore else [])
         status = self.client.folder_status(self.name, items)
         uidvalidity, uidnext = int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
@@ -246,7 +247,8 @@ class FolderSync:
             folder_id, high_uid, low_uid = folder.id, folder.high_uid, folder.low_uid
             backfill_done, known_modseq = folder.backfill_done, folder.highestmodseq
         self.folder_id = folder_id
-        self.client.select_folder(self.name, readonly=True)
+        selected = self.client.select_folder(self.name, readonly=True)
+        self.exists = int(selected.get(b"EXISTS", 0))
         criteria: list[Any] = ["SINCE", self.since] if self.since else ["ALL"]
         if first_sync:
             all_uids = sorted(self.client.search(criteria), reverse=True)
@@ -271,7 +273,7 @@ class FolderSync:
                 self.total += len(older)
                 self._backfill(older)
             if not self.result.more:
-                self._flags_and_deletions(known_modseq)
+                complete = self._flags_and_deletions(known_modseq)
         if not self.result.more:
             with self.db.transaction() as session:
                 session.execute(
@@ -279,7 +281,8 @@ class FolderSync:
                     .where(MailFolder.id == folder_id)
                     .values(
                         uidnext=uidnext,
-                        server_messages=messages,
+                        # Unknown after an incomplete listing: the next STATUS must not skip the folder.
+                        server_messages=messages if complete else None,
                         last_synced_at=utcnow(),
                         highestmodseq=int(modseq) if modseq is not None else None,
                     )
@@ -305,34 +308,42 @@ class FolderSync:
 
     # --- flags and deletions ---------------------------------------------------------------------
 
-    def _flags_and_deletions(self, known_modseq: int | None) -> None:
+    def _flags_and_deletions(self, known_modseq: int | None) -> bool:
+        """Apply flag changes and removed messages; False when the server's listing looked short."""
+        with self.db.transaction() as session:
+            stored = {
+                uid: (location_id, flags)
+                for uid, location_id, flags in session.execute(
+                    select(EmailLocation.uid, EmailLocation.id, EmailLocation.flags).where(
+                        EmailLocation.folder_id == self.folder_id
+                    )
+                )
+            }
         server_uids = set(self.client.search(["ALL"]))
         if self.condstore and known_modseq:
             # CONDSTORE: only the messages whose flags changed since the last sync.
-            candidates = sorted(set(self.client.search(["MODSEQ", str(known_modseq + 1)])) & server_uids)
+            candidates = set(self.client.search(["MODSEQ", str(known_modseq + 1)]))
         else:
-            candidates = sorted(server_uids)
-        changed: dict[int, Any] = {}
-        for chunk in _chunks(candidates, 2000):
-            changed.update(self.client.fetch(chunk, ["FLAGS"]))
+            candidates = server_uids
+        changed: dict[int, str] = {}
+        # Lists of single UIDs, not ranges (imapclient matches answers to the UIDs asked for), so in
+        # chunks that keep the command line under about 8 KB: some servers drop longer ones.
+        for chunk in _chunks(sorted(candidates & server_uids & stored.keys()), 1000):
+            for uid, data in self.client.fetch(chunk, ["FLAGS"]).items():
+                changed[uid] = _flags(data.get(b"FLAGS", ()))
+        # A listing shorter than the EXISTS count of the SELECT (a half-answered SEARCH, or messages
+        # expunged in between) removes nothing this time: unlinking mail that is still there is worse
+        # than noticing a deletion one sync later.
+        complete = len(server_uids) >= self.exists
         with self.db.transaction() as session:
-            stored = dict(
-                session.execute(
-                    select(EmailLocation.uid, EmailLocation.id).where(EmailLocation.folder_id == self.folder_id)
-                )
-                .tuples()
-                .all()
-            )
-            gone = [location_id for uid, location_id in stored.items() if uid not in server_uids]
-            for chunk in _chunks(gone, 500):
-                session.execute(delete(EmailLocation).where(EmailLocation.id.in_(chunk)))
-            for uid, data in changed.items():
-                if uid in stored and uid in server_uids:
-                    session.execute(
-                        update(EmailLocation)
-                        .where(EmailLocation.id == stored[uid])
-                        .values(flags=_flags(data.get(b"FLAGS", ())))
-                    )
+            if complete:
+                gone = [location_id for uid, (location_id, _f) in stored.items() if uid not in server_uids]
+                for chunk in _chunks(gone, 500):
+                    session.execute(delete(EmailLocation).where(EmailLocation.id.in_(chunk)))
+            for uid, flags in changed.items():
+                if uid in stored and uid in server_uids and stored[uid][1] != flags:
+                    session.execute(update(EmailLocation).where(EmailLocation.id == stored[uid][0]).values(flags=flags))
+        return complete
 
     # --- one batch of messages -------------------------------------------------------------------
 
@@ -355,7 +366,10 @@ class FolderSync:
 
     def _download(self, uids: list[int]) -> _Download:
         headers = self.client.fetch(uids, ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-        listed = {uid: _message_id(data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")) for uid, data in headers.items()}
+        listed = {
+            uid: message_id_from_header(data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b""))
+            for uid, data in headers.items()
+        }
         with self.db.transaction() as session:
             keys = {mid for mid in listed.values() if mid}
             known = (
@@ -405,14 +419,49 @@ class FolderSync:
             if self.fail_after_fetch < 0:
                 raise _Interrupt("simulated crash between fetch and store")
         flags = {uid: _flags(data.get(b"FLAGS", ())) for uid, data in headers.items()}
-        with self.db.transaction() as session:
-            self._store(session, listed, known, parsed, flags)
-            session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
-            session.execute(
-                update(Mailbox).where(Mailbox.id == self.mailbox_id).values(claimed_until=utcnow() + mailboxes.LEASE)
-            )
+        try:
+            with self.db.transaction() as session:
+                stored = self._store(session, listed, known, parsed, flags)
+                self._advance(session, cursor)
+        except _REFUSED:
+            stored = self._store_one_by_one(listed, known, parsed, flags, cursor)
+        self.result.add(stored)
         self.done += len(uids)
         self._progress()
+
+    def _advance(self, session: Session, cursor: dict[str, int]) -> None:
+        session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
+        session.execute(
+            update(Mailbox).where(Mailbox.id == self.mailbox_id).values(claimed_until=utcnow() + mailboxes.LEASE)
+        )
+
+    def _store_one_by_one(
+        self,
+        listed: dict[int, str],
+        known: dict[str, int],
+        parsed: dict[int, ParsedMessage | str],
+        flags: dict[int, str],
+        cursor: dict[str, int],
+    ) -> SyncResult:
+        """The database refused the batch: store each message alone and quarantine those it refuses.
+
+        One message the parser let through but the database will not take must not stop the folder.
+        Each message commits on its own (a crash in between is harmless: the rerun inserts only what
+        is missing); the cursor moves once all of them are stored or quarantined.
+        """
+        total = SyncResult()
+        for uid in listed:
+            one = {uid: listed[uid]}
+            try:
+                with self.db.transaction() as session:
+                    total.add(self._store(session, one, known, {uid: parsed[uid]} if uid in parsed else {}, flags))
+            except _REFUSED as exc:
+                reason = f"the database refused it: {_first_line(exc)}"
+                with self.db.transaction() as session:
+                    total.add(self._store(session, one, known, {uid: reason}, flags))
+        with self.db.transaction() as session:
+            self._advance(session, cursor)
+        return total
 
     def _fetch_and_parse(self, download: _Download, parsed: dict[int, ParsedMessage | str], pack: PackWriter) -> None:
         groups: Iterable[dict[int, tuple[bytes, bool]]]
@@ -457,22 +506,25 @@ class FolderSync:
         known: dict[str, int],
         parsed: dict[int, ParsedMessage | str],
         flags: dict[int, str],
-    ) -> None:
-        new_messages = [m for m in parsed.values() if isinstance(m, ParsedMessage)]
-        keys = {m.message_key for m in new_messages}
+    ) -> SyncResult:
+        """Rows for one batch (e-mails, locations, quarantine); what it stored, once committed."""
+        done = SyncResult()
+        new_messages = {m.message_key: m for m in parsed.values() if isinstance(m, ParsedMessage)}
         existing = (
-            dict(session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys))).tuples().all())
-            if keys
+            dict(
+                session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(new_messages)))
+                .tuples()
+                .all()
+            )
+            if new_messages
             else {}
         )
-        fresh = {m.message_key: m for m in new_messages if m.message_key not in existing}
-        insert_ignore(session, Email, [_email_row(m, self._pack()) for m in fresh.values()], ["message_key"])
-        ids = (
-            dict(session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys))).tuples().all())
-            if keys
-            else {}
-        )
-        self._link_new(session, {ids[k]: m for k, m in fresh.items() if k in ids and k not in existing})
+        fresh = {key: m for key, m in new_messages.items() if key not in existing}
+        inserted = _insert_emails(session, [_email_row(m, self._pack()) for m in fresh.values()])
+        ids = {**existing, **inserted}
+        # Only what this transaction inserted gets participants and links: another mailbox's sync
+        # storing the same message at the same moment has (or will have) done that once.
+        done.linked = self._link_new(session, {inserted[key]: fresh[key] for key in inserted})
         locations, quarantined = [], []
         for uid in listed:
             message = parsed.get(uid)
@@ -481,26 +533,31 @@ class FolderSync:
                 continue
             key = message.message_key if message else listed[uid]
             email_id = ids.get(key) or known.get(key)
+            if email_id is None:
+                # Stored by a sync that raced this one, after the look-up above.
+                email_id = session.scalar(select(Email.id).where(Email.message_key == key))
             if email_id is not None:
                 locations.append(
                     {"email_id": email_id, "folder_id": self.folder_id, "uid": uid, "flags": flags.get(uid, "")}
                 )
         insert_ignore(session, EmailLocation, locations, ["folder_id", "uid"])
         insert_ignore(session, MailQuarantine, quarantined, ["folder_id", "uid"])
-        if fresh:
+        if inserted:
             session.execute(
                 update(Mailbox)
                 .where(Mailbox.id == self.mailbox_id)
-                .values(messages_stored=Mailbox.messages_stored + len(fresh))
+                .values(messages_stored=Mailbox.messages_stored + len(inserted))
             )
-        self.result.messages += len(listed)
-        self.result.new += len(fresh)
-        self.result.quarantined += len(quarantined)
+        done.messages, done.new, done.quarantined = len(listed), len(inserted), len(quarantined)
+        return done
 
-    def _link_new(self, session: Session, emails: dict[int, ParsedMessage]) -> None:
-        """Participants → contacts/relations → projects, for e-mails stored for the first time."""
+    def _link_new(self, session: Session, emails: dict[int, ParsedMessage]) -> int:
+        """Participants → contacts/relations → projects, for e-mails stored for the first time.
+
+        Returns how many of them were linked to a relation.
+        """
         if not emails:
-            return
+            return 0
         matches = match_addresses(session, {key for m in emails.values() for _r, key, _n in m.participants})
         participants, attachments, relation_links = [], [], []
         relations_of: dict[int, set[int]] = {}
@@ -538,38 +595,48 @@ class FolderSync:
         if attachments:
             session.execute(insert(Attachment), attachments)
         insert_ignore(session, EmailRelation, relation_links, ["email_id", "relation_id"])
-        self.result.linked += len(relations_of)
-        insert_ignore(session, EmailProject, _project_links(session, emails, relations_of), ["email_id", "project_id"])
+        clues = {
+            email_id: ProjectClues(
+                message.subject,
+                message.thread_key,
+                tuple(filter(None, [message.in_reply_to, *message.references])),
+                frozenset(relations_of.get(email_id, ())),
+            )
+            for email_id, message in emails.items()
+        }
+        project_links = [
+            {"email_id": email_id, "project_id": project_id, "how": how}
+            for email_id, project_id, how in match_projects(session, clues)
+        ]
+        insert_ignore(session, EmailProject, project_links, ["email_id", "project_id"])
+        return len(relations_of)
 
 
-def _project_links(
-    session: Session, emails: dict[int, ParsedMessage], relations_of: dict[int, set[int]]
-) -> list[dict[str, Any]]:
-    links: list[dict[str, Any]] = []
-    thread_keys = {m.thread_key for m in emails.values()} | {r for m in emails.values() for r in m.references}
-    thread_projects: dict[str, set[int]] = {}
-    if thread_keys:
-        rows = session.execute(
-            select(Email.thread_key, EmailProject.project_id)
-            .join(EmailProject, EmailProject.email_id == Email.id)
-            .where(Email.thread_key.in_(thread_keys))
-        )
-        for key, project_id in rows:
-            thread_projects.setdefault(key, set()).add(project_id)
-    single = single_open_projects(session, {r for ids in relations_of.values() for r in ids})
-    for email_id, message in emails.items():
-        token = project_from_token(session, message.subject) if "[P-" in message.subject else None
-        if token is not None:
-            links.append({"email_id": email_id, "project_id": token, "how": "token"})
-            continue
-        in_thread = thread_projects.get(message.thread_key, set())
-        if in_thread:
-            links += [{"email_id": email_id, "project_id": p, "how": "thread"} for p in in_thread]
-            continue
-        for relation_id in relations_of.get(email_id, ()):
-            if relation_id in single:
-                links.append({"email_id": email_id, "project_id": single[relation_id], "how": "single-open"})
-    return links
+def _insert_emails(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert-or-ignore e-mails; message_key → id of those this transaction really inserted.
+
+    RETURNING tells which rows were new, where a look-up before the insert cannot: two mailboxes
+    may sync the same message at the same moment.
+    """
+    if not rows:
+        return {}
+    table = cast(Table, Email.__table__)
+    dialect_insert: Callable[[Table], Any] = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    statement = (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["message_key"])
+        .returning(table.c.message_key, table.c.id)
+    )
+    return dict(session.execute(statement, rows).tuples().all())
+
+
+def _first_line(exc: BaseException) -> str:
+    """The database's own words, without the statement and its parameters (the whole message)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines() or [type(cause).__name__]
+    return lines[0][:300]
 
 
 def _recently(moment: Any, seconds: float) -> bool:
@@ -604,14 +671,6 @@ def _email_row(m: ParsedMessage, pack: PackWriter) -> dict[str, Any]:
         "problems": "\n".join(m.problems),
         "stored_at": utcnow(),
     }
-
-
-def _message_id(header: bytes) -> str:
-    from hub.mail.parse import _ids
-
-    text = header.decode("ascii", errors="replace")
-    ids = _ids(text)
-    return ids[0] if ids else ""
 
 
 def _flags(values: Iterable[Any]) -> str:

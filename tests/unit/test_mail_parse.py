@@ -72,3 +72,17 @@ def test_bad_mail_is_read_as_well_as_can_be() -> None:
     assert {"no Date", "no Message-ID; identified by content"} <= set(parsed.problems)
     empty = parse_message(b"")
     assert empty.message_key.startswith("sha256:") and empty.size == 0
+
+
+def test_text_no_database_stores_is_replaced_and_odd_message_ids_are_not_used() -> None:
+    parsed = parse_message(
+        b"From: Anna <anna@x.example>\r\nSubject: nul\x00here\r\nMessage-ID: <nul\x00@x>\r\n"
+        b"Content-Type: text/plain; charset=utf-7\r\n\r\nbroken +2D0- text\x00\r\n"
+    )
+    assert parsed.subject == "nul\ufffdhere" and parsed.text_body == "broken \ufffd text\ufffd\r\n"
+    assert "characters no database can store were replaced" in parsed.problems
+    assert parsed.message_key.startswith("sha256:")  # a Message-ID with a NUL in it identifies nothing
+    long_id = b"<" + b"x" * 600 + b"@x>"
+    too_long = parse_message(b"Message-ID: " + long_id + b"\r\nReferences: " + long_id + b" <root@x>\r\n\r\n")
+    assert too_long.message_key.startswith("sha256:") and too_long.references == ["<root@x>"]
+    assert parse_message(b"Message-ID: <" + b"y" * 496 + b"@x>\r\n\r\n").message_key == "<" + "y" * 496 + "@x>"

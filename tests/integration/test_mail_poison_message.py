@@ -1,0 +1,96 @@
+"""One message the database would refuse (a lone surrogate from a UTF-7 part, a Message-ID longer
+than its column) never stops its folder: it is stored as well as can be, or quarantined with the
+reason, and the messages around it are stored — on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.blobs import BlobStore
+from hub.config import Settings
+from hub.db import Database
+from hub.mail.sync import SyncResult, sync_mailbox
+from hub.models import Email, EmailLocation, EmailParticipant, MailQuarantine
+from tests.mail_fixtures import MailAccount
+
+# ASCII on the wire (so the server keeps it as it is), a lone surrogate once decoded as UTF-7.
+SURROGATE = (
+    b"From: Anna <anna@bakker.example.nl>\r\nTo: staff@hub.example\r\nSubject: utf-7\r\n"
+    b"Message-ID: <utf7@test>\r\nContent-Type: text/plain; charset=utf-7\r\n\r\nbroken +2D0- text\r\n"
+)
+LONG_ID = b"From: anna@bakker.example.nl\r\nSubject: long id\r\nMessage-ID: <" + b"x" * 700 + b"@test>\r\n\r\nbody\r\n"
+
+
+def fine(n: int) -> bytes:
+    return f"From: kees@visser.example.nl\r\nSubject: fine {n}\r\nMessage-ID: <fine{n}@test>\r\n\r\nok\r\n".encode()
+
+
+def run(database: Database, settings: Settings, account: MailAccount) -> SyncResult:
+    result = sync_mailbox(
+        database, BlobStore(settings.documents_dir), account.mailbox_id, secret_key=settings.secret_key, force=True
+    )
+    assert result is not None
+    return result
+
+
+def count(database: Database, model: type) -> int:
+    with database.transaction() as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def fill(account: MailAccount) -> None:
+    client = account.client()
+    for raw in (fine(1), SURROGATE, LONG_ID, fine(2)):
+        client.append("INBOX", raw)
+    client.logout()
+
+
+def test_odd_text_is_stored_as_well_as_can_be(
+    any_db: Database, settings: Settings, mail_account: Callable[..., MailAccount]
+) -> None:
+    account = mail_account(database=any_db)
+    fill(account)
+    result = run(any_db, settings, account)
+    assert (result.new, result.quarantined) == (4, 0)
+    assert count(any_db, EmailLocation) == 4  # the long-id message has its place too
+    with any_db.transaction() as s:
+        utf7 = s.scalars(select(Email).where(Email.message_key == "<utf7@test>")).one()
+        assert utf7.text_body == "broken \ufffd text\r\n"
+        assert "characters no database can store were replaced" in utf7.problems
+        long_id = s.scalars(select(Email).where(Email.subject == "long id")).one()
+        assert long_id.message_key.startswith("sha256:")
+        assert s.scalar(
+            select(func.count()).select_from(EmailParticipant).where(EmailParticipant.email_id == long_id.id)
+        )
+    assert run(any_db, settings, account).new == 0
+
+
+def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
+    any_db: Database,
+    settings: Settings,
+    mail_account: Callable[..., MailAccount],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hub.mail.parse as parse_module
+
+    # A case the parser does not foresee: here, it no longer replaces what no database stores.
+    monkeypatch.setattr(parse_module, "_UNSTORABLE", re.compile("(?!)"))
+    account = mail_account(database=any_db)
+    fill(account)
+    result = run(any_db, settings, account)
+    assert (result.messages, result.new, result.quarantined) == (4, 3, 1)
+    with any_db.transaction() as s:
+        quarantined = s.scalars(select(MailQuarantine)).one()
+        assert quarantined.reason.startswith("the database refused it: ")
+        assert len(quarantined.reason) < 400  # the database's words, not the whole message
+    assert count(any_db, Email) == 3 and count(any_db, EmailLocation) == 3
+    client = account.client()
+    client.append("INBOX", fine(3))
+    client.logout()
+    again = run(any_db, settings, account)
+    assert (again.new, again.quarantined) == (1, 0)  # the folder moved on past the bad message
+    assert count(any_db, Email) == 4 and count(any_db, MailQuarantine) == 1
