@@ -1,19 +1,26 @@
-"""A fast path for splitting well-formed multipart messages.
+"""A fast path for reading well-formed messages into the same compat32 Message tree.
 
 The standard library's feed parser reads a message line by line in Python: a 200 KB base64
-attachment costs thousands of iterations. Here the boundaries are found with bytes.find (C speed)
-and only headers go through the standard parser, building the same compat32 Message tree. Anything
-unusual (no closing boundary, deep nesting, a boundary-less multipart) returns None and the caller
-uses the standard parser, so odd mail is handled exactly as before.
+attachment costs thousands of iterations, and even a header block goes through a generic state
+machine. Here multipart boundaries are found with bytes.find (C speed) and header blocks are split
+with str.splitlines, each header stored exactly as the feed parser stores it (compat32's
+``header_source_parse``). Anything unusual (a line that is not a header, an envelope "From " line,
+no closing boundary, deep nesting, a boundary-less multipart, an attached message/rfc822) returns
+None and the caller uses the standard parser, so odd mail is handled exactly as before.
 """
 
 from __future__ import annotations
 
+import re
 from email.message import Message
-from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 MAX_DEPTH = 4
-_headers = BytesHeaderParser()
+# A header line as the feed parser recognises one: a field name of printable ASCII without ':' or
+# a space, then ':'. Continuation lines start with a space or tab.
+_HEADER_LINE = re.compile(r"[\041-\071\073-\176]+:")
+# str.splitlines also breaks lines at these; the feed parser does not: leave such mail to it.
+_OTHER_LINE_BREAKS = re.compile("[\x0b\x0c\x1c-\x1e]")
 
 
 def _split_head(raw: bytes) -> tuple[bytes, bytes] | None:
@@ -24,15 +31,41 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes] | None:
     return None
 
 
+def _parse_head(head: bytes) -> Message | None:
+    """A header block (ending with its line break) as the feed parser reads it; None if unusual."""
+    text = head.decode("ascii", "surrogateescape")
+    if _OTHER_LINE_BREAKS.search(text):
+        return None
+    msg = Message()
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line[0] in " \t":
+            if not current:
+                return None  # a continuation with nothing to continue
+            current.append(line)
+            continue
+        if _HEADER_LINE.match(line) is None:
+            return None  # a blank line inside the block, an envelope line, a line without a name
+        if current:
+            msg.set_raw(*compat32.header_source_parse(current))
+        current = [line]
+    if current:
+        msg.set_raw(*compat32.header_source_parse(current))
+    return msg
+
+
 def _entity(raw: bytes, depth: int) -> Message | None:
     split = _split_head(raw)
     if split is None:
         return None
     head, body = split
-    msg = _headers.parsebytes(head)
-    if msg.defects:
+    msg = _parse_head(head)
+    if msg is None:
         return None
-    if not msg.is_multipart() and msg.get_content_maintype() != "multipart":
+    maintype = msg.get_content_maintype()
+    if maintype == "message":
+        return None  # the feed parser reads an attached message as a message of its own
+    if maintype != "multipart":
         # Leaf: keep the body as the feed parser would (ASCII with the raw bytes escaped).
         msg.set_payload(body.decode("ascii", "surrogateescape"))
         return msg
@@ -77,16 +110,7 @@ def _split_parts(body: bytes, boundary: bytes) -> list[bytes] | None:
 
 
 def fast_message(raw: bytes) -> Message | None:
-    """The message tree for a well-formed multipart message, else None (use the standard parser)."""
-    split = _split_head(raw)
-    if split is None:
-        return None
-    try:
-        head = _headers.parsebytes(split[0])
-    except Exception:
-        return None
-    if head.get_content_maintype() != "multipart":
-        return None
+    """The message tree of a well-formed message, else None (use the standard parser)."""
     try:
         return _entity(raw, 0)
     except Exception:

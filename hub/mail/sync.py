@@ -9,7 +9,6 @@ later syncs ask STATUS first and skip unchanged folders. Network I/O happens out
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +26,8 @@ from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, insert_ignore
 from hub.mail import mailboxes
 from hub.mail.imap import MailServerError, connect, folders_to_sync
-from hub.mail.packs import PackWriter
-from hub.mail.parse import ParsedMessage, message_id_from_header, parse_message
+from hub.mail.parse import ParsedMessage, message_id_from_header
+from hub.mail.parse_helper import Parsed, start_parsing
 from hub.models import (
     Attachment,
     Email,
@@ -83,6 +82,7 @@ class _Download:
     to_fetch: list[int]
     sizes: dict[int, int]
     bodies: dict[int, tuple[bytes, bool]] | None = None
+    parsing: Callable[[], list[Parsed]] | None = None  # the bodies' parsing, started on arrival
 
 
 class _Interrupt(Exception):
@@ -193,7 +193,6 @@ class FolderSync:
         self.result = SyncResult()
         self.done = 0
         self.total = 0
-        self.pack: PackWriter | None = None
 
     # --- the folder's cursor ----------------------------------------------------------------------
 
@@ -388,7 +387,7 @@ class FolderSync:
         download = _Download(headers, listed, known, to_fetch, sizes)
         if sum(min(size, MAX_MESSAGE_BYTES) for size in sizes.values()) <= PREFETCH_BYTES:
             # Small enough to hold while the previous batch is processed: fetch the bodies now.
-            download.bodies = self._fetch_bodies(to_fetch, sizes)
+            download.bodies, download.parsing = self._with_parsing(self._fetch_bodies(to_fetch, sizes))
         return download
 
     def _fetch_bodies(self, uids: list[int], sizes: dict[int, int]) -> dict[int, tuple[bytes, bool]]:
@@ -404,16 +403,8 @@ class FolderSync:
 
     def _store_batch(self, uids: list[int], download: _Download, cursor: dict[str, int]) -> None:
         headers, listed, known = download.headers, download.listed, download.known
-        parsed: dict[int, ParsedMessage | str] = {}
-        pack = PackWriter(self.blobs.root / "packs")
-        try:
-            self._fetch_and_parse(download, parsed, pack)
-        except BaseException:
-            pack.abandon()
-            raise
-        # The pack is on disk (fsynced) before the rows that point into it commit.
-        pack.close()
-        self.pack = pack
+        # Parsing writes the batch's pack (fsynced) before the rows that point into it commit.
+        parsed = self._fetch_and_parse(download)
         if self.fail_after_fetch is not None:
             self.fail_after_fetch -= 1
             if self.fail_after_fetch < 0:
@@ -439,7 +430,7 @@ class FolderSync:
         self,
         listed: dict[int, str],
         known: dict[str, int],
-        parsed: dict[int, ParsedMessage | str],
+        parsed: dict[int, Parsed],
         flags: dict[int, str],
         cursor: dict[str, int],
     ) -> SyncResult:
@@ -463,17 +454,18 @@ class FolderSync:
             self._advance(session, cursor)
         return total
 
-    def _fetch_and_parse(self, download: _Download, parsed: dict[int, ParsedMessage | str], pack: PackWriter) -> None:
-        groups: Iterable[dict[int, tuple[bytes, bool]]]
-        if download.bodies is not None:
-            groups = [download.bodies]
+    def _fetch_and_parse(self, download: _Download) -> dict[int, Parsed]:
+        groups: Iterable[tuple[dict[int, tuple[bytes, bool]], Callable[[], list[Parsed]]]]
+        if download.bodies is not None and download.parsing is not None:
+            groups = [(download.bodies, download.parsing)]
         else:  # a big batch: fetch it group by group here, so memory stays bounded
             groups = (
-                self._fetch_bodies(group, download.sizes) for group in _by_size(download.to_fetch, download.sizes)
+                self._with_parsing(self._fetch_bodies(group, download.sizes))
+                for group in _by_size(download.to_fetch, download.sizes)
             )
-        for bodies in groups:
-            for uid, (raw, whole) in bodies.items():
-                message = self._parse_and_keep(raw, pack)
+        parsed: dict[int, Parsed] = {}
+        for bodies, parsing in groups:
+            for (uid, (_raw, whole)), message in zip(bodies.items(), parsing(), strict=True):
                 if isinstance(message, ParsedMessage) and not whole:
                     message.problems.append(
                         f"{download.sizes[uid]:,} bytes is above the {MAX_MESSAGE_BYTES:,} byte limit: "
@@ -481,30 +473,20 @@ class FolderSync:
                     )
                 parsed[uid] = message
             bodies.clear()  # parsed and packed: let the raw bytes go
+        return parsed
 
-    def _pack(self) -> PackWriter:
-        assert self.pack is not None, "rows are built only after the batch's pack is written"
-        return self.pack
-
-    def _parse_and_keep(self, raw: bytes, pack: PackWriter) -> ParsedMessage | str:
-        try:
-            message = parse_message(raw)
-        except Exception as exc:  # the parser promises not to raise; if it does, quarantine
-            return f"could not be parsed: {type(exc).__name__}: {exc}"
-        message.raw_slot = pack.add(raw, compress=True)
-        for attachment in message.attachments:
-            attachment.sha256 = hashlib.sha256(attachment.data).hexdigest()
-            attachment.size = len(attachment.data)
-            attachment.slot = pack.add(attachment.data, compress=False)
-            attachment.data = b""  # stored; drop the bytes from memory
-        return message
+    def _with_parsing(
+        self, bodies: dict[int, tuple[bytes, bool]]
+    ) -> tuple[dict[int, tuple[bytes, bool]], Callable[[], list[Parsed]]]:
+        """The bodies, with their parsing and packing started (in the helper process for a large batch)."""
+        return bodies, start_parsing([raw for raw, _whole in bodies.values()], self.blobs.root / "packs")
 
     def _store(
         self,
         session: Session,
         listed: dict[int, str],
         known: dict[str, int],
-        parsed: dict[int, ParsedMessage | str],
+        parsed: dict[int, Parsed],
         flags: dict[int, str],
     ) -> SyncResult:
         """Rows for one batch (e-mails, locations, quarantine); what it stored, once committed."""
@@ -520,7 +502,7 @@ class FolderSync:
             else {}
         )
         fresh = {key: m for key, m in new_messages.items() if key not in existing}
-        inserted = _insert_emails(session, [_email_row(m, self._pack()) for m in fresh.values()])
+        inserted = _insert_emails(session, [_email_row(m) for m in fresh.values()])
         ids = {**existing, **inserted}
         # Only what this transaction inserted gets participants and links: another mailbox's sync
         # storing the same message at the same moment has (or will have) done that once.
@@ -584,16 +566,18 @@ class FolderSync:
                         "content_type": attachment.content_type,
                         "size": attachment.size,
                         "sha256": attachment.sha256,
-                        "pack": self._pack().name,
-                        "offset": self._pack().location(attachment.slot)[0],
+                        "pack": attachment.pack,
+                        "offset": attachment.offset,
                     }
                 )
         for email_id, relation_ids in relations_of.items():
             relation_links += [{"email_id": email_id, "relation_id": r} for r in relation_ids]
+        # Core inserts of the tables (one executemany each): the ORM's bulk path costs more per row
+        # than the database does.
         if participants:
-            session.execute(insert(EmailParticipant), participants)
+            session.execute(insert(_table(EmailParticipant)), participants)
         if attachments:
-            session.execute(insert(Attachment), attachments)
+            session.execute(insert(_table(Attachment)), attachments)
         insert_ignore(session, EmailRelation, relation_links, ["email_id", "relation_id"])
         clues = {
             email_id: ProjectClues(
@@ -612,6 +596,10 @@ class FolderSync:
         return len(relations_of)
 
 
+def _table(model: type) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
 def _insert_emails(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert-or-ignore e-mails; message_key → id of those this transaction really inserted.
 
@@ -620,7 +608,7 @@ def _insert_emails(session: Session, rows: list[dict[str, Any]]) -> dict[str, in
     """
     if not rows:
         return {}
-    table = cast(Table, Email.__table__)
+    table = _table(Email)
     dialect_insert: Callable[[Table], Any] = (
         postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     )
@@ -648,8 +636,7 @@ def _recently(moment: Any, seconds: float) -> bool:
     return bool(utcnow() - aware < timedelta(seconds=seconds))
 
 
-def _email_row(m: ParsedMessage, pack: PackWriter) -> dict[str, Any]:
-    raw_offset, raw_length = pack.location(m.raw_slot)
+def _email_row(m: ParsedMessage) -> dict[str, Any]:
     return {
         "message_key": m.message_key[:500],
         "message_id": m.message_id[:500],
@@ -664,9 +651,9 @@ def _email_row(m: ParsedMessage, pack: PackWriter) -> dict[str, Any]:
         "html_body": m.html_body,
         "size": m.size,
         "raw_sha256": m.raw_sha256,
-        "raw_pack": pack.name,
-        "raw_offset": raw_offset,
-        "raw_length": raw_length,
+        "raw_pack": m.raw_pack,
+        "raw_offset": m.raw_offset,
+        "raw_length": m.raw_length,
         "has_attachments": bool(m.attachments),
         "problems": "\n".join(m.problems),
         "stored_at": utcnow(),

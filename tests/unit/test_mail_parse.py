@@ -1,15 +1,18 @@
-"""Parsing mail: the fast multipart path gives exactly what the standard parser gives, and bad mail
-is read as well as it can be."""
+"""Parsing mail: the fast paths (multipart splitting, header blocks, address lists) give exactly
+what the standard library gives, unusual mail goes the standard way, and bad mail is read as well as
+it can be."""
 
 from __future__ import annotations
 
+import random
 from email.message import EmailMessage
+from email.utils import getaddresses
 
 import pytest
 
 import hub.mail.parse as parse_module
 from hub.mail.mime import fast_message
-from hub.mail.parse import parse_message
+from hub.mail.parse import addresses, parse_message
 
 
 def _rich() -> bytes:
@@ -86,3 +89,88 @@ def test_text_no_database_stores_is_replaced_and_odd_message_ids_are_not_used() 
     too_long = parse_message(b"Message-ID: " + long_id + b"\r\nReferences: " + long_id + b" <root@x>\r\n\r\n")
     assert too_long.message_key.startswith("sha256:") and too_long.references == ["<root@x>"]
     assert parse_message(b"Message-ID: <" + b"y" * 496 + b"@x>\r\n\r\n").message_key == "<" + "y" * 496 + "@x>"
+
+
+def _single_part(headers: str, body: str = "Hallo Anna,\r\n\r\nTot morgen.\r\n") -> bytes:
+    return (headers + "\r\n" + body).encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _single_part(
+            "From: Anna Bakker <anna@bakker.example>\r\nTo: kees@visser.example,\r\n Piet <piet@x.example>\r\n"
+            "Subject: =?utf-8?q?Caf=C3=A9?= afspraak\r\nMessage-ID: <single@test>\r\n"
+            "Date: Mon, 2 Nov 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        ),
+        # Folded with a tab, bare LF line ends, no Content-Type at all.
+        b"From: a@x.example\nSubject: lang\n\tonderwerp\nMessage-ID: <lf@test>\n\nregel 1\nregel 2\n",
+        # 8-bit header bytes (Windows-1252), which both paths read the same way.
+        b"From: Jos\xe9 <jose@x.example>\r\nSubject: caf\xe9\r\nMessage-ID: <8bit@test>\r\n\r\nh\xe9\r\n",
+    ],
+)
+def test_single_part_mail_takes_the_fast_path_with_the_same_result(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fast_message(raw) is not None
+    assert _summary(parse_message(raw)) == _standard(raw, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From sender@x.example Mon Nov  2 10:00:00 2026\r\nFrom: a@x.example\r\n\r\nbody\r\n",  # envelope line
+        b" continued: first\r\nFrom: a@x.example\r\n\r\nbody\r\n",  # continuation with nothing before it
+        b"From: a@x.example\r\nnot a header line\r\n\r\nbody\r\n",
+        b"From: a@x.example\r\nSubject: odd\x0cbreak\r\n\r\nbody\r\n",  # a break str.splitlines sees, email does not
+        b"From: a@x.example\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@y.example\r\n\r\ninner\r\n",
+        b"From: a@x.example\r\nSubject: no body separator\r\n",
+    ],
+)
+def test_unusual_mail_goes_the_standard_way(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fast_message(raw) is None
+    assert _summary(parse_message(raw)) == _standard(raw, monkeypatch)
+
+
+def test_attached_message_inside_a_multipart_goes_the_standard_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    forwarded = EmailMessage()
+    forwarded["From"], forwarded["Subject"] = "b@y.example", "Doorgestuurd"
+    forwarded.set_content("Zie onder.\n")
+    forwarded.add_attachment(_rich(), maintype="message", subtype="rfc822")
+    raw = forwarded.as_bytes()
+    assert fast_message(raw) is None
+    parsed = parse_message(raw)
+    assert _summary(parsed) == _standard(raw, monkeypatch)
+    assert parsed.text_body == "Zie onder.\n"
+
+
+ADDRESS_HEADERS = [
+    "Anna Bakker <anna@bakker.example>",
+    "anna@bakker.example, Kees <kees@visser.example>",
+    "Jürgen Müller <j.mueller@x.example>,o'neil@y.example",
+    '"Bakker, Anna" <anna@bakker.example>',  # quotes: the standard way
+    "J. de Vries <jan@x.example>",  # a dot in the name: the standard way
+    "undisclosed-recipients:;",
+    "anna@bakker.example (Anna)",
+    "<anna@bakker.example>",
+    "Anna <anna@bakker.example>,",
+    "Anna <anna@[192.0.2.1]>",
+    "=?utf-8?q?x?= <x@y.example>",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", ADDRESS_HEADERS)
+def test_address_lists_read_exactly_as_getaddresses_reads_them(text: str) -> None:
+    assert addresses(text) == getaddresses([text])
+
+
+def test_random_address_lists_read_exactly_as_getaddresses_reads_them() -> None:
+    rng = random.Random(7)
+    pieces = ["anna", "Bakker", "van", "Jürgen", "o'neil", "x@y.nl", "<a@b.nl>", "a.b@c.d", ",", "!", '"', "(", ")"]
+    characters = list("abAB z.@<>,\"'()\\;:[]-_+=?ü")
+    for n in range(20_000):
+        if n % 2:
+            text = " ".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        else:
+            text = "".join(rng.choice(characters) for _ in range(rng.randint(1, 25)))
+        text = " ".join(text.split())  # as parse_message hands it over
+        assert addresses(text) == getaddresses([text]), text
