@@ -14,6 +14,7 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from hub.db import Database
+from hub.mail.parse_helper import PARALLEL_FROM
 from hub.models import Email, Mailbox
 from tests.integration.test_mail_sync import message
 from tests.mail_server import ImapServer
@@ -97,7 +98,10 @@ def test_a_real_worker_syncs_a_mailbox_through_redis(
 ) -> None:
     env = _env(tmp_path / "var", HUB_DATABASE_URL=pg_url, HUB_BROKER_URL=redis_url)
     assert _hub(env, "user", "add", "w@staff.example", "--password", "long password").returncode == 0
-    _fill(dovecot, "user98", 7)
+    # Enough for a batch that goes to the parse helper: Celery's pool processes are daemonic, and
+    # the helper must work there too.
+    count = PARALLEL_FROM + 10
+    _fill(dovecot, "user98", count)
     mailbox_id = _hub(
         env,
         "mailbox",
@@ -120,15 +124,18 @@ def test_a_real_worker_syncs_a_mailbox_through_redis(
         stderr=subprocess.DEVNULL,
     )
     database = Database(pg_url)
+    helpers: list[int] = []
     try:
         assert _hub(env, "mail", "sync", "--mailbox", mailbox_id).returncode == 0  # queued, not run here
         deadline = time.monotonic() + 60
         stored = 0
-        while time.monotonic() < deadline and stored < 7:
+        while time.monotonic() < deadline and stored < count:
             with database.transaction() as s:
                 stored = s.scalar(select(func.count()).select_from(Email)) or 0
             time.sleep(0.5)
-        assert stored == 7
+        assert stored == count
+        helpers = _parse_helpers_under(worker.pid)
+        assert len(helpers) == 1, "the worker's pool process parsed without its helper"
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -136,3 +143,40 @@ def test_a_real_worker_syncs_a_mailbox_through_redis(
         except subprocess.TimeoutExpired:
             worker.kill()
         database.dispose()
+    deadline = time.monotonic() + 20
+    while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in helpers), "the helper outlived the worker"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def _parse_helpers_under(ancestor: int) -> list[int]:
+    """Pids of parse helper processes descending from ``ancestor``."""
+    parents: dict[int, int] = {}
+    helpers: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if b"hub.mail.parse_helper" in cmdline:
+            helpers.append(int(entry.name))
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == ancestor:
+                return True
+        return False
+
+    return [pid for pid in helpers if descends(pid)]
