@@ -68,6 +68,11 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
                 "options": {"expires": settings.sweep_interval_seconds},
             },
+            "remove-orphan-packs": {
+                "task": "hub.mail.remove_orphan_packs",
+                "schedule": timedelta(hours=1),
+                "options": {"expires": 3600},
+            },
         },
         beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
         timezone="UTC",

@@ -38,6 +38,17 @@ def sweep() -> int:
     return len(job_ids) + len(mailbox_ids)
 
 
+@shared_task(name="hub.mail.remove_orphan_packs", acks_late=True)
+def remove_orphan_packs() -> int:
+    """Beat's hourly tidy-up: packs a crashed sync wrote but never committed rows for."""
+    from hub.mail.packs import remove_orphans
+
+    removed = remove_orphans(context.database(), context.blobs().root / "packs")
+    if removed:
+        log.info("removed %s pack files no e-mail points into", removed)
+    return removed
+
+
 @shared_task(name="hub.mail.sync_mailbox", acks_late=True)
 def sync_mailbox_task(mailbox_id: int) -> None:
     """Sync one mailbox for a bounded time; if work is left, queue the next slice of it."""

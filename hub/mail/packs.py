@@ -6,18 +6,23 @@ it is read back alone by offset and length; attachments are stored as they are (
 compressed). Compression is gzip by ISA-L: the same format zlib reads, at about a seventh of
 zlib's CPU on mail (much of which is base64 attachments that hardly compress). The pack is written
 and fsynced before the rows that point into it commit: a crash in between leaves an orphan pack,
-never a row pointing at nothing.
+never a row pointing at nothing; :func:`remove_orphans` deletes such packs later.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isal import igzip
+
+if TYPE_CHECKING:
+    from hub.db import Database
 
 _NAME = re.compile(r"^[0-9a-f]{32}\.pack$")
 
@@ -74,3 +79,45 @@ def read(root: Path, name: str, offset: int, length: int, *, compressed: bool) -
         fh.seek(offset)
         data = fh.read(length)
     return igzip.decompress(data) if compressed else data
+
+
+# A sync commits a batch's rows seconds after writing its pack (its lease is minutes): a pack this old
+# that no row points into was left by a sync that died in between.
+ORPHAN_AFTER_SECONDS = 3600
+
+
+def remove_orphans(db: Database, root: Path, *, older_than: float = ORPHAN_AFTER_SECONDS) -> int:
+    """Delete the packs no e-mail or attachment points into; returns how many were deleted."""
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    batch: list[str] = []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            try:
+                if _NAME.match(entry.name) and entry.stat().st_mtime < cutoff:
+                    batch.append(entry.name)
+            except FileNotFoundError:
+                continue
+            if len(batch) == 500:
+                removed += _remove_unused(db, root, batch)
+                batch = []
+    return removed + _remove_unused(db, root, batch)
+
+
+def _remove_unused(db: Database, root: Path, names: list[str]) -> int:
+    # Imported here: the parse helper process imports this module and needs no database.
+    from sqlalchemy import select
+
+    from hub.models import Attachment, Email
+
+    if not names:
+        return 0
+    with db.transaction() as session:
+        used = set(session.scalars(select(Email.raw_pack).where(Email.raw_pack.in_(names)).distinct()))
+        used |= set(session.scalars(select(Attachment.pack).where(Attachment.pack.in_(names)).distinct()))
+    unused = [name for name in names if name not in used]
+    for name in unused:
+        (root / name).unlink(missing_ok=True)
+    return len(unused)

@@ -100,7 +100,8 @@ class Email(Base):
     size: Mapped[int] = mapped_column(default=0)
     raw_sha256: Mapped[str] = mapped_column(String(64))
     # Where the raw message (gzip) is: a pack file of its sync batch, offset and length in it.
-    raw_pack: Mapped[str] = mapped_column(String(40), default="")
+    # Indexed for the sweep that removes packs a crashed sync left with no row pointing into them.
+    raw_pack: Mapped[str] = mapped_column(String(40), default="", index=True)
     raw_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     raw_length: Mapped[int] = mapped_column(default=0)
     has_attachments: Mapped[bool] = mapped_column(default=False)
@@ -166,7 +167,7 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(120))
     size: Mapped[int] = mapped_column()
     sha256: Mapped[str] = mapped_column(String(64))
-    pack: Mapped[str] = mapped_column(String(40), default="")
+    pack: Mapped[str] = mapped_column(String(40), default="", index=True)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
