@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -38,7 +39,7 @@ from hub.crm.projects import (
 from hub.crm.relations import get_relation, relations_query
 from hub.errors import NotFound, ValidationError
 from hub.mail.read import project_emails, thread_sizes
-from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation
+from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
 from web.security import login_required, user
@@ -109,8 +110,12 @@ class LinkedForm(FlaskForm):
     group_ids = SelectMultipleField(_l("Groups"), coerce=int)
 
 
-def _user_choices() -> list[tuple[str, str]]:
-    return [("", "—")] + [(str(u.id), u.name) for u in active_users(db_session())]
+def _user_choices(current: User | None = None) -> list[tuple[str, str]]:
+    """Active users, plus a deactivated one the project already has (it stays until changed)."""
+    options = [(str(u.id), u.name) for u in active_users(db_session())]
+    if current is not None and not current.is_active:
+        options.append((str(current.id), gettext("%(name)s (deactivated)", name=current.name)))
+    return [("", "—"), *options]
 
 
 def _prepare_form(form: ProjectForm, project: Project | None, relation_id: int | None) -> dict[str, str]:
@@ -127,7 +132,7 @@ def _prepare_form(form: ProjectForm, project: Project | None, relation_id: int |
         select_field.label.text = labels.get(name) or CHOICE_LABELS.get(name, name)
     for name in FREE_TEXT_FIELDS:
         getattr(form, name).label.text = labels[name]
-    form.responsible_user_id.choices = _user_choices()
+    form.responsible_user_id.choices = _user_choices(project.responsible_user if project else None)
     contacts: list[Contact] = []
     if relation_id is not None:
         try:

@@ -121,7 +121,10 @@ def _validate(session: Session, user: User, data: ProjectInput, current: Project
         errors["one_off_contact_email"] = _("Enter a valid e-mail address.")
     if data.start_date and data.end_date and data.end_date < data.start_date:
         errors["end_date"] = _("The end date is before the start date.")
-    if data.responsible_user_id is not None:
+    # A deactivated user stays responsible until someone picks another: editing other fields of the
+    # project must not fail on it, nor silently clear it.
+    keeps_responsible = current is not None and data.responsible_user_id == current.responsible_user_id
+    if data.responsible_user_id is not None and not keeps_responsible:
         responsible = session.get(User, data.responsible_user_id)
         if responsible is None or not responsible.is_active:
             errors["responsible_user_id"] = _("Choose an active user.")

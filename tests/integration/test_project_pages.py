@@ -258,6 +258,36 @@ def test_edit_keeps_an_inactive_choice_but_refuses_picking_one(
         assert [c.id for c in project.contacts] == [data["contact"]]
 
 
+def test_edit_keeps_a_deactivated_responsible_user_until_another_is_picked(
+    client: FlaskClient, make_user: Callable[..., User], login: Login, data: dict[str, int], db: Database
+) -> None:
+    staff, leaver = make_user("Staff"), make_user("Leaver")
+    project_id = _project(db, staff, data["relation"], "Roof", responsible_user_id=leaver.id)
+    with db.transaction() as s:
+        s.get_one(User, leaver.id).is_active = False
+    login(client, staff)
+    url = f"/projects/{project_id}/edit"
+    page = client.get(url).text
+    assert f'<option selected value="{leaver.id}">Leaver (deactivated)</option>' in page
+    common = {"relation_id": data["relation"], "relation_name": "Bakker BV"}
+    saved = client.post(url, data=_form(client, url, name="Roof 2", responsible_user_id=leaver.id, **common))
+    assert saved.status_code == 302
+    with db.transaction() as s:
+        assert s.get_one(Project, project_id).responsible_user_id == leaver.id
+    # Picking a deactivated user anew is refused; the active ones can be picked.
+    other = _project(db, staff, data["relation"], "Shed")
+    refused = client.post(
+        f"/projects/{other}/edit",
+        data=_form(client, f"/projects/{other}/edit", name="Shed", responsible_user_id=leaver.id, **common),
+    )
+    assert refused.status_code == 400
+    assert "Leaver" not in client.get(f"/projects/{other}/edit").text
+    moved = client.post(url, data=_form(client, url, name="Roof 2", responsible_user_id=staff.id, **common))
+    assert moved.status_code == 302
+    with db.transaction() as s:
+        assert s.get_one(Project, project_id).responsible_user_id == staff.id
+
+
 def test_linked_project_is_404_for_others_on_every_tab_and_download(
     app: Flask, make_user: Callable[..., User], login: Login, data: dict[str, int], db: Database
 ) -> None:
