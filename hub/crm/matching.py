@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub.crm.relations import FREE_MAIL_DOMAINS
 from hub.models import Email, EmailAddress, EmailProject, Project, Relation
@@ -90,29 +90,29 @@ class ProjectClues:
     relation_ids: frozenset[int]
 
 
+def _projects_by(session: Session, column: InstrumentedAttribute[str], keys: set[str]) -> dict[str, set[int]]:
+    """key → the projects of the e-mails whose ``column`` (thread key, message key) is that key."""
+    found: dict[str, set[int]] = {}
+    if keys:
+        rows = session.execute(
+            select(column, EmailProject.project_id)
+            .join(EmailProject, EmailProject.email_id == Email.id)
+            .where(column.in_(keys))
+        )
+        for key, project_id in rows:
+            found.setdefault(key, set()).add(project_id)
+    return found
+
+
 def match_projects(session: Session, items: Mapping[K, ProjectClues]) -> list[tuple[K, int, str]]:
     """(item, project id, how) for each item: a "[P-123]" token in the subject, else the projects of
     its thread, else the single open project of each relation it matched. Queries are per batch."""
     replied = {r for clues in items.values() for r in clues.replies_to}
     thread_keys = {clues.thread_key for clues in items.values() if clues.thread_key} | replied
-    by_thread: dict[str, set[int]] = {}
-    by_message: dict[str, set[int]] = {}
-    if thread_keys:
-        for key, project_id in session.execute(
-            select(Email.thread_key, EmailProject.project_id)
-            .join(EmailProject, EmailProject.email_id == Email.id)
-            .where(Email.thread_key.in_(thread_keys))
-        ):
-            by_thread.setdefault(key, set()).add(project_id)
-    if replied:
-        # The message answered may sit in its thread under another thread key (a reply without
-        # References, a thread whose first message was never seen): look it up itself too.
-        for key, project_id in session.execute(
-            select(Email.message_key, EmailProject.project_id)
-            .join(EmailProject, EmailProject.email_id == Email.id)
-            .where(Email.message_key.in_(replied))
-        ):
-            by_message.setdefault(key, set()).add(project_id)
+    by_thread = _projects_by(session, Email.thread_key, thread_keys)
+    # The message answered may sit in its thread under another thread key (a reply without
+    # References, a thread whose first message was never seen): look it up itself too.
+    by_message = _projects_by(session, Email.message_key, replied)
     single = single_open_projects(session, {r for clues in items.values() for r in clues.relation_ids})
     links: list[tuple[K, int, str]] = []
     for item, clues in items.items():
