@@ -38,10 +38,14 @@ from hub.mail.parse import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
 
-# Fewer messages than this are parsed in-process: the round trip costs more than it saves, and new
-# mail found by IDLE (a handful of messages) shows up soonest this way.
-PARALLEL_FROM = 40
 RETRY_AFTER_SECONDS = 300  # after a helper died, parse in-process this long before trying again
+# A batch the helper has not answered by then holds a message the parser cannot get through: the
+# batch is parsed again a message at a time, each with MESSAGE_SECONDS, and such a message is
+# quarantined instead of holding its folder forever.
+BATCH_SECONDS = 600.0
+MESSAGE_SECONDS = 120.0
+# Tests only: a helper started with this in its environment never finishes a message containing it.
+_HANG_ON = os.environ.get("HUB_TEST_PARSE_HELPER_HANGS_ON", "").encode()
 _HEADER = struct.Struct("!I")
 
 Parsed = ParsedMessage | str  # a parsed message, or why it could not be parsed (it is quarantined)
@@ -129,6 +133,7 @@ class ParseHelper:
         self._pending: deque[Future[list[Parsed]]] = deque()
         self._lock = threading.Lock()
         self.gone = False
+        self.stuck = False  # killed because it did not finish a batch (not its own failure)
         self._reader = threading.Thread(target=self._read_answers, name="parse-helper-reader", daemon=True)
         self._reader.start()
 
@@ -165,6 +170,13 @@ class ParseHelper:
                 self._pending.popleft().set_exception(HelperGone("the parse helper stopped"))
         self.close()
 
+    def kill(self) -> None:
+        """Stop a helper stuck on a message; its pending batches fail with :class:`HelperGone`."""
+        with self._lock:
+            self.gone = self.stuck = True
+        with contextlib.suppress(OSError):
+            self._process.kill()
+
     def close(self) -> None:
         """Stop the helper: it exits when its stdin closes."""
         with self._lock:
@@ -190,7 +202,7 @@ def _shared_helper() -> ParseHelper | None:
     with _helper_lock:
         if _helper is not None and _helper_pid == os.getpid() and not _helper.gone:
             return _helper
-        if _helper is not None and _helper_pid == os.getpid():  # it died
+        if _helper is not None and _helper_pid == os.getpid() and not _helper.stuck:  # it died
             log.warning("the mail parse helper stopped; parsing in-process for %s s", RETRY_AFTER_SECONDS)
             _retry_at = time.monotonic() + RETRY_AFTER_SECONDS
             _helper = None
@@ -208,25 +220,59 @@ def _shared_helper() -> ParseHelper | None:
 def start_parsing(raws: list[bytes], packs: Path) -> Callable[[], list[Parsed]]:
     """Begin :func:`parse_and_pack` of a batch; the returned function gives the results in order.
 
-    A large batch goes to the helper process at once and is parsed while the caller does other work;
-    a small one (or any, when no helper runs) is parsed in-process when the results are asked for.
+    The batch goes to the helper process at once and is parsed while the caller does other work; when
+    no helper runs, it is parsed in-process when the results are asked for.
     """
 
     def in_process() -> list[Parsed]:
         return parse_and_pack(raws, packs)
 
-    helper = _shared_helper() if len(raws) >= PARALLEL_FROM else None
+    helper = _shared_helper()
     if helper is None:
         return in_process
     future = helper.submit(raws, packs)
 
     def collect() -> list[Parsed]:
         try:
-            return future.result()
+            return future.result(timeout=BATCH_SECONDS)
         except HelperGone:
             return in_process()
+        except TimeoutError:
+            assert helper is not None
+            log.warning("the mail parse helper is stuck on a batch of %s messages; parsing them one by one", len(raws))
+            helper.kill()
+            return _one_at_a_time(raws, packs)
 
     return collect
+
+
+def _one_at_a_time(raws: list[bytes], packs: Path) -> list[Parsed]:
+    """Each message in a helper with a time limit; one the parser cannot get through is quarantined."""
+    results: list[Parsed] = []
+    helper: ParseHelper | None = None
+    for raw in raws:
+        answer: Parsed | None = None
+        for _attempt in range(2):  # a helper that dies once may have died of something else
+            if helper is None or helper.gone:
+                try:
+                    helper = ParseHelper()
+                except OSError:  # no process to be had: the message is parsed here, as ever
+                    helper, answer = None, parse_and_pack([raw], packs)[0]
+                    break
+            try:
+                answer = helper.submit([raw], packs).result(timeout=MESSAGE_SECONDS)[0]
+                break
+            except TimeoutError:
+                helper.kill()
+                answer = f"could not be parsed: the parser did not finish within {MESSAGE_SECONDS:.0f} s"
+                break
+            except HelperGone:
+                answer = "could not be parsed: the parser's process stopped on it"
+        assert answer is not None
+        results.append(answer)
+    if helper is not None:
+        helper.close()
+    return results
 
 
 def stop_helper() -> None:
@@ -249,6 +295,8 @@ def main() -> None:
             raws, packs = pickle.loads(_read_frame(source))
         except EOFError:
             return
+        if _HANG_ON and any(_HANG_ON in raw for raw in raws):
+            time.sleep(3600)
         results = parse_and_pack(raws, Path(packs))
         del raws  # before the answer is built: memory stays at one batch
         _write_frame(sink, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))

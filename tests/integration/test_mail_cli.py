@@ -14,7 +14,6 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from hub.db import Database
-from hub.mail.parse_helper import PARALLEL_FROM
 from hub.models import Email, Mailbox
 from tests.integration.test_mail_sync import message
 from tests.mail_server import ImapServer
@@ -98,9 +97,9 @@ def test_a_real_worker_syncs_a_mailbox_through_redis(
 ) -> None:
     env = _env(tmp_path / "var", HUB_DATABASE_URL=pg_url, HUB_BROKER_URL=redis_url)
     assert _hub(env, "user", "add", "w@staff.example", "--password", "long password").returncode == 0
-    # Enough for a batch that goes to the parse helper: Celery's pool processes are daemonic, and
-    # the helper must work there too.
-    count = PARALLEL_FROM + 10
+    # The batch goes to the parse helper: Celery's pool processes are daemonic, and the helper must
+    # work there too.
+    count = 20
     _fill(dovecot, "user98", count)
     mailbox_id = _hub(
         env,

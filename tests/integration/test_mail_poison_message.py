@@ -76,9 +76,12 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import hub.mail.parse as parse_module
+    from hub.mail import parse_helper
 
-    # A case the parser does not foresee: here, it no longer replaces what no database stores.
+    # A case the parser does not foresee: here, it no longer replaces what no database stores (parsed
+    # in this process, where the patch applies, not in the helper).
     monkeypatch.setattr(parse_module, "_UNSTORABLE", re.compile("(?!)"))
+    monkeypatch.setattr(parse_helper, "_shared_helper", lambda: None)
     account = mail_account(database=any_db)
     fill(account)
     result = run(any_db, settings, account)
@@ -94,3 +97,31 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
     again = run(any_db, settings, account)
     assert (again.new, again.quarantined) == (1, 0)  # the folder moved on past the bad message
     assert count(any_db, Email) == 4 and count(any_db, MailQuarantine) == 1
+
+
+def test_a_message_the_parser_cannot_finish_is_quarantined_and_the_folder_goes_on(
+    db: Database, settings: Settings, mail_account: Callable[..., MailAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.mail import parse_helper
+
+    parse_helper.stop_helper()  # the next helper starts with the test hook in its environment
+    monkeypatch.setenv("HUB_TEST_PARSE_HELPER_HANGS_ON", "parser-trap")
+    monkeypatch.setattr(parse_helper, "BATCH_SECONDS", 2.0)
+    monkeypatch.setattr(parse_helper, "MESSAGE_SECONDS", 2.0)
+    try:
+        account = mail_account(database=db)
+        client = account.client()
+        for raw in (fine(1), b"From: x@y.example\r\nSubject: parser-trap\r\nMessage-ID: <trap@test>\r\n\r\nx\r\n"):
+            client.append("INBOX", raw)
+        client.append("INBOX", fine(2))
+        result = run(db, settings, account)
+        assert (result.messages, result.new, result.quarantined) == (3, 2, 1)
+        with db.transaction() as s:
+            assert s.scalars(select(MailQuarantine.reason)).one() == (
+                "could not be parsed: the parser did not finish within 2 s"
+            )
+        client.append("INBOX", fine(3))
+        client.logout()
+        assert run(db, settings, account).new == 1  # the folder moved on past the message
+    finally:
+        parse_helper.stop_helper()

@@ -1,6 +1,7 @@
 """The parse helper process: a batch parsed there is exactly what in-process parsing gives, with the
-bytes in a durable pack; a helper that dies costs nothing but time; and a helper never outlives the
-process that started it, even one killed with SIGKILL."""
+bytes in a durable pack; a helper that dies costs nothing but time; a message the parser cannot get
+through is quarantined instead of holding its batch; and a helper never outlives the process that
+started it, even one killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from hub.mail import packs, parse_helper
 from hub.mail.parse import ParsedMessage
-from hub.mail.parse_helper import PARALLEL_FROM, parse_and_pack, start_parsing
+from hub.mail.parse_helper import parse_and_pack, start_parsing
 
 
 def _mail(n: int) -> bytes:
@@ -31,7 +32,7 @@ def _mail(n: int) -> bytes:
     return msg.as_bytes()
 
 
-BATCH = [_mail(n) for n in range(PARALLEL_FROM + 5)] + [b"\x00\xff not mail at all"]
+BATCH = [_mail(n) for n in range(45)] + [b"\x00\xff not mail at all"]
 
 
 def _rows(results: list[parse_helper.Parsed], root: Path) -> list[object]:
@@ -73,6 +74,29 @@ def test_a_helper_that_dies_costs_only_time(tmp_path: Path) -> None:
     results = start_parsing(BATCH, tmp_path)()  # parsed in-process instead
     assert len(results) == len(BATCH) and all(isinstance(m, ParsedMessage) for m in results)
     assert _rows(results, tmp_path) == _rows(parse_and_pack(BATCH, tmp_path), tmp_path)
+
+
+def test_a_message_the_parser_cannot_finish_is_quarantined_and_the_rest_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse_helper.stop_helper()  # the next helper starts with the test hook in its environment
+    monkeypatch.setenv("HUB_TEST_PARSE_HELPER_HANGS_ON", "parser-trap")
+    monkeypatch.setattr(parse_helper, "BATCH_SECONDS", 2.0)
+    monkeypatch.setattr(parse_helper, "MESSAGE_SECONDS", 2.0)
+    trap = b"From: x@y.example\r\nSubject: parser-trap\r\n\r\nbody\r\n"
+    batch = [*BATCH[:3], trap, *BATCH[3:5]]
+    stuck = parse_helper._shared_helper()
+    assert stuck is not None
+    results = start_parsing(batch, tmp_path)()
+    assert results[3] == "could not be parsed: the parser did not finish within 2 s"
+    others = results[:3] + results[4:]
+    assert _rows(others, tmp_path) == _rows(parse_and_pack(BATCH[:5], tmp_path / "in-process"), tmp_path / "in-process")
+    deadline = time.monotonic() + 10
+    while _alive(stuck.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(stuck.pid)  # the stuck helper was stopped, not left spinning
+    fresh = parse_helper._shared_helper()  # and the next batch gets a new helper at once
+    assert fresh is not None and fresh.pid != stuck.pid
 
 
 def _alive(pid: int) -> bool:
