@@ -172,10 +172,13 @@ class ParseHelper:
 
     def kill(self) -> None:
         """Stop a helper stuck on a message; its pending batches fail with :class:`HelperGone`."""
-        with self._lock:
-            self.gone = self.stuck = True
+        self.stuck = True
+        # Killed before taking the lock: another thread may hold it, blocked writing the next batch
+        # to the stuck helper; the kill breaks that pipe and so frees the lock.
         with contextlib.suppress(OSError):
             self._process.kill()
+        with self._lock:
+            self.gone = True
 
     def close(self) -> None:
         """Stop the helper: it exits when its stdin closes."""
