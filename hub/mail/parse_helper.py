@@ -8,8 +8,8 @@ process parses the current one and writes its pack (raw messages and attachments
 The helper is a plain child process fed through its stdin (not a multiprocessing pool): when the
 sync's process dies, even by kill -9, the helper reads end-of-file and exits, so no orphan stays
 behind; and it works inside Celery's daemonic pool processes, which multiprocessing refuses to give
-children. A helper that dies or cannot start costs nothing but time: that batch is parsed in-
-process, and so are the batches of the next few minutes.
+children. A helper that dies or cannot start costs nothing but time: that batch is parsed
+in-process, and so are the batches of the next few minutes.
 
 Frames on both pipes are a 4-byte length and a pickle (our own two processes, over private pipes).
 """
@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 300  # after a helper died, parse in-process this long before trying again
 # A batch the helper has not answered by then holds a message the parser cannot get through: the
 # batch is parsed again a message at a time, each with MESSAGE_SECONDS, and such a message is
-# quarantined instead of holding its folder forever.
-BATCH_SECONDS = 600.0
-MESSAGE_SECONDS = 120.0
+# quarantined instead of holding its folder forever. (A normal batch takes seconds; both together
+# stay inside the mailbox's five-minute lease, so no other worker takes the mailbox meanwhile.)
+BATCH_SECONDS = 180.0
+MESSAGE_SECONDS = 60.0
 # Tests only: a helper started with this in its environment never finishes a message containing it.
 _HANG_ON = os.environ.get("HUB_TEST_PARSE_HELPER_HANGS_ON", "").encode()
 _HEADER = struct.Struct("!I")
