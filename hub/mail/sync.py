@@ -478,7 +478,7 @@ class FolderSync:
     def _with_parsing(
         self, bodies: dict[int, tuple[bytes, bool]]
     ) -> tuple[dict[int, tuple[bytes, bool]], Callable[[], list[Parsed]]]:
-        """The bodies, with their parsing and packing started (in the helper process for a large batch)."""
+        """The bodies, with their parsing and packing started (in the helper process, when one runs)."""
         return bodies, start_parsing([raw for raw, _whole in bodies.values()], self.blobs.root / "packs")
 
     def _store(
