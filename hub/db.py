@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, Enum, Table, TypeDecorator, create_engine, event, insert, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _AFTER_COMMIT = "hub_after_commit"
@@ -95,20 +95,113 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+# From this many rows on, PostgreSQL gets them by COPY: the server takes copied rows at a fraction
+# of the cost of INSERT statements, and psycopg need not parse a statement with thousands of
+# parameters. Fewer rows go as statements.
+COPY_FROM_ROWS = 20
+
+
 def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """INSERT … ON CONFLICT (keys) DO NOTHING, on PostgreSQL and SQLite alike.
 
     How sync tasks stay idempotent: a rerun after a crash inserts only what is missing.
     """
+    insert_ignore_returning(session, table, rows, keys, [])
+
+
+def insert_ignore_returning(
+    session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str], returning: list[str]
+) -> list[tuple[Any, ...]]:
+    """:func:`insert_ignore` that returns the ``returning`` columns of the rows it really inserted
+    (none of those a conflict skipped): which of them this transaction added."""
     if not rows:
-        return
-    target = getattr(table, "__table__", table)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+        return []
+    target: Table = getattr(table, "__table__", table)
+    returned = [target.c[name] for name in returning]
+    statement: Any
+    if session.get_bind().dialect.name == "postgresql":
+        if len(rows) >= COPY_FROM_ROWS and _copyable(target):
+            return _copy_then_insert(session, target, rows, keys, returning)
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(target).on_conflict_do_nothing(index_elements=keys), rows)
+        statement = pg_insert(target).on_conflict_do_nothing(index_elements=keys)
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(target).on_conflict_do_nothing(index_elements=keys), rows)
+        statement = sqlite_insert(target).on_conflict_do_nothing(index_elements=keys)
+    if not returned:
+        session.execute(statement, rows)
+        return []
+    return [tuple(row) for row in session.execute(statement.returning(*returned), rows)]
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """A plain INSERT of many rows (every row with the same keys): COPY on PostgreSQL."""
+    if not rows:
+        return
+    target: Table = getattr(table, "__table__", table)
+    if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS and _copyable(target):
+        _copy(session, target.name, _with_defaults(target, rows))
+    else:
+        session.execute(insert(target), rows)
+
+
+def _copyable(target: Table) -> bool:
+    """COPY sends values as psycopg adapts them, without SQLAlchemy's type processing: only for
+    tables of plain columns (no Enum, no custom types)."""
+    return not any(isinstance(column.type, (Enum, TypeDecorator)) for column in target.columns)
+
+
+def _with_defaults(target: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the Python-side column defaults an INSERT statement would add (COPY does not)."""
+    missing = [
+        column
+        for column in target.columns
+        if column.name not in rows[0] and column.default is not None and not column.primary_key
+    ]
+    if not missing:
+        return rows
+    filled = []
+    for row in rows:
+        extra = {}
+        for column in missing:
+            default: Any = column.default
+            extra[column.name] = default.arg(None) if default.is_callable else default.arg
+        filled.append({**row, **extra})
+    return filled
+
+
+def _copy(session: Session, table_name: str, rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    # The session's own psycopg connection: the rows are part of its transaction.
+    connection: Any = session.connection().connection.dbapi_connection
+    with connection.cursor() as cursor, cursor.copy(f'COPY "{table_name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in columns])
+
+
+def _copy_then_insert(
+    session: Session, target: Table, rows: list[dict[str, Any]], keys: list[str], returning: list[str]
+) -> list[tuple[Any, ...]]:
+    """COPY the rows into a temporary twin of the table, then one INSERT … SELECT … ON CONFLICT."""
+    rows = _with_defaults(target, rows)
+    staging = f"{target.name}_incoming"
+    columns = ", ".join(f'"{name}"' for name in rows[0])
+    connection = session.connection()
+    connection.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" (LIKE "{target.name}" INCLUDING DEFAULTS) '
+        "ON COMMIT DELETE ROWS"
+    )
+    connection.exec_driver_sql(f'TRUNCATE "{staging}"')  # a second call in one transaction starts empty
+    _copy(session, staging, rows)
+    conflict = ", ".join(f'"{name}"' for name in keys)
+    statement = (
+        f'INSERT INTO "{target.name}" ({columns}) SELECT {columns} FROM "{staging}" '
+        f"ON CONFLICT ({conflict}) DO NOTHING"
+    )
+    if not returning:
+        connection.exec_driver_sql(statement)
+        return []
+    returned = ", ".join(f'"{name}"' for name in returning)
+    return [tuple(row) for row in connection.exec_driver_sql(f"{statement} RETURNING {returned}")]

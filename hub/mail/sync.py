@@ -13,17 +13,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from imapclient import IMAPClient
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
 from hub.crm.matching import ProjectClues, match_addresses, match_projects
-from hub.db import Database, insert_ignore
+from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
 from hub.mail import mailboxes
 from hub.mail.imap import MailServerError, connect, folders_to_sync
 from hub.mail.parse import ParsedMessage, message_id_from_header
@@ -572,12 +571,9 @@ class FolderSync:
                 )
         for email_id, relation_ids in relations_of.items():
             relation_links += [{"email_id": email_id, "relation_id": r} for r in relation_ids]
-        # Core inserts of the tables (one executemany each): the ORM's bulk path costs more per row
-        # than the database does.
-        if participants:
-            session.execute(insert(_table(EmailParticipant)), participants)
-        if attachments:
-            session.execute(insert(_table(Attachment)), attachments)
+        # Core inserts (COPY on PostgreSQL): the ORM's bulk path costs more per row than the database.
+        bulk_insert(session, EmailParticipant, participants)
+        bulk_insert(session, Attachment, attachments)
         insert_ignore(session, EmailRelation, relation_links, ["email_id", "relation_id"])
         clues = {
             email_id: ProjectClues(
@@ -596,28 +592,13 @@ class FolderSync:
         return len(relations_of)
 
 
-def _table(model: type) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
-
-
 def _insert_emails(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert-or-ignore e-mails; message_key → id of those this transaction really inserted.
 
     RETURNING tells which rows were new, where a look-up before the insert cannot: two mailboxes
     may sync the same message at the same moment.
     """
-    if not rows:
-        return {}
-    table = _table(Email)
-    dialect_insert: Callable[[Table], Any] = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    statement = (
-        dialect_insert(table)
-        .on_conflict_do_nothing(index_elements=["message_key"])
-        .returning(table.c.message_key, table.c.id)
-    )
-    return dict(session.execute(statement, rows).tuples().all())
+    return dict(insert_ignore_returning(session, Email, rows, ["message_key"], ["message_key", "id"]))
 
 
 def _first_line(exc: BaseException) -> str:
