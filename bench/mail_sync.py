@@ -16,6 +16,7 @@ over mbsync's (lower is better).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -157,6 +158,18 @@ def hub_env(workdir: Path, name: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def throwaway_postgres(stack: contextlib.ExitStack) -> str:
+    """A PostgreSQL server for this run (as the tests start one) and a database in it; its URL."""
+    import psycopg
+
+    from tests.servers import postgres_server
+
+    server = stack.enter_context(postgres_server())
+    with psycopg.connect(server.replace("+psycopg", "") + "/postgres", autocommit=True) as connection:
+        connection.execute("CREATE DATABASE bench_mail")
+    return server + "/bench_mail"
+
+
 def hub(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, check=False
@@ -295,6 +308,11 @@ def main() -> None:
     parser.add_argument("--memory-large", type=int, default=50_000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="hub's first sync and no-op resync into a throwaway PostgreSQL (production's database)",
+    )
     args = parser.parse_args()
     if not shutil.which("mbsync"):
         sys.exit("mbsync is not installed: apt-get install isync")
@@ -303,18 +321,21 @@ def main() -> None:
     maildir, contacts = generated(args.messages)
     users = {"bench": PASSWORD, "small": PASSWORD, "large": PASSWORD, "latency": PASSWORD}
     rows: list[tuple[str, str]] = []
-    with dovecot_server(users) as server:
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(dovecot_server(users))
+        database = {"HUB_DATABASE_URL": throwaway_postgres(stack)} if args.postgres else {}
         install_maildir(server, "bench", maildir)
         config = mbsync_config(workdir, server, "bench")
         mbsync_first, _, _ = timed(["mbsync", "-q", "-c", str(config), "-a"])
         mbsync_noop, _, _ = timed(["mbsync", "-q", "-c", str(config), "-a"])
-        env = hub_env(workdir, "hub")
+        env = hub_env(workdir, "hub", **database)
         mailbox_id = prepare_hub(env, server, "bench", contacts)
         command = [sys.executable, "-m", "hub.cli", "mail", "sync", "--now", "--mailbox", mailbox_id]
         hub_first, _, summary = peak_rss_kib(command, env)
         hub_noop_cli, _, noop_summary = peak_rss_kib(command, env)
         hub_noop = in_process_noop(env, int(mailbox_id))
         rows += [
+            ("hub's database", "PostgreSQL" if args.postgres else "SQLite (the embedded default)"),
             (f"mbsync first sync ({args.messages:,} messages)", f"{mbsync_first:8.2f} s"),
             ("hub first sync, with matching", f"{hub_first:8.2f} s   {summary.strip()}"),
             ("mbsync no-op resync", f"{mbsync_noop:8.2f} s"),
