@@ -11,6 +11,7 @@ from imapclient import IMAPClient
 
 from hub.config import Settings
 from hub.db import Database
+from hub.mail import parse_helper
 from hub.mail.mailboxes import MailboxInput, save_mailbox
 from tests.mail_server import ImapServer, dovecot_server
 
@@ -23,6 +24,20 @@ def dovecot() -> Iterator[ImapServer]:
     # which two additions within one second would not do.
     with dovecot_server({f"user{n}": "imap-secret" for n in range(1, 101)}) as server:
         yield server
+
+
+@pytest.fixture
+def parser_trap(monkeypatch: pytest.MonkeyPatch) -> Iterator[bytes]:
+    """A word the parse helper never gets through (its test hook), and 2-second time limits.
+
+    The helper is restarted around the test: the hook is read from the environment it starts with.
+    """
+    parse_helper.stop_helper()
+    monkeypatch.setenv("HUB_TEST_PARSE_HELPER_HANGS_ON", "parser-trap")
+    monkeypatch.setattr(parse_helper, "BATCH_SECONDS", 2.0)
+    monkeypatch.setattr(parse_helper, "MESSAGE_SECONDS", 2.0)
+    yield b"parser-trap"
+    parse_helper.stop_helper()
 
 
 @dataclass

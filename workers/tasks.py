@@ -41,9 +41,9 @@ def sweep() -> int:
 @shared_task(name="hub.mail.remove_orphan_packs", acks_late=True)
 def remove_orphan_packs() -> int:
     """Beat's hourly tidy-up: packs a crashed sync wrote but never committed rows for."""
-    from hub.mail.packs import remove_orphans
+    from hub.mail.packs import packs_dir, remove_orphans
 
-    removed = remove_orphans(context.database(), context.blobs().root / "packs")
+    removed = remove_orphans(context.database(), packs_dir(context.blobs()))
     if removed:
         log.info("removed %s pack files no e-mail points into", removed)
     return removed

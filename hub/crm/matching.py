@@ -89,6 +89,13 @@ class ProjectClues:
     replies_to: tuple[str, ...]
     relation_ids: frozenset[int]
 
+    @classmethod
+    def of(
+        cls, subject: str, thread_key: str, in_reply_to: str, references: Iterable[str], relation_ids: Iterable[int]
+    ) -> ProjectClues:
+        """The clues of an e-mail from its headers as stored (In-Reply-To may be empty)."""
+        return cls(subject, thread_key, tuple(filter(None, [in_reply_to, *references])), frozenset(relation_ids))
+
 
 def _projects_by(session: Session, column: InstrumentedAttribute[str], keys: set[str]) -> dict[str, set[int]]:
     """key → the projects of the e-mails whose ``column`` (thread key, message key) is that key."""

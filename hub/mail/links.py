@@ -72,9 +72,7 @@ def link_existing_mail(session: Session, address_key: str, contact_id: int, rela
         )
     ).all()
     clues = {
-        email_id: ProjectClues(
-            subject, thread_key, tuple(filter(None, [in_reply_to, *references.split()])), frozenset([relation_id])
-        )
+        email_id: ProjectClues.of(subject, thread_key, in_reply_to, references.split(), [relation_id])
         for email_id, subject, thread_key, in_reply_to, references in unlinked
     }
     insert_ignore(

@@ -22,9 +22,15 @@ from typing import TYPE_CHECKING
 from isal import igzip
 
 if TYPE_CHECKING:
+    from hub.blobs import BlobStore
     from hub.db import Database
 
 _NAME = re.compile(r"^[0-9a-f]{32}\.pack$")
+
+
+def packs_dir(blobs: BlobStore) -> Path:
+    """Where the packs live: beside the documents, in the document store's root."""
+    return blobs.root / "packs"
 
 
 # ISA-L releases the GIL: compressing in this thread overlaps with parsing the next message.

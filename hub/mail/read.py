@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub.blobs import BlobStore
 from hub.crm.access import project_visible, relation_visible
 from hub.errors import NotFound
+from hub.mail.packs import packs_dir
 from hub.mail.packs import read as read_pack
 from hub.models import (
     Attachment,
@@ -122,11 +123,11 @@ def get_attachment(email: Email, attachment_id: int) -> Attachment:
 
 def raw_message(blobs: BlobStore, email: Email) -> Iterator[bytes]:
     """The original message as it came from the server, for the .eml download (streamed)."""
-    yield read_pack(blobs.root / "packs", email.raw_pack, email.raw_offset, email.raw_length, compressed=True)
+    yield read_pack(packs_dir(blobs), email.raw_pack, email.raw_offset, email.raw_length, compressed=True)
 
 
 def attachment_bytes(blobs: BlobStore, attachment: Attachment) -> bytes:
-    return read_pack(blobs.root / "packs", attachment.pack, attachment.offset, attachment.size, compressed=False)
+    return read_pack(packs_dir(blobs), attachment.pack, attachment.offset, attachment.size, compressed=False)
 
 
 def linked_projects(session: Session, user: User, email: Email) -> list[Project]:

@@ -25,6 +25,7 @@ from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
 from hub.mail import mailboxes
 from hub.mail.imap import MailServerError, connect, folders_to_sync
+from hub.mail.packs import packs_dir
 from hub.mail.parse import ParsedMessage, message_id_from_header
 from hub.mail.parse_helper import Parsed, start_parsing
 from hub.models import (
@@ -478,7 +479,7 @@ class FolderSync:
         self, bodies: dict[int, tuple[bytes, bool]]
     ) -> tuple[dict[int, tuple[bytes, bool]], Callable[[], list[Parsed]]]:
         """The bodies, with their parsing and packing started (in the helper process, when one runs)."""
-        return bodies, start_parsing([raw for raw, _whole in bodies.values()], self.blobs.root / "packs")
+        return bodies, start_parsing([raw for raw, _whole in bodies.values()], packs_dir(self.blobs))
 
     def _store(
         self,
@@ -576,11 +577,12 @@ class FolderSync:
         bulk_insert(session, Attachment, attachments)
         insert_ignore(session, EmailRelation, relation_links, ["email_id", "relation_id"])
         clues = {
-            email_id: ProjectClues(
+            email_id: ProjectClues.of(
                 message.subject,
                 message.thread_key,
-                tuple(filter(None, [message.in_reply_to, *message.references])),
-                frozenset(relations_of.get(email_id, ())),
+                message.in_reply_to,
+                message.references,
+                relations_of.get(email_id, ()),
             )
             for email_id, message in emails.items()
         }

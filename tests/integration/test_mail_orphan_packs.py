@@ -15,7 +15,7 @@ from sqlalchemy import select
 from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
-from hub.mail.packs import ORPHAN_AFTER_SECONDS, remove_orphans
+from hub.mail.packs import ORPHAN_AFTER_SECONDS, packs_dir, remove_orphans
 from hub.mail.read import attachment_bytes, raw_message
 from hub.mail.sync import _Interrupt
 from hub.models import Attachment, Email
@@ -47,7 +47,7 @@ def test_packs_left_by_a_crashed_sync_are_removed_and_nothing_else(
     with pytest.raises(_Interrupt):
         run(db, settings, account, fail_after_fetch=1)  # one batch commits, the second's pack is orphaned
     run(db, settings, account)
-    root = BlobStore(settings.documents_dir).root / "packs"
+    root = packs_dir(BlobStore(settings.documents_dir))
     packs = sorted(root.iterdir())
     with db.transaction() as s:
         used = set(s.scalars(select(Email.raw_pack))) | set(s.scalars(select(Attachment.pack)))

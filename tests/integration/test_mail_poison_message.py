@@ -100,36 +100,32 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
 
 
 def test_a_message_the_parser_cannot_finish_is_quarantined_and_the_folder_goes_on(
-    db: Database, settings: Settings, mail_account: Callable[..., MailAccount], monkeypatch: pytest.MonkeyPatch
+    db: Database,
+    settings: Settings,
+    mail_account: Callable[..., MailAccount],
+    monkeypatch: pytest.MonkeyPatch,
+    parser_trap: bytes,
 ) -> None:
     import hub.mail.sync as sync_module
-    from hub.mail import parse_helper
 
-    parse_helper.stop_helper()  # the next helper starts with the test hook in its environment
-    monkeypatch.setenv("HUB_TEST_PARSE_HELPER_HANGS_ON", "parser-trap")
-    monkeypatch.setattr(parse_helper, "BATCH_SECONDS", 2.0)
-    monkeypatch.setattr(parse_helper, "MESSAGE_SECONDS", 2.0)
     # Small batches of big messages: while the helper is stuck, the next batch, already downloaded,
     # is blocked writing into its full pipe; stopping the stuck helper must free that too.
     monkeypatch.setattr(sync_module, "BATCH", 2)
     padding = "x" * 60_000
-    try:
-        account = mail_account(database=db)
-        client = account.client()
-        for n in range(6):
-            client.append("INBOX", fine(n)[:-4] + f"\r\n{padding}\r\n".encode())
-            if n == 2:
-                client.append(
-                    "INBOX", b"From: x@y.example\r\nSubject: parser-trap\r\nMessage-ID: <trap@test>\r\n\r\nx\r\n"
-                )
-        result = run(db, settings, account)
-        assert (result.messages, result.new, result.quarantined) == (7, 6, 1)
-        with db.transaction() as s:
-            assert s.scalars(select(MailQuarantine.reason)).one() == (
-                "could not be parsed: the parser did not finish within 2 s"
+    account = mail_account(database=db)
+    client = account.client()
+    for n in range(6):
+        client.append("INBOX", fine(n)[:-4] + f"\r\n{padding}\r\n".encode())
+        if n == 2:
+            client.append(
+                "INBOX", b"From: x@y.example\r\nSubject: " + parser_trap + b"\r\nMessage-ID: <trap@test>\r\n\r\nx\r\n"
             )
-        client.append("INBOX", fine(7))
-        client.logout()
-        assert run(db, settings, account).new == 1  # the folder moved on past the message
-    finally:
-        parse_helper.stop_helper()
+    result = run(db, settings, account)
+    assert (result.messages, result.new, result.quarantined) == (7, 6, 1)
+    with db.transaction() as s:
+        assert s.scalars(select(MailQuarantine.reason)).one() == (
+            "could not be parsed: the parser did not finish within 2 s"
+        )
+    client.append("INBOX", fine(7))
+    client.logout()
+    assert run(db, settings, account).new == 1  # the folder moved on past the message

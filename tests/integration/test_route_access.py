@@ -83,7 +83,7 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
 def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[int, int, int]:
     """An e-mail in the insider's personal mailbox, linked to the hidden project, with an attachment."""
     from hub.mail.mailboxes import MailboxInput, save_mailbox
-    from hub.mail.packs import PackWriter
+    from hub.mail.packs import PackWriter, packs_dir
     from hub.models import Attachment, Email, EmailLocation, EmailProject, MailFolder
 
     box = save_mailbox(
@@ -94,7 +94,7 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
         ),
     )
     folder = MailFolder(mailbox_id=box.id, name="INBOX")
-    pack = PackWriter(blobs.root / "packs")
+    pack = PackWriter(packs_dir(blobs))
     raw_slot = pack.add(b"Subject: Hidden Project Zq offer\r\n\r\nsecret", compress=True)
     attachment_slot = pack.add(b"attached secret", compress=False)
     pack.close()

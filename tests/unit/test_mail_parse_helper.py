@@ -77,13 +77,9 @@ def test_a_helper_that_dies_costs_only_time(tmp_path: Path) -> None:
 
 
 def test_a_message_the_parser_cannot_finish_is_quarantined_and_the_rest_parsed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parser_trap: bytes
 ) -> None:
-    parse_helper.stop_helper()  # the next helper starts with the test hook in its environment
-    monkeypatch.setenv("HUB_TEST_PARSE_HELPER_HANGS_ON", "parser-trap")
-    monkeypatch.setattr(parse_helper, "BATCH_SECONDS", 2.0)
-    monkeypatch.setattr(parse_helper, "MESSAGE_SECONDS", 2.0)
-    trap = b"From: x@y.example\r\nSubject: parser-trap\r\n\r\nbody\r\n"
+    trap = b"From: x@y.example\r\nSubject: " + parser_trap + b"\r\n\r\nbody\r\n"
     batch = [*BATCH[:3], trap, *BATCH[3:5]]
     stuck = parse_helper._shared_helper()
     assert stuck is not None
