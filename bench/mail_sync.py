@@ -154,7 +154,12 @@ SyncState *
 
 def hub_env(workdir: Path, name: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_VAR_DIR=str(workdir / name), HUB_SECRET_KEY="bench-secret-key-0123456789", **extra)
+    env.update(
+        HUB_VAR_DIR=str(workdir / name),
+        HUB_SECRET_KEY="bench-secret-key-0123456789",
+        HUB_MAIL_ALLOWED_HOSTS="127.0.0.1,localhost",
+        **extra,
+    )
     return env
 
 
@@ -217,7 +222,12 @@ def in_process_noop(env: dict[str, str], mailbox_id: int) -> float:
     for _ in range(5):
         started = time.perf_counter()
         result = sync_mailbox(
-            database, BlobStore(settings.documents_dir), mailbox_id, secret_key=settings.secret_key, force=True
+            database,
+            BlobStore(settings.documents_dir),
+            mailbox_id,
+            secret_key=settings.secret_key,
+            allowed_hosts=settings.mail_allowed_hosts,
+            force=True,
         )
         samples.append(time.perf_counter() - started)
         assert result is not None and result.new == 0

@@ -141,6 +141,14 @@ def mailbox() -> None:
     type=click.DateTime(["%Y-%m-%d"]),
     help="How far back the first sync reaches (YYYY-MM-DD).",
 )
+@click.option(
+    "--sharing",
+    default="only-me",
+    type=click.Choice(["only-me", "colleagues"]),
+    help="Personal mailboxes: only the owner sees its mail, or also colleagues who may see the relation "
+    "or project an e-mail is linked to (default only-me).",
+)
+@click.option("--never-share", default="", help="Comma-separated addresses and domains whose mail is never shared.")
 def mailbox_add(
     owner_email: str | None,
     host: str,
@@ -151,6 +159,8 @@ def mailbox_add(
     name: str,
     folders: str,
     since: object,
+    sharing: str,
+    never_share: str,
 ) -> None:
     """Connect a mailbox; prints its id."""
     from datetime import datetime as _dt
@@ -167,7 +177,8 @@ def mailbox_add(
             created = save_mailbox(
                 session,
                 settings.secret_key,
-                MailboxInput(
+                allowed_hosts=settings.mail_allowed_hosts,
+                data=MailboxInput(
                     host=host,
                     port=port,
                     security=security,
@@ -177,6 +188,8 @@ def mailbox_add(
                     name=name,
                     folders="\n".join(f.strip() for f in folders.split(",")),
                     sync_since=since.date() if isinstance(since, _dt) else None,
+                    sharing=sharing.replace("-", "_"),
+                    never_share=never_share.replace(",", "\n"),
                 ),
             )
             click.echo(created.id)
@@ -233,6 +246,7 @@ def mail_sync(now: bool, mailbox_id: int | None) -> None:
                     BlobStore(settings.documents_dir),
                     box_id,
                     secret_key=settings.secret_key,
+                    allowed_hosts=settings.mail_allowed_hosts,
                     force=True,
                     on_progress=progress,
                 )
@@ -248,7 +262,8 @@ def mail_sync(now: bool, mailbox_id: int | None) -> None:
                 break
         click.echo("", err=True)
     click.echo(
-        f"synced {total.messages} messages ({total.new} new, {total.linked} linked) "
+        f"synced {total.messages} messages ({total.new} new, {total.linked} linked, "
+        f"{total.quarantined} quarantined) "
         f"in {time.monotonic() - started:.1f} s"
     )
     if failed:
@@ -273,7 +288,7 @@ def mail_watch() -> None:
         sync_mailbox_task.delay(mailbox_id)
 
     click.echo("watching mailboxes for new mail (Ctrl-C stops)", err=True)
-    watch(Database(settings.database_url), settings.secret_key, wake, stop)
+    watch(Database(settings.database_url), settings.secret_key, wake, stop, allowed_hosts=settings.mail_allowed_hosts)
 
 
 def ensure_first_admin(settings: Settings) -> tuple[str, str] | None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hub.net import parse_allowed
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the environment variable."""
@@ -89,6 +91,8 @@ class Settings:
     visibility_timeout: int = 7200
     task_time_limit: int = 3600
     sweep_interval_seconds: int = 60
+    # Internal hosts hub may connect to for users (mail servers, e-mail images); see hub.net.
+    mail_allowed_hosts: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -141,6 +145,15 @@ def _broker_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _allowed_hosts(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "")
+    try:
+        parse_allowed(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must list host names, IP addresses or networks (host:port allowed): {exc}") from None
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` naming the bad variable."""
     env = os.environ if env is None else env
@@ -174,4 +187,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         visibility_timeout=visibility,
         task_time_limit=time_limit,
         sweep_interval_seconds=_int(env, "HUB_SWEEP_INTERVAL", 60, minimum=1),
+        mail_allowed_hosts=_allowed_hosts(env, "HUB_MAIL_ALLOWED_HOSTS"),
     )

@@ -148,8 +148,14 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
 
 def _copyable(target: Table) -> bool:
     """COPY sends values as psycopg adapts them, without SQLAlchemy's type processing: only for
-    tables of plain columns (no Enum, no custom types)."""
-    return not any(isinstance(column.type, (Enum, TypeDecorator)) for column in target.columns)
+    tables of plain columns (no Enum, no custom types). UTCDateTime is plain on PostgreSQL: psycopg
+    sends aware datetimes to timestamptz columns as they are."""
+    from hub.models.base import UTCDateTime
+
+    return not any(
+        isinstance(column.type, (Enum, TypeDecorator)) and not isinstance(column.type, UTCDateTime)
+        for column in target.columns
+    )
 
 
 def _with_defaults(target: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,8 +203,7 @@ def _copy_then_insert(
     _copy(session, staging, rows)
     conflict = ", ".join(f'"{name}"' for name in keys)
     statement = (
-        f'INSERT INTO "{target.name}" ({columns}) SELECT {columns} FROM "{staging}" '
-        f"ON CONFLICT ({conflict}) DO NOTHING"
+        f'INSERT INTO "{target.name}" ({columns}) SELECT {columns} FROM "{staging}" ON CONFLICT ({conflict}) DO NOTHING'
     )
     if not returning:
         connection.exec_driver_sql(statement)

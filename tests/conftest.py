@@ -32,7 +32,13 @@ _counter = itertools.count(1)
 
 
 def make_settings(var_dir: Path, database_url: str | None = None, **env: str) -> Settings:
-    values = {"HUB_VAR_DIR": str(var_dir), "HUB_SECRET_KEY": "test-secret-key-0123456789", **env}
+    values = {
+        "HUB_VAR_DIR": str(var_dir),
+        "HUB_SECRET_KEY": "test-secret-key-0123456789",
+        # The test servers (Dovecot, image servers) listen on loopback, which hub refuses by default.
+        "HUB_MAIL_ALLOWED_HOSTS": "127.0.0.1,localhost,::1",
+        **env,
+    }
     if database_url:
         values["HUB_DATABASE_URL"] = database_url
     return load_settings(values)

@@ -56,9 +56,16 @@ class MailAccount:
 @pytest.fixture
 def mail_account(dovecot: ImapServer, db: Database, settings: Settings) -> Callable[..., MailAccount]:
     def make(
-        owner_id: int | None = None, folders: str = "", username: str | None = None, database: Database | None = None
+        owner_id: int | None = None,
+        folders: str = "",
+        username: str | None = None,
+        database: Database | None = None,
+        sharing: str = "only_me",
+        never_share: str = "",
     ) -> MailAccount:
-        """A fresh IMAP account and its hub mailbox (in ``database``, default the test's SQLite ``db``)."""
+        """A fresh IMAP account and its hub mailbox (in ``database``, default the test's SQLite ``db``).
+
+        A personal mailbox (``owner_id``) shares nothing unless ``sharing="colleagues"``, as in hub."""
         name = username or f"user{next(_accounts)}"
         assert name in dovecot.users, "out of test IMAP accounts: raise the number in the dovecot fixture"
         with (database or db).transaction() as s:
@@ -73,7 +80,10 @@ def mail_account(dovecot: ImapServer, db: Database, settings: Settings) -> Calla
                     password="imap-secret",
                     owner_id=owner_id,
                     folders=folders,
+                    sharing=sharing,
+                    never_share=never_share,
                 ),
+                allowed_hosts=settings.mail_allowed_hosts,
             )
             return MailAccount(dovecot, name, "imap-secret", box.id)
 

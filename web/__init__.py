@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from web.activities import bp as activities_bp
     from web.api import bp as api_bp
     from web.auth import bp as auth_bp
+    from web.images import bp as images_bp
     from web.imports import bp as imports_bp
     from web.mail import bp as mail_bp
     from web.projects import bp as projects_bp
@@ -56,7 +57,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from web.search import bp as search_bp
     from web.settings import bp as settings_bp
 
-    for blueprint in (auth_bp, relations_bp, projects_bp, activities_bp, settings_bp, imports_bp, search_bp, mail_bp):
+    for blueprint in (
+        auth_bp,
+        relations_bp,
+        projects_bp,
+        activities_bp,
+        settings_bp,
+        imports_bp,
+        search_bp,
+        mail_bp,
+        images_bp,
+    ):
         app.register_blueprint(blueprint)
     # The API authenticates with bearer tokens, not cookies, so CSRF does not apply to it.
     csrf.exempt(api_bp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from flask import (
@@ -18,22 +19,26 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import DateField, IntegerField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Optional
 
 from hub.accounts.users import active_users
 from hub.crm.documents import add_document
 from hub.crm.projects import get_project
 from hub.errors import NotFound, ValidationError
-from hub.mail.html import frame_policy, sanitise
+from hub.mail import quarantine
+from hub.mail.html import attachment_headers, frame_headers, sanitise
 from hub.mail.links import link_to_project, unlink_from_project
-from hub.mail.mailboxes import MailboxInput, get_mailbox, is_stalled, mailboxes_for, save_mailbox
+from hub.mail.mailboxes import MailboxInput, error_for, get_mailbox, is_stalled, mailboxes_for, save_mailbox
+from hub.mail.parse import parse_message
+from hub.mail.privacy import own_copies, set_private, who_can_see
 from hub.mail.read import attachment_bytes, get_attachment, get_email, linked_projects, raw_message, thread_of
-from hub.models import Mailbox
+from hub.models import Mailbox, MailSharing
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
+from web.images import proxy_url
 from web.security import login_required, user
-from web.views import safe_next
+from web.views import page_arg, safe_next
 
 bp = Blueprint("mail", __name__)
 
@@ -49,6 +54,18 @@ class MailboxForm(FlaskForm):
     folders = TextAreaField(_l("Folders (one per line; empty: INBOX and Sent)"))
     sync_since = DateField(_l("First sync reaches back to"), validators=[Optional()])
     poll_interval_seconds = IntegerField(_l("Check every (seconds)"), default=300)
+    sharing = RadioField(
+        _l("Who sees the mail of this mailbox"),
+        choices=[
+            (MailSharing.only_me.value, _l("Only me")),
+            (MailSharing.colleagues.value, _l("Colleagues who may see the relation or project an e-mail is linked to")),
+        ],
+        default=MailSharing.only_me.value,
+    )
+    never_share = TextAreaField(
+        _l("Never share mail with these addresses or domains (one per line)"),
+        description=_l("For example your doctor, your bank or your family's domain."),
+    )
 
 
 def _mailbox_or_404(mailbox_id: int) -> Mailbox:
@@ -64,13 +81,29 @@ def _mailbox_or_404(mailbox_id: int) -> Mailbox:
 def show(email_id: int) -> Any:
     session = db_session()
     email = get_email(session, user(), email_id)
+    copies = own_copies(session, user(), email)
     return render_template(
         "mail/show.html",
         email=email,
         thread=thread_of(session, user(), email),
         projects=linked_projects(session, user(), email),
         show_images=request.args.get("images") == "1",
+        details=json.loads(email.details) if email.details else {},
+        owner=bool(copies),
+        private=any(row.private for _box, row in copies),
+        audience=who_can_see(session, user(), email) if copies else [],
     )
+
+
+@bp.route("/emails/<int:email_id>/private", methods=["POST"])
+@login_required
+def private(email_id: int) -> Any:
+    """The owner's switch: colleagues do not see this e-mail, whatever it is linked to."""
+    session = db_session()
+    email = get_email(session, user(), email_id)
+    if not set_private(session, user(), email, request.form.get("private") == "1"):
+        abort(404)
+    return redirect(url_for("mail.show", email_id=email.id))
 
 
 @bp.route("/emails/<int:email_id>/body")
@@ -79,12 +112,11 @@ def body(email_id: int) -> Any:
     """The sanitised HTML, only ever inside the sandboxed frame of the e-mail page."""
     email = get_email(db_session(), user(), email_id)
     show_images = request.args.get("images") == "1"
-    html = sanitise(email.html_body) if email.html_body else ""
+    html = sanitise(email.html_body, proxy_url if show_images else None) if email.html_body else ""
     document = render_template("mail/body.html", html=html, text=email.text_body)
     response = Response(document, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = frame_policy(show_images)
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    response.headers["Cache-Control"] = "private, no-store"
+    # CSP (no scripts; images only through hub's proxy, once asked for), no referrer, no caching.
+    response.headers.update(frame_headers(show_images))
     return response
 
 
@@ -105,13 +137,46 @@ def raw(email_id: int) -> Any:
 def attachment(email_id: int, attachment_id: int) -> Any:
     email = get_email(db_session(), user(), email_id)
     item = get_attachment(email, attachment_id)
-    return send_file(
+    response = send_file(
         io.BytesIO(attachment_bytes(blobs(), item)),
         mimetype=item.content_type,
         as_attachment=True,
         download_name=item.filename,
         max_age=0,
     )
+    response.headers.update(attachment_headers(item.content_type))
+    return response
+
+
+@bp.route("/emails/<int:email_id>/attachments/<int:attachment_id>/message")
+@login_required
+def attached_message(email_id: int, attachment_id: int) -> Any:
+    """A forwarded message (message/rfc822 attachment) opened as an e-mail of its own."""
+    email = get_email(db_session(), user(), email_id)
+    item = get_attachment(email, attachment_id)
+    if item.content_type != "message/rfc822":
+        abort(404)
+    inner = parse_message(attachment_bytes(blobs(), item))
+    return render_template("mail/attached.html", email=email, attachment=item, inner=inner)
+
+
+@bp.route("/emails/<int:email_id>/attachments/<int:attachment_id>/message/<int:index>")
+@login_required
+def attached_message_part(email_id: int, attachment_id: int, index: int) -> Any:
+    """An attachment of a forwarded message."""
+    email = get_email(db_session(), user(), email_id)
+    item = get_attachment(email, attachment_id)
+    if item.content_type != "message/rfc822":
+        abort(404)
+    parts = parse_message(attachment_bytes(blobs(), item)).attachments
+    if not 0 <= index < len(parts):
+        abort(404)
+    part = parts[index]
+    response = send_file(
+        io.BytesIO(part.data), mimetype=part.content_type, as_attachment=True, download_name=part.filename, max_age=0
+    )
+    response.headers.update(attachment_headers(part.content_type))
+    return response
 
 
 @bp.route("/emails/<int:email_id>/attachments/<int:attachment_id>/save", methods=["POST"])
@@ -158,8 +223,44 @@ def link(email_id: int) -> Any:
 @bp.route("/mail/health")
 @login_required
 def health() -> Any:
-    boxes = mailboxes_for(db_session(), user())
-    return render_template("mail/health.html", boxes=boxes, is_stalled=is_stalled)
+    session = db_session()
+    boxes = mailboxes_for(session, user())
+    return render_template(
+        "mail/health.html",
+        boxes=boxes,
+        is_stalled=is_stalled,
+        error_for=lambda box: error_for(box, user()),
+        quarantine_counts=quarantine.counts(session, [b.id for b in boxes]),
+        quarantined=quarantine.quarantined(session, user(), page=page_arg()),
+    )
+
+
+@bp.route("/mail/quarantine/<int:quarantine_id>/raw")
+@login_required
+def quarantined_raw(quarantine_id: int) -> Any:
+    """The raw message the sync could not store, for its mailbox's owner."""
+    message, _box = quarantine.get_quarantined(db_session(), user(), quarantine_id)
+    response = send_file(
+        io.BytesIO(quarantine.raw_bytes(blobs(), message)),
+        mimetype="message/rfc822",
+        as_attachment=True,
+        download_name=f"quarantined-{message.id}.eml",
+        max_age=0,
+    )
+    response.headers.update(attachment_headers("message/rfc822"))
+    return response
+
+
+@bp.route("/mail/quarantine/<int:quarantine_id>/retry", methods=["POST"])
+@login_required
+def quarantine_retry(quarantine_id: int) -> Any:
+    session = db_session()
+    message, box = quarantine.get_quarantined(session, user(), quarantine_id)
+    quarantine.ask_retry(session, message, box)
+    from workers.enqueue import mailbox_sync_after_commit
+
+    mailbox_sync_after_commit(session, box.id)
+    return redirect(url_for("mail.health"))
 
 
 @bp.route("/mail/mailboxes/<int:mailbox_id>/sync", methods=["POST"])
@@ -182,6 +283,7 @@ def _save_mailbox_view(box: Mailbox | None) -> Any:
         form.owner_id.data = str(box.owner_id or "") if box is not None else str(me.id)
         if box is not None:
             form.security.data = box.security.value
+            form.sharing.data = box.sharing
     if form.validate_on_submit():
         owner = int(form.owner_id.data) if form.owner_id.data else None
         if not me.is_admin:
@@ -197,12 +299,20 @@ def _save_mailbox_view(box: Mailbox | None) -> Any:
             folders=form.folders.data or "",
             sync_since=form.sync_since.data,
             poll_interval_seconds=form.poll_interval_seconds.data or 300,
+            sharing=form.sharing.data or MailSharing.only_me.value,
+            never_share=form.never_share.data or "",
         )
         try:
-            save_mailbox(db_session(), settings().secret_key, data, box)
+            saved = save_mailbox(
+                db_session(), settings().secret_key, data, box, allowed_hosts=settings().mail_allowed_hosts
+            )
         except ValidationError as error:
             show_errors(form, error)
         else:
+            if box is None:  # a new mailbox syncs at once, not when beat next looks
+                from workers.enqueue import mailbox_sync_after_commit
+
+                mailbox_sync_after_commit(db_session(), saved.id)
             return redirect(url_for("mail.health"))
     status = 400 if request.method == "POST" else 200
     form.password.data = ""  # never sent back to the browser

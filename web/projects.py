@@ -404,8 +404,10 @@ def remove_document(project_id: int, document_id: int) -> Any:
 def emails(project_id: int) -> Any:
     session = db_session()
     project = get_project(session, user(), project_id)
-    page = project_emails(session, project, search=request.args.get("q", ""), page=page_arg())
-    return _render_tab("emails", project, page=page, threads=thread_sizes(session, page.items), args=list_args("q"))
+    page = project_emails(session, user(), project, search=request.args.get("q", ""), page=page_arg())
+    return _render_tab(
+        "emails", project, page=page, threads=thread_sizes(session, user(), page.items), args=list_args("q")
+    )
 
 
 @bp.route("/projects/<int:project_id>/calls")

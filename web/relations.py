@@ -279,11 +279,11 @@ def remove_contact(contact_id: int) -> Any:
 def emails(relation_id: int) -> Any:
     session = db_session()
     relation = get_relation(session, user(), relation_id)
-    page = relation_emails(session, relation, search=request.args.get("q", ""), page=page_arg())
+    page = relation_emails(session, user(), relation, search=request.args.get("q", ""), page=page_arg())
     return render_template(
         "relations/emails.html",
         relation=relation,
         page=page,
-        threads=thread_sizes(session, page.items),
+        threads=thread_sizes(session, user(), page.items),
         args=list_args("q"),
     )

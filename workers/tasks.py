@@ -62,6 +62,7 @@ def sync_mailbox_task(mailbox_id: int) -> None:
             context.blobs(),
             mailbox_id,
             secret_key=settings.secret_key,
+            allowed_hosts=settings.mail_allowed_hosts,
             budget_seconds=MAIL_BUDGET_SECONDS,
         )
     except MailServerError as exc:

@@ -4,6 +4,10 @@ The ImportJob row is the source of truth: the task message only wakes the job up
 sweep re-sends work whose message was lost. A job is claimed with a conditional UPDATE (only one
 delivery wins) and holds a lease; a job whose worker died is claimed again once its lease passed.
 Re-running is safe because the import itself is idempotent.
+
+A job imports as the user who uploaded the file: it finds and changes only relations that user may
+see (see :mod:`hub.crm.importer`). A job whose uploader is gone or deactivated is not run, rather
+than run with more (system) or no visibility than the uploader had.
 """
 
 from __future__ import annotations
@@ -73,15 +77,14 @@ def run_import_job(db: Database, blobs: BlobStore, job_id: int, *, region: str =
         if job is None:
             raise NotFound(job_id)
         sha = job.sha256
+        uploader = session.get(User, job.created_by_id) if job.created_by_id is not None else None
+    if uploader is None or not uploader.is_active:
+        return _fail(db, job_id, "the user who uploaded the file no longer exists or is deactivated")
     try:
         with blobs.open(sha) as stream:
-            result = import_relations(db, stream, region=region)
+            result = import_relations(db, stream, as_user=uploader, region=region)
     except Exception as exc:
-        with db.transaction() as session:
-            job = session.get_one(ImportJob, job_id)
-            job.status = JobStatus.failed
-            job.errors = f"the import stopped: {exc}"
-            job.finished_at = utcnow()
+        _fail(db, job_id, f"the import stopped: {exc}")
         raise
     with db.transaction() as session:
         job = session.get_one(ImportJob, job_id)
@@ -96,6 +99,16 @@ def run_import_job(db: Database, blobs: BlobStore, job_id: int, *, region: str =
         if result.error_count > len(result.errors):
             lines.append(f"… and {result.error_count - len(result.errors)} more")
         job.errors = "\n".join(lines)
+    return job
+
+
+def _fail(db: Database, job_id: int, reason: str) -> ImportJob:
+    with db.transaction() as session:
+        job = session.get_one(ImportJob, job_id)
+        job.status = JobStatus.failed
+        job.errors = reason
+        job.finished_at = utcnow()
+        job.claimed_until = None
     return job
 
 

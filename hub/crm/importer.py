@@ -6,6 +6,15 @@ its e-mail address within the relation (else by name), so importing the same fil
 nothing. Bad rows are reported with their line number and the rest is imported. The file is read
 in batches, each committed in its own transaction, so memory stays bounded for any file size and
 a crash halfway loses nothing that was committed (re-running finishes the job).
+
+An import runs as a user (the one who uploaded the file) and then never writes into or reveals what
+that user may not see: relations are looked up by name, and contacts by e-mail address, among the
+relations the user may see only. A hidden relation with the same name is treated as missing, so the
+row creates a new relation, and the row's outcome and the summary are the same as for a name that
+does not exist. (No unique constraint covers a relation's name or an address across relations, so
+creating the look-alike cannot fail in a way that would give the hidden one away.) An import with no
+user (the ``hub import relations`` CLI, run by whoever runs the server) is a system action and sees
+every relation.
 """
 
 from __future__ import annotations
@@ -16,13 +25,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
+from hub.crm.access import relation_visible
 from hub.crm.relations import EMAIL_RE, FREE_MAIL_DOMAINS
 from hub.db import Database
 from hub.mail.links import link_existing_mail
-from hub.models import Contact, EmailAddress, EmailParticipant, PhoneNumber, Relation, RelationKind, RelationStatus
+from hub.models import (
+    Contact,
+    EmailAddress,
+    EmailParticipant,
+    PhoneNumber,
+    Relation,
+    RelationKind,
+    RelationStatus,
+    User,
+)
 from hub.phones import to_e164
 from hub.text import fold
 
@@ -145,18 +164,34 @@ def _batches(reader: csv.DictReader[str], result: ImportResult, region: str) -> 
         yield batch
 
 
-def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> None:
+@dataclass(frozen=True)
+class _Importer:
+    """Who the import runs as: ``visible`` limits every look-up, ``owner_id`` owns what it creates."""
+
+    visible: ColumnElement[bool]
+    owner_id: int | None
+
+    @classmethod
+    def of(cls, user: User | None) -> _Importer:
+        if user is None:
+            return cls(visible=true(), owner_id=None)  # a system import (the CLI) sees everything
+        return cls(visible=relation_visible(user), owner_id=user.id)
+
+
+def _import_batch(session: Session, rows: list[_Row], result: ImportResult, importer: _Importer) -> None:
     names = {r.relation for r in rows}
     relations: dict[str, Relation] = {}
-    for rel in session.scalars(select(Relation).where(Relation.name.in_(names)).order_by(Relation.id)):
+    # Only relations the importing user may see are found: a hidden one must answer like a missing one.
+    found = select(Relation).where(Relation.name.in_(names), importer.visible).order_by(Relation.id)
+    for rel in session.scalars(found):
         relations.setdefault(rel.name, rel)
     keys = {r.email.casefold() for r in rows if r.email}
     known_emails = {
         (rel_id, key)
         for rel_id, key in session.execute(
-            select(EmailAddress.relation_id, EmailAddress.address_key).where(
-                EmailAddress.address_key.in_(keys), EmailAddress.contact_id.is_not(None)
-            )
+            select(EmailAddress.relation_id, EmailAddress.address_key)
+            .join(Relation, Relation.id == EmailAddress.relation_id)
+            .where(EmailAddress.address_key.in_(keys), EmailAddress.contact_id.is_not(None), importer.visible)
         )
     }
     rel_ids = [r.id for r in relations.values()]
@@ -182,6 +217,7 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult) -> N
                 domain=row.domain,
                 city=row.city,
                 status=RelationStatus(row.status) if row.status else RelationStatus.lead,
+                owner_id=importer.owner_id,  # as on the relation form: whoever creates it owns it
             )
             session.add(relation)
             session.flush()
@@ -235,9 +271,19 @@ def _link_mail_that_came_first(session: Session, new_addresses: dict[str, tuple[
 
 
 def import_relations(
-    db: Database, stream: IO[bytes], *, region: str = "NL", on_bytes: Callable[[int], None] | None = None
+    db: Database,
+    stream: IO[bytes],
+    *,
+    as_user: User | None = None,
+    region: str = "NL",
+    on_bytes: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Import a relations CSV from ``stream``; each batch of rows commits on its own."""
+    """Import a relations CSV from ``stream``; each batch of rows commits on its own.
+
+    ``as_user`` is the importing user: the import finds, changes and reports only relations they may
+    see. ``None`` is a system import (the CLI) that sees every relation.
+    """
+    importer = _Importer.of(as_user)
     result = ImportResult()
     text = io.TextIOWrapper(
         io.BufferedReader(_CountingReader(stream, on_bytes)), encoding="utf-8-sig", errors="replace", newline=""
@@ -256,5 +302,5 @@ def import_relations(
     reader.fieldnames = header
     for batch in _batches(reader, result, region):
         with db.transaction() as session:
-            _import_batch(session, batch, result)
+            _import_batch(session, batch, result, importer)
     return result

@@ -30,9 +30,16 @@ class AddressMatch:
     relation_id: int
 
 
-def match_addresses(session: Session, address_keys: Iterable[str]) -> dict[str, AddressMatch]:
-    """Case-folded addresses → the contact (or relation) they belong to; unknown ones are left out."""
-    keys = {k for k in address_keys if k}
+def match_addresses(
+    session: Session, address_keys: Iterable[str], *, staff: frozenset[str] = frozenset()
+) -> dict[str, AddressMatch]:
+    """Case-folded addresses → the contact (or relation) they belong to; unknown ones are left out.
+
+    ``staff``: staff's own addresses. They never count as a contact (whoever put one on a relation:
+    a contact carrying a mailbox owner's address would otherwise pull the whole mailbox onto it),
+    and the company's own domains never match a relation by domain.
+    """
+    keys = {k for k in address_keys if k and k not in staff}
     if not keys:
         return {}
     found: dict[str, AddressMatch] = {}
@@ -45,6 +52,7 @@ def match_addresses(session: Session, address_keys: Iterable[str]) -> dict[str, 
         found.setdefault(key, AddressMatch(contact_id, relation_id))
     domains = {k.rsplit("@", 1)[1] for k in keys - found.keys() if "@" in k}
     domains -= FREE_MAIL_DOMAINS
+    domains -= {a.rsplit("@", 1)[1] for a in staff if "@" in a}
     if domains:
         by_domain: dict[str, list[int]] = {}
         for domain, relation_id in session.execute(
@@ -97,29 +105,44 @@ class ProjectClues:
         return cls(subject, thread_key, tuple(filter(None, [in_reply_to, *references])), frozenset(relation_ids))
 
 
-def _projects_by(session: Session, column: InstrumentedAttribute[str], keys: set[str]) -> dict[str, set[int]]:
-    """key → the projects of the e-mails whose ``column`` (thread key, message key) is that key."""
+def _projects_by(
+    session: Session, column: InstrumentedAttribute[str], keys: set[str], mailbox_id: int | None
+) -> dict[str, set[int]]:
+    """key → the projects of the e-mails whose ``column`` (thread key, Message-ID) is that key.
+
+    For mail of ``mailbox_id`` only e-mails that mailbox's owner could know of count: its own, and
+    those shared with colleagues. A private e-mail elsewhere must not steer mail (a crafted reply
+    naming its Message-ID would show where it was filed).
+    """
     found: dict[str, set[int]] = {}
     if keys:
-        rows = session.execute(
+        query = (
             select(column, EmailProject.project_id)
             .join(EmailProject, EmailProject.email_id == Email.id)
             .where(column.in_(keys))
         )
+        if mailbox_id is not None:
+            from hub.mail.privacy import shareable_or_in  # the core's matching knows mail only here
+
+            query = query.where(shareable_or_in(mailbox_id))
+        rows = session.execute(query)
         for key, project_id in rows:
             found.setdefault(key, set()).add(project_id)
     return found
 
 
-def match_projects(session: Session, items: Mapping[K, ProjectClues]) -> list[tuple[K, int, str]]:
+def match_projects(
+    session: Session, items: Mapping[K, ProjectClues], *, mailbox_id: int | None = None
+) -> list[tuple[K, int, str]]:
     """(item, project id, how) for each item: a "[P-123]" token in the subject, else the projects of
-    its thread, else the single open project of each relation it matched. Queries are per batch."""
+    its thread, else the single open project of each relation it matched. Queries are per batch.
+    ``mailbox_id``: the mailbox the items came from (threads then only count what it may know)."""
     replied = {r for clues in items.values() for r in clues.replies_to}
     thread_keys = {clues.thread_key for clues in items.values() if clues.thread_key} | replied
-    by_thread = _projects_by(session, Email.thread_key, thread_keys)
+    by_thread = _projects_by(session, Email.thread_key, thread_keys, mailbox_id)
     # The message answered may sit in its thread under another thread key (a reply without
     # References, a thread whose first message was never seen): look it up itself too.
-    by_message = _projects_by(session, Email.message_key, replied)
+    by_message = _projects_by(session, Email.message_id, replied, mailbox_id)
     single = single_open_projects(session, {r for clues in items.values() for r in clues.relation_ids})
     links: list[tuple[K, int, str]] = []
     for item, clues in items.items():

@@ -8,11 +8,17 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, tls
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imap4 import IMAP4WithTimeout
+
+from hub.i18n import _
+from hub.net import AddressRefused, checked_addresses
 
 TIMEOUT_SECONDS = 60
+LOGIN_REFUSED = "The server refused the user name or password."
 
 
 class MailServerError(Exception):
@@ -21,7 +27,7 @@ class MailServerError(Exception):
 
 def plain_words(exc: BaseException, host: str, port: int) -> str:
     if isinstance(exc, LoginError):
-        return "The server refused the user name or password."
+        return LOGIN_REFUSED
     if isinstance(exc, socket.gaierror):
         return f"The server name {host} cannot be found."
     if isinstance(exc, ConnectionRefusedError):
@@ -39,11 +45,39 @@ def plain_words(exc: BaseException, host: str, port: int) -> str:
     return f"Unexpected error: {type(exc).__name__}: {exc}"
 
 
+def public_error(message: str, host: str, port: int) -> str:
+    """A mailbox error as a non-admin may read it (admins see ``message`` itself).
+
+    "Connection refused", "timed out", "dropped" or "the server said: SSH-2.0…" would tell an open
+    port from a closed one and name the service behind it: with a form where anyone picks host and
+    port, that makes hub a port scanner. So every failure reads "Cannot connect to HOST:PORT.", except
+    a refused login, which only a real IMAP server can answer and which the user can fix.
+    """
+    if not message:
+        return ""
+    if message in (LOGIN_REFUSED, _(LOGIN_REFUSED)):
+        return _("The server refused the user name or password.")
+    return _("Cannot connect to %(host)s:%(port)s.", host=host, port=port)
+
+
 @contextmanager
-def connect(host: str, port: int, security: str, username: str, password: str) -> Iterator[IMAPClient]:
-    """A logged-in client; every failure becomes :class:`MailServerError` in plain words."""
+def connect(
+    host: str, port: int, security: str, username: str, password: str, *, allowed_hosts: str = ""
+) -> Iterator[IMAPClient]:
+    """A logged-in client; every failure becomes :class:`MailServerError` in plain words.
+
+    The host must resolve to public addresses only, or be allowed by ``allowed_hosts`` (the
+    ``HUB_MAIL_ALLOWED_HOSTS`` setting, see :mod:`hub.net`); otherwise nothing is connected.
+    """
     try:
-        client = IMAPClient(
+        addresses = checked_addresses(host, port, allowed_hosts)
+    except AddressRefused as refused:
+        raise MailServerError(str(refused)) from None
+    except (OSError, UnicodeError) as exc:
+        raise MailServerError(plain_words(exc, host, port)) from exc
+    try:
+        client = _PinnedClient(
+            addresses,
             host,
             port=port,
             ssl=security == "ssl",
@@ -63,6 +97,56 @@ def connect(host: str, port: int, security: str, username: str, password: str) -
         # The connection may already be gone; there is nothing left to close cleanly then.
         with contextlib.suppress(Exception):
             client.logout()
+
+
+def _open_socket(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
+    """A connection to the first of the checked addresses that answers."""
+    error: OSError = OSError(f"no address to connect to on port {port}")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+class _PinnedClient(IMAPClient):
+    """An IMAPClient that connects to the addresses :func:`hub.net.checked_addresses` approved.
+
+    Resolving the name a second time could give another answer (DNS rebinding: public for the check,
+    127.0.0.1 for the connection). The name is still used for TLS (SNI, certificate check).
+    """
+
+    def __init__(self, addresses: list[str], host: str, **kwargs: Any) -> None:
+        self._addresses = addresses
+        super().__init__(host, **kwargs)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _PinnedTLS(self._addresses, self.host, self.port, self.ssl_context, timeout)
+        return _PinnedPlain(self._addresses, self.host, self.port, timeout)
+
+
+class _PinnedPlain(IMAP4WithTimeout):
+    def __init__(self, addresses: list[str], host: str, port: int, timeout: float | None) -> None:
+        self._addresses = addresses
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return _open_socket(self._addresses, self.port, timeout if timeout is not None else self._timeout)
+
+
+class _PinnedTLS(tls.IMAP4_TLS):
+    def __init__(
+        self, addresses: list[str], host: str, port: int, context: ssl.SSLContext | None, timeout: float | None
+    ) -> None:
+        self._addresses = addresses
+        super().__init__(host, port, context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = _open_socket(self._addresses, self.port, timeout if timeout is not None else self._timeout)
+        return tls.wrap_socket(sock, self.ssl_context, self.host)
 
 
 def folders_to_sync(client: IMAPClient, configured: str) -> list[tuple[str, str]]:

@@ -40,8 +40,11 @@ def link_existing_mail(session: Session, address_key: str, contact_id: int, rela
     """
     # Imported here: hub.crm.relations imports this module, and matching imports hub.crm.relations.
     from hub.crm.matching import ProjectClues, match_projects
+    from hub.mail.privacy import staff_addresses
 
     key = address_key.casefold()
+    if key in staff_addresses(session):
+        return 0  # staff's own address never counts as a contact: it would pull in their whole mailbox
     session.execute(
         update(EmailParticipant)
         .where(EmailParticipant.address_key == key, EmailParticipant.contact_id.is_(None))

@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
-from hub.models import Mailbox, MailSecurity, User
+from hub.mail.imap import public_error
+from hub.mail.privacy import invalid_never_share, refresh_withheld
+from hub.models import Mailbox, MailSecurity, MailSharing, User
 from hub.models.base import utcnow
+from hub.net import refused_address
 from hub.secrets import encrypt
 
 # A sync renews its lease with every batch it commits, so a killed worker's mailbox is free again
@@ -35,13 +38,27 @@ class MailboxInput:
     folders: str = ""
     sync_since: date | None = None
     poll_interval_seconds: int = 300
+    # Personal mailboxes: who else sees their mail (MailSharing), and what is never shared.
+    sharing: str = MailSharing.only_me.value
+    never_share: str = ""
 
 
-def save_mailbox(session: Session, secret_key: str, data: MailboxInput, mailbox: Mailbox | None = None) -> Mailbox:
+def save_mailbox(
+    session: Session,
+    secret_key: str,
+    data: MailboxInput,
+    mailbox: Mailbox | None = None,
+    *,
+    allowed_hosts: str = "",
+) -> Mailbox:
+    """Create or change a mailbox. ``allowed_hosts`` (HUB_MAIL_ALLOWED_HOSTS): internal servers an
+    admin allowed; any other host must be public, so the form is no way to probe the internal network."""
     errors: dict[str, str] = {}
     host = data.host.strip()
     if not host or not HOST_RE.match(host):
         errors["host"] = _("Enter the server name, such as imap.example.nl.")
+    elif 1 <= data.port <= 65535 and (refused := refused_address(host, data.port, allowed_hosts)):
+        errors["host"] = refused
     if not 1 <= data.port <= 65535:
         errors["port"] = _("The port is a number from 1 to 65535.")
     if data.security not in {s.value for s in MailSecurity}:
@@ -54,6 +71,10 @@ def save_mailbox(session: Session, secret_key: str, data: MailboxInput, mailbox:
         errors["owner_id"] = _("Choose an active user.")
     if data.poll_interval_seconds < 30:
         errors["poll_interval_seconds"] = _("Poll at most every 30 seconds.")
+    if data.sharing not in {s.value for s in MailSharing}:
+        errors["sharing"] = _("Choose who may see the mail of this mailbox.")
+    if bad := invalid_never_share(data.never_share):
+        errors["never_share"] = _("Not an address or domain: %(entries)s", entries=", ".join(bad[:5]))
     if errors:
         raise ValidationError(errors)
     if mailbox is None:
@@ -72,8 +93,14 @@ def save_mailbox(session: Session, secret_key: str, data: MailboxInput, mailbox:
     mailbox.folders = "\n".join(f.strip() for f in data.folders.splitlines() if f.strip())
     mailbox.sync_since = data.sync_since
     mailbox.poll_interval_seconds = data.poll_interval_seconds
+    mailbox.sharing = data.sharing
+    never_share = "\n".join(line.strip() for line in data.never_share.splitlines() if line.strip())
+    list_changed = never_share != (mailbox.never_share or "")
+    mailbox.never_share = never_share
     mailbox.next_attempt_at = None
     session.flush()
+    if list_changed:
+        refresh_withheld(session, mailbox.id)  # effective for the mail already stored, at once
     return mailbox
 
 
@@ -156,6 +183,14 @@ def _aware(value: datetime) -> datetime:
     from datetime import UTC
 
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def error_for(mailbox: Mailbox, viewer: User) -> str:
+    """The mailbox's last error as ``viewer`` may read it: admins get the detail; others never learn
+    whether a port was closed, filtered or answered by another service (no port scanning by form)."""
+    if viewer.is_admin:
+        return mailbox.last_error
+    return public_error(mailbox.last_error, mailbox.host, mailbox.port)
 
 
 def mailboxes_for(session: Session, user: User) -> list[Mailbox]:

@@ -116,13 +116,16 @@ def _remove_unused(db: Database, root: Path, names: list[str]) -> int:
     # Imported here: the parse helper process imports this module and needs no database.
     from sqlalchemy import select
 
-    from hub.models import Attachment, Email
+    from hub.models import Attachment, Email, MailQuarantine
 
     if not names:
         return 0
     with db.transaction() as session:
         used = set(session.scalars(select(Email.raw_pack).where(Email.raw_pack.in_(names)).distinct()))
         used |= set(session.scalars(select(Attachment.pack).where(Attachment.pack.in_(names)).distinct()))
+        used |= set(
+            session.scalars(select(MailQuarantine.raw_pack).where(MailQuarantine.raw_pack.in_(names)).distinct())
+        )
     unused = [name for name in names if name not in used]
     for name in unused:
         (root / name).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
+from hub.mail.identity import content_key
 from hub.mail.mime import fast_message
 
 MAX_BODY_CHARS = 1_000_000
@@ -62,6 +63,10 @@ class ParsedMessage:
     html_body: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # "" for ordinary mail, else bounce, complaint, auto_reply or invitation, with what was read of it
+    # (JSON-serialisable: failed recipient, status code, calendar method, UID, times …).
+    kind: str = ""
+    details: dict[str, object] = field(default_factory=dict)
     # Where the raw message is kept (gzip) once its batch is packed.
     raw_pack: str = ""
     raw_offset: int = 0
@@ -224,9 +229,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
     ids = _ids(_header(msg, headers, "Message-ID", problems))
     message_id = ids[0] if ids else ""
     if not message_id:
-        problems.append("no Message-ID; identified by content")
+        problems.append("no Message-ID")
     parsed = ParsedMessage(
-        message_key=message_id or f"sha256:{digest}",
+        message_key=content_key(raw),
         message_id=message_id,
         raw_sha256=digest,
         size=len(raw),

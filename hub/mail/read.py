@@ -1,53 +1,33 @@
 """Reading stored mail: who may see an e-mail, the E-mails tabs, one e-mail with its parts.
 
-Privacy: mail from a personal mailbox is visible to its owner and, once linked, to those who may
-see a linked relation or project — nobody else. Mail from a shared mailbox is visible to all staff.
+Privacy: every query here goes through :func:`hub.mail.privacy.email_visible`, the one rule for
+mail (its owner's mailbox, shared mailboxes, and links only where the owner shares).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.blobs import BlobStore
-from hub.crm.access import project_visible, relation_visible
+from hub.crm.access import project_visible
 from hub.errors import NotFound
 from hub.mail.packs import packs_dir
 from hub.mail.packs import read as read_pack
+from hub.mail.privacy import email_visible
 from hub.models import (
     Attachment,
     Email,
-    EmailLocation,
     EmailProject,
     EmailRelation,
-    Mailbox,
-    MailFolder,
     Project,
     Relation,
     User,
 )
 from hub.paging import Page, paginate
 from hub.text import like_pattern
-
-
-def email_visible(user: User | None) -> ColumnElement[bool]:
-    if user is None or not user.is_active:
-        return false()
-    own_or_shared = exists().where(
-        EmailLocation.email_id == Email.id,
-        EmailLocation.folder_id == MailFolder.id,
-        MailFolder.mailbox_id == Mailbox.id,
-        or_(Mailbox.owner_id == user.id, Mailbox.owner_id.is_(None)),
-    )
-    linked_project = exists().where(
-        EmailProject.email_id == Email.id, EmailProject.project_id == Project.id, project_visible(user)
-    )
-    linked_relation = exists().where(
-        EmailRelation.email_id == Email.id, EmailRelation.relation_id == Relation.id, relation_visible(user)
-    )
-    return or_(own_or_shared, linked_project, linked_relation)
 
 
 def _list(query: Select[tuple[Email]], search: str) -> Select[tuple[Email]]:
@@ -60,32 +40,37 @@ def _list(query: Select[tuple[Email]], search: str) -> Select[tuple[Email]]:
 
 
 def project_emails(
-    session: Session, project: Project, *, search: str = "", page: int = 1, per_page: int = 25
+    session: Session, user: User, project: Project, *, search: str = "", page: int = 1, per_page: int = 25
 ) -> Page[Email]:
-    """The project's E-mails tab (the caller has checked the user may see the project)."""
+    """The project's E-mails tab: what ``user`` may see of it (the caller checked the project)."""
     query = (
-        select(Email).join(EmailProject, EmailProject.email_id == Email.id).where(EmailProject.project_id == project.id)
+        select(Email)
+        .join(EmailProject, EmailProject.email_id == Email.id)
+        .where(EmailProject.project_id == project.id, email_visible(user))
     )
     return paginate(session, _list(query, search), page, per_page)
 
 
 def relation_emails(
-    session: Session, relation: Relation, *, search: str = "", page: int = 1, per_page: int = 25
+    session: Session, user: User, relation: Relation, *, search: str = "", page: int = 1, per_page: int = 25
 ) -> Page[Email]:
     query = (
         select(Email)
         .join(EmailRelation, EmailRelation.email_id == Email.id)
-        .where(EmailRelation.relation_id == relation.id)
+        .where(EmailRelation.relation_id == relation.id, email_visible(user))
     )
     return paginate(session, _list(query, search), page, per_page)
 
 
-def thread_sizes(session: Session, emails: list[Email]) -> dict[str, int]:
+def thread_sizes(session: Session, user: User, emails: list[Email]) -> dict[str, int]:
+    """How many e-mails of each thread ``user`` may see: a count must not reveal hidden messages."""
     keys = {e.thread_key for e in emails if e.thread_key}
     if not keys:
         return {}
     rows = session.execute(
-        select(Email.thread_key, func.count()).where(Email.thread_key.in_(keys)).group_by(Email.thread_key)
+        select(Email.thread_key, func.count())
+        .where(Email.thread_key.in_(keys), email_visible(user))
+        .group_by(Email.thread_key)
     )
     return dict(rows.tuples().all())
 

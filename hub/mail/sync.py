@@ -2,17 +2,22 @@
 
 Per folder the cursor (UIDVALIDITY, high_uid, low_uid, HIGHESTMODSEQ) is committed in the same
 transaction as the messages it covers, so a worker killed at any moment resumes where the last
-commit left off: nothing is lost and, with insert-or-ignore on Message-ID and (folder, UID),
-nothing is stored twice. The first sync runs newest first in bounded batches under a time budget;
-later syncs ask STATUS first and skip unchanged folders. Network I/O happens outside transactions.
+commit left off: nothing is lost and, with insert-or-ignore on the content key (hub.mail.identity)
+and (folder, UID), nothing is stored twice. A Message-ID never decides that two messages are one:
+only a copy in the same mailbox with the same Message-ID and size is taken as known without a
+download (a renumbered or moved folder); anything else is downloaded and compared by content.
+The first sync runs newest first in bounded batches under a time budget; later syncs ask STATUS
+first and skip unchanged folders. Network I/O happens outside transactions.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -25,9 +30,10 @@ from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
 from hub.mail import mailboxes
 from hub.mail.imap import MailServerError, connect, folders_to_sync
-from hub.mail.packs import packs_dir
+from hub.mail.packs import PackWriter, packs_dir
 from hub.mail.parse import ParsedMessage, message_id_from_header
 from hub.mail.parse_helper import Parsed, start_parsing
+from hub.mail.privacy import refresh_withheld, staff_addresses
 from hub.models import (
     Attachment,
     Email,
@@ -36,6 +42,7 @@ from hub.models import (
     EmailProject,
     EmailRelation,
     Mailbox,
+    MailboxEmail,
     MailFolder,
     MailQuarantine,
 )
@@ -78,7 +85,7 @@ class _Download:
 
     headers: dict[int, Any]
     listed: dict[int, str]
-    known: dict[str, int]
+    known: dict[int, int]  # uid → e-mail id: copies this mailbox holds already (same Message-ID and size)
     to_fetch: list[int]
     sizes: dict[int, int]
     bodies: dict[int, tuple[bytes, bool]] | None = None
@@ -106,6 +113,7 @@ def sync_mailbox(
     mailbox_id: int,
     *,
     secret_key: str,
+    allowed_hosts: str,
     budget_seconds: float = 240,
     force: bool = False,
     on_progress: Progress | None = None,
@@ -113,6 +121,8 @@ def sync_mailbox(
 ) -> SyncResult | None:
     """Sync every folder of one mailbox until done or the budget is spent (``result.more``).
 
+    ``allowed_hosts``: the internal hosts an admin allowed (HUB_MAIL_ALLOWED_HOSTS); any other host
+    must resolve to public addresses (checked again at every connect, not only when it was saved).
     Returns None when another sync holds the mailbox (or it is backing off and not forced).
     Raises :class:`MailServerError` after recording the failure on the mailbox.
     """
@@ -138,7 +148,9 @@ def sync_mailbox(
         raise MailServerError("stored password unreadable") from None
     result = SyncResult()
     try:
-        with connect(config.host, config.port, config.security, config.username, config.password) as client:
+        with connect(
+            config.host, config.port, config.security, config.username, config.password, allowed_hosts=allowed_hosts
+        ) as client:
             condstore = b"CONDSTORE" in client.capabilities()
             for name, special_use in folders_to_sync(client, config.folders):
                 folder = FolderSync(
@@ -193,6 +205,9 @@ class FolderSync:
         self.result = SyncResult()
         self.done = 0
         self.total = 0
+        self.retrying = False
+        # uid → (pack, offset, length) of the raw bytes of a message about to be quarantined.
+        self.quarantined_raw: dict[int, tuple[str, int, int]] = {}
 
     # --- the folder's cursor ----------------------------------------------------------------------
 
@@ -232,7 +247,12 @@ class FolderSync:
                 # Without CONDSTORE, STATUS cannot show flag changes: look at the flags now and then.
                 and (self.condstore or _recently(folder.last_synced_at, FLAG_RESCAN_SECONDS))
             )
-            if unchanged:
+            retry_uids = list(
+                session.scalars(
+                    select(MailQuarantine.uid).where(MailQuarantine.folder_id == folder.id, MailQuarantine.retry)
+                )
+            )
+            if unchanged and not retry_uids:
                 self.result.skipped_folders = 1
                 return self.result
             if folder.uidvalidity is not None and folder.uidvalidity != uidvalidity:
@@ -248,6 +268,8 @@ class FolderSync:
         self.folder_id = folder_id
         selected = self.client.select_folder(self.name, readonly=True)
         self.exists = int(selected.get(b"EXISTS", 0))
+        if retry_uids and not first_sync:
+            self._retry_quarantined(retry_uids)
         criteria: list[Any] = ["SINCE", self.since] if self.since else ["ALL"]
         if first_sync:
             all_uids = sorted(self.client.search(criteria), reverse=True)
@@ -287,6 +309,25 @@ class FolderSync:
                     )
                 )
         return self.result
+
+    def _retry_quarantined(self, uids: list[int]) -> None:
+        """Fetch and parse again the quarantined messages their owner asked to retry (after an upgrade).
+
+        A message that now parses is stored and leaves the quarantine; one that still fails stays
+        with the new reason. One the server no longer has stays as it was, with its raw bytes.
+        """
+        self.retrying = True
+        try:
+            for batch, download in self._pipeline(list(_chunks(sorted(uids), BATCH))):
+                self._store_batch(batch, download, cursor={})
+        finally:
+            self.retrying = False
+        with self.db.transaction() as session:
+            session.execute(
+                update(MailQuarantine)
+                .where(MailQuarantine.folder_id == self.folder_id, MailQuarantine.uid.in_(uids))
+                .values(retry=False)
+            )
 
     def _backfill(self, uids_newest_first: list[int]) -> None:
         for batch, download in self._pipeline(list(_chunks(uids_newest_first, BATCH))):
@@ -364,31 +405,50 @@ class FolderSync:
                 yield batch, download
 
     def _download(self, uids: list[int]) -> _Download:
-        headers = self.client.fetch(uids, ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        headers = self.client.fetch(
+            uids, ["RFC822.SIZE", "FLAGS", "INTERNALDATE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+        )
         listed = {
             uid: message_id_from_header(data.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b""))
             for uid, data in headers.items()
         }
-        with self.db.transaction() as session:
-            keys = {mid for mid in listed.values() if mid}
-            known = (
-                dict(
-                    session.execute(select(Email.message_key, Email.id).where(Email.message_key.in_(keys)))
-                    .tuples()
-                    .all()
-                )
-                if keys
-                else {}
-            )
-        # Messages already stored (another folder, another mailbox, a renumbered folder) only get a
-        # location; the rest is downloaded.
-        to_fetch = [uid for uid, mid in listed.items() if not (mid and mid in known)]
-        sizes = {uid: int(headers[uid].get(b"RFC822.SIZE", 0)) for uid in to_fetch}
+        server_sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in headers.items()}
+        known = self._known_copies(listed, server_sizes)
+        # Copies this mailbox already holds (another folder, a renumbered folder) only get a location;
+        # the rest is downloaded, and recognised by content if another mailbox has it.
+        to_fetch = [uid for uid in listed if uid not in known]
+        sizes = {uid: server_sizes[uid] for uid in to_fetch}
         download = _Download(headers, listed, known, to_fetch, sizes)
         if sum(min(size, MAX_MESSAGE_BYTES) for size in sizes.values()) <= PREFETCH_BYTES:
             # Small enough to hold while the previous batch is processed: fetch the bodies now.
             download.bodies, download.parsing = self._with_parsing(self._fetch_bodies(to_fetch, sizes))
         return download
+
+    def _known_copies(self, listed: dict[int, str], sizes: dict[int, int]) -> dict[int, int]:
+        """uid → e-mail id for messages this same mailbox already holds with that Message-ID and size.
+
+        Within one mailbox that pair names one message (the owner's own copies moved or renumbered);
+        a pair matching two e-mails is ambiguous and downloaded. Another mailbox's mail never counts:
+        there a Message-ID is only a claim, and the content decides.
+        """
+        keys = {mid for mid in listed.values() if mid}
+        if not keys:
+            return {}
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(Email.message_id, MailboxEmail.size, Email.id)
+                .join(MailboxEmail, MailboxEmail.email_id == Email.id)
+                .where(MailboxEmail.mailbox_id == self.mailbox_id, Email.message_id.in_(keys))
+            ).tuples()
+            candidates: dict[tuple[str, int], set[int]] = {}
+            for message_id, size, email_id in rows:
+                candidates.setdefault((message_id, size), set()).add(email_id)
+        known = {}
+        for uid, mid in listed.items():
+            found = candidates.get((mid, sizes.get(uid, -1)), set())
+            if mid and len(found) == 1:
+                known[uid] = next(iter(found))
+        return known
 
     def _fetch_bodies(self, uids: list[int], sizes: dict[int, int]) -> dict[int, tuple[bytes, bool]]:
         """uid → (raw bytes, whole message?) for one size-bounded group; over-large ones: headers only."""
@@ -410,18 +470,20 @@ class FolderSync:
             if self.fail_after_fetch < 0:
                 raise _Interrupt("simulated crash between fetch and store")
         flags = {uid: _flags(data.get(b"FLAGS", ())) for uid, data in headers.items()}
+        _date_from_arrival(parsed, headers)
         try:
             with self.db.transaction() as session:
-                stored = self._store(session, listed, known, parsed, flags)
+                stored = self._store(session, listed, known, parsed, flags, download.sizes)
                 self._advance(session, cursor)
         except _REFUSED:
-            stored = self._store_one_by_one(listed, known, parsed, flags, cursor)
+            stored = self._store_one_by_one(listed, known, parsed, flags, download.sizes, cursor)
         self.result.add(stored)
         self.done += len(uids)
         self._progress()
 
     def _advance(self, session: Session, cursor: dict[str, int]) -> None:
-        session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
+        if cursor:
+            session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
         session.execute(
             update(Mailbox).where(Mailbox.id == self.mailbox_id).values(claimed_until=utcnow() + mailboxes.LEASE)
         )
@@ -429,9 +491,10 @@ class FolderSync:
     def _store_one_by_one(
         self,
         listed: dict[int, str],
-        known: dict[str, int],
+        known: dict[int, int],
         parsed: dict[int, Parsed],
         flags: dict[int, str],
+        sizes: dict[int, int],
         cursor: dict[str, int],
     ) -> SyncResult:
         """The database refused the batch: store each message alone and quarantine those it refuses.
@@ -445,11 +508,16 @@ class FolderSync:
             one = {uid: listed[uid]}
             try:
                 with self.db.transaction() as session:
-                    total.add(self._store(session, one, known, {uid: parsed[uid]} if uid in parsed else {}, flags))
+                    total.add(
+                        self._store(session, one, known, {uid: parsed[uid]} if uid in parsed else {}, flags, sizes)
+                    )
             except _REFUSED as exc:
                 reason = f"the database refused it: {_first_line(exc)}"
+                message = parsed.get(uid)
+                if isinstance(message, ParsedMessage):  # its raw bytes are packed: keep them for the owner
+                    self.quarantined_raw[uid] = (message.raw_pack, message.raw_offset, message.raw_length)
                 with self.db.transaction() as session:
-                    total.add(self._store(session, one, known, {uid: reason}, flags))
+                    total.add(self._store(session, one, known, {uid: reason}, flags, sizes))
         with self.db.transaction() as session:
             self._advance(session, cursor)
         return total
@@ -472,8 +540,23 @@ class FolderSync:
                         "only the headers were stored"
                     )
                 parsed[uid] = message
+            self._keep_quarantined_raw({uid: bodies[uid][0] for uid in bodies if isinstance(parsed[uid], str)})
             bodies.clear()  # parsed and packed: let the raw bytes go
         return parsed
+
+    def _keep_quarantined_raw(self, raws: dict[int, bytes]) -> None:
+        """Pack the raw bytes of messages the parser could not read, so their owner can download them."""
+        if not raws:
+            return
+        pack = PackWriter(packs_dir(self.blobs))
+        try:
+            slots = {uid: pack.add(raw, compress=True) for uid, raw in raws.items()}
+            pack.close()
+        except BaseException:
+            pack.abandon()
+            raise
+        for uid, slot in slots.items():
+            self.quarantined_raw[uid] = (pack.name, *pack.location(slot))
 
     def _with_parsing(
         self, bodies: dict[int, tuple[bytes, bool]]
@@ -485,11 +568,12 @@ class FolderSync:
         self,
         session: Session,
         listed: dict[int, str],
-        known: dict[str, int],
+        known: dict[int, int],
         parsed: dict[int, Parsed],
         flags: dict[int, str],
+        sizes: dict[int, int],
     ) -> SyncResult:
-        """Rows for one batch (e-mails, locations, quarantine); what it stored, once committed."""
+        """Rows for one batch (e-mails, the mailbox's copies, locations, quarantine); what it stored."""
         done = SyncResult()
         new_messages = {m.message_key: m for m in parsed.values() if isinstance(m, ParsedMessage)}
         existing = (
@@ -508,30 +592,63 @@ class FolderSync:
         # storing the same message at the same moment has (or will have) done that once.
         done.linked = self._link_new(session, {inserted[key]: fresh[key] for key in inserted})
         locations, quarantined = [], []
+        copies: dict[int, int] = {}  # e-mail id → its size in this mailbox
         for uid in listed:
             message = parsed.get(uid)
             if isinstance(message, str):
-                quarantined.append({"folder_id": self.folder_id, "uid": uid, "reason": message})
+                pack, offset, length = self.quarantined_raw.pop(uid, ("", 0, 0))
+                quarantined.append(
+                    {
+                        "folder_id": self.folder_id,
+                        "uid": uid,
+                        "reason": message,
+                        "raw_pack": pack,
+                        "raw_offset": offset,
+                        "raw_length": length,
+                    }
+                )
                 continue
-            key = message.message_key if message else listed[uid]
-            email_id = ids.get(key) or known.get(key)
-            if email_id is None:
-                # Stored by a sync that raced this one, after the look-up above.
-                email_id = session.scalar(select(Email.id).where(Email.message_key == key))
+            if message is None:
+                email_id: int | None = known.get(uid)
+            else:
+                email_id = ids.get(message.message_key)
+                if email_id is None:
+                    # Stored by a sync that raced this one, after the look-up above.
+                    email_id = session.scalar(select(Email.id).where(Email.message_key == message.message_key))
             if email_id is not None:
                 locations.append(
                     {"email_id": email_id, "folder_id": self.folder_id, "uid": uid, "flags": flags.get(uid, "")}
                 )
+                copies.setdefault(email_id, sizes.get(uid, message.size if message else 0))
+        if self.retrying:
+            # Messages the owner asked to try again: their old quarantine rows go, new ones replace them.
+            session.execute(
+                delete(MailQuarantine).where(MailQuarantine.folder_id == self.folder_id, MailQuarantine.uid.in_(listed))
+            )
+        added = self._add_copies(session, copies)
         insert_ignore(session, EmailLocation, locations, ["folder_id", "uid"])
         insert_ignore(session, MailQuarantine, quarantined, ["folder_id", "uid"])
-        if inserted:
+        if added:
             session.execute(
                 update(Mailbox)
                 .where(Mailbox.id == self.mailbox_id)
-                .values(messages_stored=Mailbox.messages_stored + len(inserted))
+                .values(messages_stored=Mailbox.messages_stored + added)
             )
         done.messages, done.new, done.quarantined = len(listed), len(inserted), len(quarantined)
         return done
+
+    def _add_copies(self, session: Session, copies: dict[int, int]) -> int:
+        """Record that these e-mails came from this mailbox (the privacy rule's anchor); how many are new
+        here. New copies get their never-share / staff-only state at once, before anyone can look."""
+        rows = [{"mailbox_id": self.mailbox_id, "email_id": e, "size": size} for e, size in copies.items()]
+        new = [
+            email_id
+            for (email_id,) in insert_ignore_returning(
+                session, MailboxEmail, rows, ["mailbox_id", "email_id"], ["email_id"]
+            )
+        ]
+        refresh_withheld(session, self.mailbox_id, new)
+        return len(new)
 
     def _link_new(self, session: Session, emails: dict[int, ParsedMessage]) -> int:
         """Participants → contacts/relations → projects, for e-mails stored for the first time.
@@ -540,7 +657,9 @@ class FolderSync:
         """
         if not emails:
             return 0
-        matches = match_addresses(session, {key for m in emails.values() for _r, key, _n in m.participants})
+        matches = match_addresses(
+            session, {key for m in emails.values() for _r, key, _n in m.participants}, staff=staff_addresses(session)
+        )
         participants, attachments, relation_links = [], [], []
         relations_of: dict[int, set[int]] = {}
         for email_id, message in emails.items():
@@ -588,7 +707,7 @@ class FolderSync:
         }
         project_links = [
             {"email_id": email_id, "project_id": project_id, "how": how}
-            for email_id, project_id, how in match_projects(session, clues)
+            for email_id, project_id, how in match_projects(session, clues, mailbox_id=self.mailbox_id)
         ]
         insert_ignore(session, EmailProject, project_links, ["email_id", "project_id"])
         return len(relations_of)
@@ -639,8 +758,23 @@ def _email_row(m: ParsedMessage) -> dict[str, Any]:
         "raw_length": m.raw_length,
         "has_attachments": bool(m.attachments),
         "problems": "\n".join(m.problems),
+        "kind": m.kind,
+        "details": json.dumps(m.details, default=str) if m.details else "",
         "stored_at": utcnow(),
     }
+
+
+def _date_from_arrival(parsed: dict[int, Parsed], headers: dict[int, Any]) -> None:
+    """A message without a readable Date is dated by its arrival on the server (INTERNALDATE)."""
+    for uid, message in parsed.items():
+        if not isinstance(message, ParsedMessage) or message.sent_at is not None:
+            continue
+        arrived = headers.get(uid, {}).get(b"INTERNALDATE")
+        if isinstance(arrived, datetime):
+            # imapclient gives the server's time as local naive time (normalise_times): astimezone
+            # reads a naive value as local, an aware one as it is.
+            message.sent_at = arrived.astimezone(UTC)
+            message.problems.append("dated by its arrival on the mail server")
 
 
 def _flags(values: Iterable[Any]) -> str:

@@ -29,12 +29,14 @@ class MailboxWatch(threading.Thread):
         self,
         database: Database,
         secret_key: str,
+        allowed_hosts: str,
         mailbox_id: int,
         on_change: Callable[[int], None],
         stop: threading.Event,
     ) -> None:
         super().__init__(name=f"watch-mailbox-{mailbox_id}", daemon=True)
         self.database, self.secret_key, self.mailbox_id = database, secret_key, mailbox_id
+        self.allowed_hosts = allowed_hosts
         self.on_change, self.stop = on_change, stop
 
     def run(self) -> None:
@@ -56,7 +58,7 @@ class MailboxWatch(threading.Thread):
                 return
             host, port, security, username = box.host, box.port, box.security.value, box.username
             password = decrypt(self.secret_key, box.password_encrypted)
-        with connect(host, port, security, username, password) as client:
+        with connect(host, port, security, username, password, allowed_hosts=self.allowed_hosts) as client:
             client.select_folder("INBOX", readonly=True)
             # Anything that arrived while we were not listening.
             self.on_change(self.mailbox_id)
@@ -82,14 +84,21 @@ def _is_change(response: object) -> bool:
     )
 
 
-def watch(database: Database, secret_key: str, on_change: Callable[[int], None], stop: threading.Event) -> None:
+def watch(
+    database: Database,
+    secret_key: str,
+    on_change: Callable[[int], None],
+    stop: threading.Event,
+    *,
+    allowed_hosts: str,
+) -> None:
     """Keep one watcher per active mailbox until ``stop`` is set; picks up new mailboxes as they come."""
     watchers: dict[int, MailboxWatch] = {}
     while not stop.is_set():
         with database.transaction() as session:
             active = set(session.scalars(select(Mailbox.id).where(Mailbox.active.is_(True))))
         for mailbox_id in active - watchers.keys():
-            watchers[mailbox_id] = MailboxWatch(database, secret_key, mailbox_id, on_change, stop)
+            watchers[mailbox_id] = MailboxWatch(database, secret_key, allowed_hosts, mailbox_id, on_change, stop)
             watchers[mailbox_id].start()
         for mailbox_id in [m for m, w in watchers.items() if not w.is_alive()]:
             del watchers[mailbox_id]

@@ -26,9 +26,11 @@ from hub.models.mail import (
     EmailProject,
     EmailRelation,
     Mailbox,
+    MailboxEmail,
     MailFolder,
     MailQuarantine,
     MailSecurity,
+    MailSharing,
 )
 from hub.models.users import ApiToken, LoginFailure, User, UserGroup
 
@@ -56,7 +58,9 @@ __all__ = [
     "MailFolder",
     "MailQuarantine",
     "MailSecurity",
+    "MailSharing",
     "Mailbox",
+    "MailboxEmail",
     "PhoneNumber",
     "Project",
     "Relation",

@@ -1,7 +1,9 @@
 """Mailboxes, their folders and sync cursors, and the e-mails stored from them.
 
-One Email per message however many mailboxes and folders hold it (key: Message-ID, else a hash
-of the raw message); where it sits is an EmailLocation (folder + UID + flags).
+One Email per message however many mailboxes and folders hold it. Its key is the content (a hash
+of the headers people read and the body, :mod:`hub.mail.identity`), never the Message-ID alone: a
+Message-ID is a claim its sender makes, and anyone can make it. Which mailboxes hold it is a
+MailboxEmail (with the owner's private switch); where it sits is an EmailLocation (folder + UID + flags).
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.models.base import Base, Timestamps, utcnow
 from hub.models.users import User
+
+
+class MailSharing(enum.StrEnum):
+    """What the owner of a personal mailbox lets colleagues see of its mail."""
+
+    only_me = "only_me"
+    # Colleagues who may see a relation or project the e-mail is linked to.
+    colleagues = "colleagues"
 
 
 class MailSecurity(enum.StrEnum):
@@ -40,6 +50,10 @@ class Mailbox(Timestamps, Base):
     sync_since: Mapped[date | None] = mapped_column(default=None)
     poll_interval_seconds: Mapped[int] = mapped_column(default=300)
     active: Mapped[bool] = mapped_column(default=True)
+    # Personal mailboxes only (shared ones are seen by all staff): chosen by the owner.
+    sharing: Mapped[str] = mapped_column(String(20), default=MailSharing.only_me.value)
+    # Addresses and domains (one per line) whose mail is never shared, whatever it is linked to.
+    never_share: Mapped[str] = mapped_column(Text, default="")
     # Health, shown on the sync-health page.
     last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -81,10 +95,15 @@ class MailFolder(Base):
 
 class Email(Base):
     __tablename__ = "email"
-    __table_args__ = (Index("ix_email_thread_key", "thread_key"), Index("ix_email_sent_at", "sent_at"))
+    __table_args__ = (
+        Index("ix_email_thread_key", "thread_key"),
+        Index("ix_email_sent_at", "sent_at"),
+        Index("ix_email_message_id", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Message-ID ("<…>") or, without one, "sha256:<hash of the raw message>".
+    # "c:<sha256 of the content>" (hub.mail.identity): the same message delivered to two mailboxes
+    # is one e-mail; another message that reuses its Message-ID is another e-mail.
     message_key: Mapped[str] = mapped_column(String(500), unique=True)
     message_id: Mapped[str] = mapped_column(String(500), default="")
     in_reply_to: Mapped[str] = mapped_column(String(500), default="")
@@ -107,10 +126,31 @@ class Email(Base):
     has_attachments: Mapped[bool] = mapped_column(default=False)
     # What could not be read as the sender meant it (bad charset, missing Date, truncated body …).
     problems: Mapped[str] = mapped_column(Text, default="")
+    # What kind of message it is: "" (ordinary), bounce, complaint, auto_reply, invitation; its
+    # details (failed recipient, status code, calendar method and UID …) as JSON.
+    kind: Mapped[str] = mapped_column(String(20), default="")
+    details: Mapped[str] = mapped_column(Text, default="")
     stored_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     participants: Mapped[list[EmailParticipant]] = relationship(order_by="EmailParticipant.id")
     attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+
+
+class MailboxEmail(Base):
+    """The e-mail came from this mailbox. Personal mail is shared with colleagues only through rows
+    whose mailbox shares (``Mailbox.sharing``) and that are neither ``private`` (the owner's switch
+    on the e-mail) nor ``withheld`` (its addresses are on the mailbox's never-share list, or it went
+    among staff only)."""
+
+    __tablename__ = "mailbox_email"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"), primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), primary_key=True, index=True)
+    # The message's size in this mailbox: a renumbered or moved copy is recognised without downloading
+    # it again only by Message-ID *and* this size, and only within the same mailbox.
+    size: Mapped[int] = mapped_column(default=0)
+    private: Mapped[bool] = mapped_column(default=False)
+    withheld: Mapped[bool] = mapped_column(default=False)
 
 
 class EmailLocation(Base):
@@ -182,4 +222,10 @@ class MailQuarantine(Base):
     uid: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
     raw_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # The raw message (gzip in a pack), so its owner can download it; empty if it never arrived whole.
+    raw_pack: Mapped[str] = mapped_column(String(40), default="")
+    raw_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    raw_length: Mapped[int] = mapped_column(default=0)
+    # The owner asked to try again (after an upgrade): the next sync of the folder fetches it anew.
+    retry: Mapped[bool] = mapped_column(default=False)
     at: Mapped[datetime] = mapped_column(default=utcnow)

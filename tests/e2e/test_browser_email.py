@@ -39,7 +39,14 @@ def test_script_in_an_email_is_inert(
     client = account.client()
     client.append("INBOX", HOSTILE)
     client.logout()
-    sync_mailbox(db, BlobStore(settings.documents_dir), account.mailbox_id, secret_key=settings.secret_key, force=True)
+    sync_mailbox(
+        db,
+        BlobStore(settings.documents_dir),
+        account.mailbox_id,
+        secret_key=settings.secret_key,
+        allowed_hosts=settings.mail_allowed_hosts,
+        force=True,
+    )
     with db.transaction() as s:
         email_id = s.scalars(select(Email.id)).one()
 

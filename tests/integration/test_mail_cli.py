@@ -21,7 +21,12 @@ from tests.mail_server import ImapServer
 
 def _env(var: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_VAR_DIR=str(var), HUB_SECRET_KEY="cli-test-secret-key-0123456789", **extra)
+    env.update(
+        HUB_VAR_DIR=str(var),
+        HUB_SECRET_KEY="cli-test-secret-key-0123456789",
+        HUB_MAIL_ALLOWED_HOSTS="127.0.0.1,localhost,::1",
+        **extra,
+    )
     return env
 
 
@@ -66,9 +71,9 @@ def test_mailbox_add_and_sync_now(tmp_path: Path, dovecot: ImapServer) -> None:
     assert mailbox_id.isdigit() and "imap-secret" not in added.stdout
     synced = _hub(env, "mail", "sync", "--now", "--mailbox", mailbox_id)
     assert synced.returncode == 0, synced.stderr
-    assert re.search(r"^synced 12 messages \(12 new, 0 linked\) in \d+\.\d s$", synced.stdout.strip())
+    assert re.search(r"^synced 12 messages \(12 new, 0 linked, 0 quarantined\) in \d+\.\d s$", synced.stdout.strip())
     again = _hub(env, "mail", "sync", "--now")
-    assert again.stdout.startswith("synced 0 messages (0 new, 0 linked)")
+    assert again.stdout.startswith("synced 0 messages (0 new, 0 linked, 0 quarantined)")
     bad = _hub(
         env,
         "mailbox",

@@ -87,7 +87,14 @@ def test_dropped_connection_then_resume(
         s.execute(update(Mailbox).where(Mailbox.id == account.mailbox_id).values(port=proxy.port))
     blobs = BlobStore(settings.documents_dir)
     with pytest.raises(MailServerError, match=r"dropped|did not answer"):
-        sync_mailbox(db, blobs, account.mailbox_id, secret_key=settings.secret_key, force=True)
+        sync_mailbox(
+            db,
+            blobs,
+            account.mailbox_id,
+            secret_key=settings.secret_key,
+            allowed_hosts=settings.mail_allowed_hosts,
+            force=True,
+        )
     with db.transaction() as s:
         box = s.get_one(Mailbox, account.mailbox_id)
         assert box.failures == 1 and box.last_error
@@ -95,7 +102,14 @@ def test_dropped_connection_then_resume(
     assert 0 < partial < 60  # some batches made it before the cut
     with db.transaction() as s:  # the network is back
         s.execute(update(Mailbox).where(Mailbox.id == account.mailbox_id).values(port=account.server.port))
-    result = sync_mailbox(db, blobs, account.mailbox_id, secret_key=settings.secret_key, force=True)
+    result = sync_mailbox(
+        db,
+        blobs,
+        account.mailbox_id,
+        secret_key=settings.secret_key,
+        allowed_hosts=settings.mail_allowed_hosts,
+        force=True,
+    )
     assert result is not None and result.new == 60 - partial
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Email)) == 60

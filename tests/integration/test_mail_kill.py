@@ -20,7 +20,11 @@ from tests.mail_server import ImapServer
 
 def test_kill_9_mid_sync_then_resume(tmp_path: Path, dovecot: ImapServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_VAR_DIR=str(tmp_path / "var"), HUB_SECRET_KEY="kill-test-secret-key-0123456789")
+    env.update(
+        HUB_VAR_DIR=str(tmp_path / "var"),
+        HUB_SECRET_KEY="kill-test-secret-key-0123456789",
+        HUB_MAIL_ALLOWED_HOSTS="127.0.0.1,localhost,::1",
+    )
     hub = [sys.executable, "-m", "hub.cli"]
     subprocess.run([*hub, "db", "upgrade"], env=env, check=True, capture_output=True)
     client = IMAPClient(dovecot.host, port=dovecot.port, ssl=False, timeout=30)

@@ -20,7 +20,12 @@ from tests.mail_fixtures import MailAccount
 
 def run(db: Database, settings: Settings, account: MailAccount) -> SyncResult:
     result = sync_mailbox(
-        db, BlobStore(settings.documents_dir), account.mailbox_id, secret_key=settings.secret_key, force=True
+        db,
+        BlobStore(settings.documents_dir),
+        account.mailbox_id,
+        secret_key=settings.secret_key,
+        allowed_hosts=settings.mail_allowed_hosts,
+        force=True,
     )
     assert result is not None
     return result

@@ -26,7 +26,12 @@ def mail(msgid: str, subject: str, sender: str = "someone@unknown.example", head
 
 def sync(db: Database, settings: Settings, account: MailAccount) -> None:
     assert sync_mailbox(
-        db, BlobStore(settings.documents_dir), account.mailbox_id, secret_key=settings.secret_key, force=True
+        db,
+        BlobStore(settings.documents_dir),
+        account.mailbox_id,
+        secret_key=settings.secret_key,
+        allowed_hosts=settings.mail_allowed_hosts,
+        force=True,
     )
 
 
@@ -35,7 +40,7 @@ def projects_of(db: Database, msgid: str) -> list[tuple[int, str]]:
         rows = s.execute(
             select(EmailProject.project_id, EmailProject.how)
             .join(Email, Email.id == EmailProject.email_id)
-            .where(Email.message_key == f"<{msgid}>")
+            .where(Email.message_id == f"<{msgid}>")
         )
         return sorted((project_id, how) for project_id, how in rows)
 

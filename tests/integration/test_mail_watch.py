@@ -20,7 +20,10 @@ def test_append_wakes_the_mailbox_within_seconds(
     woken: list[tuple[int, float]] = []
     stop = threading.Event()
     thread = threading.Thread(
-        target=watch, args=(db, settings.secret_key, lambda m: woken.append((m, time.monotonic())), stop), daemon=True
+        target=watch,
+        args=(db, settings.secret_key, lambda m: woken.append((m, time.monotonic())), stop),
+        kwargs={"allowed_hosts": settings.mail_allowed_hosts},
+        daemon=True,
     )
     thread.start()
     try:

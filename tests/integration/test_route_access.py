@@ -62,7 +62,7 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
         job = create_import_job(s, blobs, insider, "c.csv", io.BytesIO(b"relation,contact_name\nA,B\n"), 1000)
         choice = save_choice(s, ChoiceInput(field="status", name="Open"))
         group = save_group(s, "Hidden group", [insider.id])
-        mailbox, email_id, attachment_id = _hidden_mail(s, blobs, insider.id, project.id)
+        mailbox, email_id, attachment_id, quarantine_id = _hidden_mail(s, blobs, insider.id, project.id)
         ids = {
             "project_id": project.id,
             "relation_id": relation.id,
@@ -76,15 +76,18 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
             "email_id": email_id,
             "attachment_id": attachment_id,
             "mailbox_id": mailbox,
+            "quarantine_id": quarantine_id,
+            "index": 0,
         }
     return World(admin, insider, outsider, ids)
 
 
-def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[int, int, int]:
-    """An e-mail in the insider's personal mailbox, linked to the hidden project, with an attachment."""
+def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[int, int, int, int]:
+    """An e-mail in the insider's personal mailbox, linked to the hidden project, with an attachment
+    (a forwarded message); and a quarantined message of that mailbox."""
     from hub.mail.mailboxes import MailboxInput, save_mailbox
     from hub.mail.packs import PackWriter, packs_dir
-    from hub.models import Attachment, Email, EmailLocation, EmailProject, MailFolder
+    from hub.models import Attachment, Email, EmailLocation, EmailProject, MailboxEmail, MailFolder, MailQuarantine
 
     box = save_mailbox(
         s,
@@ -96,7 +99,7 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
     folder = MailFolder(mailbox_id=box.id, name="INBOX")
     pack = PackWriter(packs_dir(blobs))
     raw_slot = pack.add(b"Subject: Hidden Project Zq offer\r\n\r\nsecret", compress=True)
-    attachment_slot = pack.add(b"attached secret", compress=False)
+    attachment_slot = pack.add(b"Subject: forwarded secret\r\n\r\nattached secret", compress=False)
     pack.close()
     (raw_offset, raw_length), (attachment_offset, attachment_size) = (
         pack.location(raw_slot),
@@ -115,8 +118,8 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
     s.flush()
     attachment = Attachment(
         email_id=email.id,
-        filename="a.txt",
-        content_type="text/plain",
+        filename="a.eml",
+        content_type="message/rfc822",
         size=attachment_size,
         sha256="1" * 64,
         pack=pack.name,
@@ -126,11 +129,21 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
         [
             attachment,
             EmailLocation(email_id=email.id, folder_id=folder.id, uid=1),
+            MailboxEmail(mailbox_id=box.id, email_id=email.id),
             EmailProject(email_id=email.id, project_id=project_id, how="manual"),
         ]
     )
+    quarantined = MailQuarantine(
+        folder_id=folder.id,
+        uid=2,
+        reason="unreadable",
+        raw_pack=pack.name,
+        raw_offset=raw_offset,
+        raw_length=raw_length,
+    )
+    s.add(quarantined)
     s.flush()
-    return box.id, email.id, attachment.id
+    return box.id, email.id, attachment.id, quarantined.id
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:

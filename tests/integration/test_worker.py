@@ -57,6 +57,7 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stack]:
         HUB_DATABASE_URL=pg_url,
         HUB_BROKER_URL=redis_url,
         HUB_SECRET_KEY=settings.secret_key,
+        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
     )
     log = tmp_path / "worker.log"
     with log.open("wb") as output:
@@ -164,6 +165,7 @@ def test_flower_shows_the_worker_and_its_tasks(stack: Stack, tmp_path: Path) -> 
         HUB_DATABASE_URL=settings.database_url,
         HUB_BROKER_URL=settings.broker_url,
         HUB_SECRET_KEY=settings.secret_key,
+        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
         FLOWER_UNAUTHENTICATED_API="true",
     )
     flower = subprocess.Popen(

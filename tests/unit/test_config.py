@@ -28,6 +28,8 @@ def _env(tmp_path: Path, **values: str) -> dict[str, str]:
         ({"HUB_DEFAULT_LANGUAGE": "de"}, "HUB_DEFAULT_LANGUAGE"),
         ({"HUB_TASK_TIME_LIMIT": "600", "HUB_VISIBILITY_TIMEOUT": "300"}, "HUB_VISIBILITY_TIMEOUT"),
         ({"HUB_SECRET_KEY": "short"}, "HUB_SECRET_KEY"),
+        ({"HUB_MAIL_ALLOWED_HOSTS": "10.0.0.0/8, imap.internal:99999"}, "HUB_MAIL_ALLOWED_HOSTS"),
+        ({"HUB_MAIL_ALLOWED_HOSTS": "not a host"}, "HUB_MAIL_ALLOWED_HOSTS"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, values: dict[str, str], named: str) -> None:

@@ -242,6 +242,8 @@ SCHEMAS: dict[str, Any] = {
             "folders": STR_LIST,
             "sync_since": DATE,
             "poll_interval_seconds": INT,
+            "sharing": {"enum": ["only_me", "colleagues"]},
+            "never_share": STR_LIST,
             "last_success_at": DATETIME,
             "last_error": NULL_STR,
             "failing": BOOL,
@@ -262,6 +264,12 @@ SCHEMAS: dict[str, Any] = {
             "folders": STR_LIST,
             "sync_since": DATE,
             "poll_interval_seconds": INT,
+            "sharing": {
+                "enum": ["only_me", "colleagues"],
+                "description": "Personal mailboxes: only the owner, or also colleagues who may see the linked "
+                "relation or project (default only_me)",
+            },
+            "never_share": {**STR_LIST, "description": "Addresses and domains whose mail is never shared"},
         },
         ["host", "port", "security", "username", "password"],
     ),

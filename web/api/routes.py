@@ -571,7 +571,7 @@ def list_project_emails(project_id: int) -> Any:
 
     page, per_page = _paging()
     project = project_service.get_project(db_session(), me(), project_id)
-    result = project_emails(db_session(), project, search=request.args.get("q", ""), page=page, per_page=per_page)
+    result = project_emails(db_session(), me(), project, search=request.args.get("q", ""), page=page, per_page=per_page)
     return serialize.page(result, serialize.email)
 
 
@@ -591,7 +591,7 @@ def _mailbox(mailbox_id: int) -> Any:
 def list_mailboxes() -> Any:
     from hub.mail.mailboxes import mailboxes_for
 
-    return {"items": [serialize.mailbox(b) for b in mailboxes_for(db_session(), me())]}
+    return {"items": [serialize.mailbox(b, me()) for b in mailboxes_for(db_session(), me())]}
 
 
 @bp.post("/mailboxes")
@@ -605,7 +605,8 @@ def create_mailbox() -> Any:
     box = save_mailbox(
         db_session(),
         settings().secret_key,
-        MailboxInput(
+        allowed_hosts=settings().mail_allowed_hosts,
+        data=MailboxInput(
             host=text(data, "host"),
             port=port or 0,
             security=text(data, "security", "ssl"),
@@ -616,14 +617,16 @@ def create_mailbox() -> Any:
             folders="\n".join(str_list(data, "folders")),
             sync_since=optional_date(data, "sync_since"),
             poll_interval_seconds=optional_int(data, "poll_interval_seconds") or 300,
+            sharing=text(data, "sharing", "only_me"),
+            never_share="\n".join(str_list(data, "never_share")),
         ),
     )
-    return serialize.mailbox(box), 201
+    return serialize.mailbox(box, me()), 201
 
 
 @bp.get("/mailboxes/<int:mailbox_id>")
 def get_mailbox(mailbox_id: int) -> Any:
-    return serialize.mailbox(_mailbox(mailbox_id))
+    return serialize.mailbox(_mailbox(mailbox_id), me())
 
 
 @bp.post("/mailboxes/<int:mailbox_id>/sync")

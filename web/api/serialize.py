@@ -183,9 +183,9 @@ def email(e: Any, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
-def mailbox(b: Any) -> dict[str, Any]:
-    """A mailbox and its sync health; never the password."""
-    from hub.mail.mailboxes import is_stalled
+def mailbox(b: Any, viewer: Any) -> dict[str, Any]:
+    """A mailbox and its sync health, as ``viewer`` may read it; never the password."""
+    from hub.mail.mailboxes import error_for, is_stalled
 
     return {
         "id": b.id,
@@ -198,8 +198,10 @@ def mailbox(b: Any) -> dict[str, Any]:
         "folders": b.folders.splitlines(),
         "sync_since": iso(b.sync_since),
         "poll_interval_seconds": b.poll_interval_seconds,
+        "sharing": b.sharing,
+        "never_share": b.never_share.splitlines(),
         "last_success_at": iso(b.last_success_at),
-        "last_error": b.last_error,
+        "last_error": error_for(b, viewer),
         "failing": bool(b.last_error),
         "stalled": is_stalled(b),
         "messages_stored": b.messages_stored,

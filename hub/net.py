@@ -1,0 +1,158 @@
+"""Which network addresses hub may connect to on a user's behalf.
+
+A mailbox's host and port, and the remote images of an e-mail, are chosen by users or by senders;
+without a check the server would connect wherever they point it: to its own loopback services, to the
+office network behind the firewall, to the cloud's metadata address. So every such connection first
+resolves the name and refuses any address that is not public, unless an administrator allowed it in
+``HUB_MAIL_ALLOWED_HOSTS`` (one list for mail servers and the image proxy: one mechanism to reason about).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from hub.i18n import _
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# NAT64 embeds an IPv4 address in IPv6 (RFC 6052); judge the IPv4 address it carries.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class AddressRefused(Exception):
+    """The host resolves to an address hub must not connect to; the message says so in plain words."""
+
+
+@dataclass(frozen=True)
+class AllowedEntry:
+    """One entry of the allow-list: a host name or a network, on any port (``port`` None) or one port."""
+
+    name: str | None
+    network: IPNetwork | None
+    port: int | None
+
+    def allows(self, host: str, address: IPAddress, port: int) -> bool:
+        if self.port is not None and self.port != port:
+            return False
+        if self.name is not None:
+            return self.name == _normal_name(host)
+        assert self.network is not None
+        # ::ffff:10.0.0.5 is 10.0.0.5: an IPv4 network entry covers its IPv4-mapped form too.
+        forms = [address]
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            forms.append(address.ipv4_mapped)
+        return any(form.version == self.network.version and form in self.network for form in forms)
+
+
+def parse_allowed(allowed: str) -> list[AllowedEntry]:
+    """Parse ``"imap.internal, 10.0.0.0/8, 192.168.1.5:993, [::1]:143"``; ValueError names a bad entry."""
+    entries = []
+    for raw in allowed.split(","):
+        item = raw.strip()
+        if item:
+            entries.append(_parse_entry(item))
+    return entries
+
+
+def _parse_entry(item: str) -> AllowedEntry:
+    host, port = item, None
+    if item.startswith("["):
+        # [IPv6] or [IPv6]:port, the URL way of putting a port after an IPv6 address.
+        end = item.find("]")
+        if end < 0:
+            raise ValueError(f"{item!r}: missing ']'")
+        host, rest = item[1:end], item[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{item!r}: expected ':port' after ']'")
+            port = _port(item, rest[1:])
+    elif item.count(":") == 1:
+        host, port_text = item.split(":")
+        port = _port(item, port_text)
+    try:
+        return AllowedEntry(None, ipaddress.ip_network(host, strict=False), port)
+    except ValueError:
+        pass
+    name = _normal_name(host)
+    if not name or not all(part and part.replace("-", "").replace("_", "").isalnum() for part in name.split(".")):
+        raise ValueError(f"{item!r} is not a host name, IP address or network")
+    return AllowedEntry(name, None, port)
+
+
+def _port(item: str, text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
+    return int(text)
+
+
+def _normal_name(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def internal_kind(address: IPAddress) -> str | None:
+    """Why ``address`` is not public (loopback, private, link-local, …), or None when it is public."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv6 address that carries an IPv4 one reaches that IPv4 host: judge the IPv4 address.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return internal_kind(embedded)
+        if address.is_site_local:
+            return "private"
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
+        ("private", address.is_private),
+        # What is left and still not global: shared carrier-grade NAT space (100.64.0.0/10) and the like.
+        ("private", not address.is_global),
+    )
+    return next((kind for kind, hit in checks if hit), None)
+
+
+def checked_addresses(host: str, port: int, allowed: str) -> list[str]:
+    """Every address ``host`` resolves to, each of them public or allowed; connect to these, not to the name.
+
+    Connecting to the returned addresses (rather than resolving the name again) keeps a name that
+    answers with a public address now and ``127.0.0.1`` a moment later (DNS rebinding) out.
+    Raises :class:`AddressRefused` in plain words, and ``socket.gaierror`` when the name does not resolve.
+    """
+    entries = parse_allowed(allowed)
+    infos = socket.getaddrinfo(_normal_name(host), port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for info in infos:
+        text = str(info[4][0])
+        address = ipaddress.ip_address(text.split("%")[0])
+        if internal_kind(address) and not any(entry.allows(host, address, port) for entry in entries):
+            raise AddressRefused(
+                _(
+                    "The server %(host)s is on an internal network (%(address)s). hub only connects to public "
+                    "servers, unless an administrator adds this one to HUB_MAIL_ALLOWED_HOSTS.",
+                    host=host,
+                    address=str(address),
+                )
+            )
+        if text not in addresses:
+            addresses.append(text)
+    return addresses
+
+
+def refused_address(host: str, port: int, allowed: str) -> str | None:
+    """Why hub refuses to connect to ``host:port`` in plain words, or None when it may.
+
+    A name that does not resolve is not refused here: it reaches nothing, and the connection attempt
+    reports it like any other failure to connect.
+    """
+    try:
+        checked_addresses(host, port, allowed)
+    except AddressRefused as refused:
+        return str(refused)
+    except (OSError, UnicodeError):
+        return None
+    return None
