@@ -102,6 +102,10 @@ def _split_parts(body: bytes, boundary: bytes) -> list[bytes] | None:
         line_end = text.find(newline, position)
         if line_end == -1:
             return None
+        if text[position:line_end].strip(b" \t"):
+            # Not a delimiter but a longer line starting like one (a nested boundary that begins with
+            # this one): the standard parser tells them apart.
+            return None
         following = text.find(delimiter, line_end)
         if following == -1:
             return None  # no closing boundary: let the standard parser cope

@@ -1,25 +1,32 @@
 """Raw RFC 5322 bytes → what hub stores. Never raises for bad mail: it keeps what it can read and
-lists the problems (unknown charset, missing Date, truncated body …) next to the message."""
+lists the problems (unknown charset, missing Date, truncated body …) next to the message.
+
+Headers are read here; the rest lives beside it: hub.mail.text (charsets, encoded-words),
+hub.mail.dates (Date: in UTC), hub.mail.parts (bodies and attachments, losing no part),
+hub.mail.filenames (safe names), hub.mail.kinds (bounce, complaint, auto-reply, invitation).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email import message_from_bytes
-from email.header import Header, decode_header
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
 
+from hub.mail.dates import parse_date
 from hub.mail.identity import content_key
+from hub.mail.ids import message_ids
+from hub.mail.kinds import Envelope, classify
 from hub.mail.mime import fast_message
+from hub.mail.parts import read_parts
+from hub.mail.text import decode_header_text, decode_text
 
 MAX_BODY_CHARS = 1_000_000
-# The message_key column holds 500 characters: a longer "Message-ID" cannot identify the message
-# whole, so it is not used (the content hash is) rather than cut and mismatched later.
-# Nor are control characters or lone surrogates part of a usable one.
-_MSGID = re.compile("<[^<>\\s\x00-\x1f\x7f\ud800-\udfff]{1,498}>")
 # Text no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8 at all;
 # a UTF-7 or broken UTF-16 part can decode to them). One such message must not stop its folder.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -77,33 +84,11 @@ class ParsedMessage:
         return (self.references[0] if self.references else self.in_reply_to) or self.message_id or self.message_key
 
 
-def _bytes_text(data: bytes, charset: str | None) -> str:
-    if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
-        try:
-            return data.decode(charset, errors="replace")
-        except LookupError:
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def _decode(value: object) -> str:
-    """A header value as text: RFC 2047 encoded-words decoded, raw 8-bit bytes read as UTF-8 (else
-    Windows-1252, what such mail nearly always is), unknown charsets likewise."""
-    text = value if isinstance(value, Header) else str(value)
-    if isinstance(text, str):
-        # isascii() is C speed: only text that is not plain ASCII is looked at character by character.
-        if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
-            return _bytes_text(text.encode("ascii", "surrogateescape"), None)
-        if "=?" not in text:
-            return text
-    try:
-        parts = decode_header(text)
-    except (ValueError, LookupError):
-        return str(text)
-    return "".join(_bytes_text(part, charset) if isinstance(part, bytes) else part for part, charset in parts)
+def _decode(value: str) -> str:
+    """A raw header value (8-bit bytes escaped as surrogates) as text, whitespace collapsed."""
+    if value.isascii() and "=?" not in value:
+        return " ".join(value.split())
+    return " ".join(decode_header_text(value).split())
 
 
 def addresses(text: str) -> list[tuple[str, str]]:
@@ -129,66 +114,46 @@ def _first_headers(msg: Message) -> _Headers:
     return first
 
 
-def _header(msg: Message, headers: _Headers, name: str, problems: list[str]) -> str:
+def _header(headers: _Headers, name: str, problems: list[str]) -> str:
     try:
         raw = headers.get(name.lower())
-        value = None if raw is None else msg.policy.header_fetch_parse(*raw)
-        return "" if value is None else " ".join(_decode(value).split())
-    except Exception as exc:  # a header the parser chokes on must not lose the message
+        return "" if raw is None else _decode(str(raw[1]))
+    except Exception as exc:  # a header the decoder chokes on must not lose the message
         problems.append(f"unreadable {name} header ({type(exc).__name__})")
         return ""
 
 
 def _ids(text: str) -> list[str]:
-    return _MSGID.findall(text)
+    return message_ids(text)
 
 
 def message_id_from_header(header: bytes) -> str:
     """The Message-ID in a raw header line, read exactly as :func:`parse_message` reads it."""
-    ids = _ids(" ".join(_bytes_text(header, None).split()))
+    ids = _ids(" ".join(decode_text(header).split()))
     return ids[0] if ids else ""
 
 
-def _decode_part(part: Message, problems: list[str]) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
+def _headers_only(raw: bytes) -> Message:
+    """The header block alone, for a message whose structure the parser cannot get through."""
     try:
-        return payload.decode(charset)
-    except LookupError:
-        problems.append(f"unknown charset {charset!r}, read as UTF-8")
-    except UnicodeDecodeError:
-        problems.append(f"text is not valid {charset}, read with replacements")
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return payload.decode("cp1252", errors="replace")
+        return BytesHeaderParser(policy=compat32).parsebytes(raw)
+    except Exception:
+        return Message()
 
 
-def _bodies_and_attachments(msg: Message, parsed: ParsedMessage) -> None:
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        content_type = part.get_content_type()
-        disposition = (part.get_content_disposition() or "").lower()
-        filename = part.get_filename()
-        filename = _decode(filename) if filename else None
-        if disposition == "attachment" or (filename and content_type not in ("text/plain", "text/html")):
-            data = part.get_payload(decode=True)
-            if isinstance(data, bytes):
-                name = str(filename or "attachment").replace("/", "_").replace("\\", "_")[:255]
-                parsed.attachments.append(ParsedAttachment(name, content_type[:120], data))
-            continue
-        if content_type == "text/plain" and not parsed.text_body:
-            parsed.text_body = _decode_part(part, parsed.problems)
-        elif content_type == "text/html" and not parsed.html_body:
-            parsed.html_body = _decode_part(part, parsed.problems)
+def _bodies_and_attachments(msg: Message, parsed: ParsedMessage, headers: _Headers) -> None:
+    parts = read_parts(msg, parsed.problems)
+    parsed.text_body, parsed.html_body = parts.text_body, parts.html_body
+    parsed.attachments = [ParsedAttachment(a.filename, a.content_type, a.data) for a in parts.attachments]
     for name in ("text_body", "html_body"):
         body = getattr(parsed, name)
         if len(body) > MAX_BODY_CHARS:
             setattr(parsed, name, body[:MAX_BODY_CHARS])
             parsed.problems.append(f"{name.replace('_', ' ')} cut at {MAX_BODY_CHARS:,} characters (the .eml is whole)")
+    envelope = Envelope(
+        parsed.subject, parsed.from_address, parsed.from_name, lambda name: _header(headers, name, parsed.problems)
+    )
+    parsed.kind, parsed.details = classify(envelope, parts.findings, parsed.text_body, parsed.problems)
 
 
 def _storable(text: str, problems: list[str]) -> str:
@@ -202,7 +167,7 @@ def _storable(text: str, problems: list[str]) -> str:
 
 def _make_storable(parsed: ParsedMessage) -> None:
     """Every text field as the database will take it (C-speed check; replaced only when needed)."""
-    # Message-IDs need nothing: _MSGID does not match such characters.
+    # Message-IDs need nothing: hub.mail.ids does not match such characters.
     problems = parsed.problems
     for name in ("subject", "from_address", "from_name", "text_body", "html_body"):
         setattr(parsed, name, _storable(getattr(parsed, name), problems))
@@ -212,47 +177,83 @@ def _make_storable(parsed: ParsedMessage) -> None:
     for attachment in parsed.attachments:
         attachment.filename = _storable(attachment.filename, problems)
         attachment.content_type = _storable(attachment.content_type, problems)
+    parsed.details = _storable_value(parsed.details, problems)  # type: ignore[assignment]
+
+
+def _storable_value(value: object, problems: list[str]) -> object:
+    """A details value as JSON will hold it: strings storable, containers walked, anything else text."""
+    if isinstance(value, str):
+        return _storable(value, problems)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _storable_value(v, problems) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_value(v, problems) for v in value]
+    return _storable(str(value), problems)
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
+    """What hub stores of a raw message. Never raises: what cannot be read is listed in ``problems``."""
     digest = hashlib.sha256(raw).hexdigest()
     problems: list[str] = []
+    parsed = ParsedMessage(
+        message_key=content_key(raw), message_id="", raw_sha256=digest, size=len(raw), problems=problems
+    )
+    try:
+        _read(raw, parsed)
+    except Exception as exc:  # the promise is that a message never stops its folder
+        problems.append(f"message unreadable ({type(exc).__name__}); kept as raw")
+    try:
+        _make_storable(parsed)
+    except Exception as exc:
+        problems.append(f"fields could not be made storable ({type(exc).__name__})")
+        parsed.kind, parsed.details = "", {}
+    return parsed
+
+
+def _read(raw: bytes, parsed: ParsedMessage) -> None:
+    problems = parsed.problems
     msg: Message
+    structured = True
     try:
         # compat32: several times faster than the new header registry, and lenient with bad mail;
         # well-formed multiparts take the faster path of hub.mail.mime.
         msg = fast_message(raw) or message_from_bytes(raw)
-    except Exception as exc:
+    except Exception as exc:  # RecursionError for parts nested hundreds deep, among others
         problems.append(f"MIME structure unreadable ({type(exc).__name__}); kept as raw")
-        msg = Message()
+        msg, structured = _headers_only(raw), False
     headers = _first_headers(msg)
-    ids = _ids(_header(msg, headers, "Message-ID", problems))
-    message_id = ids[0] if ids else ""
-    if not message_id:
+    ids = _ids(_header(headers, "Message-ID", problems))
+    parsed.message_id = ids[0] if ids else ""
+    if not parsed.message_id:
         problems.append("no Message-ID")
-    parsed = ParsedMessage(
-        message_key=content_key(raw),
-        message_id=message_id,
-        raw_sha256=digest,
-        size=len(raw),
-        problems=problems,
-    )
-    parsed.subject = _header(msg, headers, "Subject", problems)[:2000]
-    date_text = _header(msg, headers, "Date", problems)
+    parsed.subject = _header(headers, "Subject", problems)[:2000]
+    date_text = _header(headers, "Date", problems)
     if date_text:
-        try:
-            sent = parsedate_to_datetime(date_text)
-            parsed.sent_at = sent if sent.tzinfo else sent.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError):
+        parsed.sent_at = parse_date(date_text)
+        if parsed.sent_at is None:
             problems.append(f"unreadable Date {date_text[:60]!r}")
     else:
         problems.append("no Date")
-    in_reply_to = _ids(_header(msg, headers, "In-Reply-To", problems))
+    in_reply_to = _ids(_header(headers, "In-Reply-To", problems))
     parsed.in_reply_to = in_reply_to[0] if in_reply_to else ""
-    parsed.references = _ids(_header(msg, headers, "References", problems))[:100]
+    parsed.references = _ids(_header(headers, "References", problems))[:100]
+    _participants(headers, parsed)
+    if not structured:
+        return
+    try:
+        _bodies_and_attachments(msg, parsed, headers)
+    except RecursionError:
+        problems.append("MIME structure unreadable (nested too deep); kept as raw")
+    except Exception as exc:
+        problems.append(f"body unreadable ({type(exc).__name__}); kept as raw")
+
+
+def _participants(headers: _Headers, parsed: ParsedMessage) -> None:
     seen: set[tuple[str, str]] = set()
     for role, header in (("from", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")):
-        text = _header(msg, headers, header, problems)
+        text = _header(headers, header, parsed.problems)
         for name, address in addresses(text) if text else []:
             key = address.strip().casefold()
             if "@" not in key or (role, key) in seen:
@@ -261,9 +262,3 @@ def parse_message(raw: bytes) -> ParsedMessage:
             parsed.participants.append((role, key[:320], name.strip()[:300]))
             if role == "from" and not parsed.from_address:
                 parsed.from_address, parsed.from_name = key[:320], name.strip()[:300]
-    try:
-        _bodies_and_attachments(msg, parsed)
-    except Exception as exc:
-        problems.append(f"body unreadable ({type(exc).__name__}); kept as raw")
-    _make_storable(parsed)
-    return parsed

@@ -1,0 +1,230 @@
+"""Bytes of mail as the text people wrote: charsets read the way browsers and mail clients read them,
+RFC 2047 encoded-words decoded as far as they go, format=flowed text un-flowed.
+
+Mailers lie about charsets in well-known ways, and the readers everyone uses forgive them: text
+labelled ISO-8859-1 or US-ASCII that holds Windows-1252 bytes (the euro sign and curly quotes,
+bytes 0x80 to 0x9f) is read as Windows-1252 (the WHATWG encoding standard makes every browser do
+so), unlabelled 8-bit text is UTF-8 when it is valid UTF-8, and Windows-1252 otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+
+# Labels read as Windows-1252, as the WHATWG encoding standard maps them (latin-1 and ASCII both).
+_WINDOWS_1252 = frozenset(
+    {
+        "iso-8859-1",
+        "iso8859-1",
+        "iso_8859-1",
+        "iso88591",
+        "latin-1",
+        "latin1",
+        "l1",
+        "cp819",
+        "ibm819",
+        "us-ascii",
+        "ascii",
+        "ansi_x3.4-1968",
+        "windows-1252",
+        "cp1252",
+        "x-cp1252",
+    }
+)
+# Labels whose text may hold a server's stand-in for a NUL byte (see _standin_nul).
+_UTF8_LIKE = frozenset({"", "utf-8", "utf8", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "8bit", "default"})
+_ASCII_BASED = ("iso-8859-", "iso8859", "windows-", "cp", "koi8", "gb", "big5", "euc-", "shift", "utf-8")
+# Labels mail carries that Python does not know, or knows as a smaller set than the senders meant.
+_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "ks_c_5601": "cp949",
+    "euc-kr": "cp949",
+    "iso-8859-8-i": "iso-8859-8",
+    "windows-874": "cp874",
+    "x-sjis": "shift_jis",
+    "shift-jis": "cp932",
+    "shift_jis": "cp932",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-mac-roman": "mac_roman",
+    "macintosh": "mac_roman",
+    "utf-8-sig": "utf-8",
+}
+
+
+def _latin1_rest(error: UnicodeError) -> tuple[str, int]:
+    """The five bytes Windows-1252 leaves undefined (0x81 0x8d 0x8f 0x90 0x9d) as their C1 code
+    points, as browsers decode them."""
+    assert isinstance(error, UnicodeDecodeError)
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+def _standin_nul(error: UnicodeError) -> tuple[str, int]:
+    """Dovecot sends 0x80 where 8-bit text held a NUL byte: in UTF-8 such a lone 0x80 is dropped,
+    any other invalid byte still fails the decoding."""
+    assert isinstance(error, UnicodeDecodeError)
+    if error.object[error.start : error.end] == b"\x80":
+        return "", error.end
+    raise error
+
+
+# A well-formed multi-byte UTF-8 character: Windows-1252 text practically never holds one.
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+codecs.register_error("hub-latin1-rest", _latin1_rest)
+codecs.register_error("hub-standin-nul", _standin_nul)
+
+
+def charset_label(charset: str | None) -> str:
+    """A charset parameter as a lower-case label without quotes, language or spaces."""
+    if not charset:
+        return ""
+    label = charset.strip().strip("\"'").strip().lower()
+    return label.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*en
+
+
+def windows_1252(data: bytes) -> str:
+    return data.decode("cp1252", errors="hub-latin1-rest")
+
+
+def decode_text(data: bytes, charset: str | None = None, problems: list[str] | None = None) -> str:
+    """``data`` as text, read the way mail clients read it; what had to be guessed goes to ``problems``."""
+    label = charset_label(charset)
+    # 7-bit data is ASCII in every charset but the 7-bit ones (ISO-2022-JP, UTF-7, HZ …).
+    if data.isascii() and (label in _UTF8_LIKE or label in _WINDOWS_1252 or label.startswith(_ASCII_BASED)):
+        return data.decode("ascii")
+    if label in _WINDOWS_1252 and label not in ("us-ascii", "ascii", "ansi_x3.4-1968"):
+        return windows_1252(data)
+    if label in _UTF8_LIKE:
+        return _utf8_or_1252(data, label, problems)
+    codec = _ALIASES.get(label, label)
+    try:
+        return data.decode(codec)
+    except LookupError:
+        _note(problems, f"unknown charset {label[:40]!r}, read as UTF-8")
+        return _utf8_or_1252(data, "", None)
+    except UnicodeDecodeError:
+        _note(problems, f"text is not valid {label[:40]}, read with replacements")
+        return data.decode(codec, errors="replace")
+
+
+def _utf8_or_1252(data: bytes, label: str, problems: list[str] | None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Declared UTF-8 cut off inside a character (a cut encoded-word); undeclared "caf\xe9" is 1252.
+        if exc.reason == "unexpected end of data" and (label in ("utf-8", "utf8") or _UTF8_SEQUENCE.search(data)):
+            _note(problems, "text ends inside a character")
+            return data.decode("utf-8", errors="replace")
+    try:
+        text = data.decode("utf-8", errors="hub-standin-nul")
+    except UnicodeDecodeError:
+        if _UTF8_SEQUENCE.search(data):  # UTF-8 with a few bad bytes, not Windows-1252
+            _note(problems, "text is not valid UTF-8, read with replacements")
+            return data.decode("utf-8", errors="replace")
+        if label in ("utf-8", "utf8"):
+            _note(problems, "text is not valid UTF-8, read as Windows-1252")
+        return windows_1252(data)
+    _note(problems, "a server's stand-in for a NUL byte (0x80) was removed")
+    return text
+
+
+def _note(problems: list[str] | None, note: str) -> None:
+    if problems is not None and note not in problems:
+        problems.append(note)
+
+
+# An RFC 2047 encoded-word, leniently: stray characters inside the text are dealt with when decoding.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(r"[ \t\r\n]*")
+_QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    data = text.encode("ascii", "surrogateescape")
+    if encoding in "qQ":
+        return _QP_HEX.sub(lambda m: bytes([int(m[1], 16)]), data.replace(b"_", b" "))
+    # Broken base64 (bad padding, stray characters) is decoded as far as it goes.
+    data = _NOT_BASE64.sub(b"", data)
+    data = data[: len(data) - len(data) % 4 if len(data) % 4 == 1 else len(data)]
+    try:
+        return base64.b64decode(data + b"=" * (-len(data) % 4))
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def decode_header_text(value: str) -> str:
+    """A header value (raw 8-bit bytes escaped as surrogates, as the email package keeps them) as text.
+
+    Encoded-words next to each other are joined before decoding, so a character split across two of
+    them (as some mailers split UTF-8) comes out whole; text outside them is UTF-8 or Windows-1252.
+    """
+    if value.isascii() and "=?" not in value:
+        return value
+    out: list[str] = []
+    pending: list[bytes] = []
+    pending_charset = ""
+    position = 0
+
+    def flush() -> None:
+        if pending:
+            out.append(decode_text(b"".join(pending), pending_charset))
+            pending.clear()
+
+    for match in _ENCODED_WORD.finditer(value):
+        gap = value[position : match.start()]
+        if not (pending and _BETWEEN_WORDS.fullmatch(gap)):
+            flush()
+            out.append(_plain(gap))
+        charset = charset_label(match[1])
+        if pending and charset != pending_charset:
+            flush()
+        pending_charset = charset
+        pending.append(_word_bytes(match[2], match[3]))
+        position = match.end()
+    flush()
+    out.append(_plain(value[position:]))
+    return "".join(out)
+
+
+def _plain(text: str) -> str:
+    if text.isascii():
+        return text
+    return decode_text(text.encode("utf-8", "surrogateescape"))
+
+
+def unflow(text: str, delsp: bool) -> str:
+    """format=flowed text (RFC 3676) as the lines its writer typed: soft line breaks (a line ending in
+    a space) joined, space-stuffing removed, quote depth kept, the signature separator left alone."""
+    out: list[str] = []
+    current: str | None = None
+    current_depth = 0
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        content = content.removeprefix(" ")  # space-stuffing (or the space after the quote marks)
+        if current is not None and depth != current_depth:
+            out.append(_quoted(current, current_depth))  # a flowed line cannot flow into another depth
+            current = None
+        flowed = content.endswith(" ") and content != "-- "
+        if flowed and delsp:
+            content = content[:-1]
+        current = content if current is None else current + content
+        current_depth = depth
+        if not flowed:
+            out.append(_quoted(current, depth))
+            current = None
+    if current is not None:
+        out.append(_quoted(current, current_depth))
+    return "\n".join(out)
+
+
+def _quoted(line: str, depth: int) -> str:
+    return (">" * depth + " " + line) if depth else line
