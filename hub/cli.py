@@ -336,13 +336,121 @@ def _celery(settings: Settings):
     return create_celery(settings)
 
 
+# A part that keeps dying is started again after 1, 2, 4 … seconds, at most a minute apart; one
+# that ran this long before it died is a fresh failure and starts again after the shortest wait.
+RESTART_BACKOFF_MAX = 60.0
+RESTART_STABLE_AFTER = 120.0
+
+
+def _next_backoff(previous: float, ran_for: float) -> float:
+    if ran_for >= RESTART_STABLE_AFTER:
+        return 1.0
+    return min(max(previous * 2, 1.0), RESTART_BACKOFF_MAX)
+
+
+def _exit_words(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _stop_with_parent(parent_pid: int) -> None:
+    """Warm-shut this process down when the supervisor that started it is gone (even SIGKILLed).
+
+    The supervised worker runs in its own session (so a terminal's Ctrl-C reaches it once, through
+    the supervisor), which also means nothing else would ever stop it.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _supervise_worker(args: list[str]) -> None:
+    """Run the Celery worker as a child and start it again whenever it dies on its own.
+
+    Celery retries a lost broker for ever (workers.app), but an error inside kombu's connection-loss
+    path still ends the Celery process ("Unrecoverable error"). Here that costs a restart, not the
+    worker: unacknowledged messages come back from Redis and every task is idempotent. A child that
+    exits with 0 was asked to stop (Flower's shutdown, a remote control command) and is not restarted.
+    """
+    import threading
+
+    stopping = threading.Event()
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.set()
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    env = {**os.environ, "HUB_WORKER_SUPERVISOR_PID": str(os.getpid())}
+    backoff = 0.0
+    restarts = 0
+    while not stopping.is_set():
+        started = time.monotonic()
+        child = subprocess.Popen(args, env=env, start_new_session=True)
+        code = child.wait()
+        if stopping.is_set():
+            # Asked to stop: the signal was forwarded; wait out the warm shutdown (tasks finish).
+            while child.poll() is None:
+                child.wait()
+            sys.exit(child.returncode if child.returncode > 0 else 0)
+        if code == 0:
+            click.echo("hub worker: the Celery worker was asked to shut down and did; stopping", err=True)
+            return
+        backoff = _next_backoff(backoff, time.monotonic() - started)
+        restarts += 1
+        click.echo(
+            f"hub worker: the Celery worker stopped unexpectedly ({_exit_words(code)}); "
+            f"starting it again in {backoff:.0f} s (restart {restarts})",
+            err=True,
+        )
+        stopping.wait(backoff)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--queues", default="default,crm,mail,telephony,calendar,campaigns", show_default=True)
 @click.option("--concurrency", default=2, show_default=True)
+@click.option(
+    "--supervise/--no-supervise",
+    default=True,
+    show_default=True,
+    help="Start the Celery worker again when it dies on its own (--no-supervise runs it in this process).",
+)
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
-def worker(queues: str, concurrency: int, extra: tuple[str, ...]) -> None:
-    """Run a Celery worker for the given queues."""
-    app = _celery(_settings())
+def worker(queues: str, concurrency: int, supervise: bool, extra: tuple[str, ...]) -> None:
+    """Run a Celery worker for the given queues; it survives losing the broker."""
+    settings = _settings()
+    if supervise:
+        _supervise_worker(
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                "worker",
+                "--no-supervise",
+                "--queues",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                *extra,
+            ]
+        )
+        return
+    parent = os.environ.get("HUB_WORKER_SUPERVISOR_PID", "")
+    if parent.isdigit() and int(parent) == os.getppid():
+        _stop_with_parent(int(parent))
+    app = _celery(settings)
     app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "--loglevel=INFO", "-E", *extra])
 
 
@@ -353,13 +461,43 @@ def beat() -> None:
     app.start(["beat", "--loglevel=INFO"])
 
 
+# Options that decide who can reach Flower; they come from the settings so the check below sees them.
+_FLOWER_GUARDED = ("--address", "--basic-auth", "--basic_auth", "--auth", "--unix-socket", "--unix_socket")
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--port", default=5555, show_default=True)
+@click.option(
+    "--address",
+    default=None,
+    help="Address to listen on (default HUB_FLOWER_ADDRESS, else 127.0.0.1). Any address other than "
+    "loopback needs HUB_FLOWER_BASIC_AUTH.",
+)
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
-def flower(port: int, extra: tuple[str, ...]) -> None:
-    """Run Flower, the worker and task monitor."""
-    app = _celery(_settings())
-    app.start(["flower", f"--port={port}", *extra])
+def flower(port: int, address: str | None, extra: tuple[str, ...]) -> None:
+    """Run Flower, the worker and task monitor (loopback only unless basic auth is configured)."""
+    from hub.config import is_loopback
+
+    settings = _settings()
+    for word in extra:
+        if word.split("=", 1)[0] in _FLOWER_GUARDED:
+            raise click.ClickException(
+                f"{word.split('=', 1)[0]} is not passed through to Flower: use --address or "
+                "HUB_FLOWER_ADDRESS, and HUB_FLOWER_BASIC_AUTH for the login"
+            )
+    address = (address if address is not None else settings.flower_address).strip()
+    if not is_loopback(address) and not settings.flower_basic_auth:
+        raise click.ClickException(
+            f"refusing to start Flower on {address or 'every interface'}: anyone who reaches it sees every "
+            "task's arguments and can revoke tasks. Set HUB_FLOWER_BASIC_AUTH=user:password, or listen on "
+            "127.0.0.1 (the default)"
+        )
+    args = ["flower", f"--port={port}", f"--address={address}"]
+    if settings.flower_basic_auth:
+        # In-process arguments: the password never appears in the process list or a log line.
+        args += [f"--basic-auth={pair}" for pair in settings.flower_basic_auth.split(",")]
+    app = _celery(settings)
+    app.start([*args, *extra])
 
 
 def _wait_for_port(host: str, port: int, timeout: float) -> None:
@@ -384,23 +522,19 @@ def up() -> None:
     upgrade(settings.database_url)
     first = ensure_first_admin(settings)
     exe = [sys.executable, "-m", "hub.cli"]
-    children = [
-        subprocess.Popen([*exe, "web"]),
-        subprocess.Popen([*exe, "worker"]),
-        subprocess.Popen([*exe, "beat"]),
-        subprocess.Popen([*exe, "mail", "watch"]),
-    ]
+    parts = {"web": ["web"], "worker": ["worker"], "beat": ["beat"], "mail watch": ["mail", "watch"]}
+    children = {name: subprocess.Popen([*exe, *args]) for name, args in parts.items()}
     _wait_for_port(settings.web_host, settings.web_port, timeout=60)
     click.echo(f"hub is running at {settings.base_url}/  (Ctrl-C stops it)")
     if first:
         click.echo(f"first admin: {first[0]}  password: {first[1]}  (shown only this once)")
 
     def stop(*_args: object) -> None:
-        for child in children:
+        for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
-        for child in children:
+        for child in children.values():
             try:
                 child.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
@@ -409,12 +543,28 @@ def up() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    started = dict.fromkeys(children, time.monotonic())
+    backoff = dict.fromkeys(children, 0.0)
+    restart_at: dict[str, float] = {}
     while True:
-        for child in children:
-            if child.poll() is not None:
-                click.echo(f"a hub process stopped (exit {child.returncode}); stopping the rest", err=True)
-                stop()
-        time.sleep(1)
+        now = time.monotonic()
+        for name, child in children.items():
+            if name in restart_at:
+                if now >= restart_at[name]:
+                    del restart_at[name]
+                    children[name] = subprocess.Popen([*exe, *parts[name]])
+                    started[name] = now
+                    click.echo(f"started the {name} part again", err=True)
+            elif child.poll() is not None:
+                # One part dying (a broker outage, a crash) must not take the others down with it.
+                backoff[name] = _next_backoff(backoff[name], now - started[name])
+                restart_at[name] = now + backoff[name]
+                click.echo(
+                    f"the {name} part stopped ({_exit_words(child.returncode)}); "
+                    f"starting it again in {backoff[name]:.0f} s",
+                    err=True,
+                )
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

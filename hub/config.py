@@ -9,6 +9,7 @@ because a generated key on one machine would not match the key on the next.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -74,7 +75,7 @@ class Settings:
     var_dir: Path
     database_url: str
     broker_url: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     base_url: str = "http://127.0.0.1:5000"
     web_host: str = "127.0.0.1"
     web_port: int = 5000
@@ -90,9 +91,13 @@ class Settings:
     # task (research/campaigns_and_celery.md B2).
     visibility_timeout: int = 7200
     task_time_limit: int = 3600
-    sweep_interval_seconds: int = 60
+    sweep_interval_seconds: int = 30
     # Internal hosts hub may connect to for users (mail servers, e-mail images); see hub.net.
     mail_allowed_hosts: str = ""
+    # Flower shows every task's arguments and can revoke tasks: loopback unless basic auth is set.
+    flower_address: str = "127.0.0.1"
+    # "user:password[,user2:password2]"; kept out of repr so it never reaches a log line.
+    flower_basic_auth: str = field(default="", repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -186,6 +191,44 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_phone_region=(env.get("HUB_PHONE_REGION", "") or "NL").upper(),
         visibility_timeout=visibility,
         task_time_limit=time_limit,
-        sweep_interval_seconds=_int(env, "HUB_SWEEP_INTERVAL", 60, minimum=1),
+        sweep_interval_seconds=_int(env, "HUB_SWEEP_INTERVAL", 30, minimum=1),
         mail_allowed_hosts=_allowed_hosts(env, "HUB_MAIL_ALLOWED_HOSTS"),
+        flower_address=_flower_address(env),
+        flower_basic_auth=_flower_basic_auth(env),
     )
+
+
+def is_loopback(address: str) -> bool:
+    """True when ``address`` only accepts connections from this machine ("" means every interface)."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _flower_address(env: Mapping[str, str]) -> str:
+    address = env.get("HUB_FLOWER_ADDRESS", "").strip() or "127.0.0.1"
+    if address != "localhost":
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(
+                f"HUB_FLOWER_ADDRESS must be an IP address to listen on (127.0.0.1, 0.0.0.0, …), got {address!r}"
+            ) from None
+    return address
+
+
+def _flower_basic_auth(env: Mapping[str, str]) -> str:
+    raw = env.get("HUB_FLOWER_BASIC_AUTH", "").strip()
+    if not raw:
+        return ""
+    for pair in raw.split(","):
+        user, sep, password = pair.partition(":")
+        # The message never repeats the value: it holds a password.
+        if not sep or not user.strip() or not password:
+            raise ConfigError('HUB_FLOWER_BASIC_AUTH must be "user:password" (comma-separated for more users)')
+        if len(password) < 8:
+            raise ConfigError("HUB_FLOWER_BASIC_AUTH passwords must be at least 8 characters")
+    return raw

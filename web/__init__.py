@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from web.images import bp as images_bp
     from web.imports import bp as imports_bp
     from web.mail import bp as mail_bp
+    from web.ops import bp as ops_bp
     from web.projects import bp as projects_bp
     from web.relations import bp as relations_bp
     from web.search import bp as search_bp
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         search_bp,
         mail_bp,
         images_bp,
+        ops_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates with bearer tokens, not cookies, so CSRF does not apply to it.

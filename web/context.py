@@ -35,6 +35,19 @@ def blobs() -> BlobStore:
     return current_app.extensions["hub.blobs"]
 
 
+def celery() -> Any:
+    """The Celery app the views enqueue through (the same broker as the workers)."""
+    return current_app.extensions["hub.celery"]
+
+
+def installation() -> Any:
+    """The installation's health (database, broker, workers, beat, queues), probed now."""
+    from hub.ops.health import installation as probe
+    from workers.app import QUEUES
+
+    return probe(database(), celery(), list(QUEUES))
+
+
 def db_session() -> Session:
     """The request's session, opened on first use."""
     if "hub_session" not in g:

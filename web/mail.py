@@ -29,12 +29,12 @@ from hub.errors import NotFound, ValidationError
 from hub.mail import quarantine
 from hub.mail.html import attachment_headers, frame_headers, sanitise
 from hub.mail.links import link_to_project, unlink_from_project
-from hub.mail.mailboxes import MailboxInput, error_for, get_mailbox, is_stalled, mailboxes_for, save_mailbox
+from hub.mail.mailboxes import MailboxInput, get_mailbox, health_of, mailboxes_for, save_mailbox
 from hub.mail.parse import parse_message
 from hub.mail.privacy import own_copies, set_private, who_can_see
 from hub.mail.read import attachment_bytes, get_attachment, get_email, linked_projects, raw_message, thread_of
 from hub.models import Mailbox, MailSharing
-from web.context import blobs, db_session, settings
+from web.context import blobs, db_session, installation, settings
 from web.forms import optional_text, show_errors
 from web.images import proxy_url
 from web.security import login_required, user
@@ -225,11 +225,12 @@ def link(email_id: int) -> Any:
 def health() -> Any:
     session = db_session()
     boxes = mailboxes_for(session, user())
+    parts = installation()
     return render_template(
         "mail/health.html",
         boxes=boxes,
-        is_stalled=is_stalled,
-        error_for=lambda box: error_for(box, user()),
+        parts=parts,
+        health={b.id: health_of(b, user(), workers_alive=parts.workers_alive) for b in boxes},
         quarantine_counts=quarantine.counts(session, [b.id for b in boxes]),
         quarantined=quarantine.quarantined(session, user(), page=page_arg()),
     )

@@ -36,15 +36,42 @@ def _filesystem_options(var_dir: Path) -> dict[str, object]:
     }
 
 
+def _redis_options(settings: Settings) -> dict[str, object]:
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        # A Redis that vanished without closing its sockets (host down, network cut) is noticed by
+        # keepalive and the timeouts instead of a read that hangs forever; a connect to a Redis that
+        # is not back yet fails fast so the reconnect loop keeps going.
+        "socket_keepalive": True,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "retry_on_timeout": True,
+        # A PING on idle connections, so a proxy or NAT that drops quiet connections is noticed.
+        "health_check_interval": 25,
+    }
+
+
 def create_celery(settings: Settings) -> Celery:
     app = Celery("hub", set_as_current=True)
-    transport_options: dict[str, object] = {"visibility_timeout": settings.visibility_timeout}
     if settings.broker_url.startswith("filesystem://"):
         transport_options = _filesystem_options(settings.var_dir)
+    elif settings.broker_url.startswith(("redis://", "rediss://")):
+        transport_options = _redis_options(settings)
+    else:
+        transport_options = {"visibility_timeout": settings.visibility_timeout}
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=transport_options,
+        # A broker outage never ends the worker: retry at start-up and after a loss, for ever
+        # (Celery's default gives up after 100 attempts, about three hours of backing off).
+        broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        # A task in hand when the connection drops runs to its end and commits. Cancelling it
+        # (Celery 6's default) was tried: the child is killed, and while Redis is down the message
+        # cannot be put back, so the work waits for the visibility timeout or the sweep. Its ack is
+        # lost instead; the redelivery finds the work claimed or done (every task is idempotent).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # No result backend: results live in the database rows the tasks write.
         result_backend=None,
         task_ignore_result=True,
@@ -75,6 +102,7 @@ def create_celery(settings: Settings) -> Celery:
             },
         },
         beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
+        beat_scheduler="workers.beat:HubScheduler",
         timezone="UTC",
     )
     app.hub_settings = settings

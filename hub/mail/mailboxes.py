@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from hub.claims import Claim, try_claim
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
@@ -17,11 +18,9 @@ from hub.mail.privacy import invalid_never_share, refresh_withheld
 from hub.models import Mailbox, MailSecurity, MailSharing, User
 from hub.models.base import utcnow
 from hub.net import refused_address
+from hub.ops.health import Work, WorkHealth, work_state
 from hub.secrets import encrypt
 
-# A sync renews its lease with every batch it commits, so a killed worker's mailbox is free again
-# within minutes; a second sync racing a slow first one would still store nothing twice.
-LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(hours=1)
 HOST_RE = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9a-fA-F:]+\]$")
 
@@ -111,52 +110,43 @@ def get_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     return mailbox
 
 
-def claim(db: Database, mailbox_id: int, *, force: bool = False) -> bool:
-    """Take the mailbox's sync lease (conditional UPDATE: one sync per mailbox at a time)."""
+def claim(db: Database, mailbox_id: int, *, force: bool = False) -> Claim | None:
+    """Take the mailbox's sync claim (one sync per mailbox at a time); None if it is not ours to take."""
     now = utcnow()
-    conditions = [
-        Mailbox.id == mailbox_id,
-        Mailbox.active.is_(True),
-        or_(Mailbox.claimed_until.is_(None), Mailbox.claimed_until < now),
-    ]
+    conditions: list[ColumnElement[bool]] = [Mailbox.active.is_(True)]
     if not force:
         # A failing mailbox waits out its backoff; a healthy one syncs whenever woken (IDLE, "sync now").
         conditions.append(or_(Mailbox.failures == 0, Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now))
-    with db.transaction() as session:
-        result = session.execute(
-            update(Mailbox)
-            .where(*conditions)
-            .values(claimed_until=now + LEASE, last_attempt_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    return try_claim(db, Mailbox, mailbox_id, *conditions, last_attempt_at=now, progress_done=0, progress_total=0)
 
 
-def record_success(db: Database, mailbox_id: int, *, backlog: int) -> None:
+def record_success(claim: Claim, *, backlog: int) -> None:
+    """The sync ended well: healthy again, and the next poll planned (at once if work is left)."""
     now = utcnow()
-    with db.transaction() as session:
-        mailbox = session.get_one(Mailbox, mailbox_id)
-        mailbox.last_success_at = now
-        mailbox.last_error = ""
-        mailbox.failing_since = None
-        mailbox.failures = 0
-        mailbox.backlog = backlog
-        mailbox.claimed_until = None
-        mailbox.next_attempt_at = None if backlog else now + timedelta(seconds=mailbox.poll_interval_seconds)
+    with claim.db.transaction() as session:
+        interval = session.scalar(select(Mailbox.poll_interval_seconds).where(Mailbox.id == claim.object_id)) or 300
+    claim.release(
+        last_success_at=now,
+        last_error="",
+        failing_since=None,
+        failures=0,
+        backlog=backlog,
+        next_attempt_at=None if backlog else now + timedelta(seconds=interval),
+    )
 
 
-def record_failure(db: Database, mailbox_id: int, message: str) -> timedelta:
+def record_failure(claim: Claim, message: str) -> timedelta:
     """Mark the mailbox failing in plain words and back off: 1, 2, 4 … minutes, at most an hour."""
     now = utcnow()
-    with db.transaction() as session:
-        mailbox = session.get_one(Mailbox, mailbox_id)
+    with claim.db.transaction() as session:
+        mailbox = session.get_one(Mailbox, claim.object_id)
         mailbox.failures += 1
         mailbox.failing_since = mailbox.failing_since or now
         mailbox.last_error = message
-        mailbox.claimed_until = None
         delay = min(timedelta(minutes=2 ** min(mailbox.failures - 1, 10)), MAX_BACKOFF)
         mailbox.next_attempt_at = now + delay
-        return delay
+    claim.release()
+    return delay
 
 
 def due_mailboxes(session: Session, now: datetime | None = None) -> list[int]:
@@ -170,19 +160,23 @@ def due_mailboxes(session: Session, now: datetime | None = None) -> list[int]:
     return list(session.scalars(query.limit(500)))
 
 
-def is_stalled(mailbox: Mailbox, now: datetime | None = None) -> bool:
-    """No progress for longer than twice its interval (plus a minute): flagged, never silent."""
-    now = now or utcnow()
-    last = mailbox.last_success_at
-    if last is None:
-        return mailbox.last_attempt_at is not None and _aware(mailbox.created_at) < now - timedelta(minutes=10)
-    return _aware(last) < now - timedelta(seconds=2 * mailbox.poll_interval_seconds + 60)
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+def health_of(mailbox: Mailbox, viewer: User, *, workers_alive: bool) -> WorkHealth:
+    """The mailbox's one state in plain words (syncing with progress, ok, waiting, failing, stalled)."""
+    return work_state(
+        Work(
+            active=mailbox.active,
+            claimed_until=mailbox.claimed_until,
+            last_progress_at=mailbox.last_progress_at or mailbox.last_attempt_at,
+            progress_done=mailbox.progress_done,
+            progress_total=mailbox.progress_total,
+            failures=mailbox.failures,
+            error=error_for(mailbox, viewer),
+            next_attempt_at=mailbox.next_attempt_at,
+            last_success_at=mailbox.last_success_at,
+            created_at=mailbox.created_at,
+        ),
+        workers_alive=workers_alive,
+    )
 
 
 def error_for(mailbox: Mailbox, viewer: User) -> str:

@@ -13,6 +13,7 @@ first and skip unchanged folders. Network I/O happens outside transactions.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +27,11 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
+from hub.claims import Claim, heartbeat
 from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
 from hub.mail import mailboxes
+from hub.mail.identity import content_key
 from hub.mail.imap import MailServerError, connect, folders_to_sync
 from hub.mail.packs import PackWriter, packs_dir
 from hub.mail.parse import ParsedMessage, message_id_from_header
@@ -48,6 +51,8 @@ from hub.models import (
 )
 from hub.models.base import utcnow
 from hub.secrets import SecretUnreadable, decrypt
+
+log = logging.getLogger(__name__)
 
 BATCH = 200
 FLAG_RESCAN_SECONDS = 600  # how often flags are re-read on servers without CONDSTORE
@@ -126,8 +131,24 @@ def sync_mailbox(
     Returns None when another sync holds the mailbox (or it is backing off and not forced).
     Raises :class:`MailServerError` after recording the failure on the mailbox.
     """
-    if not mailboxes.claim(db, mailbox_id, force=force):
+    claim = mailboxes.claim(db, mailbox_id, force=force)
+    if claim is None:
         return None
+    with heartbeat(claim):
+        return _sync_claimed(db, blobs, claim, allowed_hosts, secret_key, budget_seconds, on_progress, fail_after_fetch)
+
+
+def _sync_claimed(
+    db: Database,
+    blobs: BlobStore,
+    claim: Claim,
+    allowed_hosts: str,
+    secret_key: str,
+    budget_seconds: float,
+    on_progress: Progress | None,
+    fail_after_fetch: int | None,
+) -> SyncResult:
+    mailbox_id = claim.object_id
     deadline = time.monotonic() + budget_seconds
     try:
         with db.transaction() as session:
@@ -142,11 +163,10 @@ def sync_mailbox(
                 box.sync_since,
             )
     except SecretUnreadable:
-        mailboxes.record_failure(
-            db, mailbox_id, "The stored password cannot be read (HUB_SECRET_KEY changed); enter it again."
-        )
+        mailboxes.record_failure(claim, "The stored password cannot be read (HUB_SECRET_KEY changed); enter it again.")
         raise MailServerError("stored password unreadable") from None
     result = SyncResult()
+    progress = _MailboxProgress()
     try:
         with connect(
             config.host, config.port, config.security, config.username, config.password, allowed_hosts=allowed_hosts
@@ -157,7 +177,7 @@ def sync_mailbox(
                     db,
                     blobs,
                     client,
-                    mailbox_id,
+                    claim,
                     name,
                     special_use,
                     condstore,
@@ -165,21 +185,42 @@ def sync_mailbox(
                     deadline,
                     on_progress,
                     fail_after_fetch,
+                    progress,
                 )
                 result.add(folder.run())
+                progress.finish_folder(folder)
                 if time.monotonic() > deadline:
                     result.more = True
                     break
     except MailServerError as exc:
-        mailboxes.record_failure(db, mailbox_id, str(exc))
+        mailboxes.record_failure(claim, str(exc))
         raise
     except BaseException:
-        # A bug or an interrupt: give the lease back so the next run can start at once.
-        with db.transaction() as session:
-            session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(claimed_until=None))
+        # A bug, an interrupt, the database going away: give the claim back so the next run (the
+        # task's retry, the sweep) can start at once, if the database lets us.
+        try:
+            claim.release()
+        except Exception as exc:
+            log.warning("could not release the claim on mailbox %s: %s", mailbox_id, exc)
         raise
-    mailboxes.record_success(db, mailbox_id, backlog=1 if result.more else 0)
+    mailboxes.record_success(claim, backlog=1 if result.more else 0)
     return result
+
+
+@dataclass
+class _MailboxProgress:
+    """Messages done and to do over the mailbox's folders so far (the health page's "1,800 of 3,300")."""
+
+    done: int = 0
+    total: int = 0
+
+    def finish_folder(self, folder: FolderSync) -> None:
+        self.done += folder.done
+        self.total += folder.total
+
+
+class ClaimLost(Exception):
+    """Another run took the mailbox over (this one stalled past its claim): stop without writing more."""
 
 
 class FolderSync:
@@ -188,7 +229,7 @@ class FolderSync:
         db: Database,
         blobs: BlobStore,
         client: IMAPClient,
-        mailbox_id: int,
+        claim: Claim,
         name: str,
         special_use: str,
         condstore: bool,
@@ -196,9 +237,12 @@ class FolderSync:
         deadline: float,
         on_progress: Progress | None,
         fail_after_fetch: int | None,
+        mailbox_progress: _MailboxProgress | None = None,
     ) -> None:
         self.db, self.blobs, self.client = db, blobs, client
-        self.mailbox_id, self.name, self.special_use = mailbox_id, name, special_use
+        self.claim, self.mailbox_id = claim, claim.object_id
+        self.name, self.special_use = name, special_use
+        self.mailbox_progress = mailbox_progress or _MailboxProgress()
         self.condstore, self.since, self.deadline = condstore, since, deadline
         self.on_progress = on_progress
         self.fail_after_fetch = fail_after_fetch
@@ -206,6 +250,7 @@ class FolderSync:
         self.done = 0
         self.total = 0
         self.retrying = False
+        self.batch_uids: list[int] = []
         # uid → (pack, offset, length) of the raw bytes of a message about to be quarantined.
         self.quarantined_raw: dict[int, tuple[str, int, int]] = {}
 
@@ -421,7 +466,7 @@ class FolderSync:
         download = _Download(headers, listed, known, to_fetch, sizes)
         if sum(min(size, MAX_MESSAGE_BYTES) for size in sizes.values()) <= PREFETCH_BYTES:
             # Small enough to hold while the previous batch is processed: fetch the bodies now.
-            download.bodies, download.parsing = self._with_parsing(self._fetch_bodies(to_fetch, sizes))
+            download.bodies, download.parsing = self._with_parsing(self._fetch_bodies(to_fetch, sizes), download)
         return download
 
     def _known_copies(self, listed: dict[int, str], sizes: dict[int, int]) -> dict[int, int]:
@@ -471,6 +516,7 @@ class FolderSync:
                 raise _Interrupt("simulated crash between fetch and store")
         flags = {uid: _flags(data.get(b"FLAGS", ())) for uid, data in headers.items()}
         _date_from_arrival(parsed, headers)
+        self.batch_uids = uids
         try:
             with self.db.transaction() as session:
                 stored = self._store(session, listed, known, parsed, flags, download.sizes)
@@ -482,10 +528,19 @@ class FolderSync:
         self._progress()
 
     def _advance(self, session: Session, cursor: dict[str, int]) -> None:
+        """Move the folder's cursor and the mailbox's progress, in the batch's own transaction."""
+        if self.claim.lost.is_set():
+            raise ClaimLost(f"mailbox {self.mailbox_id} was taken over by another sync")
         if cursor:
             session.execute(update(MailFolder).where(MailFolder.id == self.folder_id).values(**cursor))
         session.execute(
-            update(Mailbox).where(Mailbox.id == self.mailbox_id).values(claimed_until=utcnow() + mailboxes.LEASE)
+            update(Mailbox)
+            .where(Mailbox.id == self.mailbox_id)
+            .values(
+                progress_done=self.mailbox_progress.done + self.done + len(self.batch_uids),
+                progress_total=self.mailbox_progress.total + self.total,
+                last_progress_at=utcnow(),
+            )
         )
 
     def _store_one_by_one(
@@ -528,7 +583,7 @@ class FolderSync:
             groups = [(download.bodies, download.parsing)]
         else:  # a big batch: fetch it group by group here, so memory stays bounded
             groups = (
-                self._with_parsing(self._fetch_bodies(group, download.sizes))
+                self._with_parsing(self._fetch_bodies(group, download.sizes), download)
                 for group in _by_size(download.to_fetch, download.sizes)
             )
         parsed: dict[int, Parsed] = {}
@@ -559,9 +614,28 @@ class FolderSync:
             self.quarantined_raw[uid] = (pack.name, *pack.location(slot))
 
     def _with_parsing(
-        self, bodies: dict[int, tuple[bytes, bool]]
+        self, bodies: dict[int, tuple[bytes, bool]], download: _Download
     ) -> tuple[dict[int, tuple[bytes, bool]], Callable[[], list[Parsed]]]:
-        """The bodies, with their parsing and packing started (in the helper process, when one runs)."""
+        """The bodies, with their parsing and packing started (in the helper process, when one runs).
+
+        A message another mailbox already stored (the same content: a colleague's copy of the same
+        mail) is recognised by its content key here and neither parsed nor packed again; it only gets
+        this mailbox's copy row and location.
+        """
+        keys = {uid: content_key(raw) for uid, (raw, whole) in bodies.items() if whole}
+        if keys:
+            with self.db.transaction() as session:
+                stored = dict(
+                    session.execute(
+                        select(Email.message_key, Email.id).where(Email.message_key.in_(set(keys.values())))
+                    )
+                    .tuples()
+                    .all()
+                )
+            for uid, key in keys.items():
+                if key in stored:
+                    download.known[uid] = stored[key]
+                    del bodies[uid]
         return bodies, start_parsing([raw for raw, _whole in bodies.values()], packs_dir(self.blobs))
 
     def _store(

@@ -32,6 +32,7 @@ from hub.models.mail import (
     MailSecurity,
     MailSharing,
 )
+from hub.models.ops import ServiceHeartbeat
 from hub.models.users import ApiToken, LoginFailure, User, UserGroup
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "Relation",
     "RelationKind",
     "RelationStatus",
+    "ServiceHeartbeat",
     "User",
     "UserGroup",
 ]

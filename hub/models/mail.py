@@ -61,8 +61,15 @@ class Mailbox(Timestamps, Base):
     failing_since: Mapped[datetime | None] = mapped_column(default=None)
     failures: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
-    # A sync holds this lease; a worker killed mid-sync leaves it to expire.
+    # A sync holds this short claim (hub.claims), renewed while it runs; a worker killed mid-sync
+    # leaves it to lapse within a minute. ``claimed_by``: which run holds it.
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    claimed_by: Mapped[str] = mapped_column(String(80), default="")
+    # Progress of the sync that runs (or ran last): "1,800 of 3,300" on the health page, and the
+    # moment it last moved (no movement for minutes while work is due: stalled).
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int] = mapped_column(default=0)
+    last_progress_at: Mapped[datetime | None] = mapped_column(default=None)
     messages_stored: Mapped[int] = mapped_column(default=0)
     backlog: Mapped[int] = mapped_column(default=0)
 

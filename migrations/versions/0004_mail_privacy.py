@@ -1,4 +1,5 @@
-"""mail privacy: mailbox sharing, the mailboxes an e-mail came from, message kinds, quarantine raw
+"""mail privacy and health: mailbox sharing, the mailboxes an e-mail came from, message kinds,
+quarantine raw, short renewed claims and sync progress
 
 Revision ID: 0004
 Revises: 0003
@@ -23,6 +24,10 @@ def upgrade() -> None:
     with op.batch_alter_table("mailbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sharing", sa.String(length=20), nullable=False, server_default="only_me"))
         batch_op.add_column(sa.Column("never_share", sa.Text(), nullable=False, server_default=""))
+        batch_op.add_column(sa.Column("claimed_by", sa.String(length=80), nullable=False, server_default=""))
+        batch_op.add_column(sa.Column("progress_done", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("progress_total", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("last_progress_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("email", schema=None) as batch_op:
         batch_op.add_column(sa.Column("kind", sa.String(length=20), nullable=False, server_default=""))
         batch_op.add_column(sa.Column("details", sa.Text(), nullable=False, server_default=""))
@@ -49,6 +54,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("mailbox_email", schema=None) as batch_op:
         batch_op.create_index("ix_mailbox_email_email_id", ["email_id"], unique=False)
+    op.create_table(
+        "service_heartbeat",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_service_heartbeat")),
+    )
     # Where the mail already stored came from (its locations).
     op.execute(
         "INSERT INTO mailbox_email (mailbox_id, email_id, size, private, withheld) "
@@ -58,6 +69,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("service_heartbeat")
     with op.batch_alter_table("mailbox_email", schema=None) as batch_op:
         batch_op.drop_index("ix_mailbox_email_email_id")
     op.drop_table("mailbox_email")
@@ -69,5 +81,7 @@ def downgrade() -> None:
         batch_op.drop_column("details")
         batch_op.drop_column("kind")
     with op.batch_alter_table("mailbox", schema=None) as batch_op:
+        for name in ("last_progress_at", "progress_total", "progress_done", "claimed_by"):
+            batch_op.drop_column(name)
         batch_op.drop_column("never_share")
         batch_op.drop_column("sharing")

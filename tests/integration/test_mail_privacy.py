@@ -20,7 +20,7 @@ from hub.crm.projects import ProjectInput, save_project
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
 from hub.db import Database
 from hub.mail.sync import sync_mailbox
-from hub.models import Email, EmailProject, EmailRelation, User
+from hub.models import Email, EmailProject, EmailRelation, Mailbox, User
 from tests.mail_fixtures import MailAccount
 
 Login = Callable[[FlaskClient, User], FlaskClient]
@@ -151,9 +151,14 @@ def test_the_same_message_delivered_to_two_mailboxes_is_one_email(
     deliver(first, b"Received: by mx1; Mon, 2 Nov 2026 10:00:01 +0100\r\n" + original)
     deliver(second, b"Received: by mx2; other trace\r\nDelivered-To: m@s.example\r\n" + original)
     sync(db, settings, first)
+    packs = sorted((settings.documents_dir / "packs").iterdir())
     sync(db, settings, second)
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Email)) == 1
+        # Each mailbox counts it as its own.
+        assert list(s.scalars(select(Mailbox.messages_stored).order_by(Mailbox.id))) == [1, 1]
+    # The second copy was recognised by its content before parsing: nothing parsed or packed again.
+    assert sorted((settings.documents_dir / "packs").iterdir()) == packs
 
 
 # --- attack 2 and 3: steering someone's mail onto your own relation ------------------------------------

@@ -248,10 +248,14 @@ SCHEMAS: dict[str, Any] = {
             "last_error": NULL_STR,
             "failing": BOOL,
             "stalled": BOOL,
+            "state": {"enum": ["syncing", "ok", "waiting_first", "waiting_for_worker", "failing", "stalled", "paused"]},
+            "state_words": STR,
+            "progress": obj({"done": INT, "total": INT}),
             "messages_stored": INT,
             "backlog": INT,
         }
     ),
+    "Check": obj({"ok": BOOL, "words": STR}),
     "MailboxInput": obj(
         {
             "host": STR,
@@ -538,6 +542,23 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "/mailboxes/{mailbox_id}": {
         "get": op("get_mailbox", "One mailbox and its sync health", response=ref("Mailbox")),
+    },
+    "/health": {
+        "get": op(
+            "health",
+            "The installation (database, broker, workers, beat, queues) and your mailboxes, one state each",
+            response=obj(
+                {
+                    "ok": BOOL,
+                    "database": ref("Check"),
+                    "broker": ref("Check"),
+                    "workers": STR_LIST,
+                    "beat": ref("Check"),
+                    "queues": {"type": "object", "additionalProperties": INT},
+                    "mailboxes": {"type": "array", "items": ref("Mailbox")},
+                }
+            ),
+        ),
     },
     "/mailboxes/{mailbox_id}/sync": {
         "post": op("sync_mailbox_now", "Queue a sync of the mailbox now", status=202, response=obj({"queued": BOOL})),

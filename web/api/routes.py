@@ -30,7 +30,7 @@ from web.api.parse import (
     str_list,
     text,
 )
-from web.context import blobs, db_session, settings
+from web.context import blobs, db_session, installation, settings
 
 
 def me() -> User:
@@ -592,6 +592,23 @@ def list_mailboxes() -> Any:
     from hub.mail.mailboxes import mailboxes_for
 
     return {"items": [serialize.mailbox(b, me()) for b in mailboxes_for(db_session(), me())]}
+
+
+@bp.get("/health")
+def health() -> Any:
+    """The installation's parts and each mailbox the caller may manage, in one state each."""
+    from hub.mail.mailboxes import mailboxes_for
+
+    parts = installation()
+    return {
+        "ok": parts.ok,
+        "database": serialize.check(parts.database),
+        "broker": serialize.check(parts.broker),
+        "workers": parts.workers,
+        "beat": serialize.check(parts.beat),
+        "queues": parts.queues,
+        "mailboxes": [serialize.mailbox(b, me()) for b in mailboxes_for(db_session(), me())],
+    }
 
 
 @bp.post("/mailboxes")

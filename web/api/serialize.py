@@ -183,9 +183,16 @@ def email(e: Any, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
+def check(c: Any) -> dict[str, Any]:
+    return {"ok": c.ok, "words": c.words}
+
+
 def mailbox(b: Any, viewer: Any) -> dict[str, Any]:
     """A mailbox and its sync health, as ``viewer`` may read it; never the password."""
-    from hub.mail.mailboxes import error_for, is_stalled
+    from hub.mail.mailboxes import error_for, health_of
+    from web.context import installation
+
+    health = health_of(b, viewer, workers_alive=installation().workers_alive)
 
     return {
         "id": b.id,
@@ -203,7 +210,10 @@ def mailbox(b: Any, viewer: Any) -> dict[str, Any]:
         "last_success_at": iso(b.last_success_at),
         "last_error": error_for(b, viewer),
         "failing": bool(b.last_error),
-        "stalled": is_stalled(b),
+        "stalled": health.state == "stalled",
+        "state": health.state.value,
+        "state_words": health.words,
+        "progress": {"done": health.done, "total": health.total},
         "messages_stored": b.messages_stored,
         "backlog": b.backlog,
     }

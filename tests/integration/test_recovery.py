@@ -1,0 +1,92 @@
+"""Recovery in seconds, not minutes: work whose worker died is taken again within one claim's length,
+by the redelivered task itself (no beat runs here: the sweep is the safety net, not the only path)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from hub.claims import LEASE
+from hub.db import Database
+from hub.models import Mailbox
+from tests.conftest import make_settings
+from tests.mail_fixtures import MailAccount
+from workers.app import create_celery
+
+
+def _claim(database: Database, mailbox_id: int) -> str:
+    with database.transaction() as s:
+        return s.scalar(select(Mailbox.claimed_by).where(Mailbox.id == mailbox_id)) or ""
+
+
+def _wait_for(condition: Callable[[], str], seconds: float, log: Path) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not reached in {seconds} s; the worker said:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def test_a_sync_whose_worker_process_was_killed_is_taken_again_within_one_claim(
+    tmp_path: Path, pg_url: str, redis_url: str, mail_account: Callable[..., MailAccount]
+) -> None:
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+    database = Database(pg_url)
+    settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
+    account = mail_account(database=database)
+    imap = account.client()
+    for n in range(5):
+        # The parse helper's test hook never finishes a message with this word: the sync is then
+        # reliably "in the middle" when the test kills the process that runs it.
+        imap.append("INBOX", f"From: a@b.example\r\nSubject: m{n} hang-here\r\n\r\nbody {n}\r\n".encode())
+    imap.logout()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_VAR_DIR=str(settings.var_dir),
+        HUB_DATABASE_URL=pg_url,
+        HUB_BROKER_URL=redis_url,
+        HUB_SECRET_KEY=settings.secret_key,
+        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
+        HUB_TEST_PARSE_HELPER_HANGS_ON="hang-here",
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "--queues", "mail,default", "--concurrency", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+            start_new_session=True,
+        )
+    try:
+        create_celery(settings).send_task("hub.mail.sync_mailbox", args=[account.mailbox_id])
+        first = _wait_for(lambda: _claim(database, account.mailbox_id), 60, log)
+        _host, pid, _run = first.split(":")
+        os.kill(int(pid), signal.SIGKILL)  # the pool process running the sync, mid-batch
+        killed_at = time.monotonic()
+        second = _wait_for(
+            lambda: (c if (c := _claim(database, account.mailbox_id)) and c != first else ""),
+            LEASE.total_seconds() + 60,
+            log,
+        )
+        recovered_in = time.monotonic() - killed_at
+        # Taken again by another process once the dead run's claim lapsed: one lease, plus the
+        # redelivery and the retry's own start-up, never the old five minutes.
+        assert second.split(":")[1] != pid
+        assert recovered_in < LEASE.total_seconds() + 30, f"took {recovered_in:.0f} s"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(30)
+        database.dispose()
