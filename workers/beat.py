@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from celery.beat import PersistentScheduler
@@ -16,6 +17,11 @@ class HubScheduler(PersistentScheduler):
     """Celery's own file-backed scheduler that also records "beat is alive" in the database."""
 
     _last_heartbeat = 0.0
+
+    def setup_schedule(self) -> None:
+        # The schedule file lives under HUB_VAR_DIR, which a fresh machine does not have yet.
+        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+        super().setup_schedule()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         interval: float = super().tick(*args, **kwargs)

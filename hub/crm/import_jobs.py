@@ -2,7 +2,8 @@
 
 The ImportJob row is the source of truth: the task message only wakes the job up, and the beat
 sweep re-sends work whose message was lost. A job is claimed with a conditional UPDATE (only one
-delivery wins) and holds a lease; a job whose worker died is claimed again once its lease passed.
+delivery wins) and holds a short claim renewed while it runs (hub.claims); a job whose worker died
+is claimed again once its claim has lapsed, within a minute.
 Re-running is safe because the import itself is idempotent.
 
 A job imports as the user who uploaded the file: it finds and changes only relations that user may
@@ -15,10 +16,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import IO
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
+from hub.claims import Claim, heartbeat, try_claim
 from hub.crm.documents import clean_filename
 from hub.crm.importer import import_relations
 from hub.db import Database
@@ -27,7 +29,6 @@ from hub.i18n import _
 from hub.models import ImportJob, JobStatus, User
 from hub.models.base import utcnow
 
-LEASE = timedelta(minutes=30)
 MAX_ATTEMPTS = 3
 
 
@@ -48,30 +49,29 @@ def create_import_job(
     return job
 
 
-def claim_import_job(db: Database, job_id: int) -> bool:
-    """Take the job if it is pending, or running on a lease that has expired. True if we got it."""
-    now = utcnow()
-    with db.transaction() as session:
-        result = session.execute(
-            update(ImportJob)
-            .where(
-                ImportJob.id == job_id,
-                ImportJob.attempts < MAX_ATTEMPTS,
-                or_(
-                    ImportJob.status == JobStatus.pending,
-                    (ImportJob.status == JobStatus.running) & (ImportJob.claimed_until < now),
-                ),
-            )
-            .values(status=JobStatus.running, claimed_until=now + LEASE, attempts=ImportJob.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+def claim_import_job(db: Database, job_id: int) -> Claim | None:
+    """Take the job if it is pending, or running on a claim that has lapsed (its worker died)."""
+    return try_claim(
+        db,
+        ImportJob,
+        job_id,
+        ImportJob.attempts < MAX_ATTEMPTS,
+        ImportJob.status.in_([JobStatus.pending, JobStatus.running]),
+        status=JobStatus.running,
+        attempts=ImportJob.attempts + 1,
+    )
 
 
 def run_import_job(db: Database, blobs: BlobStore, job_id: int, *, region: str = "NL") -> ImportJob | None:
     """Run one import job if it can be claimed; returns the finished job, or None if not ours."""
-    if not claim_import_job(db, job_id):
+    claim = claim_import_job(db, job_id)
+    if claim is None:
         return None
+    with heartbeat(claim):
+        return _run_claimed(db, blobs, job_id, region)
+
+
+def _run_claimed(db: Database, blobs: BlobStore, job_id: int, region: str) -> ImportJob:
     with db.transaction() as session:
         job = session.get(ImportJob, job_id)
         if job is None:
@@ -90,7 +90,7 @@ def run_import_job(db: Database, blobs: BlobStore, job_id: int, *, region: str =
         job = session.get_one(ImportJob, job_id)
         job.status = JobStatus.done
         job.finished_at = utcnow()
-        job.claimed_until = None
+        job.claimed_until, job.claimed_by = None, ""
         job.rows_total = result.rows
         job.relations_created = result.relations_created
         job.contacts_created = result.contacts_created
@@ -108,7 +108,7 @@ def _fail(db: Database, job_id: int, reason: str) -> ImportJob:
         job.status = JobStatus.failed
         job.errors = reason
         job.finished_at = utcnow()
-        job.claimed_until = None
+        job.claimed_until, job.claimed_by = None, ""
     return job
 
 

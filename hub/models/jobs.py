@@ -36,8 +36,10 @@ class ImportJob(Base):
     status: Mapped[JobStatus] = mapped_column(Enum(JobStatus, native_enum=False, length=20), default=JobStatus.pending)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # A running job whose lease has passed was lost with its worker and may be claimed again.
+    # A running job's short claim (hub.claims), renewed while it runs: once it has lapsed, the job
+    # was lost with its worker and may be claimed again.
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    claimed_by: Mapped[str] = mapped_column(String(80), default="")
     attempts: Mapped[int] = mapped_column(default=0)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     rows_total: Mapped[int] = mapped_column(default=0)

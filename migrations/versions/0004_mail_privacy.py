@@ -28,6 +28,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("progress_done", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("progress_total", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("last_progress_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("import_job", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claimed_by", sa.String(length=80), nullable=False, server_default=""))
     with op.batch_alter_table("email", schema=None) as batch_op:
         batch_op.add_column(sa.Column("kind", sa.String(length=20), nullable=False, server_default=""))
         batch_op.add_column(sa.Column("details", sa.Text(), nullable=False, server_default=""))
@@ -70,6 +72,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("service_heartbeat")
+    with op.batch_alter_table("import_job", schema=None) as batch_op:
+        batch_op.drop_column("claimed_by")
     with op.batch_alter_table("mailbox_email", schema=None) as batch_op:
         batch_op.drop_index("ix_mailbox_email_email_id")
     op.drop_table("mailbox_email")
