@@ -272,7 +272,7 @@ def mail_sync(now: bool, mailbox_id: int | None) -> None:
 
 @mail.command("watch")
 def mail_watch() -> None:
-    """Listen (IMAP IDLE) on every mailbox's INBOX and wake its sync when mail arrives."""
+    """Listen (IMAP NOTIFY or IDLE) on every synced folder of every mailbox and wake its sync when mail arrives."""
     import threading
 
     from hub.mail.watch import watch

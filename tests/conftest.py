@@ -8,6 +8,7 @@ logs a test client in through the real login form.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +43,20 @@ def make_settings(var_dir: Path, database_url: str | None = None, **env: str) ->
     if database_url:
         values["HUB_DATABASE_URL"] = database_url
     return load_settings(values)
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for a ``hub`` subprocess (worker, beat, CLI) that uses ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_VAR_DIR=str(settings.var_dir),
+        HUB_DATABASE_URL=settings.database_url,
+        HUB_BROKER_URL=settings.broker_url,
+        HUB_SECRET_KEY=settings.secret_key,
+        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
+        **extra,
+    )
+    return env
 
 
 @pytest.fixture

@@ -5,14 +5,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
 
+from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
 from hub.mail import parse_helper
 from hub.mail.mailboxes import MailboxInput, save_mailbox
+from hub.mail.sync import SyncResult, sync_mailbox
 from tests.mail_server import ImapServer, dovecot_server
 
 _accounts = itertools.count(1)
@@ -38,6 +41,20 @@ def parser_trap(monkeypatch: pytest.MonkeyPatch) -> Iterator[bytes]:
     monkeypatch.setattr(parse_helper, "MESSAGE_SECONDS", 2.0)
     yield b"parser-trap"
     parse_helper.stop_helper()
+
+
+def sync_account(database: Database, settings: Settings, account: MailAccount, **options: Any) -> SyncResult:
+    """The real sync of the account's hub mailbox (forced past any backoff unless told otherwise)."""
+    result = sync_mailbox(
+        database,
+        BlobStore(settings.documents_dir),
+        account.mailbox_id,
+        secret_key=settings.secret_key,
+        allowed_hosts=settings.mail_allowed_hosts,
+        **{"force": True, **options},
+    )
+    assert result is not None, "another sync holds the mailbox"
+    return result
 
 
 @dataclass

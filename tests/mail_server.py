@@ -2,6 +2,9 @@
 
 Uses Debian's dovecot-imapd. The mail processes run as the ``dovecot`` system user when the
 tests run as root (Dovecot refuses root), else as the current user.
+
+A server can be stopped, killed and started again on the same port with the same mail (the watcher's
+restart tests); ``notify=False`` gives a server without NOTIFY (RFC 5465).
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -27,10 +32,59 @@ class ImapServer:
     port: int
     root: Path
     users: dict[str, str]
+    binary: str = ""
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def add_user(self, name: str, password: str) -> None:
         self.users[name] = password
         _write_passwd(self.root, self.users)
+
+    def start(self) -> None:
+        """Start Dovecot (again) on this port with this mail; returns once it listens."""
+        # Its own process group, so that kill() can take every Dovecot process down at once.
+        self.process = subprocess.Popen(
+            [self.binary, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, 30, self.process)
+
+    def stop(self) -> None:
+        """Shut down cleanly, as ``systemctl stop`` does: SIGTERM to every Dovecot process (the master
+        alone leaves the mail processes serving their connections); they tell their clients BYE."""
+        if self.process is None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._wait_until_gone()
+
+    def _wait_until_gone(self) -> None:
+        """Until no process of the group is left: one still holding the port would stop a restart."""
+        if self.process is None:
+            return
+        group, self.process = self.process.pid, None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to every Dovecot process (killing only the master leaves the mail
+        processes serving their connections), so the clients' connections just end."""
+        if self.process is None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        self._wait_until_gone()
 
 
 def _owner() -> tuple[int, int]:
@@ -61,6 +115,7 @@ last_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:~/Maildir
 mail_plugins = $mail_plugins
+{extra}
 protocol imap {{
   mail_max_userip_connections = 50
   imap_idle_notify_interval = 1 secs
@@ -108,7 +163,7 @@ namespace inbox {{
 
 
 @contextmanager
-def dovecot_server(users: dict[str, str] | None = None) -> Iterator[ImapServer]:
+def dovecot_server(users: dict[str, str] | None = None, *, notify: bool = True) -> Iterator[ImapServer]:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(binary).exists():
         pytest.fail("Dovecot is not installed: apt-get install dovecot-imapd (.ci/run does this)")
@@ -117,23 +172,18 @@ def dovecot_server(users: dict[str, str] | None = None) -> Iterator[ImapServer]:
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir()
     port = free_port()
-    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid))
-    server = ImapServer("127.0.0.1", port, root, dict(users or {"staff": "secret"}))
+    # Dovecot offers NOTIFY only with the mailbox list index (its default); without it, no NOTIFY.
+    extra = "" if notify else "mailbox_list_index = no"
+    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid, extra=extra))
+    server = ImapServer("127.0.0.1", port, root, dict(users or {"staff": "secret"}), binary)
     _write_passwd(root, server.users)
     if os.geteuid() == 0:
         for path in (root / "mail", root / "state"):
             os.chown(path, uid, gid)
         root.chmod(0o755)
-    proc = subprocess.Popen(
-        [binary, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     try:
-        wait_for_port(port, 30, proc)  # type: ignore[arg-type]
+        server.start()
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)

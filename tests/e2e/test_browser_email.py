@@ -7,13 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
-from hub.mail.sync import sync_mailbox
 from hub.models import Email, User
 from tests.conftest import PASSWORD
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 HOSTILE = (
     b"From: Evil <evil@attacker.example>\r\nTo: staff@hub.example\r\nSubject: Factuur\r\n"
@@ -39,14 +37,7 @@ def test_script_in_an_email_is_inert(
     client = account.client()
     client.append("INBOX", HOSTILE)
     client.logout()
-    sync_mailbox(
-        db,
-        BlobStore(settings.documents_dir),
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-    )
+    sync_account(db, settings, account)
     with db.transaction() as s:
         email_id = s.scalars(select(Email.id)).one()
 

@@ -22,7 +22,7 @@ from hub.db import Database
 from hub.mail.mailboxes import MailboxInput, save_mailbox
 from hub.models import User
 from hub.ops.health import clear_cache
-from tests.conftest import PASSWORD, make_settings
+from tests.conftest import PASSWORD, make_settings, settings_env
 from tests.servers import free_port
 
 Login = Callable[[FlaskClient, User], FlaskClient]
@@ -64,15 +64,7 @@ def installation(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()
     settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url, HUB_SWEEP_INTERVAL="2")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_VAR_DIR=str(settings.var_dir),
-        HUB_DATABASE_URL=pg_url,
-        HUB_BROKER_URL=redis_url,
-        HUB_SECRET_KEY=settings.secret_key,
-        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
-        HUB_SWEEP_INTERVAL="2",
-    )
+    env = settings_env(settings, HUB_SWEEP_INTERVAL="2")
     database = Database(pg_url)
     yield settings, database, env
     database.dispose()

@@ -10,13 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.crm.importer import import_relations
 from hub.db import Database
-from hub.mail.sync import SyncResult, sync_mailbox
+from hub.mail.sync import SyncResult
 from hub.models import Email, EmailLocation, EmailParticipant, EmailRelation, Mailbox
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 MESSAGES = 200
 
@@ -45,14 +44,7 @@ def test_the_same_mail_synced_by_two_workers_at_once_is_stored_once(
         client.logout()
 
     def run(account: MailAccount) -> SyncResult | None:
-        return sync_mailbox(
-            pg_db,
-            BlobStore(settings.documents_dir),
-            account.mailbox_id,
-            secret_key=settings.secret_key,
-            allowed_hosts=settings.mail_allowed_hosts,
-            force=True,
-        )
+        return sync_account(pg_db, settings, account)
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(run, accounts))

@@ -11,8 +11,8 @@ from hub.config import Settings
 from hub.crm.relations import ContactInput, save_contact
 from hub.db import Database
 from hub.models import EmailRelation, Relation, User
-from tests.integration.test_mail_threads import a_project, mail, projects_of, sync
-from tests.mail_fixtures import MailAccount
+from tests.integration.test_mail_threads import a_project, mail, projects_of
+from tests.mail_fixtures import MailAccount, sync_account
 
 
 def test_a_contact_added_later_brings_earlier_mail_onto_the_relation_and_its_project(
@@ -24,7 +24,7 @@ def test_a_contact_added_later_brings_earlier_mail_onto_the_relation_and_its_pro
     # A free-mail address: nothing links it until it is a contact's address.
     client.append("INBOX", mail("first@t", "Vraag", sender="Piet <Piet.Bakker@gmail.com>"))
     client.logout()
-    sync(db, settings, account)
+    sync_account(db, settings, account)
     assert projects_of(db, "first@t") == []
     with db.transaction() as s:
         relation = s.get_one(Relation, relation_id)

@@ -18,10 +18,9 @@ from hub.db import Database
 from hub.mail.identity import content_key
 from hub.mail.parse import parse_message
 from hub.mail.read import attachment_bytes
-from hub.mail.sync import sync_mailbox
 from hub.models import Email
 from tests.mail_corpus import Seen, check, corpus
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 from tests.unit.test_mail_corpus import parse_again
 
 # The arrival time the server records: a message without a readable Date is dated by it.
@@ -60,15 +59,7 @@ def test_the_corpus_synced_shows_every_message_as_a_mail_client_does(
     client.logout()
     blobs = BlobStore(settings.documents_dir)
     for _ in range(10):
-        result = sync_mailbox(
-            any_db,
-            blobs,
-            account.mailbox_id,
-            secret_key=settings.secret_key,
-            allowed_hosts=settings.mail_allowed_hosts,
-            force=True,
-        )
-        assert result is not None
+        result = sync_account(any_db, settings, account)
         if not result.more:
             break
     failures: dict[str, list[str]] = {}

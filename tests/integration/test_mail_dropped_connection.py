@@ -11,14 +11,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import func, select, update
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
 from hub.mail.imap import MailServerError
-from hub.mail.sync import sync_mailbox
 from hub.models import Email, EmailLocation, Mailbox
 from tests.integration.test_mail_sync import message
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 from tests.mail_server import ImapServer
 
 
@@ -85,16 +83,8 @@ def test_dropped_connection_then_resume(
     client.logout()
     with db.transaction() as s:
         s.execute(update(Mailbox).where(Mailbox.id == account.mailbox_id).values(port=proxy.port))
-    blobs = BlobStore(settings.documents_dir)
     with pytest.raises(MailServerError, match=r"dropped|did not answer"):
-        sync_mailbox(
-            db,
-            blobs,
-            account.mailbox_id,
-            secret_key=settings.secret_key,
-            allowed_hosts=settings.mail_allowed_hosts,
-            force=True,
-        )
+        sync_account(db, settings, account)
     with db.transaction() as s:
         box = s.get_one(Mailbox, account.mailbox_id)
         assert box.failures == 1 and box.last_error
@@ -102,15 +92,7 @@ def test_dropped_connection_then_resume(
     assert 0 < partial < 60  # some batches made it before the cut
     with db.transaction() as s:  # the network is back
         s.execute(update(Mailbox).where(Mailbox.id == account.mailbox_id).values(port=account.server.port))
-    result = sync_mailbox(
-        db,
-        blobs,
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-    )
-    assert result is not None and result.new == 60 - partial
+    assert sync_account(db, settings, account).new == 60 - partial
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Email)) == 60
         assert s.scalar(select(func.count()).select_from(EmailLocation)) == 60

@@ -19,8 +19,8 @@ from hub.mail.packs import ORPHAN_AFTER_SECONDS, packs_dir, remove_orphans
 from hub.mail.read import attachment_bytes, raw_message
 from hub.mail.sync import _Interrupt
 from hub.models import Attachment, Email
-from tests.integration.test_mail_sync import run
 from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import sync_account as run
 
 
 def mail(n: int) -> bytes:

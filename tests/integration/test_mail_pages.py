@@ -10,15 +10,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.crm.projects import ProjectInput, save_project
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
 from hub.db import Database
-from hub.mail.sync import sync_mailbox
 from hub.models import Document, Email, EmailRelation, Relation, User
 from tests.conftest import csrf_token
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 Login = Callable[[FlaskClient, User], FlaskClient]
 
@@ -40,20 +38,6 @@ def hostile_message() -> bytes:
     return bytes(msg)
 
 
-def _sync(db: Database, settings: Settings, account: MailAccount) -> None:
-    assert (
-        sync_mailbox(
-            db,
-            BlobStore(settings.documents_dir),
-            account.mailbox_id,
-            secret_key=settings.secret_key,
-            allowed_hosts=settings.mail_allowed_hosts,
-            force=True,
-        )
-        is not None
-    )
-
-
 def test_email_is_shown_safely_and_privately(
     app: Flask,
     db: Database,
@@ -71,7 +55,7 @@ def test_email_is_shown_safely_and_privately(
     client = account.client()
     client.append("INBOX", original)
     client.logout()
-    _sync(db, settings, account)
+    sync_account(db, settings, account)
     with db.transaction() as s:
         email_id = s.scalars(select(Email.id)).one()
 
@@ -137,7 +121,7 @@ def test_contact_added_later_links_the_mail_that_already_arrived(
     client = account.client()
     client.append("INBOX", hostile_message().replace(b"{project}", b"1"))
     client.logout()
-    _sync(db, settings, account)
+    sync_account(db, settings, account)
     with db.transaction() as s:
         assert s.scalars(select(EmailRelation)).all() == []
         relation = save_relation(s, RelationInput(name="Bos BV"))

@@ -10,12 +10,10 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
-from hub.mail.sync import SyncResult, sync_mailbox
 from hub.models import Email, EmailLocation, EmailParticipant, MailQuarantine
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 # ASCII on the wire (so the server keeps it as it is), a lone surrogate once decoded as UTF-7.
 SURROGATE = (
@@ -27,19 +25,6 @@ LONG_ID = b"From: anna@bakker.example.nl\r\nSubject: long id\r\nMessage-ID: <" +
 
 def fine(n: int) -> bytes:
     return f"From: kees@visser.example.nl\r\nSubject: fine {n}\r\nMessage-ID: <fine{n}@test>\r\n\r\nok\r\n".encode()
-
-
-def run(database: Database, settings: Settings, account: MailAccount) -> SyncResult:
-    result = sync_mailbox(
-        database,
-        BlobStore(settings.documents_dir),
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-    )
-    assert result is not None
-    return result
 
 
 def count(database: Database, model: type) -> int:
@@ -59,7 +44,7 @@ def test_odd_text_is_stored_as_well_as_can_be(
 ) -> None:
     account = mail_account(database=any_db)
     fill(account)
-    result = run(any_db, settings, account)
+    result = sync_account(any_db, settings, account)
     assert (result.new, result.quarantined) == (4, 0)
     assert count(any_db, EmailLocation) == 4  # the long-id message has its place too
     with any_db.transaction() as s:
@@ -71,7 +56,7 @@ def test_odd_text_is_stored_as_well_as_can_be(
         assert s.scalar(
             select(func.count()).select_from(EmailParticipant).where(EmailParticipant.email_id == long_id.id)
         )
-    assert run(any_db, settings, account).new == 0
+    assert sync_account(any_db, settings, account).new == 0
 
 
 def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
@@ -89,7 +74,7 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
     monkeypatch.setattr(parse_helper, "_shared_helper", lambda: None)
     account = mail_account(database=any_db)
     fill(account)
-    result = run(any_db, settings, account)
+    result = sync_account(any_db, settings, account)
     assert (result.messages, result.new, result.quarantined) == (4, 3, 1)
     with any_db.transaction() as s:
         quarantined = s.scalars(select(MailQuarantine)).one()
@@ -99,7 +84,7 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_folder_goes_on(
     client = account.client()
     client.append("INBOX", fine(3))
     client.logout()
-    again = run(any_db, settings, account)
+    again = sync_account(any_db, settings, account)
     assert (again.new, again.quarantined) == (1, 0)  # the folder moved on past the bad message
     assert count(any_db, Email) == 4 and count(any_db, MailQuarantine) == 1
 
@@ -125,7 +110,7 @@ def test_a_message_the_parser_cannot_finish_is_quarantined_and_the_folder_goes_o
             client.append(
                 "INBOX", b"From: x@y.example\r\nSubject: " + parser_trap + b"\r\nMessage-ID: <trap@test>\r\n\r\nx\r\n"
             )
-    result = run(db, settings, account)
+    result = sync_account(db, settings, account)
     assert (result.messages, result.new, result.quarantined) == (7, 6, 1)
     with db.transaction() as s:
         assert s.scalars(select(MailQuarantine.reason)).one() == (
@@ -133,4 +118,4 @@ def test_a_message_the_parser_cannot_finish_is_quarantined_and_the_folder_goes_o
         )
     client.append("INBOX", fine(7))
     client.logout()
-    assert run(db, settings, account).new == 1  # the folder moved on past the message
+    assert sync_account(db, settings, account).new == 1  # the folder moved on past the message

@@ -14,14 +14,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from hub.accounts.users import create_token
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.crm.projects import ProjectInput, save_project
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
 from hub.db import Database
-from hub.mail.sync import sync_mailbox
 from hub.models import Email, EmailProject, EmailRelation, Mailbox, User
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 Login = Callable[[FlaskClient, User], FlaskClient]
 
@@ -48,20 +46,6 @@ def deliver(account: MailAccount, *messages: bytes, folder: str = "INBOX") -> No
     for message in messages:
         client.append(folder, message)
     client.logout()
-
-
-def sync(database: Database, settings: Settings, account: MailAccount) -> None:
-    assert (
-        sync_mailbox(
-            database,
-            BlobStore(settings.documents_dir),
-            account.mailbox_id,
-            secret_key=settings.secret_key,
-            allowed_hosts=settings.mail_allowed_hosts,
-            force=True,
-        )
-        is not None
-    )
 
 
 def api(app: Flask, database: Database, user: User) -> Callable[[str], tuple[int, dict]]:  # type: ignore[type-arg]
@@ -122,12 +106,12 @@ def test_a_message_claiming_a_private_message_id_is_another_email(
     mallorys = mail_account(owner_id=mallory.id, database=any_db)
     shared = mail_account(database=any_db)
     deliver(annas, mail("uitslag-1@praktijk.example", "Uw uitslag", "Uw bloedwaarden zijn afwijkend."))
-    sync(any_db, settings, annas)
+    sync_account(any_db, settings, annas)
     # Mallory copies only the Message-ID into his own mailbox, and an outsider mails it to the shared one.
     deliver(mallorys, mail("uitslag-1@praktijk.example", "Mallory's lokaas", "Niets", sender="m@evil.example"))
     deliver(shared, mail("uitslag-1@praktijk.example", "Outsider's lokaas", "Niets", sender="x@evil.example"))
-    sync(any_db, settings, mallorys)
-    sync(any_db, settings, shared)
+    sync_account(any_db, settings, mallorys)
+    sync_account(any_db, settings, shared)
 
     private = email_id(any_db, "Uw uitslag")
     # Each message is an e-mail of its own, stored in full: nothing silently vanished.
@@ -150,9 +134,9 @@ def test_the_same_message_delivered_to_two_mailboxes_is_one_email(
     original = mail("team-1@klant.example", "Offerte voor jullie beiden", "Zie bijlage.", to="a@s.example, m@s.example")
     deliver(first, b"Received: by mx1; Mon, 2 Nov 2026 10:00:01 +0100\r\n" + original)
     deliver(second, b"Received: by mx2; other trace\r\nDelivered-To: m@s.example\r\n" + original)
-    sync(db, settings, first)
+    sync_account(db, settings, first)
     packs = sorted((settings.documents_dir / "packs").iterdir())
-    sync(db, settings, second)
+    sync_account(db, settings, second)
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Email)) == 1
         # Each mailbox counts it as its own.
@@ -178,7 +162,7 @@ def test_a_contact_or_domain_on_a_colleagues_relation_reveals_nothing_of_private
         mail("past-1@praktijk.example", "Vorige afspraak", "Eerdere uitslag"),
         mail("own-1@x.example", "Aan mezelf", "Notitie", sender=anna.email, to=anna.email),
     )
-    sync(any_db, settings, annas)
+    sync_account(any_db, settings, annas)
     with any_db.transaction() as s:
         # Mallory's own relation: the correspondent's address, Anna's own address, and a domain.
         relation = save_relation(
@@ -192,7 +176,7 @@ def test_a_contact_or_domain_on_a_colleagues_relation_reveals_nothing_of_private
         mail("future-1@praktijk.example", "Nieuwe uitslag", "Nieuwe waarden"),
         mail("future-2@kliniek.example", "Kliniek", "Opname", sender="balie@kliniek.example"),
     )
-    sync(any_db, settings, annas)
+    sync_account(any_db, settings, annas)
     as_mallory = api(app_for(any_db), any_db, mallory)
     assert as_mallory("/api/v1/emails")[1]["items"] == []
     for subject in ("Vorige afspraak", "Nieuwe uitslag", "Kliniek", "Aan mezelf"):
@@ -226,7 +210,7 @@ def test_shared_mail_reaches_colleagues_through_links_unless_private_or_never_sh
         mail("k-4@klant.example", "Via vriend", "Feest", sender="inkoop@klant.example", to="vriend@home.example"),
         mail("s-1@staff.example", "Onder collega's", "Lunch", sender=colleague.email, to=anna.email),
     )
-    sync(db, settings, annas)
+    sync_account(db, settings, annas)
     mine = login(app.test_client(), anna)
     personal = email_id(db, "Persoonlijk")
     page = mine.get(f"/emails/{personal}")
@@ -280,7 +264,7 @@ def test_threads_count_and_steer_only_what_the_viewer_may_see(
         project = save_project(s, s.get_one(User, anna.id), ProjectInput(relation_id=relation.id, name="Geheim"))
         project_id = project.id
     deliver(annas, mail("p-1@klant.example", "Privé vraag", "Vertrouwelijk", sender="ceo@klant.example"))
-    sync(db, settings, annas)
+    sync_account(db, settings, annas)
     # Mallory crafts a "reply" naming the private Message-ID, hoping to land on its project.
     deliver(
         mallorys,
@@ -292,7 +276,7 @@ def test_threads_count_and_steer_only_what_the_viewer_may_see(
             headers="References: <elders-1@evil.example>\r\nIn-Reply-To: <p-1@klant.example>\r\n",
         ),
     )
-    sync(db, settings, mallorys)
+    sync_account(db, settings, mallorys)
     with db.transaction() as s:
         crafted = email_id(db, "Re: gok")
         # The private message steers nothing (what a visible message in its thread does is visible).
@@ -308,7 +292,7 @@ def test_threads_count_and_steer_only_what_the_viewer_may_see(
             headers="In-Reply-To: <p-1@klant.example>\r\nReferences: <p-1@klant.example>\r\n",
         ),
     )
-    sync(db, settings, shared)
+    sync_account(db, settings, shared)
     theirs = login(app.test_client(), mallory)
     reply = email_id(db, "Re: Privé vraag")
     page = theirs.get(f"/emails/{reply}").text

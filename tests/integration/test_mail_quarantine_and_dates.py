@@ -12,29 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
 from hub.mail import parse_helper
-from hub.mail.sync import SyncResult, sync_mailbox
 from hub.models import Email, MailQuarantine, User
 from tests.conftest import csrf_token
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 Login = Callable[[FlaskClient, User], FlaskClient]
-
-
-def run(database: Database, settings: Settings, account: MailAccount) -> SyncResult:
-    result = sync_mailbox(
-        database,
-        BlobStore(settings.documents_dir),
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-    )
-    assert result is not None
-    return result
 
 
 def test_quarantined_mail_is_listed_downloadable_and_retried_by_its_owner_only(
@@ -54,7 +39,7 @@ def test_quarantined_mail_is_listed_downloadable_and_retried_by_its_owner_only(
     client.append("INBOX", trapped)
     client.append("INBOX", b"From: x@y.example\r\nSubject: fine\r\nMessage-ID: <fine@test>\r\n\r\nok\r\n")
     client.logout()
-    assert run(db, settings, account).quarantined == 1
+    assert sync_account(db, settings, account).quarantined == 1
 
     mine = login(app.test_client(), owner)
     health = mine.get("/mail/health").text
@@ -77,7 +62,7 @@ def test_quarantined_mail_is_listed_downloadable_and_retried_by_its_owner_only(
     token = csrf_token(health)
     assert mine.post(f"/mail/quarantine/{quarantine_id}/retry", data={"csrf_token": token}).status_code == 302
     assert "Retry asked" in mine.get("/mail/health").text
-    run(db, settings, account)
+    sync_account(db, settings, account)
     with db.transaction() as s:
         assert s.scalars(select(MailQuarantine)).all() == []
         assert s.scalars(select(Email.text_body).where(Email.message_id == "<trap@test>")).one().strip() == "keep me"
@@ -95,7 +80,7 @@ def test_a_message_without_a_usable_date_is_dated_by_its_arrival(
     )
     client.append("INBOX", b"From: a@b.example\r\nSubject: dutch\r\nDate: Mon, 2 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n")
     client.logout()
-    run(any_db, settings, account)
+    sync_account(any_db, settings, account)
     with any_db.transaction() as s:
         dates = dict(s.execute(select(Email.subject, Email.sent_at)).tuples().all())
     # UTC on every database: a Dutch 10:00 (+01:00) is 09:00 UTC, also on SQLite.
@@ -132,7 +117,7 @@ def test_a_forwarded_message_opens_as_an_email_of_its_own(
     client = account.client()
     client.append("INBOX", outer)
     client.logout()
-    run(db, settings, account)
+    sync_account(db, settings, account)
     with db.transaction() as s:
         email = s.scalars(select(Email).where(Email.message_id == "<fwd@test>")).one()
         forwarded = [a for a in email.attachments if a.content_type == "message/rfc822"]

@@ -10,25 +10,10 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
-from hub.mail.sync import SyncResult, sync_mailbox
 from hub.models import EmailLocation
-from tests.mail_fixtures import MailAccount
-
-
-def run(db: Database, settings: Settings, account: MailAccount) -> SyncResult:
-    result = sync_mailbox(
-        db,
-        BlobStore(settings.documents_dir),
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-    )
-    assert result is not None
-    return result
+from tests.mail_fixtures import MailAccount, sync_account
 
 
 def locations(db: Database) -> int:
@@ -47,7 +32,7 @@ def test_a_short_listing_removes_nothing(
     client = account.client()
     for n in range(3):
         client.append("INBOX", mail(n))
-    run(db, settings, account)
+    sync_account(db, settings, account)
     assert locations(db) == 3
 
     real_search = IMAPClient.search
@@ -59,12 +44,12 @@ def test_a_short_listing_removes_nothing(
     client.append("INBOX", mail(3))  # something changed: the folder is not skipped
     with monkeypatch.context() as patch:
         patch.setattr(IMAPClient, "search", half_answered)
-        assert run(db, settings, account).new == 1
+        assert sync_account(db, settings, account).new == 1
     assert locations(db) == 4  # nothing unlinked on the strength of a short answer
 
     client.select_folder("INBOX")
     client.delete_messages(client.search(["ALL"])[:1])
     client.expunge()
     client.logout()
-    again = run(db, settings, account)
+    again = sync_account(db, settings, account)
     assert again.skipped_folders == 0 and locations(db) == 3  # the real deletion is seen

@@ -18,7 +18,7 @@ from hub.crm.importer import import_relations
 from hub.crm.projects import ProjectInput, save_project
 from hub.db import Database
 from hub.mail.imap import MailServerError
-from hub.mail.sync import SyncResult, _Interrupt, sync_mailbox
+from hub.mail.sync import _Interrupt, sync_mailbox
 from hub.models import (
     Email,
     EmailLocation,
@@ -30,7 +30,7 @@ from hub.models import (
     Relation,
     User,
 )
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 CONTACTS = (
     b"relation,domain,contact_name,email,phone\n"
@@ -58,20 +58,6 @@ def message(
         msg["References"] = reply_to
     msg.set_content(body)
     return bytes(msg)
-
-
-def run(db: Database, settings: Settings, account: MailAccount, **kwargs: object) -> SyncResult:
-    result = sync_mailbox(
-        db,
-        BlobStore(settings.documents_dir),
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-        **kwargs,
-    )  # type: ignore[arg-type]
-    assert result is not None
-    return result
 
 
 def count(db: Database, model: type, *where: object) -> int:
@@ -108,7 +94,7 @@ def test_first_sync_stores_and_links_then_resync_is_a_no_op(
     )
     client.logout()
 
-    first = run(db, settings, account)
+    first = sync_account(db, settings, account)
     assert (first.messages, first.new, first.linked) == (4, 4, 3)
     with db.transaction() as s:
         anna = s.scalars(select(EmailParticipant).where(EmailParticipant.address_key == "anna@bakker.example.nl")).one()
@@ -120,7 +106,7 @@ def test_first_sync_stores_and_links_then_resync_is_a_no_op(
         linked = s.scalars(select(EmailProject.how).where(EmailProject.project_id == project_id)).all()
         assert sorted(linked) == ["single-open", "single-open"]  # Bakker's only open project
         assert s.get_one(Mailbox, account.mailbox_id).last_error == ""
-    again = run(db, settings, account)
+    again = sync_account(db, settings, account)
     assert (again.messages, again.new, again.skipped_folders) == (0, 0, 2)  # STATUS said nothing changed
     assert count(db, Email) == 4
 
@@ -131,18 +117,18 @@ def test_new_mail_flags_expunge_and_move(
     account = mail_account()
     client = account.client()
     client.append("INBOX", message(subject="one", msgid="<one@test>"))
-    run(db, settings, account)
+    sync_account(db, settings, account)
     client.append("INBOX", message(subject="two", msgid="<two@test>"))
-    assert run(db, settings, account).new == 1
+    assert sync_account(db, settings, account).new == 1
     client.select_folder("INBOX")
     uids = client.search(["ALL"])
     client.add_flags(uids[:1], [b"\\Seen", b"\\Flagged"])
-    run(db, settings, account)
+    sync_account(db, settings, account)
     with db.transaction() as s:
         flags = s.scalar(select(EmailLocation.flags).join(Email).where(Email.message_id == "<one@test>"))
         assert flags is not None and "\\Flagged" in flags and "\\Seen" in flags
     client.move(uids[1:], "Trash")
-    account_trash = run(db, settings, account)  # Trash is not synced: the message left the synced folders
+    account_trash = sync_account(db, settings, account)  # Trash is not synced: the message left the synced folders
     assert account_trash.new == 0
     assert (
         count(db, EmailLocation, EmailLocation.email_id.in_(select(Email.id).where(Email.message_id == "<two@test>")))
@@ -152,7 +138,7 @@ def test_new_mail_flags_expunge_and_move(
     client.select_folder("INBOX")
     client.delete_messages(client.search(["ALL"]))
     client.expunge()
-    run(db, settings, account)
+    sync_account(db, settings, account)
     assert count(db, EmailLocation) == 0
     client.logout()
 
@@ -164,10 +150,10 @@ def test_move_between_synced_folders_keeps_one_email(
     client = account.client()
     client.create_folder("Archive")
     client.append("INBOX", message(subject="move me", msgid="<move@test>"))
-    run(db, settings, account)
+    sync_account(db, settings, account)
     client.select_folder("INBOX")
     client.move(client.search(["ALL"]), "Archive")
-    result = run(db, settings, account)
+    result = sync_account(db, settings, account)
     assert result.new == 0
     assert count(db, Email) == 1 and count(db, EmailLocation) == 1
     client.logout()
@@ -181,12 +167,12 @@ def test_recreated_folder_with_new_uidvalidity_gives_no_duplicates(
     client.create_folder("Projects")
     for i in range(3):
         client.append("Projects", message(subject=f"p{i}", msgid=f"<p{i}@test>"))
-    run(db, settings, account)
+    sync_account(db, settings, account)
     client.delete_folder("Projects")
     client.create_folder("Projects")
     for i in range(4):  # the old three again, and one new
         client.append("Projects", message(subject=f"p{i}", msgid=f"<p{i}@test>"))
-    result = run(db, settings, account)
+    result = sync_account(db, settings, account)
     assert result.new == 1
     assert count(db, Email) == 4 and count(db, EmailLocation) == 4
     client.logout()
@@ -201,8 +187,8 @@ def test_same_message_in_two_mailboxes_is_one_email(
         client = account.client()
         client.append("INBOX", raw)
         client.logout()
-    run(db, settings, first)
-    assert run(db, settings, second).new == 0
+    sync_account(db, settings, first)
+    assert sync_account(db, settings, second).new == 0
     assert count(db, Email) == 1 and count(db, EmailLocation) == 2
     assert count(db, EmailRelation) == 1 and count(db, EmailParticipant) == 2  # from + to, once
 
@@ -218,13 +204,13 @@ def test_bad_mail_is_stored_as_well_as_can_be(
     client.append("INBOX", b"Content-Type: multipart/mixed; boundary=nope\r\n\r\n--wrong\r\ngarbage")
     client.append("INBOX", message(subject="fine"))
     client.logout()
-    result = run(db, settings, account)
+    result = sync_account(db, settings, account)
     assert result.new == 3 and result.quarantined == 0
     with db.transaction() as s:
         broken = s.scalars(select(Email).where(Email.subject == "café")).one()
         assert "no Message-ID" in broken.problems and "unknown charset" in broken.problems
         assert broken.text_body.startswith("héllo") and broken.message_key.startswith("c:") and broken.message_id == ""
-    assert run(db, settings, account).new == 0  # identified by content: not stored twice
+    assert sync_account(db, settings, account).new == 0  # identified by content: not stored twice
 
 
 def test_wrong_password_marks_the_mailbox_failing_and_backs_off(
@@ -243,7 +229,7 @@ def test_wrong_password_marks_the_mailbox_failing_and_backs_off(
             allowed_hosts=settings.mail_allowed_hosts,
         )
     with pytest.raises(MailServerError, match="refused the user name or password"):
-        run(db, settings, account)
+        sync_account(db, settings, account)
     with db.transaction() as s:
         box = s.get_one(Mailbox, account.mailbox_id)
         assert box.last_error == "The server refused the user name or password."
@@ -274,9 +260,9 @@ def test_crash_between_fetch_and_store_resumes_without_loss_or_duplicates(
         client.append("INBOX", message(subject=f"m{i}", msgid=f"<m{i}@test>"))
     client.logout()
     with pytest.raises(_Interrupt):
-        run(db, settings, account, fail_after_fetch=2)  # two batches commit, the third dies
+        sync_account(db, settings, account, fail_after_fetch=2)  # two batches commit, the third dies
     assert count(db, Email) == 10
-    result = run(db, settings, account)
+    result = sync_account(db, settings, account)
     assert result.new == 13
     assert count(db, Email) == 23 and count(db, EmailLocation) == 23
     assert count(db, MailQuarantine) == 0
@@ -297,10 +283,10 @@ def test_servers_without_condstore_still_get_flag_changes(
     account = mail_account()
     client = account.client()
     client.append("INBOX", message(subject="plain server", msgid="<plain@test>"))
-    run(db, settings, account)
+    sync_account(db, settings, account)
     client.select_folder("INBOX")
     client.add_flags(client.search(["ALL"]), [b"\\Answered"])
     client.logout()
-    run(db, settings, account)
+    sync_account(db, settings, account)
     with db.transaction() as s:
         assert "\\Answered" in (s.scalar(select(EmailLocation.flags)) or "")

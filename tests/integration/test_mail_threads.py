@@ -7,14 +7,12 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.crm.projects import ProjectInput, save_project
 from hub.crm.relations import RelationInput, save_relation
 from hub.db import Database
-from hub.mail.sync import sync_mailbox
 from hub.models import Email, EmailProject, User
-from tests.mail_fixtures import MailAccount
+from tests.mail_fixtures import MailAccount, sync_account
 
 
 def mail(msgid: str, subject: str, sender: str = "someone@unknown.example", headers: str = "") -> bytes:
@@ -22,17 +20,6 @@ def mail(msgid: str, subject: str, sender: str = "someone@unknown.example", head
         f"From: {sender}\r\nTo: staff@hub.example\r\nSubject: {subject}\r\nMessage-ID: <{msgid}>\r\n"
         f"Date: Mon, 2 Nov 2026 10:00:00 +0100\r\n{headers}\r\nbody\r\n"
     ).encode()
-
-
-def sync(db: Database, settings: Settings, account: MailAccount) -> None:
-    assert sync_mailbox(
-        db,
-        BlobStore(settings.documents_dir),
-        account.mailbox_id,
-        secret_key=settings.secret_key,
-        allowed_hosts=settings.mail_allowed_hosts,
-        force=True,
-    )
 
 
 def projects_of(db: Database, msgid: str) -> list[tuple[int, str]]:
@@ -59,12 +46,12 @@ def test_a_reply_naming_only_its_parent_joins_the_thread_project(
     account = mail_account()
     client = account.client()
     client.append("INBOX", mail("root@t", f"[P-{project_id}] Offerte"))
-    sync(db, settings, account)
+    sync_account(db, settings, account)
     client.append("INBOX", mail("mid@t", "Re: Offerte", headers="In-Reply-To: <root@t>\r\nReferences: <root@t>\r\n"))
-    sync(db, settings, account)
+    sync_account(db, settings, account)
     # Its client kept no References: only the message it answers, whose thread key is <root@t>.
     client.append("INBOX", mail("late@t", "Re: Re: Offerte", headers="In-Reply-To: <mid@t>\r\n"))
-    sync(db, settings, account)
+    sync_account(db, settings, account)
     client.logout()
     assert projects_of(db, "root@t") == [(project_id, "token")]
     assert projects_of(db, "mid@t") == [(project_id, "thread")]

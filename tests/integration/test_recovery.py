@@ -16,7 +16,7 @@ from sqlalchemy import select
 from hub.claims import LEASE
 from hub.db import Database
 from hub.models import Mailbox
-from tests.conftest import make_settings
+from tests.conftest import make_settings, settings_env
 from tests.mail_fixtures import MailAccount
 from workers.app import create_celery
 
@@ -52,15 +52,7 @@ def test_a_sync_whose_worker_process_was_killed_is_taken_again_within_one_claim(
         # reliably "in the middle" when the test kills the process that runs it.
         imap.append("INBOX", f"From: a@b.example\r\nSubject: m{n} hang-here\r\n\r\nbody {n}\r\n".encode())
     imap.logout()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_VAR_DIR=str(settings.var_dir),
-        HUB_DATABASE_URL=pg_url,
-        HUB_BROKER_URL=redis_url,
-        HUB_SECRET_KEY=settings.secret_key,
-        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
-        HUB_TEST_PARSE_HELPER_HANGS_ON="hang-here",
-    )
+    env = settings_env(settings, HUB_TEST_PARSE_HELPER_HANGS_ON="hang-here")
     log = tmp_path / "worker.log"
     with log.open("wb") as output:
         worker = subprocess.Popen(
@@ -77,7 +69,7 @@ def test_a_sync_whose_worker_process_was_killed_is_taken_again_within_one_claim(
         os.kill(int(pid), signal.SIGKILL)  # the pool process running the sync, mid-batch
         killed_at = time.monotonic()
         second = _wait_for(
-            lambda: (c if (c := _claim(database, account.mailbox_id)) and c != first else ""),
+            lambda: c if (c := _claim(database, account.mailbox_id)) and c != first else "",
             LEASE.total_seconds() + 60,
             log,
         )

@@ -7,7 +7,6 @@ database), and a job whose message was lost is found by beat's sweep.
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from hub.config import Settings
 from hub.crm.import_jobs import create_import_job
 from hub.db import Database
 from hub.models import Contact, ImportJob, JobStatus, Relation
-from tests.conftest import make_settings
+from tests.conftest import make_settings, settings_env
 from workers.app import create_celery
 
 CSV = (
@@ -51,14 +50,7 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stack]:
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()
     settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_VAR_DIR=str(settings.var_dir),
-        HUB_DATABASE_URL=pg_url,
-        HUB_BROKER_URL=redis_url,
-        HUB_SECRET_KEY=settings.secret_key,
-        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
-    )
+    env = settings_env(settings)
     log = tmp_path / "worker.log"
     with log.open("wb") as output:
         worker = subprocess.Popen(
@@ -159,15 +151,7 @@ def test_flower_shows_the_worker_and_its_tasks(stack: Stack, tmp_path: Path) -> 
 
     settings, database, _ = stack
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_VAR_DIR=str(settings.var_dir),
-        HUB_DATABASE_URL=settings.database_url,
-        HUB_BROKER_URL=settings.broker_url,
-        HUB_SECRET_KEY=settings.secret_key,
-        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
-        FLOWER_UNAUTHENTICATED_API="true",
-    )
+    env = settings_env(settings, FLOWER_UNAUTHENTICATED_API="true")
     flower = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "flower", "--port", str(port), "--address=127.0.0.1"],
         env=env,

@@ -31,7 +31,7 @@ from hub.config import Settings
 from hub.crm.import_jobs import create_import_job
 from hub.db import Database
 from hub.models import ImportJob, JobStatus
-from tests.conftest import make_settings
+from tests.conftest import make_settings, settings_env
 from tests.servers import free_port, wait_for_port
 from workers.app import create_celery
 
@@ -156,14 +156,7 @@ def test_worker_survives_redis_being_killed_and_restarted(
     tmp_path: Path, pg_url: str, killable_redis: KillableRedis
 ) -> None:
     settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=killable_redis.url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_VAR_DIR=str(settings.var_dir),
-        HUB_DATABASE_URL=pg_url,
-        HUB_BROKER_URL=killable_redis.url,
-        HUB_SECRET_KEY=settings.secret_key,
-        HUB_MAIL_ALLOWED_HOSTS=settings.mail_allowed_hosts,
-    )
+    env = settings_env(settings)
     database = Database(pg_url)
     app = create_celery(settings)
     log = tmp_path / "worker.log"
@@ -244,13 +237,7 @@ def test_hub_worker_starts_a_dead_celery_worker_again(
 ) -> None:
     """Whatever Celery cannot recover from ends only the Celery process: `hub worker` starts another."""
     settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=killable_redis.url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_VAR_DIR=str(settings.var_dir),
-        HUB_DATABASE_URL=pg_url,
-        HUB_BROKER_URL=killable_redis.url,
-        HUB_SECRET_KEY=settings.secret_key,
-    )
+    env = settings_env(settings)
     database = Database(pg_url)
     app = create_celery(settings)
     log = tmp_path / "worker.log"
