@@ -29,13 +29,12 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from hub.crm.access import relation_visible
+from hub.crm.events import AddressesAdded, Belonging, announce
 from hub.crm.relations import EMAIL_RE, FREE_MAIL_DOMAINS
 from hub.db import Database
-from hub.mail.links import link_existing_mail
 from hub.models import (
     Contact,
     EmailAddress,
-    EmailParticipant,
     PhoneNumber,
     Relation,
     RelationKind,
@@ -254,20 +253,14 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult, impo
         if row.email:
             new_addresses[row.email.casefold()] = (contact.id, relation.id)
     session.flush()
-    _link_mail_that_came_first(session, new_addresses)
+    _announce_new_addresses(session, new_addresses)
 
 
-def _link_mail_that_came_first(session: Session, new_addresses: dict[str, tuple[int, int]]) -> None:
-    if not new_addresses:
-        return
-    seen = set(
-        session.scalars(
-            select(EmailParticipant.address_key).where(EmailParticipant.address_key.in_(new_addresses)).distinct()
-        )
-    )
-    for key in seen:
-        contact_id, relation_id = new_addresses[key]
-        link_existing_mail(session, key, contact_id, relation_id)
+def _announce_new_addresses(session: Session, new_addresses: dict[str, tuple[int, int]]) -> None:
+    """Tell the capabilities (mail: the messages that came first) about the batch's new addresses."""
+    if new_addresses:
+        items = [Belonging(relation_id, contact_id, key) for key, (contact_id, relation_id) in new_addresses.items()]
+        announce(session, AddressesAdded(tuple(items)))
 
 
 def import_relations(

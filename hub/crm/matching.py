@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub.crm.relations import FREE_MAIL_DOMAINS
@@ -106,13 +106,13 @@ class ProjectClues:
 
 
 def _projects_by(
-    session: Session, column: InstrumentedAttribute[str], keys: set[str], mailbox_id: int | None
+    session: Session, column: InstrumentedAttribute[str], keys: set[str], known: ColumnElement[bool] | None
 ) -> dict[str, set[int]]:
     """key → the projects of the e-mails whose ``column`` (thread key, Message-ID) is that key.
 
-    For mail of ``mailbox_id`` only e-mails that mailbox's owner could know of count: its own, and
-    those shared with colleagues. A private e-mail elsewhere must not steer mail (a crafted reply
-    naming its Message-ID would show where it was filed).
+    ``known``: only e-mails matching it count (mail passes "what this mailbox's owner could know
+    of": a private e-mail elsewhere must not steer mail, or a crafted reply naming its Message-ID
+    would show where it was filed).
     """
     found: dict[str, set[int]] = {}
     if keys:
@@ -121,10 +121,8 @@ def _projects_by(
             .join(EmailProject, EmailProject.email_id == Email.id)
             .where(column.in_(keys))
         )
-        if mailbox_id is not None:
-            from hub.mail.privacy import shareable_or_in  # the core's matching knows mail only here
-
-            query = query.where(shareable_or_in(mailbox_id))
+        if known is not None:
+            query = query.where(known)
         rows = session.execute(query)
         for key, project_id in rows:
             found.setdefault(key, set()).add(project_id)
@@ -132,17 +130,17 @@ def _projects_by(
 
 
 def match_projects(
-    session: Session, items: Mapping[K, ProjectClues], *, mailbox_id: int | None = None
+    session: Session, items: Mapping[K, ProjectClues], *, known: ColumnElement[bool] | None = None
 ) -> list[tuple[K, int, str]]:
     """(item, project id, how) for each item: a "[P-123]" token in the subject, else the projects of
     its thread, else the single open project of each relation it matched. Queries are per batch.
-    ``mailbox_id``: the mailbox the items came from (threads then only count what it may know)."""
+    ``known``: which e-mails of the thread may count (see :func:`_projects_by`)."""
     replied = {r for clues in items.values() for r in clues.replies_to}
     thread_keys = {clues.thread_key for clues in items.values() if clues.thread_key} | replied
-    by_thread = _projects_by(session, Email.thread_key, thread_keys, mailbox_id)
+    by_thread = _projects_by(session, Email.thread_key, thread_keys, known)
     # The message answered may sit in its thread under another thread key (a reply without
     # References, a thread whose first message was never seen): look it up itself too.
-    by_message = _projects_by(session, Email.message_id, replied, mailbox_id)
+    by_message = _projects_by(session, Email.message_id, replied, known)
     single = single_open_projects(session, {r for clues in items.values() for r in clues.relation_ids})
     links: list[tuple[K, int, str]] = []
     for item, clues in items.items():

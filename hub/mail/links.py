@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from hub.crm.events import AddressesAdded
 from hub.db import insert_ignore
 from hub.models import Email, EmailParticipant, EmailProject, EmailRelation, Project
 
@@ -31,6 +32,22 @@ def unlink_from_project(session: Session, email: Email, project: Project) -> Non
     )
 
 
+def link_mail_of_new_addresses(session: Session, event: AddressesAdded) -> None:
+    """The CRM core added addresses to contacts: bring the mail that came from or went to them first.
+
+    One query finds which of the addresses have mail at all (an import announces a whole batch)."""
+    wanted = {item.key: item for item in event.items if item.contact_id is not None}
+    if not wanted:
+        return
+    seen = session.scalars(
+        select(EmailParticipant.address_key).where(EmailParticipant.address_key.in_(wanted)).distinct()
+    )
+    for key in list(seen):
+        item = wanted[key]
+        assert item.contact_id is not None
+        link_existing_mail(session, key, item.contact_id, item.relation_id)
+
+
 def link_existing_mail(session: Session, address_key: str, contact_id: int, relation_id: int) -> int:
     """A contact was added (or got an address): link the mail that already came from or went to it.
 
@@ -38,7 +55,6 @@ def link_existing_mail(session: Session, address_key: str, contact_id: int, rela
     rules give it now (thread, else the relation's single open project). Returns how many e-mails
     were newly linked to the relation.
     """
-    # Imported here: hub.crm.relations imports this module, and matching imports hub.crm.relations.
     from hub.crm.matching import ProjectClues, match_projects
     from hub.mail.privacy import staff_addresses
 

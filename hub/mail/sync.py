@@ -36,7 +36,7 @@ from hub.mail.imap import MailServerError, connect, folders_to_sync
 from hub.mail.packs import PackWriter, packs_dir
 from hub.mail.parse import ParsedMessage, message_id_from_header
 from hub.mail.parse_helper import Parsed, start_parsing
-from hub.mail.privacy import refresh_withheld, staff_addresses
+from hub.mail.privacy import refresh_withheld, shareable_or_in, staff_addresses
 from hub.models import (
     Attachment,
     Email,
@@ -781,7 +781,7 @@ class FolderSync:
         }
         project_links = [
             {"email_id": email_id, "project_id": project_id, "how": how}
-            for email_id, project_id, how in match_projects(session, clues, mailbox_id=self.mailbox_id)
+            for email_id, project_id, how in match_projects(session, clues, known=shareable_or_in(self.mailbox_id))
         ]
         insert_ignore(session, EmailProject, project_links, ["email_id", "project_id"])
         return len(relations_of)

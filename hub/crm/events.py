@@ -1,0 +1,65 @@
+"""One small, typed way for the CRM core to say what changed, and for capabilities to hear it.
+
+The core announces facts ("these addresses now belong to this contact"); mail (and later calls and
+appointments) subscribe, so the core imports no capability. Subscribers run in the announcing
+transaction, just before it commits: the contact and the mail it brings onto its relation commit
+together or not at all, and a page that shows the new contact shows its earlier mail too.
+
+Which capabilities listen is wired in one place, :mod:`hub.wiring`, loaded on the first
+announcement (by name: the core has no import arrow into a capability).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class Belonging:
+    """An address or number that now belongs to this contact (or to the relation itself)."""
+
+    relation_id: int
+    contact_id: int | None
+    key: str  # a case-folded e-mail address, or a phone number in E.164
+
+
+@dataclass(frozen=True)
+class AddressesAdded:
+    """E-mail addresses were added to contacts or relations (one announcement per saved batch)."""
+
+    items: tuple[Belonging, ...]
+
+
+@dataclass(frozen=True)
+class NumbersAdded:
+    """Phone numbers were added to contacts or relations (one announcement per saved batch)."""
+
+    items: tuple[Belonging, ...]
+
+
+Event = AddressesAdded | NumbersAdded
+E = TypeVar("E", AddressesAdded, NumbersAdded)
+_subscribers: dict[type[Any], list[Callable[[Session, Any], None]]] = {}
+_wired = False
+
+
+def subscribe(event_type: type[E], handler: Callable[[Session, E], None]) -> None:
+    """Call ``handler(session, event)`` for every ``event_type`` announced (once per handler)."""
+    handlers = _subscribers.setdefault(event_type, [])
+    if handler not in handlers:
+        handlers.append(handler)
+
+
+def announce(session: Session, event: Event) -> None:
+    """Tell every subscriber, in this transaction (see the module's note)."""
+    global _wired
+    if not _wired:
+        importlib.import_module("hub.wiring")
+        _wired = True
+    for handler in _subscribers.get(type(event), []):
+        handler(session, event)
