@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -42,3 +49,133 @@ def sort_clause(sorts: dict[str, Any], sort: str, default: str) -> tuple[str, li
     column = sorts[key]
     order = [column.desc() if descending else column.asc()]
     return ("-" if descending else "") + key, order
+
+
+# --- keyset (cursor) paging ------------------------------------------------------------------------
+
+# Ids are INTEGER columns (32-bit on PostgreSQL): a bigger one is refused before it reaches the
+# database, where it would be an "integer out of range" error rather than "not found".
+MAX_ID = 2**31 - 1
+
+
+class BadCursor(ValueError):
+    """The cursor was not made by :func:`keyset_page` for this sort (or was tampered with)."""
+
+
+@dataclass
+class Sort:
+    """One way to order a list: ``column`` with the row's id as tie-breaker, both in one direction,
+    NULLs last on every database (SQLite and PostgreSQL disagree on the default)."""
+
+    column: Any
+    id_column: Any
+    value_of: Callable[[Any], Any]
+    descending: bool = False
+
+    def order(self) -> list[Any]:
+        if self.descending:
+            return [self.column.desc().nulls_last(), self.id_column.desc()]
+        return [self.column.asc().nulls_last(), self.id_column.asc()]
+
+    def after(self, value: Any, last_id: int) -> Any:
+        """Rows that come after (value, last_id) in this order."""
+        id_beyond = self.id_column < last_id if self.descending else self.id_column > last_id
+        if value is None:
+            return and_(self.column.is_(None), id_beyond)
+        beyond = self.column < value if self.descending else self.column > value
+        return or_(beyond, and_(self.column == value, id_beyond), self.column.is_(None))
+
+
+@dataclass
+class KeysetPage(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    total: int | None = None
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _python_type(sql_type: Any) -> type:
+    try:
+        return sql_type.python_type
+    except NotImplementedError:  # a TypeDecorator (UTC datetimes) answers for its implementation
+        return sql_type.impl_instance.python_type
+
+
+def _decode_value(column: Any, raw: Any) -> Any:
+    if raw is None:
+        return None
+    kind = _python_type(column.type)
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise BadCursor(raw)
+    if issubclass(kind, enum.Enum):
+        return kind(raw)
+    if kind is datetime:
+        return datetime.fromisoformat(str(raw))
+    if kind is date:
+        return date.fromisoformat(str(raw))
+    if kind is Decimal:
+        return Decimal(str(raw))
+    if kind is int:
+        if not isinstance(raw, int) or abs(raw) > MAX_ID:
+            raise BadCursor(raw)
+        return raw
+    if kind is str and isinstance(raw, str) and not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in raw):
+        return raw
+    raise BadCursor(raw)
+
+
+def make_cursor(sort_name: str, sort: Sort, row: Any) -> str:
+    payload = json.dumps([sort_name, _encode_value(sort.value_of(row)), row.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: str, sort_name: str, sort: Sort) -> tuple[Any, int]:
+    """(value, id) of the row a cursor points after; :class:`BadCursor` if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, value, last_id = json.loads(raw)
+        if name != sort_name or isinstance(last_id, bool) or not isinstance(last_id, int) or abs(last_id) > MAX_ID:
+            raise BadCursor(cursor)
+        return _decode_value(sort.column, value), last_id
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as error:
+        raise BadCursor(cursor) from error
+
+
+def keyset_page(
+    session: Session,
+    query: Select[tuple[T]],
+    *,
+    sort_name: str,
+    sort: Sort,
+    cursor: str | None,
+    per_page: int,
+    with_total: bool = False,
+    offset: int = 0,
+) -> KeysetPage[T]:
+    """One page of ``query`` after ``cursor``, in ``sort`` order.
+
+    The next page starts where this one ended (WHERE (column, id) > last), so page 1,000 costs what
+    page 1 costs and a row inserted meanwhile does not shift every later page, as OFFSET does.
+    ``with_total`` adds a COUNT(*) of the whole filtered list: only when asked, it costs more than
+    the page on large tables. ``offset`` serves callers that still page by number (slower the
+    further they go; the cursor does not).
+    """
+    total = None
+    if with_total:
+        total = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    if cursor:
+        value, last_id = read_cursor(cursor, sort_name, sort)
+        query = query.where(sort.after(value, last_id))
+    rows = list(session.scalars(query.order_by(*sort.order()).limit(per_page + 1).offset(offset)).unique())
+    items = rows[:per_page]
+    next_cursor = make_cursor(sort_name, sort, items[-1]) if len(rows) > per_page else None
+    return KeysetPage(items=items, next_cursor=next_cursor, total=total)

@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from hub.crm.access import relation_visible
-from hub.crm.events import AddressesAdded, Belonging, announce
+from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, announce
 from hub.crm.relations import EMAIL_RE, FREE_MAIL_DOMAINS
 from hub.db import Database
 from hub.models import (
@@ -205,6 +205,7 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult, impo
         else set()
     )
     new_addresses: dict[str, tuple[int, int]] = {}
+    new_numbers: list[Belonging] = []
     for row in rows:
         relation = relations.get(row.relation)
         created = False
@@ -248,12 +249,16 @@ def _import_batch(session: Session, rows: list[_Row], result: ImportResult, impo
             known_emails.add((relation.id, row.email.casefold()))
         if row.phone:
             session.add(PhoneNumber(relation_id=relation.id, contact_id=contact.id, number=row.phone, e164=row.e164))
+            if row.e164:
+                new_numbers.append(Belonging(relation.id, contact.id, row.e164))
         known_names.add((relation.id, row.contact_name))
         result.contacts_created += 1
         if row.email:
             new_addresses[row.email.casefold()] = (contact.id, relation.id)
     session.flush()
     _announce_new_addresses(session, new_addresses)
+    if new_numbers:
+        announce(session, NumbersAdded(tuple(new_numbers)))
 
 
 def _announce_new_addresses(session: Session, new_addresses: dict[str, tuple[int, int]]) -> None:

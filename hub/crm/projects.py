@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Select, select
@@ -214,6 +214,10 @@ def projects_query(
     relation_id: int | None = None,
     status_id: int | None = None,
     open_only: bool = False,
+    type_id: int | None = None,
+    chance_id: int | None = None,
+    responsible_user_id: int | None = None,
+    updated_since: datetime | None = None,
 ) -> Select[tuple[Project]]:
     query = select(Project).join(Project.relation).where(project_visible(user))
     if search.strip():
@@ -225,6 +229,13 @@ def projects_query(
         query = query.where(Project.status_id == status_id)
     if open_only:
         query = query.where(Project.closed.is_(False))
+    for column, value in ((Project.type_id, type_id), (Project.chance_id, chance_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if responsible_user_id is not None:
+        query = query.where(Project.responsible_user_id == responsible_user_id)
+    if updated_since is not None:
+        query = query.where(Project.updated_at >= updated_since)
     return query
 
 

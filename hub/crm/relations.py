@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.accounts.users import users_and_groups
 from hub.crm.access import relation_visible
+from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, announce
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
-from hub.mail.links import link_existing_mail
 from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus, User
 from hub.paging import Page, paginate, sort_clause
 from hub.phones import to_e164
@@ -184,6 +185,15 @@ def _set_phones(session: Session, relation: Relation, contact: Contact | None, p
         )
 
 
+def _announce_numbers(
+    session: Session, relation_id: int, contact_id: int | None, phones: list[str], region: str
+) -> None:
+    """Calls from or to these numbers that came first now show on the relation (telephony listens)."""
+    numbers = [e164 for phone in phones if (e164 := to_e164(phone, region))]
+    if numbers:
+        announce(session, NumbersAdded(tuple(Belonging(relation_id, contact_id, n) for n in numbers)))
+
+
 def save_relation(
     session: Session, data: RelationInput, relation: Relation | None = None, *, region: str = "NL"
 ) -> Relation:
@@ -204,6 +214,7 @@ def save_relation(
     session.flush()
     _set_addresses(session, relation, None, data.emails)
     _set_phones(session, relation, None, data.phones, region)
+    _announce_numbers(session, relation.id, None, data.phones, region)
     session.flush()
     return relation
 
@@ -216,12 +227,26 @@ def get_relation(session: Session, user: User, relation_id: int) -> Relation:
     return relation
 
 
-def relations_query(user: User, search: str = "", status: str = "") -> Select[tuple[Relation]]:
+def relations_query(
+    user: User,
+    search: str = "",
+    status: str = "",
+    *,
+    owner_id: int | None = None,
+    city: str | None = None,
+    updated_since: datetime | None = None,
+) -> Select[tuple[Relation]]:
     query = select(Relation).where(relation_visible(user))
     if search.strip():
         query = query.where(Relation.search_name.like(like_pattern(search), escape="\\"))
     if status in {s.value for s in RelationStatus}:
         query = query.where(Relation.status == RelationStatus(status))
+    if owner_id is not None:
+        query = query.where(Relation.owner_id == owner_id)
+    if city is not None:
+        query = query.where(func.lower(Relation.city) == city.strip().lower())
+    if updated_since is not None:
+        query = query.where(Relation.updated_at >= updated_since)
     return query
 
 
@@ -285,9 +310,9 @@ def save_contact(
     _set_addresses(session, relation, contact, data.emails)
     _set_phones(session, relation, contact, data.phones, region)
     session.flush()
-    # Mail that arrived before this contact existed now shows on the relation too.
-    for address in data.emails:
-        link_existing_mail(session, address, contact.id, relation.id)
+    # Mail (and later calls) that came before this contact existed now shows on the relation too.
+    announce(session, AddressesAdded(tuple(Belonging(relation.id, contact.id, a.casefold()) for a in data.emails)))
+    _announce_numbers(session, relation.id, contact.id, data.phones, region)
     session.expire(contact, ["emails", "phones"])
     return contact
 

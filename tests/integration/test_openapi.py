@@ -1,4 +1,8 @@
-"""The OpenAPI document at /api/v1/openapi.json describes exactly the API that exists."""
+"""The OpenAPI document at /api/v1/openapi.json describes exactly the API that exists.
+
+It is generated from the views' declarations (web/api/schemas.py), so these tests check the
+generation: every route is in it, each operation is complete, the shapes are what the API returns.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ def _api_routes(app: Flask) -> set[tuple[str, str]]:
     """(path in OpenAPI spelling, method) for every /api/v1 rule except the document itself."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(PREFIX + "/") or rule.rule == PREFIX + "/openapi.json":
+        # /docs is the same document as a page (the same endpoint, api.openapi).
+        if not rule.rule.startswith(PREFIX + "/") or rule.endpoint == "api.openapi":
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix(PREFIX))
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
@@ -35,9 +40,9 @@ def test_every_api_route_is_in_the_document(app: Flask, client: FlaskClient) -> 
         (path, method) for path, methods in document["paths"].items() for method in methods if path != "/openapi.json"
     }
     missing = _api_routes(app) - documented
-    assert not missing, f"routes missing from web/api/openapi.py: {sorted(missing)}"
+    assert not missing, f"routes not declared (web/api/routes.py: @declare): {sorted(missing)}"
     stale = documented - _api_routes(app)
-    assert not stale, f"web/api/openapi.py describes routes that do not exist: {sorted(stale)}"
+    assert not stale, f"the document describes routes that do not exist: {sorted(stale)}"
 
 
 def test_each_operation_is_complete(app: Flask, client: FlaskClient) -> None:
@@ -54,7 +59,9 @@ def test_each_operation_is_complete(app: Flask, client: FlaskClient) -> None:
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == set(re.findall(r"{(\w+)}", path)), where
             if path != "/openapi.json":
-                assert {"401", "404"} <= set(operation["responses"]), where
+                assert "401" in operation["responses"], where
+            if declared:  # a URL that names an object: missing or hidden, the same 404
+                assert "404" in operation["responses"], where
             if method in {"post", "put", "patch"} and not path.endswith("/sync"):
                 assert "requestBody" in operation, where
     assert len(operation_ids) == len(set(operation_ids))
@@ -71,7 +78,8 @@ def test_document_is_openapi_31_with_bearer_auth_and_schemas(client: FlaskClient
         assert schemas[name]["properties"], name
     project = schemas["Project"]["properties"]
     assert {"value", "currency", "contacts", "linked_user_ids", "linked_group_ids", "free_choice_5"} <= set(project)
-    assert schemas["Error"]["properties"]["error"]["required"] == ["message", "field"]
+    detail = schemas["Error"]["properties"]["error"]["$ref"].rsplit("/", 1)[-1]
+    assert schemas[detail]["required"] == ["message", "field"]
     # Every $ref points at a schema that exists.
     refs = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', str(document).replace("'", '"')))
     assert refs and refs <= set(schemas)

@@ -1,10 +1,20 @@
-"""API endpoints: thin, each parses JSON, calls one hub service and serializes the result."""
+"""API endpoints: thin, each declared with its models (web/api/schemas.py), calls one hub service.
+
+A view's docstring is its summary in the OpenAPI document; its models are its parameters, body and
+responses there. Nothing about an endpoint is written anywhere else.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from flask import g, jsonify, request, send_file
+from flask import current_app, g, request, send_file
+from pydantic import BaseModel
+from spectree import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from hub.crm import activities as activity_service
 from hub.crm import choices as choice_service
@@ -14,54 +24,197 @@ from hub.crm import relations as relation_service
 from hub.crm.activities import ActivityInput
 from hub.crm.projects import CHOICE_FIELDS, ProjectInput
 from hub.crm.relations import ContactInput, RelationInput
+from hub.errors import NotFound
 from hub.i18n import _
-from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
-from web.api import bp, serialize
-from web.api.errors import ApiError, not_found
-from web.api.parse import (
-    body,
-    boolean,
-    int_list,
-    optional_amount,
-    optional_date,
-    optional_int,
-    query_flag,
-    query_int,
-    str_list,
-    text,
-)
+from hub.models import FREE_TEXT_FIELDS, Choice, ChoiceField, Contact, Project, Relation, User
+from hub.paging import BadCursor, KeysetPage, Sort, keyset_page
+from web.api import bp, schemas, spec
+from web.api.errors import ADMIN_ONLY, LOADERS, ApiError, not_found
 from web.context import blobs, db_session, installation, settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
 
 
 def me() -> User:
-    return g.api_user
+    return cast(User, g.api_user)
 
 
-def _require_admin() -> None:
-    """Admin-only writes look like a missing route to everyone else, as admin pages do."""
-    if not me().is_admin:
+def declare(
+    *,
+    ok: int = 200,
+    out: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    form: type[BaseModel] | None = None,
+    admin: bool = False,
+    errors: tuple[int, ...] = (400, 401, 404),
+    raw: bool = False,
+) -> Callable[[F], F]:
+    """Declare an endpoint: its models validate the request and the response and make its OpenAPI
+    operation (named after the view; the docstring's first line is its summary). ``raw``: the view
+    streams a file, which spectree must not read to check it."""
+
+    def decorate(view: F) -> F:
+        responses: dict[str, Any] = {f"HTTP_{code}": schemas.Error for code in errors}
+        responses[f"HTTP_{ok}"] = out
+        if admin:
+            ADMIN_ONLY.add(f"api.{view.__name__}")
+        validated = spec.validate(
+            query=query,
+            json=body,
+            form=form,
+            resp=Response(**responses),
+            operation_id=view.__name__,
+        )(view)
+        if raw:
+            # spectree reads every response body to check it, which a streamed file cannot give; the
+            # route serves the view itself and keeps the declaration (found through __wrapped__).
+            @functools.wraps(view)
+            def streaming(*args: Any, **kwargs: Any) -> Any:
+                return view(*args, **kwargs)
+
+            streaming.__wrapped__ = validated
+            return cast(F, streaming)
+        return cast(F, validated)
+
+    return decorate
+
+
+def valid_query(model: type[M]) -> M:
+    return cast(M, request.context.query)  # type: ignore[attr-defined]
+
+
+def sent() -> dict[str, Any]:
+    """The body's keys that were sent (PATCH changes only these), as typed by the declared model."""
+    model = cast(BaseModel, request.context.json)  # type: ignore[attr-defined]
+    return {name: getattr(model, name) for name in model.model_fields_set}
+
+
+def path_object(name: str) -> Any:
+    return g.path_objects[name]
+
+
+def _page(page: KeysetPage[Any], model: type[M], q: schemas.ListQuery) -> M:
+    return model.model_validate(
+        {
+            "items": page.items,
+            "next": page.next_cursor,
+            "total": page.total,
+            "per_page": q.per_page,
+            "page": q.page,
+            "has_next": page.next_cursor is not None,
+        }
+    )
+
+
+def _keyset(query: Any, sorts: dict[str, Sort], sort: str, q: schemas.ListQuery) -> KeysetPage[Any]:
+    key = sort.lstrip("-")
+    base = sorts[key]
+    chosen = Sort(base.column, base.id_column, base.value_of, descending=sort.startswith("-"))
+    try:
+        return keyset_page(
+            db_session(),
+            query,
+            sort_name=sort,
+            sort=chosen,
+            cursor=q.cursor,
+            per_page=q.per_page,
+            with_total=q.total,
+            offset=(q.page - 1) * q.per_page if q.page and not q.cursor else 0,
+        )
+    except BadCursor:
+        raise ApiError(400, _("cursor is not a cursor this list gave out (with this sort)."), "cursor") from None
+
+
+def _empty(model: type[M], q: schemas.ListQuery) -> M:
+    """An empty list: what a filter on an object the user may not see gives, exactly like no match."""
+    empty: dict[str, Any] = {
+        "items": [],
+        "next": None,
+        "total": 0 if q.total else None,
+        "per_page": q.per_page,
+        "has_next": False,
+    }
+    return model.model_validate({**empty, "page": q.page})
+
+
+# --- the objects URLs name: loaded (and the visibility rule applied) before the body is read -----
+
+
+def _load_mailbox(mailbox_id: int) -> Any:
+    from hub.mail.mailboxes import get_mailbox
+
+    box = get_mailbox(db_session(), mailbox_id)
+    if not (me().is_admin or box.owner_id == me().id):
         raise not_found()
+    return box
 
 
-def _paging() -> tuple[int, int]:
-    return query_int("page", 1), query_int("per_page", 25, maximum=100)
+def _load_email(email_id: int) -> Any:
+    from hub.mail.read import get_email
+
+    return get_email(db_session(), me(), email_id)
+
+
+LOADERS.update(
+    {
+        "relation_id": lambda i: relation_service.get_relation(db_session(), me(), i),
+        "contact_id": lambda i: relation_service.get_contact(db_session(), me(), i),
+        "project_id": lambda i: project_service.get_project(db_session(), me(), i),
+        "activity_id": lambda i: activity_service.get_activity(db_session(), me(), i),
+        "document_id": lambda i: document_service.get_document(db_session(), me(), i),
+        "choice_id": lambda i: choice_service.get_choice(db_session(), i),
+        "email_id": _load_email,
+        "mailbox_id": _load_mailbox,
+    }
+)
+
+
+# --- the document --------------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+@bp.get("/docs")
+def openapi() -> Any:
+    """This document (/openapi.json), or it to read and try out in a browser (/docs)."""
+    from web.api.document import docs_page, document
+
+    if request.path.endswith("/docs"):
+        return docs_page()
+    return current_app.json.response(document())
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+@bp.get("/users")
+@declare(out=schemas.UserPage, query=schemas.UserQuery)
+def list_users() -> Any:
+    """Staff accounts, by name: resolves responsible_user_id, owner_id, assigned_user_id"""
+    q = valid_query(schemas.UserQuery)
+    query = select(User)
+    if q.active is not None:
+        query = query.where(User.is_active.is_(q.active))
+    sorts = {"name": Sort(User.name, User.id, lambda u: u.name)}
+    return _page(_keyset(query, sorts, "name", q), schemas.UserPage, q)
+
+
+@bp.get("/me")
+@declare(out=schemas.Me, errors=(401,))
+def get_me() -> Any:
+    """The user the token belongs to"""
+    return schemas.Me.model_validate(me())
 
 
 # --- relations -----------------------------------------------------------------------------------
 
-RELATION_TEXT = (
-    "name",
-    "kind",
-    "street",
-    "postcode",
-    "city",
-    "country",
-    "website",
-    "coc_number",
-    "vat_number",
-    "status",
-    "domain",
-)
+RELATION_SORTS = {
+    "name": Sort(Relation.search_name, Relation.id, lambda r: r.search_name),
+    "city": Sort(Relation.city, Relation.id, lambda r: r.city),
+    "status": Sort(Relation.status, Relation.id, lambda r: r.status),
+    "updated": Sort(Relation.updated_at, Relation.id, lambda r: r.updated_at),
+}
 
 
 def _relation_input(data: dict[str, Any], current: Relation | None = None) -> RelationInput:
@@ -84,79 +237,80 @@ def _relation_input(data: dict[str, Any], current: Relation | None = None) -> Re
             owner_id=current.owner_id,
             domain=current.domain,
         )
-    for name in RELATION_TEXT:
-        if name in data:
-            setattr(base, name, text(data, name))
-    if "phones" in data:
-        base.phones = str_list(data, "phones")
-    if "emails" in data:
-        base.emails = str_list(data, "emails")
-    if "owner_id" in data:
-        base.owner_id = optional_int(data, "owner_id")
+    for name, value in data.items():
+        setattr(base, name, getattr(value, "value", value))
     return base
 
 
 @bp.get("/relations")
+@declare(out=schemas.RelationPage, query=schemas.RelationQuery)
 def list_relations() -> Any:
-    page, per_page = _paging()
-    result, _sort = relation_service.list_relations(
-        db_session(),
+    """Relations you may see"""
+    q = valid_query(schemas.RelationQuery)
+    query = relation_service.relations_query(
         me(),
-        search=request.args.get("q", ""),
-        status=request.args.get("status", ""),
-        sort=request.args.get("sort", "name"),
-        page=page,
-        per_page=per_page,
+        q.q,
+        q.status.value if q.status else "",
+        owner_id=q.owner_id,
+        city=q.city,
+        updated_since=q.updated_since,
     )
-    return serialize.page(result, serialize.relation_brief)
+    return _page(_keyset(query, RELATION_SORTS, q.sort, q), schemas.RelationPage, q)
 
 
 @bp.post("/relations")
+@declare(ok=201, out=schemas.Relation, body=schemas.RelationCreate, errors=(400, 401))
 def create_relation() -> Any:
-    data = body()
+    """Create a relation (you are its owner unless owner_id says otherwise)"""
     created = relation_service.save_relation(
-        db_session(), _relation_input(data), region=settings().default_phone_region
+        db_session(), _relation_input(sent()), region=settings().default_phone_region
     )
-    return serialize.relation(created), 201
+    return schemas.Relation.model_validate(created), 201
 
 
 @bp.get("/relations/<int:relation_id>")
+@declare(out=schemas.Relation)
 def get_relation(relation_id: int) -> Any:
-    return serialize.relation(relation_service.get_relation(db_session(), me(), relation_id))
+    """One relation"""
+    return schemas.Relation.model_validate(path_object("relation_id"))
 
 
-def _managed_relation(relation_id: int) -> Relation:
+def _managed_relation() -> Relation:
     """The relation if the user may delete it or set who sees it: its owner or an admin (as the pages)."""
-    relation = relation_service.get_relation(db_session(), me(), relation_id)
+    relation = cast(Relation, path_object("relation_id"))
     if not (me().is_admin or relation.owner_id == me().id):
         raise not_found()
     return relation
 
 
 @bp.patch("/relations/<int:relation_id>")
+@declare(out=schemas.Relation, body=schemas.RelationPatch)
 def update_relation(relation_id: int) -> Any:
-    relation = relation_service.get_relation(db_session(), me(), relation_id)
+    """Change a relation; only the given keys"""
+    relation = path_object("relation_id")
     changed = relation_service.save_relation(
-        db_session(), _relation_input(body(), relation), relation, region=settings().default_phone_region
+        db_session(), _relation_input(sent(), relation), relation, region=settings().default_phone_region
     )
     db_session().refresh(changed)
-    return serialize.relation(changed)
+    return schemas.Relation.model_validate(changed)
 
 
 @bp.delete("/relations/<int:relation_id>")
+@declare(ok=204)
 def delete_relation(relation_id: int) -> Any:
-    relation_service.delete_relation(db_session(), _managed_relation(relation_id))
+    """Delete a relation without projects (its owner or an admin)"""
+    relation_service.delete_relation(db_session(), _managed_relation())
     return "", 204
 
 
 @bp.put("/relations/<int:relation_id>/linked")
+@declare(out=schemas.LinkedOut, body=schemas.Linked)
 def put_relation_linked(relation_id: int) -> Any:
-    relation = _managed_relation(relation_id)
-    data = body()
-    relation_service.set_relation_linked(
-        db_session(), relation, int_list(data, "user_ids"), int_list(data, "group_ids")
-    )
-    return serialize.linked(relation)
+    """Set who sees the relation (its owner or an admin); nobody linked: all staff"""
+    relation = _managed_relation()
+    data = sent()
+    relation_service.set_relation_linked(db_session(), relation, data.get("user_ids", []), data.get("group_ids", []))
+    return schemas.LinkedOut.model_validate(relation)
 
 
 # --- contacts ------------------------------------------------------------------------------------
@@ -171,52 +325,65 @@ def _contact_input(data: dict[str, Any], current: Contact | None = None) -> Cont
             emails=[e.address for e in current.emails],
             phones=[p.number for p in current.phones],
         )
-    for name in ("name", "function"):
-        if name in data:
-            setattr(base, name, text(data, name))
-    if "emails" in data:
-        base.emails = str_list(data, "emails")
-    if "phones" in data:
-        base.phones = str_list(data, "phones")
+    for name, value in data.items():
+        setattr(base, name, value)
     return base
 
 
 @bp.get("/relations/<int:relation_id>/contacts")
+@declare(out=schemas.Contacts)
 def list_contacts(relation_id: int) -> Any:
-    relation = relation_service.get_relation(db_session(), me(), relation_id)
-    return {"items": [serialize.contact(c) for c in relation_service.relation_contacts(db_session(), relation)]}
+    """The relation's contacts"""
+    contacts = relation_service.relation_contacts(db_session(), path_object("relation_id"))
+    return schemas.Contacts.model_validate({"items": contacts})
 
 
 @bp.post("/relations/<int:relation_id>/contacts")
+@declare(ok=201, out=schemas.Contact, body=schemas.ContactFields)
 def create_contact(relation_id: int) -> Any:
-    relation = relation_service.get_relation(db_session(), me(), relation_id)
+    """Add a contact to the relation"""
     contact = relation_service.save_contact(
-        db_session(), relation, _contact_input(body()), region=settings().default_phone_region
+        db_session(), path_object("relation_id"), _contact_input(sent()), region=settings().default_phone_region
     )
-    return serialize.contact(contact), 201
+    return schemas.Contact.model_validate(contact), 201
 
 
 @bp.get("/contacts/<int:contact_id>")
+@declare(out=schemas.Contact)
 def get_contact(contact_id: int) -> Any:
-    return serialize.contact(relation_service.get_contact(db_session(), me(), contact_id))
+    """One contact"""
+    return schemas.Contact.model_validate(path_object("contact_id"))
 
 
 @bp.patch("/contacts/<int:contact_id>")
+@declare(out=schemas.Contact, body=schemas.ContactPatch)
 def update_contact(contact_id: int) -> Any:
-    contact = relation_service.get_contact(db_session(), me(), contact_id)
+    """Change a contact; only the given keys"""
+    contact = path_object("contact_id")
     changed = relation_service.save_contact(
-        db_session(), contact.relation, _contact_input(body(), contact), contact, region=settings().default_phone_region
+        db_session(), contact.relation, _contact_input(sent(), contact), contact, region=settings().default_phone_region
     )
-    return serialize.contact(changed)
+    return schemas.Contact.model_validate(changed)
 
 
 @bp.delete("/contacts/<int:contact_id>")
+@declare(ok=204)
 def delete_contact(contact_id: int) -> Any:
-    relation_service.delete_contact(db_session(), relation_service.get_contact(db_session(), me(), contact_id))
+    """Delete a contact"""
+    relation_service.delete_contact(db_session(), path_object("contact_id"))
     return "", 204
 
 
 # --- projects ------------------------------------------------------------------------------------
+
+PROJECT_SORTS = {
+    "name": Sort(Project.name, Project.id, lambda p: p.name),
+    "start": Sort(Project.start_date, Project.id, lambda p: p.start_date),
+    "end": Sort(Project.end_date, Project.id, lambda p: p.end_date),
+    "value": Sort(Project.value, Project.id, lambda p: p.value),
+    "updated": Sort(Project.updated_at, Project.id, lambda p: p.updated_at),
+    "relation": Sort(Relation.search_name, Project.id, lambda p: p.relation.search_name),
+}
 
 
 def _current_project_input(p: Project) -> ProjectInput:
@@ -240,85 +407,91 @@ def _current_project_input(p: Project) -> ProjectInput:
     )
 
 
+def _choice_id(field: str, value: Any) -> int | None:
+    """A dropdown choice given by id, by {"id": …} or by name (the name of no choice: a 400)."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, schemas.ChoiceRefInput):
+        return value.id
+    text = str(value).strip()
+    if text.isdigit() and len(text) < 19:
+        return int(text)
+    found = db_session().scalar(
+        select(Choice.id).where(Choice.field == ChoiceField(field), func.lower(Choice.name) == text.lower())
+    )
+    if found is None:
+        raise ApiError(400, _("%(name)s: there is no such choice.", name=field), field)
+    return int(found)
+
+
 def _apply_project(data: dict[str, Any], base: ProjectInput) -> ProjectInput:
-    for name in (
-        "name",
-        "description",
-        "one_off_contact_name",
-        "one_off_contact_email",
-        "one_off_contact_phone",
-        "currency",
-    ):
-        if name in data:
-            setattr(base, name, text(data, name))
-    for name in ("relation_id", "responsible_user_id"):
-        if name in data:
-            setattr(base, name, optional_int(data, name))
-    for name in ("start_date", "end_date"):
-        if name in data:
-            setattr(base, name, optional_date(data, name))
-    for name in ("end_date_expected", "closed"):
-        if name in data:
-            setattr(base, name, boolean(data, name))
-    if "contact_ids" in data:
-        base.contact_ids = int_list(data, "contact_ids")
-    if "value" in data:
-        base.value = optional_amount(data, "value")
-    for name in FREE_TEXT_FIELDS:
-        if name in data:
-            base.free_texts[name] = text(data, name)
-    for name in CHOICE_FIELDS:
-        # Accept a bare id, {"id": …} as returned by GET, or null.
-        key = f"{name}_id" if f"{name}_id" in data else name
-        if key in data:
-            value = data[key]
-            if isinstance(value, dict):
-                value = value.get("id")
-            base.choices[name] = optional_int({key: value}, key)
+    for name, value in data.items():
+        choice = name.removesuffix("_id")
+        if choice in CHOICE_FIELDS:
+            base.choices[choice] = _choice_id(choice, value)
+        elif name in FREE_TEXT_FIELDS:
+            base.free_texts[name] = value
+        else:
+            setattr(base, name, value)
     return base
 
 
+def _full_project(project_id: int) -> Project:
+    return project_service.get_project(db_session(), me(), project_id, full=True)
+
+
 @bp.get("/projects")
+@declare(out=schemas.ProjectPage, query=schemas.ProjectQuery)
 def list_projects() -> Any:
-    page, per_page = _paging()
-    relation_id = query_int("relation_id", 0)
-    result, _sort = project_service.list_projects(
-        db_session(),
+    """Projects you may see"""
+    q = valid_query(schemas.ProjectQuery)
+    query = project_service.projects_query(
         me(),
-        search=request.args.get("q", ""),
-        relation_id=relation_id or None,
-        open_only=query_flag("open"),
-        sort=request.args.get("sort", "-updated"),
-        page=page,
-        per_page=per_page,
+        search=q.q,
+        relation_id=q.relation_id,
+        status_id=_choice_id("status", q.status) if q.status else None,
+        type_id=_choice_id("type", q.type) if q.type else None,
+        chance_id=_choice_id("chance", q.chance) if q.chance else None,
+        responsible_user_id=q.responsible_user_id,
+        open_only=q.open,
+        updated_since=q.updated_since,
     )
-    return serialize.page(result, lambda p: serialize.project(p, full=False))
+    # What a summary shows comes in the same query, so a page costs the same queries at any size.
+    query = query.options(joinedload(Project.relation), joinedload(Project.status), joinedload(Project.type))
+    return _page(_keyset(query, PROJECT_SORTS, q.sort, q), schemas.ProjectPage, q)
 
 
 @bp.post("/projects")
+@declare(ok=201, out=schemas.Project, body=schemas.ProjectCreate, errors=(400, 401))
 def create_project() -> Any:
-    data = body()
+    """Create a project (you are responsible unless responsible_user_id says otherwise)"""
     base = ProjectInput(relation_id=None, name="", responsible_user_id=me().id, currency=settings().default_currency)
-    created = project_service.save_project(db_session(), me(), _apply_project(data, base))
-    return serialize.project(project_service.get_project(db_session(), me(), created.id, full=True)), 201
+    created = project_service.save_project(db_session(), me(), _apply_project(sent(), base))
+    return schemas.Project.model_validate(_full_project(created.id)), 201
 
 
 @bp.get("/projects/<int:project_id>")
+@declare(out=schemas.Project)
 def get_project(project_id: int) -> Any:
-    return serialize.project(project_service.get_project(db_session(), me(), project_id, full=True))
+    """One project with every field"""
+    return schemas.Project.model_validate(_full_project(project_id))
 
 
 @bp.patch("/projects/<int:project_id>")
+@declare(out=schemas.Project, body=schemas.ProjectPatch)
 def update_project(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id, full=True)
-    project_service.save_project(db_session(), me(), _apply_project(body(), _current_project_input(project)), project)
+    """Change a project; only the given keys"""
+    project = _full_project(project_id)
+    project_service.save_project(db_session(), me(), _apply_project(sent(), _current_project_input(project)), project)
     db_session().expire_all()
-    return serialize.project(project_service.get_project(db_session(), me(), project_id, full=True))
+    return schemas.Project.model_validate(_full_project(project_id))
 
 
 @bp.delete("/projects/<int:project_id>")
+@declare(ok=204)
 def delete_project(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id)
+    """Delete a project (its responsible user or an admin)"""
+    project = path_object("project_id")
     # As on the page: only its responsible user or an admin deletes a project.
     if not (me().is_admin or project.responsible_user_id == me().id):
         raise not_found()
@@ -327,22 +500,22 @@ def delete_project(project_id: int) -> Any:
 
 
 @bp.put("/projects/<int:project_id>/notepad")
+@declare(out=schemas.Notepad, body=schemas.NotepadInput)
 def put_notepad(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id)
-    project_service.save_notepad(db_session(), me(), project, text(body(), "text"))
-    return {
-        "text": project.notepad,
-        "updated_at": serialize.iso(project.notepad_updated_at),
-        "updated_by_id": project.notepad_updated_by_id,
-    }
+    """Replace the project's notepad"""
+    project = path_object("project_id")
+    project_service.save_notepad(db_session(), me(), project, sent()["text"])
+    return schemas.Notepad.model_validate(project)
 
 
 @bp.put("/projects/<int:project_id>/linked")
+@declare(out=schemas.LinkedOut, body=schemas.Linked)
 def put_linked(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id, full=True)
-    data = body()
-    project_service.set_linked(db_session(), project, int_list(data, "user_ids"), int_list(data, "group_ids"))
-    return serialize.linked(project)
+    """Set the users and groups who see the project; nobody linked: all staff"""
+    project = _full_project(project_id)
+    data = sent()
+    project_service.set_linked(db_session(), project, data.get("user_ids", []), data.get("group_ids", []))
+    return schemas.LinkedOut.model_validate(project)
 
 
 # --- activities ----------------------------------------------------------------------------------
@@ -358,54 +531,58 @@ def _activity_input(data: dict[str, Any], current: Any = None) -> ActivityInput:
             assigned_user_id=current.assigned_user_id,
             done=current.done,
         )
-    for name in ("title", "description"):
-        if name in data:
-            setattr(base, name, text(data, name))
-    if "due_date" in data:
-        base.due_date = optional_date(data, "due_date")
-    if "assigned_user_id" in data:
-        base.assigned_user_id = optional_int(data, "assigned_user_id")
-    if "done" in data:
-        base.done = boolean(data, "done")
+    for name, value in data.items():
+        setattr(base, name, value)
     return base
 
 
 @bp.get("/projects/<int:project_id>/activities")
+@declare(out=schemas.Activities)
 def list_activities(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id)
-    return {"items": [serialize.activity(a) for a in activity_service.project_activities(db_session(), project)]}
+    """The project's activities"""
+    items = activity_service.project_activities(db_session(), path_object("project_id"))
+    return schemas.Activities.model_validate({"items": items})
 
 
 @bp.post("/projects/<int:project_id>/activities")
+@declare(ok=201, out=schemas.Activity, body=schemas.ActivityFields)
 def create_activity(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id)
-    created = activity_service.save_activity(db_session(), me(), project, _activity_input(body()))
-    return serialize.activity(created), 201
+    """Add an activity (assigned to you unless assigned_user_id says otherwise)"""
+    created = activity_service.save_activity(db_session(), me(), path_object("project_id"), _activity_input(sent()))
+    return schemas.Activity.model_validate(created), 201
 
 
 @bp.get("/activities/mine")
+@declare(out=schemas.Activities, query=schemas.MineQuery, errors=(400, 401))
 def my_activities() -> Any:
-    items = activity_service.my_activities(db_session(), me(), include_done=query_flag("done"))
-    return {"items": [serialize.activity(a) for a in items]}
+    """Activities assigned to you, due first"""
+    items = activity_service.my_activities(db_session(), me(), include_done=valid_query(schemas.MineQuery).done)
+    return schemas.Activities.model_validate({"items": items})
 
 
 @bp.get("/activities/<int:activity_id>")
+@declare(out=schemas.Activity)
 def get_activity(activity_id: int) -> Any:
-    return serialize.activity(activity_service.get_activity(db_session(), me(), activity_id))
+    """One activity"""
+    return schemas.Activity.model_validate(path_object("activity_id"))
 
 
 @bp.patch("/activities/<int:activity_id>")
+@declare(out=schemas.Activity, body=schemas.ActivityPatch)
 def update_activity(activity_id: int) -> Any:
-    activity = activity_service.get_activity(db_session(), me(), activity_id)
+    """Change an activity; only the given keys"""
+    activity = path_object("activity_id")
     changed = activity_service.save_activity(
-        db_session(), me(), activity.project, _activity_input(body(), activity), activity
+        db_session(), me(), activity.project, _activity_input(sent(), activity), activity
     )
-    return serialize.activity(changed)
+    return schemas.Activity.model_validate(changed)
 
 
 @bp.delete("/activities/<int:activity_id>")
+@declare(ok=204)
 def delete_activity(activity_id: int) -> Any:
-    activity_service.delete_activity(db_session(), activity_service.get_activity(db_session(), me(), activity_id))
+    """Delete an activity"""
+    activity_service.delete_activity(db_session(), path_object("activity_id"))
     return "", 204
 
 
@@ -413,14 +590,17 @@ def delete_activity(activity_id: int) -> Any:
 
 
 @bp.get("/projects/<int:project_id>/documents")
+@declare(out=schemas.Documents)
 def list_documents(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id)
-    return {"items": [serialize.document(d) for d in document_service.project_documents(db_session(), project)]}
+    """The project's documents, newest first"""
+    items = document_service.project_documents(db_session(), path_object("project_id"))
+    return schemas.Documents.model_validate({"items": items})
 
 
 @bp.post("/projects/<int:project_id>/documents")
+@declare(ok=201, out=schemas.Document, form=schemas.Upload, errors=(400, 401, 404, 413))
 def upload_document(project_id: int) -> Any:
-    project = project_service.get_project(db_session(), me(), project_id)
+    """Upload a document (multipart/form-data, the field "file")"""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ApiError(400, _('Send the file as multipart/form-data in the field "file".'), "file")
@@ -428,23 +608,27 @@ def upload_document(project_id: int) -> Any:
         db_session(),
         blobs(),
         me(),
-        project,
+        path_object("project_id"),
         upload.filename,
         upload.stream,
         upload.mimetype,
         settings().upload_max_bytes,
     )
-    return serialize.document(document), 201
+    return schemas.Document.model_validate(document), 201
 
 
 @bp.get("/documents/<int:document_id>")
+@declare(out=schemas.Document)
 def get_document(document_id: int) -> Any:
-    return serialize.document(document_service.get_document(db_session(), me(), document_id))
+    """A document's metadata"""
+    return schemas.Document.model_validate(path_object("document_id"))
 
 
 @bp.get("/documents/<int:document_id>/content")
+@declare(errors=(401, 404), raw=True)
 def download_document(document_id: int) -> Any:
-    document = document_service.get_document(db_session(), me(), document_id)
+    """A document's content, as uploaded, with the content type it was uploaded with"""
+    document = path_object("document_id")
     return send_file(
         blobs().open(document.sha256),
         mimetype=document.content_type,
@@ -455,8 +639,10 @@ def download_document(document_id: int) -> Any:
 
 
 @bp.delete("/documents/<int:document_id>")
+@declare(ok=204)
 def delete_document(document_id: int) -> Any:
-    document_service.delete_document(db_session(), document_service.get_document(db_session(), me(), document_id))
+    """Delete a document"""
+    document_service.delete_document(db_session(), path_object("document_id"))
     return "", 204
 
 
@@ -464,192 +650,269 @@ def delete_document(document_id: int) -> Any:
 
 
 @bp.get("/choices")
+@declare(out=schemas.Choices, query=schemas.ChoiceQuery, errors=(400, 401))
 def list_choices() -> Any:
-    field = request.args.get("field")
+    """Dropdown choices, active and inactive"""
+    field = valid_query(schemas.ChoiceQuery).field
     grouped = choice_service.all_choices(db_session())
-    if field:
-        if field not in {f.value for f in ChoiceField}:
-            names = ", ".join(f.value for f in ChoiceField)
-            raise ApiError(400, _("field must be one of %(names)s.", names=names), "field")
-        items = grouped[ChoiceField(field)]
-    else:
-        items = [c for group in grouped.values() for c in group]
-    return {"items": [serialize.choice(c) for c in items]}
+    items = grouped[field] if field else [c for group in grouped.values() for c in group]
+    return schemas.Choices.model_validate({"items": items})
 
 
 @bp.post("/choices")
+@declare(ok=201, out=schemas.Choice, body=schemas.ChoiceFields, admin=True)
 def create_choice() -> Any:
-    _require_admin()
-    data = body()
+    """Add a choice (admins)"""
+    data = sent()
     created = choice_service.save_choice(
         db_session(),
         choice_service.ChoiceInput(
-            field=text(data, "field"),
-            name=text(data, "name"),
-            sort_order=optional_int(data, "sort_order") or 0,
-            active=boolean(data, "active", True),
+            field=data["field"].value,
+            name=data["name"],
+            sort_order=data.get("sort_order", 0),
+            active=data.get("active", True),
         ),
     )
-    return serialize.choice(created), 201
+    return schemas.Choice.model_validate(created), 201
 
 
 @bp.patch("/choices/<int:choice_id>")
+@declare(out=schemas.Choice, body=schemas.ChoicePatch, admin=True)
 def update_choice(choice_id: int) -> Any:
-    _require_admin()
-    current = choice_service.get_choice(db_session(), choice_id)
-    data = body()
+    """Change a choice (admins)"""
+    current = path_object("choice_id")
+    data = sent()
     changed = choice_service.save_choice(
         db_session(),
         choice_service.ChoiceInput(
-            field=text(data, "field", current.field.value),
-            name=text(data, "name", current.name),
-            sort_order=(optional_int(data, "sort_order") or 0) if "sort_order" in data else current.sort_order,
-            active=boolean(data, "active", current.active),
+            field=data["field"].value if "field" in data else current.field.value,
+            name=data.get("name", current.name),
+            sort_order=data.get("sort_order", current.sort_order),
+            active=data.get("active", current.active),
         ),
         current,
     )
-    return serialize.choice(changed)
+    return schemas.Choice.model_validate(changed)
 
 
 @bp.delete("/choices/<int:choice_id>")
+@declare(ok=204, admin=True)
 def delete_choice(choice_id: int) -> Any:
-    _require_admin()
-    choice_service.delete_choice(db_session(), choice_service.get_choice(db_session(), choice_id))
+    """Delete a choice no project uses (admins); else deactivate it"""
+    choice_service.delete_choice(db_session(), path_object("choice_id"))
     return "", 204
 
 
 @bp.get("/field-labels")
+@declare(out=schemas.FieldLabels, errors=(401,))
 def get_labels() -> Any:
-    return choice_service.field_labels(db_session())
+    """The free fields' labels"""
+    return schemas.FieldLabels.model_validate(choice_service.field_labels(db_session()))
 
 
 @bp.put("/field-labels")
+@declare(out=schemas.FieldLabels, body=schemas.FieldLabelsInput, admin=True)
 def put_labels() -> Any:
-    _require_admin()
-    data = body()
-    choice_service.save_field_labels(db_session(), {k: text(data, k) for k in data})
-    return choice_service.field_labels(db_session())
-
-
-@bp.get("/openapi.json")
-def openapi() -> Any:
-    from web.api.openapi import document
-
-    return jsonify(document())
+    """Rename free fields (admins)"""
+    choice_service.save_field_labels(db_session(), sent())
+    return schemas.FieldLabels.model_validate(choice_service.field_labels(db_session()))
 
 
 # --- e-mails -------------------------------------------------------------------------------------
 
 
-@bp.get("/emails")
-def list_emails() -> Any:
-    """E-mails you may see, newest first; ``message_id`` finds one message, ``q`` searches."""
-    from hub.mail.read import visible_emails
+def _visible(loader: str, object_id: int | None) -> bool:
+    """Whether a filter's object exists and the user may see it; filtering on a hidden one gives
+    an empty list, exactly as filtering on one that does not exist."""
+    if object_id is None:
+        return True
+    try:
+        LOADERS[loader](object_id)
+    except (NotFound, ApiError):
+        return False
+    return True
 
-    page, per_page = _paging()
-    result = visible_emails(
-        db_session(),
-        me(),
-        search=request.args.get("q", ""),
-        message_id=request.args.get("message_id", ""),
-        page=page,
-        per_page=per_page,
-    )
-    return serialize.page(result, serialize.email)
+
+def _email_sort() -> Sort:
+    from hub.models import Email
+
+    return Sort(Email.sent_at, Email.id, lambda e: e.sent_at, descending=True)
+
+
+@bp.get("/emails")
+@declare(out=schemas.EmailPage, query=schemas.EmailQuery, errors=(400, 401))
+def list_emails() -> Any:
+    """E-mails you may see, newest first; filter by relation, project, contact, mailbox, date"""
+    from hub.mail.privacy import email_visible
+    from hub.models import Email, EmailParticipant, EmailProject, EmailRelation, MailboxEmail
+    from hub.text import like_pattern
+
+    q = valid_query(schemas.EmailQuery)
+    targets = (("relation_id", q.relation_id), ("project_id", q.project_id), ("contact_id", q.contact_id))
+    if not all(_visible(name, value) for name, value in (*targets, ("mailbox_id", q.mailbox_id))):
+        return _empty(schemas.EmailPage, q)
+    # TODO(lead): this query belongs in hub.mail.read (not this phase's file); it only narrows
+    # visible_emails' query with the filters below.
+    query = select(Email).where(email_visible(me()))
+    if q.q.strip():
+        pattern = like_pattern(q.q)
+        query = query.where(
+            func.lower(Email.subject).like(pattern, escape="\\") | Email.from_address.like(pattern, escape="\\")
+        )
+    if q.message_id:
+        query = query.where(Email.message_id == q.message_id)
+    if q.relation_id is not None:
+        query = query.where(
+            Email.id.in_(select(EmailRelation.email_id).where(EmailRelation.relation_id == q.relation_id))
+        )
+    if q.project_id is not None:
+        query = query.where(Email.id.in_(select(EmailProject.email_id).where(EmailProject.project_id == q.project_id)))
+    if q.contact_id is not None:
+        query = query.where(
+            Email.id.in_(select(EmailParticipant.email_id).where(EmailParticipant.contact_id == q.contact_id))
+        )
+    if q.mailbox_id is not None:
+        query = query.where(Email.id.in_(select(MailboxEmail.email_id).where(MailboxEmail.mailbox_id == q.mailbox_id)))
+    if q.sent_since is not None:
+        query = query.where(Email.sent_at >= q.sent_since)
+    if q.sent_before is not None:
+        query = query.where(Email.sent_at < q.sent_before)
+    return _page(_keyset(query, {"sent": _email_sort()}, "-sent", q), schemas.EmailPage, q)
 
 
 @bp.get("/emails/<int:email_id>")
+@declare(out=schemas.Email)
 def get_email(email_id: int) -> Any:
-    from hub.mail.read import get_email as load
-
-    return serialize.email(load(db_session(), me(), email_id), full=True)
+    """One e-mail with its text, participants and attachments"""
+    return schemas.Email.model_validate(path_object("email_id"))
 
 
 @bp.get("/projects/<int:project_id>/emails")
+@declare(out=schemas.EmailPage, query=schemas.ProjectEmailQuery)
 def list_project_emails(project_id: int) -> Any:
-    from hub.mail.read import project_emails
+    """The project's E-mails tab, newest first"""
+    from hub.mail.privacy import email_visible
+    from hub.models import Email, EmailProject
+    from hub.text import like_pattern
 
-    page, per_page = _paging()
-    project = project_service.get_project(db_session(), me(), project_id)
-    result = project_emails(db_session(), me(), project, search=request.args.get("q", ""), page=page, per_page=per_page)
-    return serialize.page(result, serialize.email)
+    q = valid_query(schemas.ProjectEmailQuery)
+    query = (
+        select(Email)
+        .join(EmailProject, EmailProject.email_id == Email.id)
+        .where(EmailProject.project_id == project_id, email_visible(me()))
+    )
+    if q.q.strip():
+        pattern = like_pattern(q.q)
+        query = query.where(
+            func.lower(Email.subject).like(pattern, escape="\\") | Email.from_address.like(pattern, escape="\\")
+        )
+    return _page(_keyset(query, {"sent": _email_sort()}, "-sent", q), schemas.EmailPage, q)
 
 
 # --- mailboxes -----------------------------------------------------------------------------------
 
 
-def _mailbox(mailbox_id: int) -> Any:
-    from hub.mail.mailboxes import get_mailbox
+def _mailbox_out(b: Any, viewer: User) -> schemas.Mailbox:
+    """A mailbox and its sync health, as ``viewer`` may read it; never the password."""
+    from hub.mail.mailboxes import error_for, health_of
 
-    box = get_mailbox(db_session(), mailbox_id)
-    if not (me().is_admin or box.owner_id == me().id):
-        raise not_found()
-    return box
+    health = health_of(b, viewer, workers_alive=installation().workers_alive)
+    return schemas.Mailbox.model_validate(
+        {
+            "id": b.id,
+            "name": b.name,
+            "owner_id": b.owner_id,
+            "host": b.host,
+            "port": b.port,
+            "security": b.security.value,
+            "username": b.username,
+            "folders": b.folders,
+            "sync_since": b.sync_since,
+            "poll_interval_seconds": b.poll_interval_seconds,
+            "sharing": b.sharing,
+            "never_share": b.never_share,
+            "last_success_at": b.last_success_at,
+            "last_error": error_for(b, viewer),
+            "failing": bool(b.last_error),
+            "stalled": health.state == "stalled",
+            "state": health.state.value,
+            "state_words": health.words,
+            "progress": {"done": health.done, "total": health.total},
+            "messages_stored": b.messages_stored,
+            "backlog": b.backlog,
+        }
+    )
 
 
 @bp.get("/mailboxes")
+@declare(out=schemas.Mailboxes, errors=(401,))
 def list_mailboxes() -> Any:
+    """Your mailboxes (every one, for admins) and their sync health"""
     from hub.mail.mailboxes import mailboxes_for
 
-    return {"items": [serialize.mailbox(b, me()) for b in mailboxes_for(db_session(), me())]}
+    return schemas.Mailboxes(items=[_mailbox_out(b, me()) for b in mailboxes_for(db_session(), me())])
 
 
 @bp.get("/health")
+@declare(out=schemas.Health, errors=(401,))
 def health() -> Any:
-    """The installation's parts and each mailbox the caller may manage, in one state each."""
+    """The installation (database, broker, workers, beat, queues) and your mailboxes, one state each"""
     from hub.mail.mailboxes import mailboxes_for
 
     parts = installation()
-    return {
-        "ok": parts.ok,
-        "database": serialize.check(parts.database),
-        "broker": serialize.check(parts.broker),
-        "workers": parts.workers,
-        "beat": serialize.check(parts.beat),
-        "queues": parts.queues,
-        "mailboxes": [serialize.mailbox(b, me()) for b in mailboxes_for(db_session(), me())],
-    }
+    return schemas.Health(
+        ok=parts.ok,
+        database=schemas.Check.model_validate(parts.database),
+        broker=schemas.Check.model_validate(parts.broker),
+        workers=list(parts.workers),
+        beat=schemas.Check.model_validate(parts.beat),
+        queues=dict(parts.queues),
+        mailboxes=[_mailbox_out(b, me()) for b in mailboxes_for(db_session(), me())],
+    )
 
 
 @bp.post("/mailboxes")
+@declare(ok=201, out=schemas.Mailbox, body=schemas.MailboxInput, errors=(400, 401))
 def create_mailbox() -> Any:
-    """Connect a mailbox; staff connect their own, admins also shared ones (owner_id null) or others'."""
+    """Connect a mailbox; staff connect their own, admins also shared ones (owner_id null) or others'"""
     from hub.mail.mailboxes import MailboxInput, save_mailbox
 
-    data = body()
-    owner_id = optional_int(data, "owner_id") if me().is_admin and "owner_id" in data else me().id
-    port = optional_int(data, "port")
+    data = sent()
+    owner_id = data.get("owner_id") if me().is_admin and "owner_id" in data else me().id
     box = save_mailbox(
         db_session(),
         settings().secret_key,
         allowed_hosts=settings().mail_allowed_hosts,
         data=MailboxInput(
-            host=text(data, "host"),
-            port=port or 0,
-            security=text(data, "security", "ssl"),
-            username=text(data, "username"),
-            password=text(data, "password") or None,
+            host=data["host"],
+            port=data["port"],
+            security=data.get("security", "ssl"),
+            username=data["username"],
+            password=data["password"] or None,
             owner_id=owner_id,
-            name=text(data, "name"),
-            folders="\n".join(str_list(data, "folders")),
-            sync_since=optional_date(data, "sync_since"),
-            poll_interval_seconds=optional_int(data, "poll_interval_seconds") or 300,
-            sharing=text(data, "sharing", "only_me"),
-            never_share="\n".join(str_list(data, "never_share")),
+            name=data.get("name", ""),
+            folders="\n".join(data.get("folders", [])),
+            sync_since=data.get("sync_since"),
+            poll_interval_seconds=data.get("poll_interval_seconds", 300),
+            sharing=data.get("sharing", "only_me"),
+            never_share="\n".join(data.get("never_share", [])),
         ),
     )
-    return serialize.mailbox(box, me()), 201
+    return _mailbox_out(box, me()), 201
 
 
 @bp.get("/mailboxes/<int:mailbox_id>")
+@declare(out=schemas.Mailbox)
 def get_mailbox(mailbox_id: int) -> Any:
-    return serialize.mailbox(_mailbox(mailbox_id), me())
+    """One mailbox and its sync health"""
+    return _mailbox_out(path_object("mailbox_id"), me())
 
 
 @bp.post("/mailboxes/<int:mailbox_id>/sync")
+@declare(ok=202, out=schemas.Queued, errors=(401, 404))
 def sync_mailbox_now(mailbox_id: int) -> Any:
+    """Queue a sync of the mailbox now"""
     from workers.enqueue import mailbox_sync_after_commit
 
-    box = _mailbox(mailbox_id)
-    mailbox_sync_after_commit(db_session(), box.id)
-    return {"queued": True}, 202
+    mailbox_sync_after_commit(db_session(), path_object("mailbox_id").id)
+    return schemas.Queued(queued=True), 202
