@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     from web.activities import bp as activities_bp
     from web.api import bp as api_bp
+    from web.apidocs import bp as apidocs_bp
     from web.auth import bp as auth_bp
     from web.images import bp as images_bp
     from web.imports import bp as imports_bp
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         mail_bp,
         images_bp,
         ops_bp,
+        apidocs_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates with bearer tokens, not cookies, so CSRF does not apply to it.

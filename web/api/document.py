@@ -6,9 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from flask import Response, url_for
-from spectree.page import PAGE_TEMPLATES
-
 from hub.paging import MAX_ID
 from web.api import spec
 
@@ -55,19 +52,3 @@ def document() -> dict[str, Any]:
     }
     doc["paths"] = paths
     return doc
-
-
-def docs_page() -> Response:
-    """Swagger UI on the document. It loads its script from unpkg, which the app's CSP does not
-    allow; this page (and only it) says so."""
-    html = PAGE_TEMPLATES["swagger"].format(
-        spec_url=url_for("api.openapi").replace("/docs", "/openapi.json"),
-        spec_path="api/v1/docs",
-        **spec.config.swagger_oauth2_config(),
-    )
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data: https://unpkg.com; style-src 'self' https://unpkg.com; "
-        "script-src 'self' 'unsafe-inline' https://unpkg.com; frame-ancestors 'none'"
-    )
-    return response

@@ -178,7 +178,8 @@ LOADERS.update(
 @bp.get("/docs")
 def openapi() -> Any:
     """This document (/openapi.json), or it to read and try out in a browser (/docs)."""
-    from web.api.document import docs_page, document
+    from web.api.document import document
+    from web.apidocs import docs_page
 
     if request.path.endswith("/docs"):
         return docs_page()
