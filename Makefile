@@ -28,6 +28,7 @@ test-fast: compile-translations
 bench: $(STAMP)
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/mail_sync.py
+	$(BIN)/python bench/recovery.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub workers web tests bench

@@ -1,6 +1,6 @@
 """Mail sync benchmark: hub's IMAP sync against mbsync (isync) on the same mailbox, in the same run.
 
-1. Generates a realistic mailbox with shared/benchdata/gen_mailbox.py (20,000 messages by default)
+1. Generates a realistic mailbox with bench/gen_mailbox.py (20,000 messages by default)
    and imports its contacts, serves it from a throwaway Dovecot.
 2. Times mbsync pulling it into a Maildir, then hub's first sync into the database with matching
    (`hub mail sync --now`, one process, SQLite by default); then both no-op resyncs.
@@ -36,7 +36,7 @@ from imapclient import IMAPClient  # noqa: E402
 from tests.mail_server import ImapServer, dovecot_server  # noqa: E402
 from tests.servers import redis_server  # noqa: E402
 
-GENERATOR = ROOT.parent / "shared" / "benchdata" / "gen_mailbox.py"
+GENERATOR = ROOT / "bench" / "gen_mailbox.py"
 CACHE = Path(os.environ.get("HUB_BENCH_CACHE", "") or Path(tempfile.gettempdir()) / "hub-bench-mail")
 PASSWORD = "bench-secret"
 

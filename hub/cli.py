@@ -291,6 +291,109 @@ def mail_watch() -> None:
     watch(Database(settings.database_url), settings.secret_key, wake, stop, allowed_hosts=settings.mail_allowed_hosts)
 
 
+CALL_FORMATS = (
+    *("asterisk-csv", "asterisk-custom", "asterisk-cel", "freeswitch-csv", "freeswitch-json"),
+    *("3cx", "twilio", "generic-csv"),
+)
+
+
+@main.group()
+def calls() -> None:
+    """Telephony: call sources (phone systems) and importing their call records."""
+
+
+@calls.group("source")
+def calls_source() -> None:
+    """Phone systems whose call records hub reads."""
+
+
+@calls_source.command("add")
+@click.argument("name")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(CALL_FORMATS),
+)
+@click.option("--region", default=None, help="Country of national numbers (default HUB_DEFAULT_PHONE_REGION).")
+@click.option("--tz", "timezone", default="Europe/Amsterdam", show_default=True, help="The PBX's clock.")
+@click.option("--fields", default="", help="Field order, comma-separated (cdr_custom, CEL, 3CX, generic CSV).")
+@click.option("--strip-prefix", "strip_prefix", multiple=True, help="A route prefix dialled before outside numbers.")
+@click.option("--secret", default=None, help="Webhook secret (Twilio: the auth token). Stored encrypted.")
+@click.option("--drop-folder", default="", help="A folder the PBX writes to; beat polls it.")
+@click.option("--extension", "extensions", multiple=True, help="EXT=EMAIL: whose phone an extension is.")
+def calls_source_add(
+    name: str,
+    fmt: str,
+    region: str | None,
+    timezone: str,
+    fields: str,
+    strip_prefix: tuple[str, ...],
+    secret: str | None,
+    drop_folder: str,
+    extensions: tuple[str, ...],
+) -> None:
+    """Add a phone system; prints its id."""
+    from hub.errors import ValidationError
+    from hub.telephony.sources import SourceInput, parse_extension_map, save_source
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            source = save_source(
+                session,
+                settings.secret_key,
+                SourceInput(
+                    name=name,
+                    format=fmt,
+                    region=region or settings.default_phone_region,
+                    timezone=timezone,
+                    fields=fields,
+                    strip_prefixes=",".join(strip_prefix),
+                    secret=secret,
+                    drop_folder=drop_folder,
+                    extensions=parse_extension_map(session, "\n".join(extensions)) if extensions else None,
+                ),
+            )
+            click.echo(source.id)
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@calls.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--source", "source_name", required=True, help="The phone system the records come from.")
+def calls_import(path: Path, source_name: str) -> None:
+    """Import a call-record file, or every file of a folder (idempotent: known calls stay as they are)."""
+    from hub.errors import NotFound
+    from hub.telephony.ingest import files_of, import_path, source_by_name
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            source_id = source_by_name(session, source_name).id
+    except NotFound:
+        raise click.ClickException(f"no call source named {source_name}") from None
+    size = sum(f.stat().st_size for f in files_of(path))
+    with click.progressbar(length=size, label="importing", file=sys.stderr, show_eta=True) as bar:
+        done = [0]
+
+        def progress(position: int) -> None:
+            bar.update(max(position - done[0], 0))
+            done[0] = max(done[0], position)
+
+        result = import_path(database, source_id, path, on_progress=progress)
+    for line, reason in result.errors[:50]:
+        click.echo(f"line {line}: {reason}", err=True)
+    if result.rejected > min(len(result.errors), 50):
+        click.echo(f"… and {result.rejected - min(len(result.errors), 50)} more rejected rows", err=True)
+    click.echo(result.summary())
+    if result.rows and result.rejected == result.rows:
+        sys.exit(1)
+
+
 def ensure_first_admin(settings: Settings) -> tuple[str, str] | None:
     """Create the first admin if there are no users; return (email, password) to print once."""
     from sqlalchemy import func, select
@@ -377,9 +480,10 @@ def _supervise_worker(args: list[str]) -> None:
     """Run the Celery worker as a child and start it again whenever it dies on its own.
 
     Celery retries a lost broker for ever (workers.app), but an error inside kombu's connection-loss
-    path still ends the Celery process ("Unrecoverable error"). Here that costs a restart, not the
-    worker: unacknowledged messages come back from Redis and every task is idempotent. A child that
-    exits with 0 was asked to stop (Flower's shutdown, a remote control command) and is not restarted.
+    path still ends the Celery process ("Unrecoverable error") — and with exit code 0, so the code
+    cannot tell a crash from a requested stop. Here any end that this process did not ask for (by
+    SIGTERM/SIGINT, forwarded) costs a restart, not the worker: unacknowledged messages come back
+    from Redis and every task is idempotent. To stop the worker, stop `hub worker`.
     """
     import threading
 
@@ -405,9 +509,6 @@ def _supervise_worker(args: list[str]) -> None:
             while child.poll() is None:
                 child.wait()
             sys.exit(child.returncode if child.returncode > 0 else 0)
-        if code == 0:
-            click.echo("hub worker: the Celery worker was asked to shut down and did; stopping", err=True)
-            return
         backoff = _next_backoff(backoff, time.monotonic() - started)
         restarts += 1
         click.echo(

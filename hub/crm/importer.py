@@ -1,6 +1,6 @@
 """Import relations and contacts from CSV, streaming, idempotent on re-import.
 
-Accepted format (the one ``shared/benchdata/gen_mailbox.py --contacts`` writes), with a header row:
+Accepted format (the one ``bench/gen_mailbox.py --contacts`` writes), with a header row:
 ``relation,domain,contact_name,email,phone``. A relation is found again by its name, a contact by
 its e-mail address within the relation (else by name), so importing the same file twice changes
 nothing. Bad rows are reported with their line number and the rest is imported. The file is read

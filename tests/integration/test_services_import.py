@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.gen_mailbox import generate
 from hub.crm.importer import import_relations
 from hub.db import Database
 from hub.models import Contact, EmailAddress, PhoneNumber, Relation
-
-GENERATOR = Path(__file__).resolve().parents[3] / "shared" / "benchdata" / "gen_mailbox.py"
 
 
 def _count(db: Database, model: type) -> int:
@@ -23,11 +20,7 @@ def _count(db: Database, model: type) -> int:
 
 def test_generator_csv_imports_once_and_reimport_changes_nothing(any_db: Database, tmp_path: Path) -> None:
     csv_path = tmp_path / "contacts.csv"
-    subprocess.run(
-        [sys.executable, str(GENERATOR), str(tmp_path / "md"), "3", "--contacts", str(csv_path)],
-        check=True,
-        capture_output=True,
-    )
+    generate(tmp_path / "md", 3, contacts_csv=csv_path)
     rows = sum(1 for _ in csv_path.open()) - 1
     with csv_path.open("rb") as fh:
         first = import_relations(any_db, fh)
