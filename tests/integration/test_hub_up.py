@@ -58,11 +58,12 @@ def test_hub_up_serves_logs_in_runs_tasks_and_stops(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(HUB_VAR_DIR=str(tmp_path / "var"), HUB_WEB_PORT=str(port), HUB_SWEEP_INTERVAL="2")
+    errors = tmp_path / "up.err"
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "up"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors.open("w"),
         text=True,
         start_new_session=True,
     )
@@ -108,6 +109,18 @@ def test_hub_up_serves_logs_in_runs_tasks_and_stops(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert status == JobStatus.done
         db.dispose()
+
+        # A part that dies is started again, and hub up says so.
+        beat = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "hub.cli beat"], capture_output=True, text=True)
+        assert len(beat.stdout.split()) == 1, beat.stdout
+        os.kill(int(beat.stdout.split()[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "started the beat part again" not in errors.read_text():
+            time.sleep(0.3)
+        said = errors.read_text()
+        assert "the beat part stopped (killed by SIGKILL)" in said and "started the beat part again" in said
+        again = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "hub.cli beat"], capture_output=True, text=True)
+        assert again.stdout.split() and again.stdout.split() != beat.stdout.split()
     finally:
         proc.send_signal(signal.SIGINT)
         try:
