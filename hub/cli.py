@@ -79,17 +79,21 @@ def token() -> None:
 @token.command("create")
 @click.argument("email")
 @click.option("--name", default="cli", help="What the token is for.")
-def token_create(email: str, name: str) -> None:
+@click.option("--read-only", is_flag=True, help="Only GET requests; changes answer 403 (default: read and write).")
+def token_create(email: str, name: str, read_only: bool) -> None:
     """Create an API token for EMAIL and print it (it is shown only once)."""
     from hub.accounts.users import create_token, user_by_email
-    from hub.errors import NotFound
+    from hub.errors import NotFound, ValidationError
 
     database = Database(_settings().database_url)
     try:
         with database.transaction() as session:
-            click.echo(create_token(session, user_by_email(session, email), name))
+            scope = "read" if read_only else "write"
+            click.echo(create_token(session, user_by_email(session, email), name, scope=scope))
     except NotFound:
         raise click.ClickException(f"no user with e-mail address {email}") from None
+    except ValidationError as error:
+        raise click.ClickException(error.message) from None
 
 
 @main.group("import")

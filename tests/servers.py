@@ -11,12 +11,13 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -66,72 +67,107 @@ def _as_pg_user() -> tuple[list[str], str | None]:
     return ["runuser", "-u", "postgres", "--"], "postgres"
 
 
+class PostgresServer:
+    """A PostgreSQL server in a temp dir that a test can stop and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.bindir = _pg_bindir()
+        self.prefix, owner = _as_pg_user()
+        # Its own temp dir: pytest's are private to root, and the postgres user must reach this one.
+        self.base = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
+        self.data = self.base / "data"
+        if owner:
+            shutil.chown(self.base, owner)
+        subprocess.run(
+            [
+                *self.prefix,
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server URL without a database name (…@127.0.0.1:PORT)."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.base / "postgres.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *self.prefix,
+                    str(self.bindir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.base),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, 60, self.proc)
+        _wait_until_accepting(self.port)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: open connections are cut, as in a restart or a failover).
+
+        The signal goes to the postmaster itself (its pid file), not to ``runuser`` in front of it,
+        which does not pass it on."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid_file = self.data / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else self.proc.pid
+        with suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(postmaster, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+        deadline = time.monotonic() + 30
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Start PostgreSQL; yield a server URL without a database name (…@127.0.0.1:PORT)."""
-    bindir = _pg_bindir()
-    prefix, owner = _as_pg_user()
-    # Its own temp dir: pytest's are private to root, and the postgres user must reach this one.
-    base = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
-    data = base / "data"
-    if owner:
-        shutil.chown(base, owner)
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    port = free_port()
-    log = open(base / "postgres.log", "wb")  # noqa: SIM115 (kept open while the server runs)
-    proc = subprocess.Popen(
-        [
-            *prefix,
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(base),
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = PostgresServer()
     try:
-        wait_for_port(port, 60, proc)
-        _wait_until_accepting(port)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        server.start()
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        shutil.rmtree(base, ignore_errors=True)
+        server.remove()
 
 
 def _wait_until_accepting(port: int) -> None:

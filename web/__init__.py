@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from web.relations import bp as relations_bp
     from web.search import bp as search_bp
     from web.settings import bp as settings_bp
+    from web.telephony import bp as telephony_bp
 
     for blueprint in (
         auth_bp,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         mail_bp,
         images_bp,
         ops_bp,
+        telephony_bp,
         apidocs_bp,
     ):
         app.register_blueprint(blueprint)

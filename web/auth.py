@@ -5,16 +5,25 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from hub.accounts.passwords import hash_password, verify_password
-from hub.accounts.users import LoginBlocked, authenticate
+from hub.accounts.users import (
+    LoginBlocked,
+    authenticate,
+    change_password,
+    create_token,
+    end_sessions,
+    revoke_token,
+    tokens_of,
+)
+from hub.errors import NotFound, ValidationError
 from web.context import db_session, settings
+from web.forms import show_errors
 from web.security import login_required, user
 
 bp = Blueprint("auth", __name__)
@@ -23,6 +32,15 @@ bp = Blueprint("auth", __name__)
 class LoginForm(FlaskForm):
     email = EmailField(_l("E-mail address"), validators=[DataRequired()])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
+
+
+class TokenForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    scope = SelectField(
+        _l("Access"),
+        choices=[("read", _l("Read-only: can only read (GET)")), ("write", _l("Read and write"))],
+        default="read",
+    )
 
 
 class ProfileForm(FlaskForm):
@@ -69,6 +87,8 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Any:
+    # Every session of this user ends, not only this browser's: a copied cookie stops working too.
+    end_sessions(db_session(), user())
     logout_user()
     return redirect(url_for("auth.login"))
 
@@ -80,10 +100,43 @@ def profile() -> Any:
     form = ProfileForm(language=me.language or "")
     if form.validate_on_submit():
         if form.new_password.data:
-            if not verify_password(me.password_hash, form.current_password.data or ""):
-                form.current_password.errors = [str(_l("The current password is wrong."))]
+            try:
+                change_password(db_session(), me, form.current_password.data or "", form.new_password.data)
+            except ValidationError as error:
+                show_errors(form, error)
                 return render_template("auth/profile.html", form=form), 400
-            me.password_hash = hash_password(form.new_password.data)
+            # Every other session ended with the change; this one goes on under the new epoch.
+            login_user(me)
         me.language = form.language.data or None
         return redirect(url_for("auth.profile", saved=1))
     return render_template("auth/profile.html", form=form, saved=request.args.get("saved"))
+
+
+@bp.route("/profile/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Any:
+    """The user's own API tokens; a new token is shown on this response only (never stored readable)."""
+    me = user()
+    form = TokenForm()
+    created = None
+    if form.validate_on_submit():
+        try:
+            created = create_token(db_session(), me, form.name.data or "", scope=form.scope.data or "read")
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            form = TokenForm(formdata=None)
+    status = 400 if request.method == "POST" and created is None else 200
+    page = render_template("auth/tokens.html", form=form, tokens=tokens_of(db_session(), me), created=created)
+    # The token is in this page: no cache may keep it.
+    return page, status, {"Cache-Control": "no-store"}
+
+
+@bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke(token_id: int) -> Any:
+    try:
+        revoke_token(db_session(), user(), token_id)
+    except NotFound:
+        abort(404)
+    return redirect(url_for("auth.tokens", revoked=1))

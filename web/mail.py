@@ -226,6 +226,10 @@ def health() -> Any:
     session = db_session()
     boxes = mailboxes_for(session, user())
     parts = installation()
+    from hub.telephony.sources import all_sources
+    from hub.telephony.sources import health_of as source_health
+
+    call_sources = all_sources(session) if user().is_admin else []
     return render_template(
         "mail/health.html",
         boxes=boxes,
@@ -233,6 +237,8 @@ def health() -> Any:
         health={b.id: health_of(b, user(), workers_alive=parts.workers_alive) for b in boxes},
         quarantine_counts=quarantine.counts(session, [b.id for b in boxes]),
         quarantined=quarantine.quarantined(session, user(), page=page_arg()),
+        call_sources=call_sources,
+        call_health={s.id: source_health(s, workers_alive=parts.workers_alive) for s in call_sources},
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -23,7 +23,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 
 from hub.accounts.users import active_users, all_groups
-from hub.crm.activities import ActivityInput, is_overdue, project_activities, save_activity
+from hub.crm.access import StaleVersion, may_manage_project
+from hub.crm.activities import ActivityInput, is_overdue, project_activities, save_activity, stranded_activities
 from hub.crm.choices import all_choices, field_labels
 from hub.crm.documents import add_document, delete_document, get_document, human_size, project_documents
 from hub.crm.projects import (
@@ -88,10 +89,13 @@ class ProjectForm(FlaskForm):
     value = StringField(_l("Value"))
     currency = StringField(_l("Currency"), default="EUR", validators=[Length(max=3)])
     closed = BooleanField(_l("Closed"))
+    # The version the form was filled from: a save based on an older one is refused (no lost edits).
+    version = HiddenField()
 
 
 class NotepadForm(FlaskForm):
     notepad = TextAreaField(_l("Notepad"))
+    version = HiddenField()
 
 
 class ActivityForm(FlaskForm):
@@ -171,6 +175,45 @@ def _fill_from_project(form: ProjectForm, project: Project) -> None:
     form.value.data = "" if project.value is None else f"{project.value:.2f}"
     for name in CHOICE_FIELDS:
         getattr(form, name).data = str(getattr(project, f"{name}_id") or "")
+    form.version.data = str(project.version)
+
+
+def form_version(form: FlaskForm) -> int | None:
+    """The version a form was filled from (its hidden ``version`` field); None if it has none."""
+    raw = form.version.data
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return 0  # matches no stored version: refused as stale, never saved blindly
+
+
+def _shown(field: Any, value: Any) -> str:
+    """A field's value as the form shows it (the label of a chosen option, not its id)."""
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, bool):
+        return "✓"
+    choices = getattr(field, "choices", None)
+    if choices:
+        labels = {str(key): str(label) for key, label in choices}
+        if isinstance(value, list):
+            return ", ".join(labels.get(str(v), str(v)) for v in value)
+        return labels.get(str(value), str(value))
+    return str(value)
+
+
+def conflict_rows(mine: FlaskForm, theirs: FlaskForm) -> list[tuple[str, str, str]]:
+    """(label, what is saved now, what you typed) for every field the two differ in: what a stale
+    save shows, so the user sees both versions and decides."""
+    rows = []
+    for field in mine:
+        if field.type in {"HiddenField", "CSRFTokenField", "FileField"}:
+            continue
+        other = theirs[field.name]
+        saved, typed = _shown(field, other.data), _shown(field, field.data)
+        if saved != typed:
+            rows.append((str(field.label.text), saved, typed))
+    return rows
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -228,17 +271,40 @@ def _save_project_view(project: Project | None) -> Any:
         # Contacts depend on the relation picked in this very submission.
         form.contact_ids.choices = form.contact_ids.choices or []
         form.contact_ids.pre_validate = lambda _form: None
+    conflict: list[tuple[str, str, str]] | None = None
     if form.validate_on_submit():
         try:
-            saved = save_project(db_session(), user(), _project_input(form), project)
+            saved = save_project(
+                db_session(), user(), _project_input(form), project, expected_version=form_version(form)
+            )
         except ValidationError as error:
             show_errors(form, error)
             if "relation_id" in error.errors:
                 form.relation_name.errors = [*form.relation_name.errors, error.errors["relation_id"]]
+        except StaleVersion as stale:
+            assert project is not None
+            conflict = _project_conflict(form, project, stale.current)
         else:
+            try:
+                get_project(db_session(), user(), saved.id)
+            except NotFound:
+                # Handed to someone else, the project may now be hidden from the user: back to the list.
+                return redirect(url_for("projects.index"))
             return redirect(url_for("projects.show", project_id=saved.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("projects/form.html", form=form, project=project, labels=labels), status
+    status = (409 if conflict is not None else 400) if request.method == "POST" else 200
+    return render_template("projects/form.html", form=form, project=project, labels=labels, conflict=conflict), status
+
+
+def _project_conflict(form: ProjectForm, project: Project, current: int) -> list[tuple[str, str, str]]:
+    """Someone saved the project after this form was filled: both versions, side by side. The form
+    keeps what the user typed and now carries the current version, so saving again is a choice."""
+    theirs = ProjectForm(formdata=None)
+    for name, field in theirs._fields.items():
+        if hasattr(field, "choices"):
+            field.choices = form[name].choices
+    _fill_from_project(theirs, project)
+    form.version.data = str(current)
+    return conflict_rows(form, theirs)
 
 
 @bp.route("/")
@@ -269,9 +335,8 @@ def edit(project_id: int) -> Any:
 
 
 def _may_manage(project: Project) -> bool:
-    """Who may delete a project: admins and its responsible user."""
-    me = user()
-    return me.is_admin or project.responsible_user_id == me.id
+    """Who may delete a project or change who sees it: admins and its responsible user."""
+    return may_manage_project(user(), project)
 
 
 def _render_tab(tab: str, project: Project, **context: Any) -> str:
@@ -293,13 +358,22 @@ def show(project_id: int) -> Any:
 def notepad(project_id: int) -> Any:
     session = db_session()
     project = get_project(session, user(), project_id)
-    form = NotepadForm(notepad=project.notepad)
+    form = NotepadForm(notepad=project.notepad, version=str(project.notepad_version))
     if form.validate_on_submit():
+        text = form.notepad.data or ""
+        if request.form.get("keep") == "both":
+            # The user chose to keep the text saved meanwhile and his own: theirs first, then his.
+            text = f"{project.notepad.rstrip()}\n\n{text.lstrip()}" if project.notepad.strip() else text
         try:
-            save_notepad(session, user(), project, form.notepad.data or "")
+            save_notepad(session, user(), project, text, expected_version=form_version(form))
         except ValidationError as error:
             show_errors(form, error)
             return _render_tab("notepad", project, form=form), 400
+        except StaleVersion as stale:
+            # Someone saved the notepad after this editor opened it: nothing is overwritten. Both
+            # texts are shown; saving again (replace, or keep both) is based on the version now stored.
+            form.version.data = str(stale.current)
+            return _render_tab("notepad", project, form=form, conflict=True), 409
         return redirect(url_for("projects.notepad", project_id=project.id))
     return _render_tab("notepad", project, form=form)
 
@@ -330,7 +404,14 @@ def activities(project_id: int) -> Any:
     if request.method == "POST":
         status = 400
     items = project_activities(session, project)
-    return _render_tab("activities", project, form=form, items=items, is_overdue=is_overdue), status
+    return _render_tab(
+        "activities",
+        project,
+        form=form,
+        items=items,
+        is_overdue=is_overdue,
+        stranded=stranded_activities(session, project) if _may_manage(project) else [],
+    ), status
 
 
 @bp.route("/projects/<int:project_id>/documents", methods=["GET", "POST"])
@@ -413,7 +494,12 @@ def emails(project_id: int) -> Any:
 @bp.route("/projects/<int:project_id>/calls")
 @login_required
 def calls(project_id: int) -> Any:
-    return _render_tab("calls", get_project(db_session(), user(), project_id))
+    from hub.telephony.read import CallFilters, call_names, list_calls
+
+    session = db_session()
+    project = get_project(session, user(), project_id)
+    page = list_calls(session, user(), CallFilters(project_id=project.id), page=page_arg())
+    return _render_tab("calls", project, page=page, names=call_names(session, page.items))
 
 
 @bp.route("/projects/<int:project_id>/agenda")
@@ -425,8 +511,11 @@ def agenda(project_id: int) -> Any:
 @bp.route("/projects/<int:project_id>/users", methods=["GET", "POST"])
 @login_required
 def users(project_id: int) -> Any:
+    """Who sees the project: everyone who sees it may look; its responsible user and admins change it."""
     session = db_session()
     project = get_project(session, user(), project_id)
+    if request.method == "POST" and not _may_manage(project):
+        abort(404)
     form = LinkedForm()
     form.user_ids.choices = [(u.id, u.name) for u in active_users(session)]
     form.group_ids.choices = [(g.id, g.name) for g in all_groups(session)]
@@ -435,10 +524,11 @@ def users(project_id: int) -> Any:
         form.group_ids.data = [g.id for g in project.linked_groups]
     elif form.validate_on_submit():
         try:
-            set_linked(session, project, form.user_ids.data or [], form.group_ids.data or [])
+            set_linked(session, project, form.user_ids.data or [], form.group_ids.data or [], by=user())
         except ValidationError as error:
             show_errors(form, error)
         else:
+            warn_stranded(stranded_activities(session, project))
             try:
                 get_project(session, user(), project.id)
             except NotFound:
@@ -446,7 +536,22 @@ def users(project_id: int) -> Any:
                 return redirect(url_for("projects.index"))
             return redirect(url_for("projects.users", project_id=project.id))
     status = 400 if request.method == "POST" else 200
-    return _render_tab("users", project, form=form), status
+    stranded = stranded_activities(session, project) if _may_manage(project) else []
+    return _render_tab("users", project, form=form, stranded=stranded), status
+
+
+def warn_stranded(items: list[Any]) -> None:
+    """Tell whoever changed access about open activities whose assignees no longer see the project."""
+    for item in items:
+        flash(
+            gettext(
+                "%(name)s can no longer see this project, but the open activity “%(title)s” is assigned to "
+                "them: assign it to someone else.",
+                name=item.assigned_user.name,
+                title=item.title,
+            ),
+            "warning",
+        )
 
 
 @bp.route("/projects/<int:project_id>/delete", methods=["POST"])
@@ -455,7 +560,7 @@ def delete(project_id: int) -> Any:
     project = get_project(db_session(), user(), project_id)
     if not _may_manage(project):
         abort(404)
-    delete_project(db_session(), project)
+    delete_project(db_session(), project, by=user())
     return redirect(url_for("projects.index"))
 
 

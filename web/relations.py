@@ -9,11 +9,13 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from hub.accounts.users import active_users, all_groups
-from hub.crm.projects import list_projects
+from hub.crm.access import StaleVersion, may_manage_relation
+from hub.crm.activities import stranded_activities
+from hub.crm.projects import list_projects, relation_projects
 from hub.crm.relations import (
     ContactInput,
     RelationInput,
@@ -32,6 +34,7 @@ from hub.mail.read import relation_emails, thread_sizes
 from hub.models import Contact, Relation, RelationKind, RelationStatus
 from web.context import db_session, settings
 from web.forms import optional_text, show_errors
+from web.projects import conflict_rows, form_version, warn_stranded
 from web.security import login_required, user
 from web.views import lines, list_args, page_arg
 
@@ -61,6 +64,7 @@ class RelationForm(FlaskForm):
     vat_number = StringField(_l("VAT number"), validators=[Length(max=20)])
     domain = StringField(_l("Mail domain"), validators=[Length(max=253)])
     owner_id = SelectField(_l("Owner"), coerce=optional_text, validate_choice=False)
+    version = HiddenField()
 
 
 class ContactForm(FlaskForm):
@@ -68,6 +72,7 @@ class ContactForm(FlaskForm):
     function = StringField(_l("Function"), validators=[Length(max=200)])
     emails = TextAreaField(_l("E-mail addresses (one per line)"))
     phones = TextAreaField(_l("Phone numbers (one per line)"))
+    version = HiddenField()
 
 
 class LinkedForm(FlaskForm):
@@ -84,6 +89,7 @@ def _relation_form(relation: Relation | None) -> RelationForm:
         form.owner_id.data = str(relation.owner_id or "")
         form.phones.data = "\n".join(p.number for p in relation.phones)
         form.emails.data = "\n".join(e.address for e in relation.emails)
+        form.version.data = str(relation.version)
     elif relation is None and request.method == "GET":
         form.owner_id.data = str(user().id)
     return form
@@ -139,15 +145,43 @@ def lookup() -> Any:
 
 def _save_relation_view(relation: Relation | None) -> Any:
     form = _relation_form(relation)
+    conflict = None
     if form.validate_on_submit():
         try:
-            saved = save_relation(db_session(), _relation_input(form), relation, region=settings().default_phone_region)
+            saved = save_relation(
+                db_session(),
+                _relation_input(form),
+                relation,
+                region=settings().default_phone_region,
+                by=user(),
+                expected_version=form_version(form),
+            )
         except ValidationError as error:
             show_errors(form, error)
+        except StaleVersion as stale:
+            assert relation is not None
+            theirs = _filled(RelationForm(formdata=None), form, relation)
+            form.version.data = str(stale.current)
+            conflict = conflict_rows(form, theirs)
         else:
             return redirect(url_for("relations.show", relation_id=saved.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("relations/form.html", form=form, relation=relation), status
+    status = (409 if conflict is not None else 400) if request.method == "POST" else 200
+    return render_template("relations/form.html", form=form, relation=relation, conflict=conflict), status
+
+
+def _filled(theirs: Any, mine: Any, obj: Relation | Contact) -> Any:
+    """``theirs`` filled from what is stored for ``obj`` (with ``mine``'s dropdown options), to show next
+    to what the user typed when a save was refused as stale."""
+    theirs.process(obj=obj)
+    for name, field in theirs._fields.items():
+        if hasattr(field, "choices"):
+            field.choices = mine[name].choices
+    if isinstance(obj, Relation):
+        theirs.kind.data, theirs.status.data = obj.kind.value, obj.status.value
+        theirs.owner_id.data = str(obj.owner_id or "")
+    theirs.phones.data = "\n".join(p.number for p in obj.phones)
+    theirs.emails.data = "\n".join(e.address for e in obj.emails)
+    return theirs
 
 
 @bp.route("/relations/new", methods=["GET", "POST"])
@@ -188,8 +222,8 @@ def show(relation_id: int) -> Any:
 
 
 def _may_manage(relation: Relation) -> bool:
-    me = user()
-    return me.is_admin or relation.owner_id == me.id
+    """Who may delete a relation, give it another owner or change who sees it: its owner and admins."""
+    return may_manage_relation(user(), relation)
 
 
 @bp.route("/relations/<int:relation_id>/delete", methods=["POST"])
@@ -199,7 +233,7 @@ def delete(relation_id: int) -> Any:
     if not _may_manage(relation):
         abort(404)
     try:
-        delete_relation(db_session(), relation)
+        delete_relation(db_session(), relation, by=user())
     except ValidationError as error:
         flash(error.message, "error")
         return redirect(url_for("relations.show", relation_id=relation_id))
@@ -221,10 +255,12 @@ def linked(relation_id: int) -> Any:
         form.group_ids.data = [g.id for g in relation.linked_groups]
     elif form.validate_on_submit():
         try:
-            set_relation_linked(session, relation, form.user_ids.data or [], form.group_ids.data or [])
+            set_relation_linked(session, relation, form.user_ids.data or [], form.group_ids.data or [], by=user())
         except ValidationError as error:
             show_errors(form, error)
         else:
+            for project in relation_projects(session, relation):
+                warn_stranded(stranded_activities(session, project))
             return redirect(url_for("relations.show", relation_id=relation.id))
     status = 400 if request.method == "POST" else 200
     return render_template("relations/linked.html", form=form, relation=relation), status
@@ -235,6 +271,8 @@ def _save_contact_view(relation: Relation, contact: Contact | None) -> Any:
     if contact is not None and request.method == "GET":
         form.emails.data = "\n".join(e.address for e in contact.emails)
         form.phones.data = "\n".join(p.number for p in contact.phones)
+        form.version.data = str(contact.version)
+    conflict = None
     if form.validate_on_submit():
         data = ContactInput(
             name=form.name.data or "",
@@ -243,13 +281,27 @@ def _save_contact_view(relation: Relation, contact: Contact | None) -> Any:
             phones=lines(form.phones.data),
         )
         try:
-            save_contact(db_session(), relation, data, contact, region=settings().default_phone_region)
+            save_contact(
+                db_session(),
+                relation,
+                data,
+                contact,
+                region=settings().default_phone_region,
+                expected_version=form_version(form),
+            )
         except ValidationError as error:
             show_errors(form, error)
+        except StaleVersion as stale:
+            assert contact is not None
+            theirs = _filled(ContactForm(formdata=None), form, contact)
+            form.version.data = str(stale.current)
+            conflict = conflict_rows(form, theirs)
         else:
             return redirect(url_for("relations.show", relation_id=relation.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("relations/contact_form.html", form=form, relation=relation, contact=contact), status
+    status = (409 if conflict is not None else 400) if request.method == "POST" else 200
+    return render_template(
+        "relations/contact_form.html", form=form, relation=relation, contact=contact, conflict=conflict
+    ), status
 
 
 @bp.route("/relations/<int:relation_id>/contacts/new", methods=["GET", "POST"])
@@ -286,4 +338,17 @@ def emails(relation_id: int) -> Any:
         page=page,
         threads=thread_sizes(session, user(), page.items),
         args=list_args("q"),
+    )
+
+
+@bp.route("/relations/<int:relation_id>/calls")
+@login_required
+def calls(relation_id: int) -> Any:
+    from hub.telephony.read import CallFilters, call_names, list_calls
+
+    session = db_session()
+    relation = get_relation(session, user(), relation_id)
+    page = list_calls(session, user(), CallFilters(relation_id=relation.id), page=page_arg())
+    return render_template(
+        "telephony/relation_calls.html", relation=relation, page=page, names=call_names(session, page.items)
     )

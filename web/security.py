@@ -51,12 +51,22 @@ def user() -> User:
     return current_user._get_current_object()
 
 
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
+    """The user of a login session: its id as ``User.get_id`` wrote it, "<user id>.<session epoch>".
+
+    A session whose epoch is not the user's current one was ended (logout or password change,
+    here or in another browser) and counts as logged out; so does one of a deactivated user.
+    """
+    user_id, _dot, epoch = session_id.partition(".")
     try:
         found = db_session().get(User, int(user_id))
+        # Sessions made before epochs existed carry the bare id: valid until the first ending.
+        session_epoch = int(epoch) if epoch else 0
     except ValueError:
         return None
-    return found if found is not None and found.is_active else None
+    if found is None or not found.is_active or found.session_epoch != session_epoch:
+        return None
+    return found
 
 
 def _headers(response: Response) -> Response:

@@ -1,22 +1,34 @@
-"""Settings (admins only): CRM set-up (dropdown choices, free-field labels), users and groups."""
+"""Settings (admins only): CRM set-up (dropdown choices, free-field labels), users and groups, every
+user's API tokens, and outbound webhooks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    URLField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from hub.accounts.users import (
     UserInput,
     all_groups,
+    all_tokens,
     all_users,
     create_user,
     get_group,
     get_user,
+    revoke_token,
     save_group,
     update_user,
 )
@@ -30,9 +42,12 @@ from hub.crm.choices import (
     save_choice,
     save_field_labels,
 )
-from hub.errors import ValidationError
+from hub.errors import NotFound, ValidationError
 from hub.models import FREE_CHOICE_FIELDS, FREE_TEXT_FIELDS, ChoiceField
-from web.context import db_session
+from hub.webhooks import subscriptions as webhook_service
+from hub.webhooks.catalog import event_names
+from hub.webhooks.delivery import RETRY_DELAYS, TIMEOUT_SECONDS
+from web.context import db_session, settings
 from web.forms import show_errors
 from web.security import admin_required, user
 
@@ -248,3 +263,164 @@ def new_group() -> Any:
 @admin_required
 def edit_group(group_id: int) -> Any:
     return _save_group_view(group_id)
+
+
+# --- API tokens (every user's) ---------------------------------------------------------------------------
+
+
+@bp.route("/tokens")
+@admin_required
+def tokens() -> Any:
+    return render_template("settings/tokens.html", tokens=all_tokens(db_session()))
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@admin_required
+def revoke_any_token(token_id: int) -> Any:
+    try:
+        revoke_token(db_session(), user(), token_id)
+    except NotFound:
+        abort(404)
+    return redirect(url_for("settings.tokens", revoked=1))
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------
+
+EVENT_LABELS = {
+    "relation.created": _l("Relation created"),
+    "relation.updated": _l("Relation changed"),
+    "relation.deleted": _l("Relation deleted"),
+    "contact.created": _l("Contact created"),
+    "contact.updated": _l("Contact changed"),
+    "contact.deleted": _l("Contact deleted"),
+    "project.created": _l("Project created"),
+    "project.updated": _l("Project changed"),
+    "project.deleted": _l("Project deleted"),
+    "email.linked": _l("E-mail linked to a relation or project"),
+}
+
+
+class WebhookForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=120)])
+    url = URLField(_l("Receiving URL"), validators=[DataRequired(), Length(max=2000)])
+    events = SelectMultipleField(_l("Events"))
+    owner_id = SelectField(_l("Sees what this user may see"), coerce=int)
+    active = BooleanField(_l("Active"), default=True)
+
+
+def _webhook_form(existing: Any = None) -> WebhookForm:
+    form = WebhookForm()
+    form.events.choices = [(name, str(EVENT_LABELS.get(name, name))) for name in event_names()]
+    form.owner_id.choices = [(u.id, f"{u.name} <{u.email}>") for u in all_users(db_session()) if u.is_active]
+    if request.method == "GET":
+        if existing is not None:
+            form.name.data, form.url.data, form.active.data = existing.name, existing.url, existing.active
+            form.events.data, form.owner_id.data = existing.event_list, existing.owner_id
+        else:
+            form.owner_id.data = user().id
+    return form
+
+
+def _webhook_input(form: WebhookForm) -> webhook_service.SubscriptionInput:
+    return webhook_service.SubscriptionInput(
+        url=form.url.data or "",
+        events=list(form.events.data or []),
+        name=form.name.data or "",
+        owner_id=form.owner_id.data,
+        active=bool(form.active.data),
+    )
+
+
+def _signature_help() -> dict[str, Any]:
+    return {"delays": RETRY_DELAYS, "timeout": TIMEOUT_SECONDS, "labels": EVENT_LABELS}
+
+
+@bp.route("/webhooks")
+@admin_required
+def webhooks() -> Any:
+    session = db_session()
+    return render_template(
+        "settings/webhooks.html",
+        subscriptions=webhook_service.all_subscriptions(session),
+        counts=webhook_service.delivery_counts(session),
+        **_signature_help(),
+    )
+
+
+@bp.route("/webhooks/new", methods=["GET", "POST"])
+@admin_required
+def new_webhook() -> Any:
+    form = _webhook_form()
+    if form.validate_on_submit():
+        s = settings()
+        try:
+            subscription, secret = webhook_service.create_subscription(
+                db_session(),
+                _webhook_input(form),
+                by=user(),
+                secret_key=s.secret_key,
+                allowed_hosts=s.mail_allowed_hosts,
+            )
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            # The secret is on this response only: never in a redirect, a flash message or a log.
+            return _webhook_page(subscription, secret=secret)
+    status = 400 if request.method == "POST" else 200
+    return render_template("settings/webhook_form.html", form=form, existing=None, **_signature_help()), status
+
+
+def _webhook_page(subscription: Any, *, form: WebhookForm | None = None, secret: str | None = None) -> Any:
+    session = db_session()
+    form = form or _webhook_form(subscription)
+    page = render_template(
+        "settings/webhook.html",
+        subscription=subscription,
+        form=form,
+        log=webhook_service.delivery_log(session, subscription),
+        secret=secret,
+        sent=request.args.get("sent"),
+        **_signature_help(),
+    )
+    return page, 400 if form.errors else 200, {"Cache-Control": "no-store"}
+
+
+@bp.route("/webhooks/<int:subscription_id>", methods=["GET", "POST"])
+@admin_required
+def webhook(subscription_id: int) -> Any:
+    subscription = webhook_service.get_subscription(db_session(), subscription_id)
+    form = _webhook_form(subscription)
+    if form.validate_on_submit():
+        try:
+            webhook_service.update_subscription(
+                db_session(), subscription, _webhook_input(form), allowed_hosts=settings().mail_allowed_hosts
+            )
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            return redirect(url_for("settings.webhook", subscription_id=subscription.id))
+    return _webhook_page(subscription, form=form)
+
+
+@bp.route("/webhooks/<int:subscription_id>/test", methods=["POST"])
+@admin_required
+def test_webhook(subscription_id: int) -> Any:
+    subscription = webhook_service.get_subscription(db_session(), subscription_id)
+    webhook_service.send_test_event(db_session(), subscription)
+    return redirect(url_for("settings.webhook", subscription_id=subscription.id, sent=1))
+
+
+@bp.route("/webhooks/<int:subscription_id>/secret", methods=["POST"])
+@admin_required
+def new_webhook_secret(subscription_id: int) -> Any:
+    subscription = webhook_service.get_subscription(db_session(), subscription_id)
+    secret = webhook_service.new_secret(db_session(), subscription, secret_key=settings().secret_key)
+    return _webhook_page(subscription, secret=secret)
+
+
+@bp.route("/webhooks/<int:subscription_id>/delete", methods=["POST"])
+@admin_required
+def delete_webhook(subscription_id: int) -> Any:
+    subscription = webhook_service.get_subscription(db_session(), subscription_id)
+    webhook_service.delete_subscription(db_session(), subscription)
+    return redirect(url_for("settings.webhooks"))

@@ -95,6 +95,16 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
                 "options": {"expires": settings.sweep_interval_seconds},
             },
+            "poll-call-drop-folders": {
+                "task": "hub.telephony.poll_drop_folders",
+                "schedule": timedelta(seconds=15),
+                "options": {"expires": 15},
+            },
+            "send-due-webhooks": {
+                "task": "hub.webhooks.sweep",
+                "schedule": timedelta(seconds=settings.sweep_interval_seconds),
+                "options": {"expires": settings.sweep_interval_seconds},
+            },
             "remove-orphan-packs": {
                 "task": "hub.mail.remove_orphan_packs",
                 "schedule": timedelta(hours=1),

@@ -11,6 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from hub.claims import held_until
 from hub.crm.import_jobs import due_import_jobs, run_import_job
 from hub.models.base import utcnow
+from hub.webhooks.outbox import set_waker as set_webhook_waker
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def remove_orphan_packs() -> int:
     retry_jitter=True,
     max_retries=60,
 )
-def sync_mailbox_task(self: Task, mailbox_id: int) -> None:
+def sync_mailbox_task(self: Task, mailbox_id: int, held: int = 0) -> None:
     """Sync one mailbox for a bounded time; if work is left, queue the next slice of it."""
     from hub.mail.imap import MailServerError
     from hub.mail.sync import sync_mailbox
@@ -88,16 +89,119 @@ def sync_mailbox_task(self: Task, mailbox_id: int) -> None:
         log.warning("mailbox %s: %s", mailbox_id, exc)
         return
     if result is None:
-        retry_when_claim_lapses(self, Mailbox, mailbox_id)
+        retry_when_claim_lapses(self, Mailbox, mailbox_id, held)
     elif result.more:
         sync_mailbox_task.delay(mailbox_id)
 
 
-def retry_when_claim_lapses(task: Task, model: Any, object_id: int) -> None:
+def retry_when_claim_lapses(task: Task, model: Any, object_id: int, held: int) -> None:
     """The work is claimed by another run. If that run died (a killed worker whose message came
     back), its claim lapses within one lease: try again just after, rather than wait for the sweep.
-    A live holder renews its claim, and a few such retries find it busy and stop."""
+    A live holder renews its claim, and a few such retries find it busy and stop. ``held`` counts
+    these retries apart from the database-outage ones (a task that waited out an outage must still
+    take over the claim the outage left behind); it travels in the task's keyword arguments."""
     until = held_until(context.database(), model, object_id)
-    if until is None or task.request.retries >= HELD_RETRIES:
+    if until is None or held >= HELD_RETRIES:
         return
-    raise task.retry(countdown=max(1.0, (until - utcnow()).total_seconds() + 1), max_retries=None)
+    raise task.retry(
+        kwargs={**(task.request.kwargs or {}), "held": held + 1},
+        countdown=max(1.0, (until - utcnow()).total_seconds() + 1),
+        max_retries=None,
+    )
+
+
+# --- telephony ---------------------------------------------------------------------------------------------
+
+
+@shared_task(name="hub.telephony.poll_drop_folders", acks_late=True)
+def poll_drop_folders() -> int:
+    """Beat's tick: send a poll for every call source whose drop folder is due (and uploads whose
+    message was lost)."""
+    from hub.telephony.sources import due_sources, due_uploads
+
+    with context.database().transaction() as session:
+        source_ids = due_sources(session)
+        upload_ids = due_uploads(session)
+    for source_id in source_ids:
+        poll_call_source_task.delay(source_id)
+    for import_id in upload_ids:
+        import_calls_task.delay(import_id)
+    return len(source_ids) + len(upload_ids)
+
+
+@shared_task(
+    bind=True,
+    name="hub.telephony.poll_source",
+    acks_late=True,
+    autoretry_for=DATABASE_AWAY,
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=60,
+)
+def poll_call_source_task(self: Task, source_id: int, held: int = 0) -> None:
+    """Read what is new in one source's drop folder (claimed: one reader per source)."""
+    from hub.models import CallSource
+    from hub.telephony.sources import poll_source
+
+    try:
+        result = poll_source(context.database(), source_id)
+    except OSError as exc:
+        log.warning("call source %s: %s", source_id, exc)  # recorded on the source, with backoff
+        return
+    if result is None:
+        retry_when_claim_lapses(self, CallSource, source_id, held)
+
+
+@shared_task(name="hub.telephony.import_upload", acks_late=True)
+def import_calls_task(import_id: int) -> None:
+    """Import a call-record file uploaded in the UI (claimed: a duplicate message does nothing)."""
+    from hub.telephony.sources import run_upload
+
+    if run_upload(context.database(), context.blobs(), import_id) is None:
+        log.info("call import %s already taken or finished", import_id)
+
+
+# --- webhooks ----------------------------------------------------------------------------------------------
+
+
+@shared_task(
+    name="hub.webhooks.send",
+    acks_late=True,
+    autoretry_for=DATABASE_AWAY,
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=60,
+)
+def send_webhook_task(delivery_id: int) -> None:
+    """Make the next attempt of one webhook delivery (claimed: a duplicate message sends nothing).
+    A failed attempt is not retried here: its next attempt is due later and beat's sweep sends it."""
+    from hub.webhooks.delivery import deliver
+
+    settings = context.settings()
+    status = deliver(
+        context.database(), delivery_id, secret_key=settings.secret_key, allowed_hosts=settings.mail_allowed_hosts
+    )
+    if status is None:
+        log.info("webhook delivery %s not due, done or being sent by another worker", delivery_id)
+
+
+@shared_task(name="hub.webhooks.sweep", acks_late=True)
+def sweep_webhooks() -> int:
+    """Beat's tick: send every webhook delivery that is due (retries, and those whose message was lost)."""
+    from hub.webhooks.delivery import due_deliveries
+
+    with context.database().transaction() as session:
+        delivery_ids = due_deliveries(session)
+    for delivery_id in delivery_ids:
+        send_webhook_task.delay(delivery_id)
+    return len(delivery_ids)
+
+
+def _send_webhooks(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        send_webhook_task.delay(delivery_id)
+
+
+# Deliveries written by a committed change go to a worker at once (hub.webhooks.outbox); processes
+# that never build the Celery app (the CLI) leave them to the sweep.
+set_webhook_waker(_send_webhooks)

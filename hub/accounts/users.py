@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub.accounts.passwords import hash_password, verify_password
@@ -17,6 +18,7 @@ from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import ApiToken, LoginFailure, User, UserGroup
 from hub.models.base import utcnow
+from hub.models.users import TokenScope
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
@@ -89,8 +91,34 @@ def update_user(session: Session, user: User, data: UserInput, *, acting: User |
     user.language = data.language or None
     if data.password:
         user.password_hash = hash_password(data.password)
+        end_sessions(session, user)
     session.flush()
     return user
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """End every login session of ``user`` (logout, password change): the session epoch each one
+    carries (``User.get_id``) is raised, so every cookie made before, a copied one too, stops
+    working. A session that should go on logs in again afterwards."""
+    session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(session_epoch=User.session_epoch + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(user, ["session_epoch"])
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """The user's own password change: the current one must be right; every session ends."""
+    if not verify_password(user.password_hash, current):
+        raise ValidationError(_("The current password is wrong."), field="current_password")
+    if len(new) < MIN_PASSWORD:
+        message = _("The password must be at least %(n)s characters.", n=MIN_PASSWORD)
+        raise ValidationError(message, field="new_password")
+    user.password_hash = hash_password(new)
+    end_sessions(session, user)
+    session.flush()
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -144,26 +172,48 @@ def authenticate(
     ):
         raise LoginBlocked()
     user = session.scalar(select(User).where(User.email == email))
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    # A password is hashed whether or not the account exists, so the answer takes as long for an
+    # unknown address as for a known one and does not tell which addresses have accounts.
+    stored = user.password_hash if user is not None else _dummy_hash()
+    password_ok = verify_password(stored, password)
+    if user is None or not user.is_active or not password_ok:
         session.add(LoginFailure(email=email, ip=ip))
         return None
     session.execute(delete(LoginFailure).where(LoginFailure.email == email))
     return user
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made like real ones: what an unknown login is checked against."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str = "") -> str:
-    """Create an API token for ``user``; the token is returned once and stored only as a hash."""
+MAX_TOKEN_NAME = 120
+
+
+def create_token(session: Session, user: User, name: str = "", *, scope: str = TokenScope.write.value) -> str:
+    """Create an API token for ``user``; the token is returned once and stored only as a hash.
+
+    ``scope``: "write" (every method) or "read" (GET only; other methods answer 403).
+    """
+    name = name.strip()
+    if len(name) > MAX_TOKEN_NAME:
+        raise ValidationError(_("At most %(n)s characters.", n=MAX_TOKEN_NAME), field="name")
+    if scope not in {s.value for s in TokenScope}:
+        raise ValidationError(_("Choose read-only or read and write."), field="scope")
     token = "hub_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), name=name))
+    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), name=name, prefix=token[:8], scope=scope))
     session.flush()
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def token_for(session: Session, token: str) -> ApiToken | None:
+    """The live token row (its user active) for a presented token; records when it was last used."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or not row.user.is_active:
         return None
@@ -171,7 +221,36 @@ def user_for_token(session: Session, token: str) -> User | None:
     # Written at most once a minute, so API reads stay reads.
     if row.last_used_at is None or now - _aware(row.last_used_at) > timedelta(minutes=1):
         row.last_used_at = now
-    return row.user
+    return row
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = token_for(session, token)
+    return None if row is None else row.user
+
+
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    """The user's own tokens, newest first."""
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    return list(session.scalars(query))
+
+
+def all_tokens(session: Session) -> list[ApiToken]:
+    """Every user's tokens (admins' list), newest first, each with its user."""
+    query = (
+        select(ApiToken).options(selectinload(ApiToken.user)).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, acting: User, token_id: int) -> None:
+    """Delete a token: its owner may, and admins may revoke anyone's. Someone else's token is
+    :class:`NotFound`, like a token that does not exist."""
+    row = session.get(ApiToken, token_id)
+    if row is None or (row.user_id != acting.id and not acting.is_admin):
+        raise NotFound(token_id)
+    session.delete(row)
+    session.flush()
 
 
 def _aware(value: datetime) -> datetime:

@@ -1,16 +1,32 @@
-"""Who may see what: the one access rule, as SQL clauses every query uses.
+"""Who may see what, and who may change who sees what: the one access rule, as SQL clauses every
+query uses, and the one rule for managing access.
 
-A project (or relation) with no linked users or groups is visible to all staff. Once users and/or
-groups are linked, only they, the responsible user (the owner, for a relation) and admins see it —
-in pages, search, lists, the API and downloads. Others get 404, never 403, so the existence of a
-hidden project is not revealed.
+Seeing. A relation with no linked users or groups is visible to all staff. Once users and/or groups
+are linked, only they, its owner and admins see it. A project follows the same rule with its
+responsible user in the owner's place, **and** is visible only to those who may also see its
+relation: restricting a relation restricts its projects, contacts and the mail on them. Everything
+else hangs off a project or a relation and follows it. Others get 404, never 403, so the existence of
+a hidden object is not revealed — in pages, search, lists, the API and downloads.
+
+Managing. Changing who sees an object (its linked users and groups), who is responsible for a project
+or owns a relation, and deleting it, is for the responsible user (project) or owner (relation) and
+for admins. An object with nobody responsible (or no owner) is managed by admins only: if any
+colleague who sees it could manage it, anyone could make himself responsible and then lock the others
+out or delete it — the very thing this rule is for. There is always an admin (an admin cannot take
+away his own rights), and the responsible user of an orphaned project is set by one.
+
+Versions. Projects, relations, contacts, activities and the notepad carry a version number; a save
+based on an older version is refused (:class:`StaleVersion`) instead of silently overwriting what
+someone else saved in between.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.models import Project, Relation, User
 from hub.models.crm import project_groups, project_users, relation_groups, relation_users
@@ -34,15 +50,28 @@ def _linked_clause(
     return or_(no_links, user_linked, group_linked)
 
 
+def _relation_rule(user: User, relation: Any) -> ColumnElement[bool]:
+    return or_(
+        relation.owner_id == user.id,
+        _linked_clause(user, relation.id, relation_users, relation_groups, "relation_id"),
+    )
+
+
 def project_visible(user: User | None) -> ColumnElement[bool]:
-    """SQL condition: ``Project`` rows ``user`` may see."""
+    """SQL condition: ``Project`` rows ``user`` may see (its own rule and its relation's)."""
     if user is None or not user.is_active:
         return false()
     if user.is_admin:
         return true()
-    return or_(
-        Project.responsible_user_id == user.id,
-        _linked_clause(user, Project.id, project_users, project_groups, "project_id"),
+    # An alias: the queries this clause goes into often join Relation themselves.
+    its_relation = aliased(Relation)
+    relation_ok = exists().where(its_relation.id == Project.relation_id, _relation_rule(user, its_relation))
+    return and_(
+        relation_ok,
+        or_(
+            Project.responsible_user_id == user.id,
+            _linked_clause(user, Project.id, project_users, project_groups, "project_id"),
+        ),
     )
 
 
@@ -52,7 +81,55 @@ def relation_visible(user: User | None) -> ColumnElement[bool]:
         return false()
     if user.is_admin:
         return true()
-    return or_(
-        Relation.owner_id == user.id,
-        _linked_clause(user, Relation.id, relation_users, relation_groups, "relation_id"),
+    return _relation_rule(user, Relation)
+
+
+def may_manage_project(user: User | None, project: Project) -> bool:
+    """Whether ``user`` may change who sees ``project``, who is responsible for it, or delete it."""
+    if user is None or not user.is_active:
+        return False
+    return user.is_admin or (project.responsible_user_id is not None and project.responsible_user_id == user.id)
+
+
+def may_manage_relation(user: User | None, relation: Relation) -> bool:
+    """Whether ``user`` may change who sees ``relation``, who owns it, or delete it."""
+    if user is None or not user.is_active:
+        return False
+    return user.is_admin or (relation.owner_id is not None and relation.owner_id == user.id)
+
+
+# --- versions --------------------------------------------------------------------------------------
+
+
+class StaleVersion(Exception):
+    """The object was changed by someone else after the version the save was based on.
+
+    ``current`` is the version now stored; the object in the session still holds what is stored.
+    """
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"changed meanwhile: now version {current}")
+        self.current = current
+
+
+def claim_version(session: Session, obj: Any, expected: int | None, column: str = "version") -> int:
+    """Raise the object's version by one, if it still is ``expected`` (any version when None).
+
+    One conditional UPDATE, run before the save changes anything: two saves based on the same version
+    cannot both pass (on PostgreSQL the second waits for the first's row lock, then matches no row).
+    Returns the new version; raises :class:`StaleVersion` when the stored one is another.
+    """
+    model = type(obj)
+    col = getattr(model, column)
+    statement = update(model).where(model.id == obj.id)
+    if expected is not None:
+        statement = statement.where(col == expected)
+    result = session.execute(
+        statement.values({column: col + 1}).returning(col).execution_options(synchronize_session=False)
     )
+    row = result.first()
+    if row is None:
+        current = session.scalar(select(col).where(model.id == obj.id))
+        raise StaleVersion(int(current or 0))
+    set_committed_value(obj, column, int(row[0]))
+    return int(row[0])

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from hub.crm.access import project_visible
+from hub.crm.access import claim_version, project_visible
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import Activity, Project, User
@@ -24,9 +24,23 @@ class ActivityInput:
     done: bool = False
 
 
+def can_see_project(session: Session, someone: User, project: Project) -> bool:
+    """Whether ``someone`` may see ``project`` (the one rule, asked of the database)."""
+    return session.scalar(select(Project.id).where(Project.id == project.id, project_visible(someone))) is not None
+
+
 def save_activity(
-    session: Session, user: User, project: Project, data: ActivityInput, activity: Activity | None = None
+    session: Session,
+    user: User,
+    project: Project,
+    data: ActivityInput,
+    activity: Activity | None = None,
+    *,
+    expected_version: int | None = None,
 ) -> Activity:
+    """Create or change an activity. It can only be given to someone who may see its project: on a
+    project hidden from them it would vanish from their list without a word. Raises
+    :class:`~hub.crm.access.StaleVersion` as :func:`hub.crm.projects.save_project` does."""
     errors: dict[str, str] = {}
     title = data.title.strip()
     if not title:
@@ -37,8 +51,18 @@ def save_activity(
         assignee = session.get(User, data.assigned_user_id)
         if assignee is None or not assignee.is_active:
             errors["assigned_user_id"] = _("Choose an active user.")
+        elif (activity is None or activity.assigned_user_id != assignee.id) and not can_see_project(
+            session, assignee, project
+        ):
+            errors["assigned_user_id"] = _(
+                "%(name)s cannot see this project: link them to the project (or its relation) first, "
+                "or choose someone else.",
+                name=assignee.name,
+            )
     if errors:
         raise ValidationError(errors)
+    if activity is not None:
+        claim_version(session, activity, expected_version)
     if activity is None:
         activity = Activity(project_id=project.id, title=title, created_by_id=user.id)
         session.add(activity)
@@ -49,6 +73,41 @@ def save_activity(
     set_done(activity, data.done)
     session.flush()
     return activity
+
+
+def mark_done(session: Session, activity: Activity, done: bool, *, expected_version: int | None = None) -> None:
+    """Mark an activity done or not done (a change like any other: it raises the version)."""
+    claim_version(session, activity, expected_version)
+    set_done(activity, done)
+    session.flush()
+
+
+def stranded_activities(session: Session, project: Project) -> list[Activity]:
+    """Open activities of ``project`` assigned to someone who can no longer see it.
+
+    After access changes the responsible user is told about these (on the project's Activities and
+    Linked users tabs, and right after the change), so they are reassigned rather than forgotten:
+    the assignees' own lists no longer show them.
+    """
+    open_items = list(
+        session.scalars(
+            select(Activity)
+            .where(Activity.project_id == project.id, Activity.done.is_(False), Activity.assigned_user_id.is_not(None))
+            .options(joinedload(Activity.assigned_user))
+            .order_by(Activity.id)
+        )
+    )
+    verdicts: dict[int, bool] = {}
+    stranded = []
+    for item in open_items:
+        assignee = item.assigned_user
+        if assignee is None:
+            continue
+        if assignee.id not in verdicts:
+            verdicts[assignee.id] = assignee.is_active and can_see_project(session, assignee, project)
+        if not verdicts[assignee.id]:
+            stranded.append(item)
+    return stranded
 
 
 def set_done(activity: Activity, done: bool) -> None:
@@ -97,6 +156,7 @@ def is_overdue(activity: Activity, today: date | None = None) -> bool:
     return not activity.done and activity.due_date is not None and activity.due_date < (today or date.today())
 
 
-def delete_activity(session: Session, activity: Activity) -> None:
+def delete_activity(session: Session, activity: Activity, *, expected_version: int | None = None) -> None:
+    claim_version(session, activity, expected_version)
     session.delete(activity)
     session.flush()

@@ -42,8 +42,38 @@ class NumbersAdded:
     items: tuple[Belonging, ...]
 
 
-Event = AddressesAdded | NumbersAdded
-E = TypeVar("E", AddressesAdded, NumbersAdded)
+@dataclass(frozen=True)
+class RecordChanged:
+    """A CRM record was saved or is about to be deleted (announced before the DELETE, so a listener
+    can still read what it was). ``kind``: "relation", "contact", "project" (later "call",
+    "appointment"); ``action``: "created", "updated" or "deleted"."""
+
+    kind: str
+    id: int
+    action: str
+
+
+@dataclass(frozen=True)
+class EmailLink:
+    email_id: int
+    relation_id: int | None = None
+    project_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EmailsLinked:
+    """E-mails were linked to relations or projects (by hand, or by a sync matching new mail)."""
+
+    items: tuple[EmailLink, ...]
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> EmailsLinked:
+        """From link rows as inserted: dicts with "email_id" and "relation_id" or "project_id"."""
+        return cls(tuple(EmailLink(r["email_id"], r.get("relation_id"), r.get("project_id")) for r in rows))
+
+
+Event = AddressesAdded | NumbersAdded | RecordChanged | EmailsLinked
+E = TypeVar("E", AddressesAdded, NumbersAdded, RecordChanged, EmailsLinked)
 _subscribers: dict[type[Any], list[Callable[[Session, Any], None]]] = {}
 _wired = False
 

@@ -1,6 +1,6 @@
-"""The one place where an address (or later a phone number) is matched to CRM records.
+"""The one place where an address or a phone number is matched to CRM records.
 
-Used by mail sync, and later by telephony and calendar. An e-mail address matches contacts by their
+Used by mail sync, telephony and later calendar. An e-mail address matches contacts by their
 case-folded address, then the relation's own addresses; a company domain matches a relation when
 no address does (never a free-mail domain, and only when exactly one relation has that domain).
 Projects: an explicit token "[P-123]" in the subject, else the project(s) of the thread, else the
@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub.crm.relations import FREE_MAIL_DOMAINS
-from hub.models import Email, EmailAddress, EmailProject, Project, Relation
+from hub.models import Email, EmailAddress, EmailProject, PhoneNumber, Project, Relation
 
 PROJECT_TOKEN = re.compile(r"\[P-(\d{1,12})\]")
 K = TypeVar("K")
@@ -63,6 +63,40 @@ def match_addresses(
             candidates = by_domain.get(key.rsplit("@", 1)[-1], [])
             if len(candidates) == 1:  # two relations sharing a domain: ambiguous, link neither
                 found[key] = AddressMatch(None, candidates[0])
+    return found
+
+
+@dataclass(frozen=True)
+class NumberMatch:
+    contact_id: int | None
+    relation_id: int
+
+
+def match_numbers(session: Session, numbers: Iterable[str]) -> dict[str, NumberMatch]:
+    """E.164 numbers → the contact (or relation) they belong to; unknown and ambiguous ones are left out.
+
+    A number of one contact matches that contact. A number on the relation itself, or shared by
+    several contacts of one relation (a switchboard), matches the relation. A number on several
+    relations matches nothing: taking the first would file a call with the wrong company.
+    """
+    keys = sorted({n for n in numbers if n})
+    owners: dict[str, set[tuple[int | None, int]]] = {}
+    for start in range(0, len(keys), 5000):
+        rows = session.execute(
+            select(PhoneNumber.e164, PhoneNumber.contact_id, PhoneNumber.relation_id).where(
+                PhoneNumber.e164.in_(keys[start : start + 5000])
+            )
+        )
+        for e164, contact_id, relation_id in rows:
+            owners.setdefault(e164, set()).add((contact_id, relation_id))
+    found: dict[str, NumberMatch] = {}
+    for e164, pairs in owners.items():
+        relations = {relation_id for _contact, relation_id in pairs}
+        if len(relations) != 1:
+            continue
+        contacts = {contact_id for contact_id, _relation in pairs}
+        relation_id = relations.pop()
+        found[e164] = NumberMatch(contacts.pop() if len(contacts) == 1 else None, relation_id)
     return found
 
 

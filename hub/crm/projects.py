@@ -11,7 +11,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub.accounts.users import users_and_groups
-from hub.crm.access import project_visible, relation_visible
+from hub.crm.access import claim_version, may_manage_project, project_visible, relation_visible
+from hub.crm.events import RecordChanged, announce
 from hub.crm.relations import EMAIL_RE
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
@@ -124,7 +125,10 @@ def _validate(session: Session, user: User, data: ProjectInput, current: Project
     # A deactivated user stays responsible until someone picks another: editing other fields of the
     # project must not fail on it, nor silently clear it.
     keeps_responsible = current is not None and data.responsible_user_id == current.responsible_user_id
-    if data.responsible_user_id is not None and not keeps_responsible:
+    if current is not None and not keeps_responsible and not may_manage_project(user, current):
+        # Handing a project to someone (yourself included) changes who may manage and see it.
+        errors["responsible_user_id"] = _("Only the responsible user or an admin can change who is responsible.")
+    elif data.responsible_user_id is not None and not keeps_responsible:
         responsible = session.get(User, data.responsible_user_id)
         if responsible is None or not responsible.is_active:
             errors["responsible_user_id"] = _("Choose an active user.")
@@ -142,12 +146,23 @@ def _validate(session: Session, user: User, data: ProjectInput, current: Project
     return errors
 
 
-def save_project(session: Session, user: User, data: ProjectInput, project: Project | None = None) -> Project:
-    """Create (``project`` None) or change a project; raises :class:`ValidationError`."""
+def save_project(
+    session: Session,
+    user: User,
+    data: ProjectInput,
+    project: Project | None = None,
+    *,
+    expected_version: int | None = None,
+) -> Project:
+    """Create (``project`` None) or change a project; raises :class:`ValidationError`, and
+    :class:`~hub.crm.access.StaleVersion` when ``expected_version`` is given and no longer stored."""
     errors = _validate(session, user, data, project)
     if errors:
         raise ValidationError(errors)
     assert data.relation_id is not None
+    if project is not None:
+        claim_version(session, project, expected_version)
+    created = project is None
     if project is None:
         project = Project(relation_id=data.relation_id, name=data.name)
         session.add(project)
@@ -172,6 +187,7 @@ def save_project(session: Session, user: User, data: ProjectInput, project: Proj
         list(session.scalars(select(Contact).where(Contact.id.in_(data.contact_ids)))) if data.contact_ids else []
     )
     session.flush()
+    announce(session, RecordChanged("project", project.id, "created" if created else "updated"))
     return project
 
 
@@ -265,22 +281,55 @@ def list_projects(
     return paginate(session, query, page, per_page), sort
 
 
-def save_notepad(session: Session, user: User, project: Project, text: str) -> None:
+def save_notepad(
+    session: Session, user: User, project: Project, text: str, *, expected_version: int | None = None
+) -> None:
+    """Replace the notepad; raises :class:`~hub.crm.access.StaleVersion` when someone saved it after
+    ``expected_version`` (the one the editor started from), so their text is never silently lost."""
     if len(text) > MAX_DESCRIPTION * 5:
         raise ValidationError(_("The notepad is too long."), field="notepad")
+    claim_version(session, project, expected_version, "notepad_version")
     project.notepad = text
     project.notepad_updated_by_id = user.id
     project.notepad_updated_at = utcnow()
     session.flush()
 
 
-def set_linked(session: Session, project: Project, user_ids: list[int], group_ids: list[int]) -> None:
+def relation_projects(session: Session, relation: Relation) -> list[Project]:
+    """Every project of ``relation``, whoever may see them (for checks after its access changed)."""
+    return list(session.scalars(select(Project).where(Project.relation_id == relation.id).order_by(Project.id)))
+
+
+def set_linked(
+    session: Session,
+    project: Project,
+    user_ids: list[int],
+    group_ids: list[int],
+    *,
+    by: User | None = None,
+    expected_version: int | None = None,
+) -> None:
     """Link users and groups to a project; from then on only they (and admins, the responsible
-    user) see it. Linking nobody makes it visible to all staff again."""
-    project.linked_users, project.linked_groups = users_and_groups(session, user_ids, group_ids)
+    user) see it. Linking nobody makes it visible to all staff again.
+
+    ``by``: the user asking (None: the system, such as an import); only one who may manage the
+    project (:func:`~hub.crm.access.may_manage_project`) may; for others it is :class:`NotFound`.
+    """
+    if by is not None and not may_manage_project(by, project):
+        raise NotFound(project.id)
+    linked = users_and_groups(session, user_ids, group_ids)
+    claim_version(session, project, expected_version)
+    project.linked_users, project.linked_groups = linked
     session.flush()
 
 
-def delete_project(session: Session, project: Project) -> None:
+def delete_project(
+    session: Session, project: Project, *, by: User | None = None, expected_version: int | None = None
+) -> None:
+    """Delete a project; ``by`` as for :func:`set_linked`."""
+    if by is not None and not may_manage_project(by, project):
+        raise NotFound(project.id)
+    claim_version(session, project, expected_version)
+    announce(session, RecordChanged("project", project.id, "deleted"))
     session.delete(project)
     session.flush()

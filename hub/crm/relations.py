@@ -10,8 +10,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.accounts.users import users_and_groups
-from hub.crm.access import relation_visible
-from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, announce
+from hub.crm.access import claim_version, may_manage_relation, relation_visible
+from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, RecordChanged, announce
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus, User
@@ -195,12 +195,29 @@ def _announce_numbers(
 
 
 def save_relation(
-    session: Session, data: RelationInput, relation: Relation | None = None, *, region: str = "NL"
+    session: Session,
+    data: RelationInput,
+    relation: Relation | None = None,
+    *,
+    region: str = "NL",
+    by: User | None = None,
+    expected_version: int | None = None,
 ) -> Relation:
-    """Create (``relation`` None) or change a relation; raises :class:`ValidationError`."""
+    """Create (``relation`` None) or change a relation; raises :class:`ValidationError`, and
+    :class:`~hub.crm.access.StaleVersion` when ``expected_version`` is given and no longer stored.
+
+    ``by``: the user saving (None: the system, such as an import). Only one who may manage the
+    relation (its owner or an admin) may give it another owner.
+    """
     errors = _validate_relation(session, data, region)
+    changes_owner = relation is not None and data.owner_id != relation.owner_id
+    if changes_owner and by is not None and relation is not None and not may_manage_relation(by, relation):
+        errors["owner_id"] = _("Only the owner or an admin can change who owns this relation.")
     if errors:
         raise ValidationError(errors)
+    if relation is not None:
+        claim_version(session, relation, expected_version)
+    created = relation is None
     if relation is None:
         relation = Relation(kind=RelationKind(data.kind), name=data.name, search_name=fold(data.name))
         session.add(relation)
@@ -216,6 +233,7 @@ def save_relation(
     _set_phones(session, relation, None, data.phones, region)
     _announce_numbers(session, relation.id, None, data.phones, region)
     session.flush()
+    announce(session, RecordChanged("relation", relation.id, "created" if created else "updated"))
     return relation
 
 
@@ -273,11 +291,18 @@ def list_relations(
     return paginate(session, query, page, per_page), sort
 
 
-def delete_relation(session: Session, relation: Relation) -> None:
+def delete_relation(
+    session: Session, relation: Relation, *, by: User | None = None, expected_version: int | None = None
+) -> None:
+    """Delete a relation without projects; ``by`` as for :func:`set_relation_linked`."""
     from hub.models import Project
 
+    if by is not None and not may_manage_relation(by, relation):
+        raise NotFound(relation.id)
+    claim_version(session, relation, expected_version)
     if session.scalar(select(func.count()).select_from(Project).where(Project.relation_id == relation.id)):
         raise ValidationError(_("This relation still has projects; delete or move them first."))
+    announce(session, RecordChanged("relation", relation.id, "deleted"))
     session.delete(relation)
     session.flush()
 
@@ -296,11 +321,21 @@ def _validate_contact(data: ContactInput, region: str) -> dict[str, str]:
 
 
 def save_contact(
-    session: Session, relation: Relation, data: ContactInput, contact: Contact | None = None, *, region: str = "NL"
+    session: Session,
+    relation: Relation,
+    data: ContactInput,
+    contact: Contact | None = None,
+    *,
+    region: str = "NL",
+    expected_version: int | None = None,
 ) -> Contact:
+    """Create or change a contact; :class:`~hub.crm.access.StaleVersion` as for :func:`save_relation`."""
     errors = _validate_contact(data, region)
     if errors:
         raise ValidationError(errors)
+    if contact is not None:
+        claim_version(session, contact, expected_version)
+    created = contact is None
     if contact is None:
         contact = Contact(relation_id=relation.id, name=data.name)
         session.add(contact)
@@ -313,6 +348,7 @@ def save_contact(
     # Mail (and later calls) that came before this contact existed now shows on the relation too.
     announce(session, AddressesAdded(tuple(Belonging(relation.id, contact.id, a.casefold()) for a in data.emails)))
     _announce_numbers(session, relation.id, contact.id, data.phones, region)
+    announce(session, RecordChanged("contact", contact.id, "created" if created else "updated"))
     session.expire(contact, ["emails", "phones"])
     return contact
 
@@ -324,14 +360,33 @@ def get_contact(session: Session, user: User, contact_id: int) -> Contact:
     return contact
 
 
-def delete_contact(session: Session, contact: Contact) -> None:
+def delete_contact(session: Session, contact: Contact, *, expected_version: int | None = None) -> None:
+    claim_version(session, contact, expected_version)
+    announce(session, RecordChanged("contact", contact.id, "deleted"))
     session.delete(contact)
     session.flush()
 
 
-def set_relation_linked(session: Session, relation: Relation, user_ids: list[int], group_ids: list[int]) -> None:
-    """Link users and groups to a relation; nobody linked makes it visible to all staff again."""
-    relation.linked_users, relation.linked_groups = users_and_groups(session, user_ids, group_ids)
+def set_relation_linked(
+    session: Session,
+    relation: Relation,
+    user_ids: list[int],
+    group_ids: list[int],
+    *,
+    by: User | None = None,
+    expected_version: int | None = None,
+) -> None:
+    """Link users and groups to a relation; nobody linked makes it visible to all staff again. The
+    relation's projects, contacts and mail follow (hub.crm.access).
+
+    ``by``: the user asking (None: the system); only its owner or an admin may, for others it is
+    :class:`NotFound`.
+    """
+    if by is not None and not may_manage_relation(by, relation):
+        raise NotFound(relation.id)
+    linked = users_and_groups(session, user_ids, group_ids)
+    claim_version(session, relation, expected_version)
+    relation.linked_users, relation.linked_groups = linked
     session.flush()
 
 

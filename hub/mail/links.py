@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from hub.crm.events import AddressesAdded
+from hub.crm.events import AddressesAdded, EmailsLinked, announce
 from hub.db import insert_ignore
 from hub.models import Email, EmailParticipant, EmailProject, EmailRelation, Project
 
@@ -24,6 +24,7 @@ def link_to_project(session: Session, email: Email, project: Project) -> None:
         [{"email_id": email.id, "relation_id": project.relation_id}],
         ["email_id", "relation_id"],
     )
+    announce(session, EmailsLinked.of([{"email_id": email.id, "project_id": project.id}]))
 
 
 def unlink_from_project(session: Session, email: Email, project: Project) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
 from hub.claims import Claim, heartbeat
+from hub.crm.events import EmailsLinked, announce
 from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
 from hub.mail import mailboxes
@@ -784,6 +785,7 @@ class FolderSync:
             for email_id, project_id, how in match_projects(session, clues, known=shareable_or_in(self.mailbox_id))
         ]
         insert_ignore(session, EmailProject, project_links, ["email_id", "project_id"])
+        announce(session, EmailsLinked.of(relation_links + project_links))
         return len(relations_of)
 
 

@@ -33,7 +33,9 @@ from hub.models.mail import (
     MailSharing,
 )
 from hub.models.ops import ServiceHeartbeat
+from hub.models.telephony import Call, CallExtension, CallFile, CallImport, CallSource
 from hub.models.users import ApiToken, LoginFailure, User, UserGroup
+from hub.models.webhooks import WebhookSubscription as WebhookSubscription
 
 __all__ = [
     "FREE_CHOICE_FIELDS",
@@ -42,6 +44,11 @@ __all__ = [
     "ApiToken",
     "Attachment",
     "Base",
+    "Call",
+    "CallExtension",
+    "CallFile",
+    "CallImport",
+    "CallSource",
     "Choice",
     "ChoiceField",
     "Contact",

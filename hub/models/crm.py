@@ -80,6 +80,8 @@ class Relation(Timestamps, Base):
     # The company's own mail domain ("rel1.example.nl"): mail from it matches this relation when no
     # contact does. Never a free-mail domain (validated in the service).
     domain: Mapped[str] = mapped_column(String(253), default="", index=True)
+    # Raised by every save (hub.crm.access.claim_version): a save based on an older one is refused.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     owner: Mapped[User | None] = relationship()
     # Deleting a relation deletes its contacts (the database cascades the ones not loaded); without
@@ -108,6 +110,7 @@ class Contact(Timestamps, Base):
     relation_id: Mapped[int] = mapped_column(ForeignKey("relation.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     function: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     relation: Mapped[Relation] = relationship(back_populates="contacts")
     emails: Mapped[list[EmailAddress]] = relationship(
@@ -256,6 +259,10 @@ class Project(Timestamps, Base):
     notepad_updated_at: Mapped[datetime | None] = mapped_column(default=None)
     # Open until closed; "the relation's single open project" is what mail matching falls back to.
     closed: Mapped[bool] = mapped_column(default=False, index=True)
+    # The project's fields and its notepad are edited apart, each with its own version, so saving the
+    # notepad does not make an open project form stale (and the other way round).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    notepad_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     relation: Mapped[Relation] = relationship()
     responsible_user: Mapped[User | None] = relationship(foreign_keys=[responsible_user_id])
@@ -288,6 +295,7 @@ class Activity(Timestamps, Base):
     done_at: Mapped[datetime | None] = mapped_column(default=None)
     assigned_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     project: Mapped[Project] = relationship()
     assigned_user: Mapped[User | None] = relationship(foreign_keys=[assigned_user_id])

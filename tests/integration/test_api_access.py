@@ -159,7 +159,7 @@ def _owner_only(method: str, url: str) -> bool:
     """Calls that, as on the pages, only the relation's owner / project's responsible user or an admin may make."""
     path = url.removeprefix("/api/v1")
     return (method == "DELETE" and path.count("/") == 2 and path.startswith(("/relations/", "/projects/"))) or (
-        method == "PUT" and path.startswith("/relations/") and path.endswith("/linked")
+        method == "PUT" and path.startswith(("/relations/", "/projects/")) and path.endswith("/linked")
     )
 
 

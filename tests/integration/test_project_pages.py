@@ -275,13 +275,18 @@ def test_edit_keeps_a_deactivated_responsible_user_until_another_is_picked(
     with db.transaction() as s:
         assert s.get_one(Project, project_id).responsible_user_id == leaver.id
     # Picking a deactivated user anew is refused; the active ones can be picked.
-    other = _project(db, staff, data["relation"], "Shed")
+    other = _project(db, staff, data["relation"], "Shed", responsible_user_id=staff.id)
     refused = client.post(
         f"/projects/{other}/edit",
         data=_form(client, f"/projects/{other}/edit", name="Shed", responsible_user_id=leaver.id, **common),
     )
     assert refused.status_code == 400
     assert "Leaver" not in client.get(f"/projects/{other}/edit").text
+    # Only the responsible user or an admin hands a project to someone else: the leaver cannot, so an
+    # admin does (staff may not make himself responsible for someone else's project).
+    taken = client.post(url, data=_form(client, url, name="Roof 2", responsible_user_id=staff.id, **common))
+    assert taken.status_code == 400 and "Only the responsible user or an admin" in taken.text
+    login(client, _user(db, data["admin"]))
     moved = client.post(url, data=_form(client, url, name="Roof 2", responsible_user_id=staff.id, **common))
     assert moved.status_code == 302
     with db.transaction() as s:
@@ -337,21 +342,21 @@ def test_linked_users_and_groups(
     staff, colleague = make_user("Staff"), make_user("Colleague")
     with db.transaction() as s:
         group = save_group(s, "Sales", [colleague.id])
-    project_id = _project(db, staff, data["relation"], "Shared")
+    project_id = _project(db, staff, data["relation"], "Shared", responsible_user_id=staff.id)
     login(client, staff)
     url = f"/projects/{project_id}/users"
     page = client.get(url).text
-    assert "Nobody linked: visible to all staff." in page and "Colleague" in page and "Sales" in page
+    assert "Nobody linked: visible to all staff" in page and "Colleague" in page and "Sales" in page
     response = client.post(url, data=_form(client, url, user_ids=[staff.id], group_ids=[group.id]))
     assert response.status_code == 302 and response.headers["Location"] == url
     with db.transaction() as s:
         project = s.get_one(Project, project_id)
         assert [u.id for u in project.linked_users] == [staff.id]
         assert [g.id for g in project.linked_groups] == [group.id]
-    # Linking only someone else hides the project from oneself: back to the list, not a 404.
+    # The responsible user links only someone else and still sees the project (responsible).
     response = client.post(url, data=_form(client, url, user_ids=[colleague.id]))
-    assert response.status_code == 302 and response.headers["Location"] == "/projects"
-    assert client.get(f"/projects/{project_id}").status_code == 404
+    assert response.status_code == 302 and response.headers["Location"] == url
+    assert client.get(f"/projects/{project_id}").status_code == 200
 
 
 def test_only_admin_or_responsible_can_delete(

@@ -78,6 +78,7 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
             "mailbox_id": mailbox,
             "quarantine_id": quarantine_id,
             "index": 0,
+            **_hidden_integrations(s, admin, insider, relation.id, contact.id, project.id),
         }
     return World(admin, insider, outsider, ids)
 
@@ -146,6 +147,48 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
     return box.id, email.id, attachment.id, quarantined.id
 
 
+def _hidden_integrations(
+    s: Any, admin: User, insider: User, relation_id: int, contact_id: int, project_id: int
+) -> dict[str, int]:
+    """The insider's API token, a webhook subscription (admins only), a phone system (admins only)
+    and a call with the hidden contact on the hidden project."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from hub.accounts.users import create_token
+    from hub.models import ApiToken, Call
+    from hub.telephony.sources import SourceInput, save_source
+    from hub.webhooks.subscriptions import SubscriptionInput, create_subscription
+
+    create_token(s, s.get_one(User, insider.id), "insider's")
+    token_id = s.scalars(select(ApiToken.id).where(ApiToken.user_id == insider.id)).first()
+    subscription, _secret = create_subscription(
+        s,
+        SubscriptionInput(url="https://hooks.example.com/x", events=["project.created"]),
+        by=s.get_one(User, admin.id),
+        secret_key="test-secret-key-0123456789",
+        allowed_hosts="",
+    )
+    source = save_source(s, "test-secret-key-0123456789", SourceInput(name="pbx", format="asterisk-csv"))
+    call = Call(
+        source_id=source.id,
+        call_key="hidden-1",
+        direction="inbound",
+        number="0201234567",
+        e164="+31201234567",
+        started_at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        outcome="answered",
+        contact_id=contact_id,
+        relation_id=relation_id,
+        project_id=project_id,
+    )
+    s.add(call)
+    s.flush()
+    assert token_id is not None
+    return {"token_id": token_id, "subscription_id": subscription.id, "source_id": source.id, "call_id": call.id}
+
+
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
     routes = []
     for rule in app.url_map.iter_rules():
@@ -189,7 +232,11 @@ def test_outsider_gets_404_on_every_route_with_a_hidden_object(
             else:
                 kwargs["data"] = {"csrf_token": token}
         response = client.open(url, method=method, **kwargs)  # type: ignore[arg-type]
-        admin_only = endpoint.startswith("settings.") or (endpoint in ADMIN_ONLY and method in WRITE_METHODS)
+        admin_only = (
+            endpoint.startswith("settings.")
+            or rule.startswith("/settings/")
+            or (endpoint in ADMIN_ONLY and method in WRITE_METHODS)
+        )
         if arguments or admin_only:
             assert response.status_code == 404, f"{method} {url} ({endpoint}) gave {response.status_code}, not 404"
         else:

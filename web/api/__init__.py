@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 from spectree import SecurityScheme, SpecTree
-from spectree.models import SecureType, SecuritySchemeData
+from spectree.models import InType, SecureType, SecuritySchemeData
 
 from web.api.schemas import Error
 
@@ -39,7 +39,35 @@ spec = SpecTree(
     validation_error_status=400,
     validation_error_model=Error,
     security_schemes=[
-        SecurityScheme(name="bearerAuth", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))
+        SecurityScheme(name="bearerAuth", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")),
+        # The phone systems' webhooks take no token: each request is signed by the source's secret.
+        SecurityScheme(
+            name="twilioSignature",
+            data=SecuritySchemeData(
+                type=SecureType.API_KEY,
+                name="X-Twilio-Signature",
+                field_in=InType.HEADER,
+                description="Twilio: base64 HMAC-SHA1 of the full URL and the sorted POST parameters, "
+                "keyed by the auth token (the source's secret)",
+            ),
+        ),
+        SecurityScheme(
+            name="hubSignature",
+            data=SecuritySchemeData(
+                type=SecureType.API_KEY,
+                name="X-Hub-Signature-256",
+                field_in=InType.HEADER,
+                description="sha256=<hex HMAC-SHA256 of the raw body, keyed by the source's secret>",
+            ),
+        ),
+        SecurityScheme(
+            name="webhookBasicAuth",
+            data=SecuritySchemeData(
+                type=SecureType.HTTP,
+                scheme="basic",
+                description="FreeSWITCH mod_json_cdr: any user name, the source's secret as the password",
+            ),
+        ),
     ],
     # Components named as the models are (spectree adds a hash by default): one name per shape.
     naming_strategy=lambda model: model.__name__,
@@ -49,4 +77,4 @@ spec = SpecTree(
 # The document's paths are the blueprint's rules; spectree finds them through the registration.
 bp.record(lambda state: setattr(spec.backend, "blueprint_state", state))
 
-from web.api import errors, routes  # noqa: E402, F401  (registers the routes and handlers on bp)
+from web.api import errors, routes, telephony  # noqa: E402, F401  (registers the routes and handlers on bp)

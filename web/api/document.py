@@ -17,8 +17,42 @@ DESCRIPTION = (
     'Errors are {"error": {"message": …, "field": …, "fields": {…}}}; an unknown parameter or body '
     "field is an error too. Lists page by cursor: pass a page's `next` as `?cursor=` for the next one; "
     "`?total=1` adds the number of matching items. Whatever you may not see answers 404, exactly "
-    "like something that does not exist."
+    "like something that does not exist. The phone systems' webhooks (`POST /telephony/{source_id}/events`) "
+    "take no token: each request is signed with the source's secret."
 )
+SOURCE_NAME_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"}
+# The bodies the phone systems post, read only after the signature is checked (not by a model:
+# Twilio adds parameters over time, and the generic JSON may be one call or a list of calls).
+WEBHOOK_BODY = {
+    "application/x-www-form-urlencoded": {
+        "schema": {
+            "type": "object",
+            "description": "Twilio status callback parameters (CallSid, CallStatus, From, To, …), "
+            "or FreeSWITCH mod_json_cdr's form field cdr",
+            "additionalProperties": {"type": "string"},
+        }
+    },
+    "application/json": {
+        "schema": {
+            "description": "The generic JSON: one call or a list of calls; FreeSWITCH's JSON CDR",
+            "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+            "example": {
+                "call_id": "c-1",
+                "direction": "inbound",
+                "from": "+31201234567",
+                "to": "100",
+                "start": "2025-03-04T10:15:02Z",
+                "answer": "2025-03-04T10:15:09Z",
+                "end": "2025-03-04T10:18:41Z",
+                "duration": 219,
+                "billsec": 212,
+                "outcome": "answered",
+                "extension": "100",
+                "recording_url": "",
+            },
+        }
+    },
+}
 
 
 def document() -> dict[str, Any]:
@@ -40,6 +74,7 @@ def document() -> dict[str, Any]:
     # The one response that is not JSON: a document as it was uploaded, in its own content type.
     download = paths["/documents/{document_id}/content"]["get"]["responses"]["200"]
     download["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    _describe_webhook(paths["/telephony/{source_id}/events"]["post"])
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -52,3 +87,12 @@ def document() -> dict[str, Any]:
     }
     doc["paths"] = paths
     return doc
+
+
+def _describe_webhook(operation: dict[str, Any]) -> None:
+    """The webhook's path names a source by its name, and its body is what the phone system sends."""
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "source_id":
+            parameter["schema"] = dict(SOURCE_NAME_SCHEMA)
+            parameter["description"] = "The source's name (Settings → Telephony)"
+    operation["requestBody"] = {"required": True, "content": copy.deepcopy(WEBHOOK_BODY)}

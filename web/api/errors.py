@@ -23,9 +23,10 @@ from flask.wrappers import Response
 from pydantic import ValidationError as ModelError
 from werkzeug.exceptions import HTTPException
 
-from hub.accounts.users import user_for_token
+from hub.accounts.users import token_for
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
+from hub.models.users import TokenScope
 from hub.paging import MAX_ID
 from web.api import bp, spec
 from web.context import db_session
@@ -37,6 +38,8 @@ NOT_FOUND = "Not found"
 # (RecursionError, a 500) at around a thousand levels.
 MAX_DEPTH = 32
 PUBLIC_ENDPOINTS = {"api.openapi"}
+# What a read-only token may do.
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 # URL argument → loader of the object it names, run before the body is read; raises NotFound for a
 # missing or hidden object. Filled by web.api.routes; the views find the objects in g.path_objects.
 LOADERS: dict[str, Callable[[int], Any]] = {}
@@ -111,10 +114,14 @@ def _authenticate() -> Any:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     token = _bearer_token()
-    found = user_for_token(db_session(), token) if token and not bad_text(token) else None
-    if found is None:
+    row = token_for(db_session(), token) if token and not bad_text(token) else None
+    if row is None:
         body = error_body(_("A valid API token is required (Authorization: Bearer <token>)."))
         return body, 401, {"WWW-Authenticate": 'Bearer realm="hub"'}
+    if row.scope != TokenScope.write and request.method not in READ_METHODS:
+        # Before any object is looked up: the answer is the same whether the object exists or not.
+        return error_body(_("This API token is read-only; it cannot change anything.")), 403
+    found = row.user
     g.api_user = found
     g.path_objects = {}
     for name, value in (request.view_args or {}).items():

@@ -21,6 +21,7 @@ from hub.crm import choices as choice_service
 from hub.crm import documents as document_service
 from hub.crm import projects as project_service
 from hub.crm import relations as relation_service
+from hub.crm.access import StaleVersion, may_manage_project, may_manage_relation
 from hub.crm.activities import ActivityInput
 from hub.crm.projects import CHOICE_FIELDS, ProjectInput
 from hub.crm.relations import ContactInput, RelationInput
@@ -29,7 +30,7 @@ from hub.i18n import _
 from hub.models import FREE_TEXT_FIELDS, Choice, ChoiceField, Contact, Project, Relation, User
 from hub.paging import BadCursor, KeysetPage, Sort, keyset_page
 from web.api import bp, schemas, spec
-from web.api.errors import ADMIN_ONLY, LOADERS, ApiError, not_found
+from web.api.errors import ADMIN_ONLY, LOADERS, ApiError, error_body, not_found
 from web.context import blobs, db_session, installation, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,10 +51,12 @@ def declare(
     admin: bool = False,
     errors: tuple[int, ...] = (400, 401, 404),
     raw: bool = False,
+    security: list[dict[str, list[str]]] | None = None,
 ) -> Callable[[F], F]:
     """Declare an endpoint: its models validate the request and the response and make its OpenAPI
     operation (named after the view; the docstring's first line is its summary). ``raw``: the view
-    streams a file, which spectree must not read to check it."""
+    streams a file, which spectree must not read to check it. ``security``: the operation's own
+    schemes (any one of them), instead of the bearer token."""
 
     def decorate(view: F) -> F:
         responses: dict[str, Any] = {f"HTTP_{code}": schemas.Error for code in errors}
@@ -66,6 +69,7 @@ def declare(
             form=form,
             resp=Response(**responses),
             operation_id=view.__name__,
+            security=security,
         )(view)
         if raw:
             # spectree reads every response body to check it, which a streamed file cannot give; the
@@ -79,6 +83,43 @@ def declare(
         return cast(F, validated)
 
     return decorate
+
+
+# --- versions: ETag on reading one object, If-Match on changing it ---------------------------------
+
+# Endpoints that change or delete one object: they honour If-Match and may answer 412.
+VERSIONED_ERRORS = (400, 401, 404, 412)
+
+
+def etag(version: int) -> None:
+    """Send ``version`` as the response's ETag (set by :func:`_send_etag` on a success)."""
+    g.etag = f'"{version}"'
+
+
+def if_match(current: int) -> int | None:
+    """The version a change is based on, from If-Match: None without the header (or with *).
+
+    An If-Match that names another version than ``current`` is a 412: someone changed the object
+    since the client read it, and applying the change would silently undo theirs.
+    """
+    if "If-Match" not in request.headers or request.if_match.star_tag:
+        return None
+    if request.if_match.contains(str(current)):
+        return current
+    raise ApiError(412, _("This was changed after you read it (If-Match): read it again and redo your change."))
+
+
+@bp.after_request
+def _send_etag(response: Any) -> Any:
+    if "etag" in g and response.status_code < 300:
+        response.headers["ETag"] = g.etag
+    return response
+
+
+@bp.errorhandler(StaleVersion)
+def _stale(_error: StaleVersion) -> Any:
+    # Someone saved between this request's If-Match check and its write: the same answer.
+    return error_body(_("This was changed after you read it (If-Match): read it again and redo your change.")), 412
 
 
 def valid_query(model: type[M]) -> M:
@@ -272,45 +313,68 @@ def create_relation() -> Any:
 @bp.get("/relations/<int:relation_id>")
 @declare(out=schemas.Relation)
 def get_relation(relation_id: int) -> Any:
-    """One relation"""
-    return schemas.Relation.model_validate(path_object("relation_id"))
+    """One relation; its ETag is its version (send it as If-Match when changing it)"""
+    relation = path_object("relation_id")
+    etag(relation.version)
+    return schemas.Relation.model_validate(relation)
 
 
 def _managed_relation() -> Relation:
     """The relation if the user may delete it or set who sees it: its owner or an admin (as the pages)."""
     relation = cast(Relation, path_object("relation_id"))
-    if not (me().is_admin or relation.owner_id == me().id):
+    if not may_manage_relation(me(), relation):
         raise not_found()
     return relation
 
 
 @bp.patch("/relations/<int:relation_id>")
-@declare(out=schemas.Relation, body=schemas.RelationPatch)
+@declare(out=schemas.Relation, body=schemas.RelationPatch, errors=VERSIONED_ERRORS)
 def update_relation(relation_id: int) -> Any:
-    """Change a relation; only the given keys"""
+    """Change a relation; only the given keys
+
+    owner_id changes only by its owner or an admin. If-Match: the relation's ETag.
+    """
     relation = path_object("relation_id")
     changed = relation_service.save_relation(
-        db_session(), _relation_input(sent(), relation), relation, region=settings().default_phone_region
+        db_session(),
+        _relation_input(sent(), relation),
+        relation,
+        region=settings().default_phone_region,
+        by=me(),
+        expected_version=if_match(relation.version),
     )
     db_session().refresh(changed)
+    etag(changed.version)
     return schemas.Relation.model_validate(changed)
 
 
 @bp.delete("/relations/<int:relation_id>")
-@declare(ok=204)
+@declare(ok=204, errors=VERSIONED_ERRORS)
 def delete_relation(relation_id: int) -> Any:
-    """Delete a relation without projects (its owner or an admin)"""
-    relation_service.delete_relation(db_session(), _managed_relation())
+    """Delete a relation without projects (its owner or an admin). If-Match: its ETag"""
+    relation = _managed_relation()
+    relation_service.delete_relation(db_session(), relation, by=me(), expected_version=if_match(relation.version))
     return "", 204
 
 
 @bp.put("/relations/<int:relation_id>/linked")
-@declare(out=schemas.LinkedOut, body=schemas.Linked)
+@declare(out=schemas.LinkedOut, body=schemas.Linked, errors=VERSIONED_ERRORS)
 def put_relation_linked(relation_id: int) -> Any:
-    """Set who sees the relation (its owner or an admin); nobody linked: all staff"""
+    """Set who sees the relation and so its projects, contacts and mail (its owner or an admin)
+
+    Nobody linked: all staff. If-Match: the relation's ETag.
+    """
     relation = _managed_relation()
     data = sent()
-    relation_service.set_relation_linked(db_session(), relation, data.get("user_ids", []), data.get("group_ids", []))
+    relation_service.set_relation_linked(
+        db_session(),
+        relation,
+        data.get("user_ids", []),
+        data.get("group_ids", []),
+        by=me(),
+        expected_version=if_match(relation.version),
+    )
+    etag(relation.version)
     return schemas.LinkedOut.model_validate(relation)
 
 
@@ -352,26 +416,35 @@ def create_contact(relation_id: int) -> Any:
 @bp.get("/contacts/<int:contact_id>")
 @declare(out=schemas.Contact)
 def get_contact(contact_id: int) -> Any:
-    """One contact"""
-    return schemas.Contact.model_validate(path_object("contact_id"))
+    """One contact; its ETag is its version"""
+    contact = path_object("contact_id")
+    etag(contact.version)
+    return schemas.Contact.model_validate(contact)
 
 
 @bp.patch("/contacts/<int:contact_id>")
-@declare(out=schemas.Contact, body=schemas.ContactPatch)
+@declare(out=schemas.Contact, body=schemas.ContactPatch, errors=VERSIONED_ERRORS)
 def update_contact(contact_id: int) -> Any:
-    """Change a contact; only the given keys"""
+    """Change a contact; only the given keys. If-Match: its ETag"""
     contact = path_object("contact_id")
     changed = relation_service.save_contact(
-        db_session(), contact.relation, _contact_input(sent(), contact), contact, region=settings().default_phone_region
+        db_session(),
+        contact.relation,
+        _contact_input(sent(), contact),
+        contact,
+        region=settings().default_phone_region,
+        expected_version=if_match(contact.version),
     )
+    etag(changed.version)
     return schemas.Contact.model_validate(changed)
 
 
 @bp.delete("/contacts/<int:contact_id>")
-@declare(ok=204)
+@declare(ok=204, errors=VERSIONED_ERRORS)
 def delete_contact(contact_id: int) -> Any:
-    """Delete a contact"""
-    relation_service.delete_contact(db_session(), path_object("contact_id"))
+    """Delete a contact. If-Match: its ETag"""
+    contact = path_object("contact_id")
+    relation_service.delete_contact(db_session(), contact, expected_version=if_match(contact.version))
     return "", 204
 
 
@@ -474,48 +547,87 @@ def create_project() -> Any:
 @bp.get("/projects/<int:project_id>")
 @declare(out=schemas.Project)
 def get_project(project_id: int) -> Any:
-    """One project with every field"""
-    return schemas.Project.model_validate(_full_project(project_id))
+    """One project with every field; its ETag is its version (the notepad has its own, notepad_version)"""
+    project = _full_project(project_id)
+    etag(project.version)
+    return schemas.Project.model_validate(project)
 
 
 @bp.patch("/projects/<int:project_id>")
-@declare(out=schemas.Project, body=schemas.ProjectPatch)
+@declare(out=schemas.Project, body=schemas.ProjectPatch, errors=VERSIONED_ERRORS)
 def update_project(project_id: int) -> Any:
-    """Change a project; only the given keys"""
+    """Change a project; only the given keys
+
+    responsible_user_id changes only by its responsible user or an admin. If-Match: the project's ETag.
+    """
     project = _full_project(project_id)
-    project_service.save_project(db_session(), me(), _apply_project(sent(), _current_project_input(project)), project)
+    project_service.save_project(
+        db_session(),
+        me(),
+        _apply_project(sent(), _current_project_input(project)),
+        project,
+        expected_version=if_match(project.version),
+    )
     db_session().expire_all()
-    return schemas.Project.model_validate(_full_project(project_id))
+    try:
+        changed = _full_project(project_id)
+    except NotFound:
+        # Handed to someone else, the project may be hidden from the user now: he still gets what
+        # he saved (he saw it a moment ago), not a 404 that would undo his change.
+        changed = project
+        db_session().refresh(changed)
+    etag(changed.version)
+    return schemas.Project.model_validate(changed)
 
 
 @bp.delete("/projects/<int:project_id>")
-@declare(ok=204)
+@declare(ok=204, errors=VERSIONED_ERRORS)
 def delete_project(project_id: int) -> Any:
-    """Delete a project (its responsible user or an admin)"""
-    project = path_object("project_id")
-    # As on the page: only its responsible user or an admin deletes a project.
-    if not (me().is_admin or project.responsible_user_id == me().id):
-        raise not_found()
-    project_service.delete_project(db_session(), project)
+    """Delete a project (its responsible user or an admin). If-Match: its ETag"""
+    project = _managed_project()
+    project_service.delete_project(db_session(), project, by=me(), expected_version=if_match(project.version))
     return "", 204
 
 
+def _managed_project() -> Project:
+    """The project if the user may delete it or set who sees it: its responsible user or an admin (as the pages)."""
+    project = cast(Project, path_object("project_id"))
+    if not may_manage_project(me(), project):
+        raise not_found()
+    return project
+
+
 @bp.put("/projects/<int:project_id>/notepad")
-@declare(out=schemas.Notepad, body=schemas.NotepadInput)
+@declare(out=schemas.Notepad, body=schemas.NotepadInput, errors=VERSIONED_ERRORS)
 def put_notepad(project_id: int) -> Any:
-    """Replace the project's notepad"""
+    """Replace the project's notepad. If-Match: the notepad's version (notepad_version of the project)"""
     project = path_object("project_id")
-    project_service.save_notepad(db_session(), me(), project, sent()["text"])
+    project_service.save_notepad(
+        db_session(), me(), project, sent()["text"], expected_version=if_match(project.notepad_version)
+    )
+    etag(project.notepad_version)
     return schemas.Notepad.model_validate(project)
 
 
 @bp.put("/projects/<int:project_id>/linked")
-@declare(out=schemas.LinkedOut, body=schemas.Linked)
+@declare(out=schemas.LinkedOut, body=schemas.Linked, errors=VERSIONED_ERRORS)
 def put_linked(project_id: int) -> Any:
-    """Set the users and groups who see the project; nobody linked: all staff"""
+    """Set the users and groups who see the project (its responsible user or an admin)
+
+    Nobody linked: all staff who may see its relation. If-Match: the project's ETag.
+    """
+    _managed_project()
     project = _full_project(project_id)
     data = sent()
-    project_service.set_linked(db_session(), project, data.get("user_ids", []), data.get("group_ids", []))
+    project_service.set_linked(
+        db_session(),
+        project,
+        data.get("user_ids", []),
+        data.get("group_ids", []),
+        by=me(),
+        expected_version=if_match(project.version),
+    )
+    etag(project.version)
     return schemas.LinkedOut.model_validate(project)
 
 
@@ -564,26 +676,38 @@ def my_activities() -> Any:
 @bp.get("/activities/<int:activity_id>")
 @declare(out=schemas.Activity)
 def get_activity(activity_id: int) -> Any:
-    """One activity"""
-    return schemas.Activity.model_validate(path_object("activity_id"))
+    """One activity; its ETag is its version"""
+    activity = path_object("activity_id")
+    etag(activity.version)
+    return schemas.Activity.model_validate(activity)
 
 
 @bp.patch("/activities/<int:activity_id>")
-@declare(out=schemas.Activity, body=schemas.ActivityPatch)
+@declare(out=schemas.Activity, body=schemas.ActivityPatch, errors=VERSIONED_ERRORS)
 def update_activity(activity_id: int) -> Any:
-    """Change an activity; only the given keys"""
+    """Change an activity; only the given keys
+
+    assigned_user_id: someone who may see the project. If-Match: the activity's ETag.
+    """
     activity = path_object("activity_id")
     changed = activity_service.save_activity(
-        db_session(), me(), activity.project, _activity_input(sent(), activity), activity
+        db_session(),
+        me(),
+        activity.project,
+        _activity_input(sent(), activity),
+        activity,
+        expected_version=if_match(activity.version),
     )
+    etag(changed.version)
     return schemas.Activity.model_validate(changed)
 
 
 @bp.delete("/activities/<int:activity_id>")
-@declare(ok=204)
+@declare(ok=204, errors=VERSIONED_ERRORS)
 def delete_activity(activity_id: int) -> Any:
-    """Delete an activity"""
-    activity_service.delete_activity(db_session(), path_object("activity_id"))
+    """Delete an activity. If-Match: its ETag"""
+    activity = path_object("activity_id")
+    activity_service.delete_activity(db_session(), activity, expected_version=if_match(activity.version))
     return "", 204
 
 

@@ -159,7 +159,7 @@ class ErrorDetail(BaseModel):
 
 
 class Error(BaseModel):
-    """Every error: 400, 401, 404, 405, 413."""
+    """Every error: 400, 401, 404, 405, 412 (If-Match names an older version), 413."""
 
     error: ErrorDetail
 
@@ -256,6 +256,7 @@ class Relation(RelationSummary):
     domain: str
     linked_user_ids: Ids = Field(validation_alias="linked_users")
     linked_group_ids: Ids = Field(validation_alias="linked_groups")
+    version: int = Field(description="Raised by every change; the ETag. Send it as If-Match to change or delete")
 
 
 class RelationQuery(ListQuery):
@@ -288,6 +289,7 @@ class Contact(Output):
     function: str
     emails: Addresses
     phones: Phones
+    version: int = Field(description="Raised by every change; the ETag. Send it as If-Match to change or delete")
 
 
 class Contacts(Output):
@@ -410,8 +412,10 @@ class Project(ProjectSummary):
     notepad: str
     notepad_updated_at: Moment
     notepad_updated_by_id: int | None
+    notepad_version: int = Field(description="The notepad's own version: If-Match when replacing the notepad")
     linked_user_ids: Ids = Field(validation_alias="linked_users")
     linked_group_ids: Ids = Field(validation_alias="linked_groups")
+    version: int = Field(description="Raised by every change; the ETag. Send it as If-Match to change or delete")
 
     @model_validator(mode="before")
     @classmethod
@@ -463,6 +467,7 @@ class Notepad(Output):
     text: str = Field(validation_alias="notepad")
     updated_at: Moment = Field(validation_alias="notepad_updated_at")
     updated_by_id: int | None = Field(validation_alias="notepad_updated_by_id")
+    version: int = Field(validation_alias="notepad_version", description="The notepad's version; the ETag")
 
 
 # --- activities and documents ---------------------------------------------------------------------
@@ -488,6 +493,7 @@ class Activity(Output):
     done: bool
     done_at: Moment
     assigned_user_id: int | None
+    version: int = Field(description="Raised by every change; the ETag. Send it as If-Match to change or delete")
 
 
 class Activities(Output):
@@ -695,3 +701,97 @@ class Health(BaseModel):
 
 class Queued(BaseModel):
     queued: bool
+
+
+# --- telephony ------------------------------------------------------------------------------------
+
+CallDirection = Literal["inbound", "outbound", "internal"]
+CallOutcome = Literal["answered", "missed", "busy", "failed", "voicemail"]
+
+
+class Call(Output):
+    """One conversation, however many legs the phone system wrote for it. Times are UTC."""
+
+    id: int
+    source: str = Field(validation_alias=AliasPath("source", "name"), description="The phone system's name")
+    call_key: str = Field(description="The phone system's own key of the call (unique per source)")
+    direction: CallDirection
+    number: str = Field(description="The outside number as the phone system gave it (empty: anonymous or internal)")
+    e164: str = Field(description="The outside number in E.164 (empty if it is not a phone number)")
+    started_at: Moment
+    answered_at: Moment
+    ended_at: Moment
+    duration: int = Field(description="Seconds from start to end")
+    billable_seconds: int = Field(validation_alias="billsec", description="Seconds talked")
+    outcome: CallOutcome | Literal[""] = Field(description="Empty while a webhook call is still in progress")
+    user_id: int | None = Field(description="The staff member whose extension took or made the call")
+    extension: str
+    recording_url: str
+    contact_id: int | None
+    relation_id: int | None
+    project_id: int | None
+
+
+class CallQuery(ListQuery):
+    source: str | None = Field(default=None, max_length=100, description="Only calls of this phone system (its name)")
+    relation_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only this relation's calls")
+    contact_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only calls with this contact")
+    project_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only this project's calls")
+    user_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only calls this user took or made")
+    direction: CallDirection | None = Field(default=None, description="Only calls in this direction")
+    outcome: CallOutcome | None = Field(default=None, description="Only calls with this outcome")
+    since: Since = Field(default=None, description="Only calls started at or after this moment (ISO 8601)")
+
+
+class CallPage(Paged):
+    items: list[Call]
+
+
+class CallerIdQuery(Input):
+    number: str = Field(min_length=1, max_length=80, description="The calling number, as the phone shows it")
+
+
+class NamedRef(Output):
+    id: int
+    name: str
+
+
+class CallerId(Output):
+    """Who is calling. Unknown, anonymous, ambiguous and not visible to you all answer found: false."""
+
+    found: bool
+    number: str | None = Field(description="The number in E.164 (null: not a phone number)")
+    name: str = Field(description="What a phone shows: the contact and relation, or the relation (empty if unknown)")
+    contact: NamedRef | None
+    relation: NamedRef | None
+    url: str | None = Field(description="The relation's page in hub")
+
+
+class ThreeCxQuery(Input):
+    number: str = Field(min_length=1, max_length=80, description="[Number] as 3CX sends it")
+
+
+class ThreeCxContact(BaseModel):
+    """A contact as the 3CX CRM template reads it (Variables Path="contacts.…")."""
+
+    id: str = Field(description="contact-<id>, or relation-<id> for a number of the relation itself")
+    firstName: str  # 3CX's spelling, as its template reads it
+    lastName: str
+    companyName: str
+    email: str
+    phoneBusiness: str
+    url: str = Field(description="The relation's page in hub (3CX's ContactUrl)")
+    entityType: Literal["Contacts"] = "Contacts"
+
+
+class ThreeCxContacts(BaseModel):
+    """3CX's "Phone Number Matching" scenario: no contacts means unknown (Rule Type="Any" contacts.id)."""
+
+    contacts: list[ThreeCxContact]
+
+
+class WebhookResult(Output):
+    legs: int = Field(description="Call legs the request carried")
+    imported: int = Field(description="Calls stored for the first time")
+    known: int = Field(description="Legs of calls already stored (a retry or a later event of the same call)")
+    rejected: list[str] = Field(description="Records that could not be read, with the reason")

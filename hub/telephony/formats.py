@@ -1,0 +1,776 @@
+"""One parser per call-record format: a stream in, legs (or rejected rows with their line) out.
+
+Formats (research part A): Asterisk cdr_csv (16, 17, 18 or 21 columns, told apart per row),
+cdr_custom (the admin's field order), CEL events (grouped by linkedid), FreeSWITCH mod_cdr_csv
+(the ``default`` and ``example`` templates), mod_json_cdr (one document per leg, URL-encoded values),
+3CX's CDR output (the admin's field order), Twilio status callbacks and a generic CSV by column
+mapping. Pure: no database; the caller groups legs into calls and stores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO
+from urllib.parse import parse_qsl, unquote
+
+from hub.telephony.numbers import is_extension
+from hub.telephony.records import (
+    Clock,
+    Leg,
+    RawRecord,
+    Reject,
+    Rejected,
+    SourceConfig,
+    check_number,
+    parse_moment,
+    parse_seconds,
+    read_records,
+    split_fields,
+)
+
+ASTERISK_CSV = [
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
+    "peeraccount",
+    "linkedid",
+    "sequence",
+]
+ASTERISK_CSV_COUNTS = (16, 17, 18, 21)
+# cdr_custom.conf.sample's mapping.
+ASTERISK_CUSTOM = [
+    "clid",
+    "src",
+    "dst",
+    "dcontext",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "accountcode",
+    "uniqueid",
+    "userfield",
+    "sequence",
+]
+# cel_custom.conf.sample's legacy mapping.
+ASTERISK_CEL = [
+    "eventtype",
+    "eventtime",
+    "cid_name",
+    "cid_num",
+    "cid_ani",
+    "cid_rdnis",
+    "cid_dnid",
+    "exten",
+    "context",
+    "channame",
+    "appname",
+    "appdata",
+    "amaflags",
+    "accountcode",
+    "uniqueid",
+    "linkedid",
+    "peer",
+    "userfield",
+    "userdeftype",
+    "eventextra",
+]
+FREESWITCH_CSV = [
+    "caller_id_name",
+    "caller_id_number",
+    "destination_number",
+    "context",
+    "start_stamp",
+    "answer_stamp",
+    "end_stamp",
+    "duration",
+    "billsec",
+    "hangup_cause",
+    "uuid",
+    "bleg_uuid",
+    "accountcode",
+    "read_codec",
+    "write_codec",
+]
+FREESWITCH_CSV_COUNTS = (13, 15)
+THREECX = [
+    "historyid",
+    "callid",
+    "duration",
+    "time-start",
+    "time-answered",
+    "time-end",
+    "reason-terminated",
+    "from-no",
+    "to-no",
+    "from-dn",
+    "to-dn",
+    "dial-no",
+    "reason-changed",
+    "final-number",
+    "final-dn",
+    "bill-code",
+    "bill-rate",
+    "bill-cost",
+    "bill-name",
+    "chain",
+    "from-type",
+    "to-type",
+    "final-type",
+    "from-dispname",
+    "to-dispname",
+    "final-dispname",
+    "missed-queue-calls",
+]
+GENERIC = ("call_id", "parent_id", "direction", "from", "to", "start", "answer", "end", "duration", "billsec")
+
+DEFAULT_FIELDS = {
+    "asterisk-custom": ASTERISK_CUSTOM,
+    "asterisk-cel": ASTERISK_CEL,
+    "3cx": THREECX,
+}
+
+ASTERISK_OUTCOMES = {
+    "ANSWERED": "answered",
+    "NO ANSWER": "missed",
+    "NOANSWER": "missed",
+    "CANCEL": "missed",
+    "BUSY": "busy",
+    "FAILED": "failed",
+    "CONGESTION": "failed",
+}
+# Q.850 names FreeSWITCH writes as hangup_cause for calls that were never answered.
+FREESWITCH_BUSY = {"USER_BUSY"}
+FREESWITCH_MISSED = {"NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "CALL_REJECTED"}
+TWILIO_OUTCOMES = {
+    "completed": "answered",
+    "in-progress": "answered",
+    "busy": "busy",
+    "failed": "failed",
+    "no-answer": "missed",
+    "canceled": "missed",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """A parsed record, and where a reader resumes after it (byte offset, line number)."""
+
+    result: Leg | Rejected
+    end: int
+    next_line: int
+
+
+# --- shared pieces ------------------------------------------------------------------------------------
+
+
+def channel_extension(channel: str) -> str:
+    """``PJSIP/100-00000013`` → ``100``; ``SIP/trunk-0001`` → ``trunk``; ``Local/100@from-internal-…`` → ``100``."""
+    if "/" not in channel:
+        return ""
+    name = channel.split("/", 1)[1]
+    name = name.split("@", 1)[0]
+    return name.rsplit("-", 1)[0] if "-" in name else name
+
+
+def internal(number: str, config: SourceConfig) -> bool:
+    value = number.strip()
+    return bool(value) and (value in config.extensions or is_extension(value))
+
+
+def classify(src: str, dst: str, config: SourceConfig, *, answered_by: str = "") -> tuple[str, str, str]:
+    """(direction, outside number, extension) from the caller, the callee and who answered."""
+    src, dst = check_number(src), check_number(dst)
+    src_inside, dst_inside = internal(src, config), internal(dst, config)
+    inside_by = answered_by if internal(answered_by, config) else ""
+    if src_inside and (dst_inside or not dst):
+        return "internal", "", inside_by or src
+    if src_inside:
+        return "outbound", dst, src
+    return "inbound", src, inside_by or (dst if dst_inside else "")
+
+
+def finish(leg: Leg) -> Leg:
+    """Times that agree with the durations: the end follows from the start and the PBX's own seconds
+    (no negative or hour-long phantom durations the night the clocks change)."""
+    if leg.duration and (leg.ended_at is None or leg.ended_at != leg.started_at + timedelta(seconds=leg.duration)):
+        leg.ended_at = leg.started_at + timedelta(seconds=leg.duration)
+    elif leg.ended_at is not None:
+        if leg.ended_at < leg.started_at:
+            leg.ended_at = leg.started_at
+        leg.duration = int((leg.ended_at - leg.started_at).total_seconds())
+    if leg.answered_at is not None and leg.ended_at is not None:
+        if leg.billsec:
+            leg.answered_at = leg.ended_at - timedelta(seconds=leg.billsec)
+        elif not leg.started_at <= leg.answered_at <= leg.ended_at:
+            leg.answered_at = min(max(leg.answered_at, leg.started_at), leg.ended_at)
+        leg.billsec = int((leg.ended_at - leg.answered_at).total_seconds())
+    if leg.outcome == "answered" and leg.answered_at is None:
+        leg.answered_at = (leg.ended_at or leg.started_at) - timedelta(seconds=leg.billsec)
+    return leg
+
+
+def _hash_key(text: str) -> str:
+    """A row with no id of its own (16-column cdr_csv): its content is its key, so it imports once."""
+    return "h:" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _moment(text: str, clock: Clock, near: float | None = None) -> datetime | None:
+    return clock.to_utc(parse_moment(text), near=near) if text.strip() else None
+
+
+def _epoch_of(uniqueid: str) -> float | None:
+    """Asterisk's uniqueid is ``<epoch>.<sequence>``: the channel's creation moment, exactly."""
+    head = uniqueid.split(".", 1)[0]
+    return float(head) if head.isdigit() and len(head) >= 9 else None
+
+
+# --- Asterisk CDR (cdr_csv and cdr_custom) --------------------------------------------------------------
+
+
+def asterisk_leg(row: Mapping[str, str], text: str, config: SourceConfig, clock: Clock) -> Leg:
+    uniqueid = row.get("uniqueid", "").strip()
+    started = _moment(row.get("start", ""), clock, near=_epoch_of(uniqueid))
+    if started is None:
+        raise Reject("bad date: no start")
+    answered_by = channel_extension(row.get("dstchannel", ""))
+    caller_ext = channel_extension(row.get("channel", ""))
+    src = row.get("src", "")
+    if not src.strip() and internal(caller_ext, config):
+        src = caller_ext
+    direction, number, extension = classify(src, row.get("dst", ""), config, answered_by=answered_by)
+    disposition = row.get("disposition", "").strip().upper()
+    if disposition not in ASTERISK_OUTCOMES:
+        raise Reject(f"unknown disposition: {disposition[:20]}")
+    outcome = ASTERISK_OUTCOMES[disposition]
+    if row.get("lastapp", "").strip().lower() == "voicemail":
+        outcome = "voicemail"
+    key = uniqueid or _hash_key(text)
+    return finish(
+        Leg(
+            key=key,
+            group=row.get("linkedid", "").strip() or key,
+            started_at=started,
+            answered_at=_moment(row.get("answer", ""), clock),
+            ended_at=_moment(row.get("end", ""), clock),
+            duration=parse_seconds(row.get("duration", "")),
+            billsec=parse_seconds(row.get("billsec", "")),
+            direction=direction,
+            number=number,
+            outcome=outcome,
+            extension=extension,
+            recording_url=row.get("recordingfile", "").strip(),
+        )
+    )
+
+
+def _asterisk_csv(record: RawRecord, config: SourceConfig, clock: Clock) -> Leg:
+    fields = split_fields(record.text, ASTERISK_CSV_COUNTS)
+    if len(fields) not in ASTERISK_CSV_COUNTS:
+        raise Reject(f"wrong column count: {len(fields)} (expected 16, 17, 18 or 21)")
+    names = ASTERISK_CSV[:16] + (
+        ["uniqueid", "userfield"][: len(fields) - 16] if len(fields) < 21 else ASTERISK_CSV[16:]
+    )
+    return asterisk_leg(dict(zip(names, fields, strict=True)), record.text, config, clock)
+
+
+def _by_fields(names: tuple[str, ...] | list[str]) -> Callable[[RawRecord], dict[str, str]]:
+    count = len(names)
+
+    def row(record: RawRecord) -> dict[str, str]:
+        fields = split_fields(record.text, (count,))
+        if len(fields) != count:
+            raise Reject(f"wrong column count: {len(fields)} (expected {count})")
+        return dict(zip(names, fields, strict=True))
+
+    return row
+
+
+# --- FreeSWITCH -------------------------------------------------------------------------------------------
+
+
+def freeswitch_leg(row: Mapping[str, str], config: SourceConfig, clock: Clock) -> Leg:
+    uuid = row.get("uuid", "").strip()
+    if not uuid:
+        raise Reject("no uuid")
+    epoch = row.get("start_epoch", "").strip()
+    started = _moment(epoch or row.get("start_stamp", ""), clock)
+    if started is None:
+        raise Reject("bad date: no start")
+    cause = row.get("hangup_cause", "").strip().upper()
+    answer = row.get("answer_epoch", "").strip()
+    answered_at = _moment(row.get("answer_stamp", "") if answer in ("", "0") else answer, clock)
+    billsec = parse_seconds(row.get("billsec", ""))
+    if answered_at is not None or billsec:
+        outcome = "answered"
+    elif cause in FREESWITCH_BUSY:
+        outcome = "busy"
+    elif cause in FREESWITCH_MISSED or not cause:
+        outcome = "missed"
+    else:
+        outcome = "failed"
+    b_leg = row.get("leg", "") == "b"
+    answered_by = row.get("answered_by", "")
+    direction, number, extension = classify(
+        row.get("caller_id_number", ""), row.get("destination_number", ""), config, answered_by=answered_by
+    )
+    parent = row.get("originating_leg_uuid", "").strip() if b_leg else ""
+    end = row.get("end_epoch", "").strip()
+    return finish(
+        Leg(
+            key=uuid,
+            group=parent or uuid,
+            children=tuple(filter(None, [row.get("bleg_uuid", "").strip(), row.get("bridge_uuid", "").strip()])),
+            started_at=started,
+            answered_at=answered_at,
+            ended_at=_moment(end if end not in ("", "0") else row.get("end_stamp", ""), clock),
+            duration=parse_seconds(row.get("duration", "")),
+            billsec=billsec,
+            direction=None if b_leg else direction,
+            number="" if b_leg else number,
+            outcome=outcome,
+            extension=extension if not b_leg or internal(extension, config) else "",
+            recording_url=row.get("record_path", "").strip(),
+        )
+    )
+
+
+def _freeswitch_csv(record: RawRecord, config: SourceConfig, clock: Clock) -> Leg:
+    names = config.fields or ()
+    if names:
+        row = _by_fields(names)(record)
+    else:
+        fields = split_fields(record.text, FREESWITCH_CSV_COUNTS)
+        if len(fields) not in FREESWITCH_CSV_COUNTS:
+            raise Reject(f"wrong column count: {len(fields)} (expected 13 or 15)")
+        row = dict(zip(FREESWITCH_CSV[: len(fields)], fields, strict=True))
+    return freeswitch_leg(row, config, clock)
+
+
+def freeswitch_json_leg(document: Mapping[str, object], config: SourceConfig, clock: Clock) -> Leg:
+    """A mod_json_cdr document (values URL-encoded by default: ``%2B3361…``)."""
+    raw_vars = document.get("variables")
+    if not isinstance(raw_vars, dict):
+        raise Reject("no variables in the JSON CDR")
+    variables = {str(k): unquote(str(v)) for k, v in raw_vars.items()}
+    channel = document.get("channel_data")
+    direction = unquote(str(channel.get("direction", ""))) if isinstance(channel, dict) else ""
+    if not variables.get("caller_id_number"):
+        flows = document.get("callflow")
+        flow = flows[0] if isinstance(flows, list) and flows else flows
+        profile = flow.get("caller_profile") if isinstance(flow, dict) else None
+        if isinstance(profile, dict):
+            variables["caller_id_number"] = unquote(str(profile.get("caller_id_number", "")))
+            variables.setdefault("destination_number", unquote(str(profile.get("destination_number", ""))))
+    is_b_leg = direction == "outbound" and bool(variables.get("originating_leg_uuid"))
+    if is_b_leg:
+        variables["leg"] = "b"
+        variables["answered_by"] = variables.get("destination_number", "")
+    return freeswitch_leg(variables, config, clock)
+
+
+# --- 3CX ------------------------------------------------------------------------------------------------
+
+
+def _dn(value: str) -> str:
+    """``Ext.960`` → ``960``."""
+    value = value.strip()
+    return value[4:] if value.lower().startswith("ext.") else value
+
+
+def threecx_leg(row: Mapping[str, str], config: SourceConfig, clock: Clock) -> Leg:
+    key = row.get("historyid", "").strip()
+    if key.lower().startswith("call "):
+        key = key[5:].strip()
+    if not key:
+        raise Reject("no history id")
+    started = _moment(row.get("time-start", ""), clock)
+    if started is None:
+        raise Reject("bad date: no start")
+    answered_at = _moment(row.get("time-answered", ""), clock)
+    from_no, to_no = row.get("from-no", ""), row.get("to-no", "") or row.get("dial-no", "")
+    from_type, to_type = row.get("from-type", "").lower(), row.get("to-type", "").lower()
+    final = _dn(row.get("final-dn", "") or row.get("final-number", ""))
+    if from_type == "line" or (not from_type and not internal(_dn(from_no), config) and not from_no.startswith("Ext.")):
+        direction, number = "inbound", from_no
+        extension = final or _dn(row.get("to-dn", "") or to_no)
+    elif to_type == "line" or not (internal(_dn(to_no), config) or to_no.startswith("Ext.")):
+        direction, number = "outbound", row.get("dial-no", "") or to_no
+        extension = _dn(row.get("from-dn", "") or from_no)
+    else:
+        direction, number, extension = "internal", "", _dn(from_no)
+    reason = row.get("reason-terminated", "").lower()
+    if answered_at is not None:
+        outcome = "answered"
+    elif "busy" in reason:
+        outcome = "busy"
+    elif "fail" in reason:
+        outcome = "failed"
+    else:
+        outcome = "missed"
+    if "vmail" in final.lower() or "voicemail" in row.get("final-type", "").lower():
+        outcome = "voicemail"
+    ended_at = _moment(row.get("time-end", ""), clock)
+    duration = parse_seconds(row.get("duration", ""))
+    return finish(
+        Leg(
+            key=key,
+            group=key,
+            started_at=started,
+            answered_at=answered_at,
+            ended_at=ended_at,
+            # 3CX's duration is the talk time, from the answer.
+            billsec=duration if answered_at is not None else 0,
+            direction=direction,
+            number=check_number(number),
+            outcome=outcome,
+            extension=extension if internal(extension, config) else "",
+        )
+    )
+
+
+# --- Twilio and the generic webhook ------------------------------------------------------------------
+
+
+def _twilio_party(value: str) -> str:
+    """``client:alice`` → ``alice``; ``sip:100@pbx`` → ``100``."""
+    value = value.strip()
+    if value.lower().startswith("client:"):
+        return value[7:]
+    if value.lower().startswith(("sip:", "sips:")):
+        return value.split(":", 1)[1].split("@", 1)[0]
+    return value
+
+
+def twilio_leg(params: Mapping[str, str], config: SourceConfig) -> Leg:
+    """One status callback (form parameters, as Twilio documents them)."""
+    sid = params.get("CallSid", "").strip()
+    if not sid:
+        raise Reject("no CallSid")
+    clock = Clock("UTC")
+    stamp = params.get("Timestamp", "").strip()
+    moment = _moment(stamp, clock) if stamp else None
+    if moment is None:
+        from hub.models.base import utcnow
+
+        moment = utcnow().replace(microsecond=0)
+    status = params.get("CallStatus", "").strip().lower()
+    duration = parse_seconds(params.get("CallDuration", "") or params.get("Duration", ""))
+    outcome = TWILIO_OUTCOMES.get(status, "")
+    if status == "completed" and not duration and params.get("AnsweredBy", "") == "":
+        outcome = "answered"
+    terminal = status in ("completed", "busy", "failed", "no-answer", "canceled")
+    started = moment - timedelta(seconds=duration) if terminal else moment
+    twilio_direction = params.get("Direction", "").strip().lower()
+    parent = params.get("ParentCallSid", "").strip()
+    src, dst = _twilio_party(params.get("From", "")), _twilio_party(params.get("To", ""))
+    if twilio_direction == "inbound":
+        direction, number, extension = "inbound", src, ""
+    elif twilio_direction == "outbound-dial" and parent:
+        direction, number, extension = None, "", dst if internal(dst, config) else ""
+    else:
+        direction, number, extension = "outbound", dst, src if internal(src, config) else ""
+    leg = Leg(
+        key=sid,
+        group=parent or sid,
+        started_at=started,
+        answered_at=moment if status == "in-progress" else None,
+        ended_at=moment if terminal else None,
+        duration=duration if terminal else 0,
+        billsec=duration if outcome == "answered" and terminal else 0,
+        direction=direction,
+        number=check_number(number) if not number.startswith("client:") else "",
+        outcome=outcome,
+        extension=extension,
+        recording_url=params.get("RecordingUrl", "").strip(),
+    )
+    return finish(leg) if terminal else leg
+
+
+def generic_leg(row: Mapping[str, object], config: SourceConfig, clock: Clock | None = None) -> Leg:
+    """The generic format (CSV by column mapping, or the documented webhook JSON)::
+
+    {"call_id": "…", "parent_id": "…", "direction": "inbound|outbound|internal", "from": "+31…",
+     "to": "100", "start": "2025-03-04T10:15:02Z", "answer": "…" | null, "end": "…",
+     "duration": 219, "billsec": 212, "outcome": "answered|missed|busy|failed|voicemail",
+     "extension": "100", "recording_url": "https://…"}
+    """
+    clock = clock or Clock(config.timezone)
+
+    def text(name: str) -> str:
+        value = row.get(name)
+        return "" if value is None else str(value).strip()
+
+    key = text("call_id")
+    if not key:
+        raise Reject("no call_id")
+    started = _moment(text("start"), clock)
+    if started is None:
+        raise Reject("bad date: no start")
+    answered_at = _moment(text("answer"), clock)
+    src, dst = text("from"), text("to")
+    direction, number, extension = classify(src, dst, config, answered_by=text("extension"))
+    given = text("direction").lower()
+    if given in ("inbound", "outbound", "internal") and given != direction:
+        direction = given
+        number = "" if given == "internal" else check_number(src if given == "inbound" else dst)
+    outcome = text("outcome").lower() or ("answered" if answered_at is not None else "missed")
+    if outcome not in ("answered", "missed", "busy", "failed", "voicemail"):
+        raise Reject(f"unknown outcome: {outcome[:20]}")
+    return finish(
+        Leg(
+            key=key,
+            group=text("parent_id") or key,
+            started_at=started,
+            answered_at=answered_at,
+            ended_at=_moment(text("end"), clock),
+            duration=parse_seconds(text("duration")),
+            billsec=parse_seconds(text("billsec")),
+            direction=direction,
+            number=number,
+            outcome=outcome,
+            extension=text("extension") or extension,
+            recording_url=text("recording_url"),
+        )
+    )
+
+
+# --- Asterisk CEL: events → one leg per channel ----------------------------------------------------------
+
+
+@dataclass
+class _Channel:
+    uniqueid: str
+    linkedid: str
+    first_offset: int  # where its first event starts: the cursor never passes an open channel
+    line: int
+    started_at: datetime
+    cid_num: str
+    exten: str
+    channel: str
+    answered_at: datetime | None = None
+    dialstatus: str = ""
+
+
+def _cel_items(
+    records: Iterator[RawRecord], names: tuple[str, ...] | list[str], config: SourceConfig, start: int
+) -> Iterator[Item]:
+    clock = Clock(config.timezone)
+    read_row = _by_fields(names)
+    open_channels: dict[str, _Channel] = {}
+    record_start = start
+    for record in records:
+        this_start, record_start = record_start, record.end
+        try:
+            row = read_row(record)
+            event = row.get("eventtype", "").strip().upper()
+            moment = _moment(row.get("eventtime", ""), clock)
+            uniqueid = row.get("uniqueid", "").strip()
+            if moment is None or not uniqueid:
+                raise Reject("bad date: no event time" if moment is None else "no uniqueid")
+        except Reject as exc:
+            yield Item(Rejected(record.line, str(exc)), _safe(open_channels, record.end), record.line + 1)
+            continue
+        channel = open_channels.get(uniqueid)
+        if event == "CHAN_START" or channel is None:
+            if event in ("CHAN_END", "LINKEDID_END"):
+                continue  # the end of a channel whose start was read before the cursor: already done
+            channel = _Channel(
+                uniqueid,
+                row.get("linkedid", "").strip() or uniqueid,
+                this_start,
+                record.line,
+                moment,
+                row.get("cid_num", ""),
+                row.get("exten", ""),
+                row.get("channame", ""),
+            )
+            open_channels[uniqueid] = channel
+        if event == "ANSWER" and channel.answered_at is None:
+            channel.answered_at = moment
+        elif event == "HANGUP":
+            try:
+                extra = json.loads(row.get("eventextra", "") or "{}")
+            except ValueError:
+                extra = {}
+            if isinstance(extra, dict):
+                channel.dialstatus = str(extra.get("dialstatus", ""))
+        elif event == "CHAN_END":
+            del open_channels[uniqueid]
+            try:
+                leg: Leg | Rejected = _cel_leg(channel, moment, config)
+            except Reject as exc:
+                leg = Rejected(channel.line, str(exc))
+            yield Item(leg, _safe(open_channels, record.end), record.line + 1)
+
+
+def _safe(open_channels: Mapping[str, _Channel], end: int) -> int:
+    return min([c.first_offset for c in open_channels.values()] + [end])
+
+
+def _cel_leg(channel: _Channel, ended: datetime, config: SourceConfig) -> Leg:
+    a_leg = channel.uniqueid == channel.linkedid
+    own = channel_extension(channel.channel)
+    answered = channel.answered_at is not None
+    if a_leg:
+        direction, number, extension = classify(channel.cid_num, channel.exten, config)
+        if direction == "inbound":
+            extension = ""  # the a-leg rings; a b-leg says who answered
+    else:
+        direction, number, extension = None, "", own if internal(own, config) else ""
+    status = channel.dialstatus.upper()
+    outcome = "answered" if answered else ("busy" if status == "BUSY" else "missed")
+    return finish(
+        Leg(
+            key=channel.uniqueid,
+            group=channel.linkedid,
+            started_at=channel.started_at,
+            answered_at=channel.answered_at,
+            ended_at=ended,
+            direction=direction,
+            number=number,
+            outcome=outcome,
+            extension=extension,
+            line=channel.line,
+        )
+    )
+
+
+# --- the entry point ----------------------------------------------------------------------------------------
+
+
+def parse_stream(
+    stream: BinaryIO, config: SourceConfig, *, offset: int = 0, line: int = 1, final: bool = True
+) -> Iterator[Item]:
+    """Every record of ``stream`` from ``offset`` on, as a leg or a rejected row (never raises for a
+    bad row: good rows are imported whatever the bad ones do)."""
+    fmt = config.format
+    if fmt == "freeswitch-json":
+        yield from _json_items(stream, config, offset)
+        return
+    records = read_records(stream, offset=offset, line=line, final=final)
+    names = config.fields or tuple(DEFAULT_FIELDS.get(fmt, ()))
+    if fmt == "asterisk-cel":
+        yield from _cel_items(records, names, config, offset)
+        return
+    clock = Clock(config.timezone)
+    convert: Callable[[RawRecord], Leg]
+    if fmt == "asterisk-csv":
+
+        def convert(record: RawRecord) -> Leg:
+            return _asterisk_csv(record, config, clock)
+
+    elif fmt == "asterisk-custom":
+        row_of = _by_fields(names)
+
+        def convert(record: RawRecord) -> Leg:
+            return asterisk_leg(row_of(record), record.text, config, clock)
+
+    elif fmt == "freeswitch-csv":
+
+        def convert(record: RawRecord) -> Leg:
+            return _freeswitch_csv(record, config, clock)
+
+    elif fmt == "3cx":
+        row_of = _by_fields(names)
+
+        def convert(record: RawRecord) -> Leg:
+            text = record.text
+            if text.lower().startswith("call ") and not config.fields:
+                text = text[5:]
+            fields = split_fields(text)
+            # The TCP feed and the file may end a row early: missing trailing fields are empty.
+            if len(fields) > len(names) or len(fields) < 7:
+                raise Reject(f"wrong column count: {len(fields)} (expected {len(names)})")
+            return threecx_leg(dict(zip(names, fields + [""] * (len(names) - len(fields)), strict=True)), config, clock)
+
+        del row_of
+    elif fmt == "twilio":
+
+        def convert(record: RawRecord) -> Leg:
+            return twilio_leg(dict(parse_qsl(record.text.strip(), keep_blank_values=True)), config)
+
+    elif fmt == "generic-csv":
+        header: list[str] = list(config.fields)
+
+        def convert(record: RawRecord) -> Leg:
+            if not header:
+                header.extend(f.strip().lower() for f in split_fields(record.text))
+                raise _Header
+            fields = split_fields(record.text, (len(header),))
+            if len(fields) != len(header):
+                raise Reject(f"wrong column count: {len(fields)} (expected {len(header)})")
+            return generic_leg(dict(zip(header, fields, strict=True)), config, clock)
+
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    for record in records:
+        result: Leg | Rejected
+        try:
+            result = convert(record)
+            result.line = record.line
+        except _Header:
+            continue
+        except Reject as exc:
+            reason = str(exc) if record.complete else f"truncated record ({exc})"
+            result = Rejected(record.line, reason)
+        yield Item(result, record.end, record.line + record.text.count("\n") + 1)
+
+
+class _Header(Exception):
+    """The generic CSV's header row (no mapping configured): names, not a call."""
+
+
+def _json_items(stream: BinaryIO, config: SourceConfig, offset: int) -> Iterator[Item]:
+    """A mod_json_cdr file: one JSON document (a leg), or several, one per line."""
+    stream.seek(offset)
+    data = stream.read()
+    text = data.decode("utf-8-sig", errors="replace").strip()
+    end = offset + len(data)
+    if text.startswith("cdr="):  # a saved HTTP form POST
+        text = dict(parse_qsl(text, keep_blank_values=True)).get("cdr", "")
+    documents: list[tuple[int, str]]
+    try:
+        documents = [(1, text)] if not text else [(1, json.dumps(json.loads(text)))]
+    except ValueError:
+        documents = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    clock = Clock(config.timezone)
+    for number, document in documents:
+        result: Leg | Rejected
+        try:
+            parsed = json.loads(document)
+            if not isinstance(parsed, dict):
+                raise Reject("not a JSON CDR document")
+            result = freeswitch_json_leg(parsed, config, clock)
+            result.line = number
+        except ValueError:
+            result = Rejected(number, "truncated record (not complete JSON)")
+        except Reject as exc:
+            result = Rejected(number, str(exc))
+        yield Item(result, end, number + 1)

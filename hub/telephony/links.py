@@ -1,0 +1,68 @@
+"""Calls that came before their contact: linked when the number is added, by hand or by the CRM core."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hub.crm.events import Belonging, NumbersAdded
+from hub.crm.matching import single_open_projects
+from hub.crm.relations import ContactInput, save_contact
+from hub.models import Call, Contact, Relation
+
+
+def link_calls_of_new_numbers(session: Session, event: NumbersAdded) -> None:
+    """The CRM core added numbers to contacts or relations: the calls from and to them that nobody
+    could place yet now show on the contact, its relation and the relation's single open project."""
+    for item in event.items:
+        link_calls_of(session, item)
+
+
+def link_calls_of(session: Session, item: Belonging) -> int:
+    """Link the unplaced calls of ``item.key`` (E.164); returns how many were linked."""
+    if not item.key:
+        return 0
+    unplaced = [Call.e164 == item.key, Call.relation_id.is_(None)]
+    ids = list(session.scalars(select(Call.id).where(*unplaced)))
+    if not ids:
+        return 0
+    project_id = single_open_projects(session, [item.relation_id]).get(item.relation_id)
+    session.execute(
+        update(Call)
+        .where(Call.id.in_(ids))
+        .values(contact_id=item.contact_id, relation_id=item.relation_id, project_id=project_id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(ids)
+
+
+def link_to_contact(session: Session, call: Call, contact: Contact, *, region: str = "NL") -> int:
+    """The "link to contact" button of an unmatched call: the number joins the contact, and its calls follow."""
+    if not call.e164:
+        return 0
+    numbers = [p.number for p in contact.phones]
+    if call.e164 not in {p.e164 for p in contact.phones}:
+        save_contact(
+            session,
+            contact.relation,
+            ContactInput(
+                name=contact.name,
+                function=contact.function,
+                emails=[e.address for e in contact.emails],
+                phones=[*numbers, call.e164],
+            ),
+            contact,
+            region=region,
+        )
+    # The core announces NumbersAdded for the saved number; linking is idempotent, so doing it here
+    # too keeps this button working whatever the core announces.
+    return link_calls_of(session, Belonging(contact.relation_id, contact.id, call.e164))
+
+
+def new_contact_from_call(
+    session: Session, call: Call, relation: Relation, name: str, *, region: str = "NL"
+) -> Contact:
+    """The "new contact from this number" button: a contact on ``relation`` with the call's number."""
+    contact = save_contact(session, relation, ContactInput(name=name, phones=[call.e164 or call.number]), region=region)
+    link_calls_of(session, Belonging(relation.id, contact.id, call.e164))
+    return contact

@@ -1,0 +1,341 @@
+"""Legs in, calls stored: grouped, normalised, matched, inserted once, merged when more legs come.
+
+Every import path (CLI, upload, drop folder, webhook) ends here, one batch per transaction.
+Idempotent: a call is unique on (source, call key) and inserted with insert-or-ignore; a leg of a
+call already stored is merged into it by rules that give the same call whatever the order and
+however often a leg arrives (earliest start, latest end, answered if any leg was answered, …), so
+a re-imported file, a retried webhook or one that arrives out of order changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from hub.crm.activities import ActivityInput, save_activity, set_done
+from hub.crm.matching import match_numbers, single_open_projects
+from hub.db import COPY_FROM_ROWS, insert_ignore_returning
+from hub.i18n import _
+from hub.models import Activity, Call, CallExtension, CallSource, Project, User
+from hub.models.base import utcnow
+from hub.telephony.numbers import normalise, prefixes
+from hub.telephony.records import Leg, SourceConfig
+
+# How good an outcome is, for merging legs: a call is missed only if no leg was answered.
+OUTCOME_RANK = {"": 0, "failed": 1, "busy": 2, "missed": 3, "voicemail": 4, "answered": 5}
+DIRECTION_RANK = {None: 0, "internal": 1, "outbound": 2, "inbound": 3}
+MERGED = (
+    *("direction", "number", "started_at", "answered_at", "ended_at", "duration", "billsec", "outcome"),
+    *("extension", "recording_url", "legs"),
+)
+
+
+@dataclass
+class SourceContext:
+    """What storing needs of a source, read once per import."""
+
+    id: int
+    name: str
+    config: SourceConfig
+    strip_prefixes: tuple[str, ...]
+    users: dict[str, int]  # extension → user id
+    missed_call_activities: bool
+
+
+def load_context(session: Session, source: CallSource) -> SourceContext:
+    users = {
+        ext: user_id
+        for ext, user_id in session.execute(
+            select(CallExtension.extension, CallExtension.user_id).where(CallExtension.source_id == source.id)
+        )
+    }
+    fields = tuple(f.strip() for f in source.fields.split(",") if f.strip())
+    return SourceContext(
+        id=source.id,
+        name=source.name,
+        config=SourceConfig(
+            format=source.format,
+            region=source.region,
+            timezone=source.timezone,
+            fields=fields,
+            extensions=frozenset(users),
+        ),
+        strip_prefixes=prefixes(source.strip_prefixes),
+        users=users,
+        missed_call_activities=source.missed_call_activities,
+    )
+
+
+@dataclass
+class Stored:
+    imported: int = 0  # new calls
+    known: int = 0  # calls that were there already (a leg merged, or nothing new)
+    matched: int = 0  # new calls linked to a contact or relation
+    ids: list[int] = field(default_factory=list)
+
+    def add(self, other: Stored) -> None:
+        self.imported += other.imported
+        self.known += other.known
+        self.matched += other.matched
+
+
+def _row(leg: Leg) -> dict[str, Any]:
+    return {
+        "direction": leg.direction,
+        "number": leg.number,
+        "started_at": leg.started_at,
+        "answered_at": leg.answered_at,
+        "ended_at": leg.ended_at,
+        "duration": leg.duration,
+        "billsec": leg.billsec,
+        "outcome": leg.outcome,
+        "extension": leg.extension,
+        "recording_url": leg.recording_url,
+        "legs": 1,
+    }
+
+
+def _first(a: Any, b: Any) -> Any:
+    if a is None or a == "":
+        return b
+    if b is None or b == "":
+        return a
+    return min(a, b)
+
+
+def merge(a: dict[str, Any], b: dict[str, Any], *, legs: str = "sum") -> dict[str, Any]:
+    """Two records of one call → one (commutative, and idempotent for ``legs="max"``)."""
+    answered = [m for m in (a["answered_at"], b["answered_at"]) if m is not None]
+    ended = [m for m in (a["ended_at"], b["ended_at"]) if m is not None]
+    started = min(a["started_at"], b["started_at"])
+    ended_at = max(ended) if ended else None
+    # Who took the call: the extension of the leg answered first, else any.
+    if a["answered_at"] is not None and (b["answered_at"] is None or a["answered_at"] < b["answered_at"]):
+        extension = a["extension"] or b["extension"]
+    elif b["answered_at"] is not None and (a["answered_at"] is None or b["answered_at"] < a["answered_at"]):
+        extension = b["extension"] or a["extension"]
+    else:
+        extension = _first(a["extension"], b["extension"]) or ""
+    span = int((ended_at - started).total_seconds()) if ended_at is not None else 0
+    return {
+        "direction": max(a["direction"], b["direction"], key=lambda d: DIRECTION_RANK.get(d, 0)),
+        "number": _first(a["number"], b["number"]) or "",
+        "started_at": started,
+        "answered_at": min(answered) if answered else None,
+        "ended_at": ended_at,
+        "duration": max(a["duration"], b["duration"], span),
+        "billsec": max(a["billsec"], b["billsec"]),
+        "outcome": max(a["outcome"], b["outcome"], key=lambda o: OUTCOME_RANK.get(o, 0)),
+        "extension": extension,
+        "recording_url": _first(a["recording_url"], b["recording_url"]) or "",
+        "legs": a["legs"] + b["legs"] if legs == "sum" else max(a["legs"], b["legs"]),
+    }
+
+
+def group_legs(legs: Iterable[Leg]) -> dict[str, dict[str, Any]]:
+    """Legs of one batch → calls by key: a leg's group, or the leg that named it as its child."""
+    legs = list(legs)
+    parent_of = {child: leg.group for leg in legs for child in leg.children}
+    calls: dict[str, dict[str, Any]] = {}
+    for leg in legs:
+        key = parent_of.get(leg.group, leg.group)
+        row = _row(leg)
+        calls[key] = merge(calls[key], row) if key in calls else row
+    return calls
+
+
+def store_legs(session: Session, context: SourceContext, legs: Iterable[Leg]) -> Stored:
+    """Store one batch of legs as calls (in the caller's transaction)."""
+    calls = group_legs(legs)
+    result = Stored()
+    if not calls:
+        return result
+    existing = _existing(session, context.id, list(calls))
+    changed: dict[str, dict[str, Any]] = {}
+    for key, call in existing.items():
+        before = {name: getattr(call, name) for name in MERGED}
+        after = merge(before, calls[key], legs="max")
+        if after != before:
+            changed[key] = after
+    new = {key: row for key, row in calls.items() if key not in existing}
+    rows = [*new.items(), *changed.items()]
+    _complete(session, context, rows)
+    now = utcnow()
+    inserted = _insert(
+        session, [{"source_id": context.id, "call_key": key, "stored_at": now, **row} for key, row in new.items()]
+    )
+    inserted_keys = {key for _id, key in inserted}
+    result.imported = len(inserted)
+    result.known = len(calls) - len(inserted)
+    result.matched = sum(1 for key in inserted_keys if new[key]["relation_id"] is not None)
+    result.ids = [call_id for call_id, _key in inserted]
+    if changed:
+        session.execute(update(Call), [{"id": existing[key].id, **row} for key, row in changed.items()])
+    ids = {key: call_id for call_id, key in inserted} | {key: existing[key].id for key in changed}
+    touched = {key: row for key, row in rows if key in ids}
+    _follow_up_activities(session, context, touched, ids, {key: existing[key] for key in changed})
+    return result
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _existing(session: Session, source_id: int, keys: list[str]) -> dict[str, Any]:
+    """The batch's calls already stored: their merged columns (rows, not ORM objects: nothing is
+    tracked, and a batch of 5,000 costs one query)."""
+    columns = (Call.id, Call.call_key, Call.callback_activity_id, *(getattr(Call, name) for name in MERGED))
+    wanted = _among(session, Call.call_key, keys)
+    return {row.call_key: row for row in session.execute(select(*columns).where(Call.source_id == source_id, wanted))}
+
+
+def _among(session: Session, column: Any, values: Iterable[str]) -> Any:
+    """``column IN values``; on PostgreSQL as one array parameter (``= ANY(%s)``): an IN list of
+    5,000 parameters costs more to render and send than the look-up itself."""
+    if _postgresql(session):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(list(values))
+
+
+_INSERTED = [column.name for column in Call.__table__.columns if column.name != "callback_activity_id"]
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert-or-ignore the new calls: (id, call key) of those really inserted.
+
+    On PostgreSQL a batch is COPYed straight into the table with ids taken from its sequence (the
+    keys were just looked up, so none is expected to be there); in the rare race with another
+    import of the same source the COPY fails on the unique key, and the batch goes again, inside a
+    savepoint, through the insert-or-ignore that skips what the other one stored.
+    """
+    if not rows:
+        return []
+    if _postgresql(session) and len(rows) >= COPY_FROM_ROWS:
+        import psycopg
+
+        ids = session.execute(
+            text("SELECT nextval(pg_get_serial_sequence('call', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}
+        ).scalars()
+        for row, call_id in zip(rows, ids, strict=True):
+            row["id"] = call_id
+        names = ", ".join(f'"{name}"' for name in _INSERTED)
+        savepoint = session.begin_nested()
+        try:
+            connection: Any = session.connection().connection.dbapi_connection
+            with connection.cursor() as cursor, cursor.copy(f'COPY "call" ({names}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in _INSERTED])
+        except psycopg.errors.UniqueViolation:
+            savepoint.rollback()
+            for row in rows:
+                del row["id"]
+        else:
+            savepoint.commit()
+            return [(row["id"], row["call_key"]) for row in rows]
+    return [
+        (call_id, key)
+        for call_id, key in insert_ignore_returning(session, Call, rows, ["source_id", "call_key"], ["id", "call_key"])
+    ]
+
+
+def _complete(session: Session, context: SourceContext, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """Numbers to E.164, the extension's user, and the contact, relation and project they match."""
+    region = context.config.region
+    for _key, row in rows:
+        if row["direction"] is None:
+            row["direction"] = "inbound"  # only b-legs seen so far: they ring a phone inside
+        if row["direction"] == "internal":
+            row["number"] = ""
+        row["number"] = row["number"][:80]
+        row["e164"] = normalise(row["number"], region, context.strip_prefixes) or "" if row["number"] else ""
+        row["extension"] = row["extension"][:40]
+        row["user_id"] = context.users.get(row["extension"])
+    matches = match_numbers(session, {row["e164"] for _key, row in rows if row["e164"]})
+    projects = single_open_projects(session, {m.relation_id for m in matches.values()})
+    for _key, row in rows:
+        match = matches.get(row["e164"])
+        row["contact_id"] = match.contact_id if match else None
+        row["relation_id"] = match.relation_id if match else None
+        row["project_id"] = projects.get(match.relation_id) if match else None
+
+
+def _follow_up_activities(
+    session: Session,
+    context: SourceContext,
+    rows: dict[str, dict[str, Any]],
+    ids: dict[str, int],
+    before: dict[str, Any],
+) -> None:
+    """A missed inbound call from a known number → a call-back activity for the extension's user; an
+    answered call from that number (or a missed call that turned out answered) closes it."""
+    answered: dict[str, datetime] = {}
+    for row in rows.values():
+        if row["outcome"] == "answered" and row["e164"]:
+            answered[row["e164"]] = max(row["started_at"], answered.get(row["e164"], row["started_at"]))
+    for key, call in before.items():
+        if call.callback_activity_id is not None and rows[key]["outcome"] == "answered":
+            _close(session, [call.callback_activity_id])
+    if answered:
+        _close_callbacks(session, answered)
+    if not context.missed_call_activities:
+        return
+    wanted = [
+        key
+        for key, row in rows.items()
+        if key not in before
+        and row["direction"] == "inbound"
+        and row["outcome"] in ("missed", "busy")
+        and row["project_id"] is not None
+        and row["user_id"] is not None
+    ]
+    if not wanted:
+        return
+    numbers = {rows[key]["e164"] for key in wanted}
+    later: dict[str, datetime] = {}
+    for e164, started_at in session.execute(
+        select(Call.e164, Call.started_at).where(_among(session, Call.e164, numbers), Call.outcome == "answered")
+    ):
+        later[e164] = max(started_at, later.get(e164, started_at))
+    for key in wanted:
+        row = rows[key]
+        if (seen := later.get(row["e164"])) is not None and seen > row["started_at"]:
+            continue  # called back (or called again and answered) already
+        activity = _callback(session, row)
+        session.execute(update(Call).where(Call.id == ids[key]).values(callback_activity_id=activity.id))
+
+
+def _callback(session: Session, row: dict[str, Any]) -> Activity:
+    assignee = session.get_one(User, row["user_id"])
+    project = session.get_one(Project, row["project_id"])
+    when = row["started_at"]
+    return save_activity(
+        session,
+        assignee,
+        project,
+        ActivityInput(
+            title=_("Call back %(number)s", number=row["e164"]),
+            description=_("Missed call at %(when)s UTC.", when=when.strftime("%Y-%m-%d %H:%M")),
+            due_date=when.date(),
+            assigned_user_id=assignee.id,
+        ),
+    )
+
+
+def _close_callbacks(session: Session, answered: dict[str, datetime]) -> None:
+    rows = session.execute(
+        select(Call.callback_activity_id, Call.e164, Call.started_at)
+        .join(Activity, Activity.id == Call.callback_activity_id)
+        .where(_among(session, Call.e164, answered), Activity.done.is_(False))
+    ).all()
+    _close(session, [activity_id for activity_id, e164, started in rows if started < answered[e164]])
+
+
+def _close(session: Session, activity_ids: list[int | None]) -> None:
+    for activity in session.scalars(select(Activity).where(Activity.id.in_([a for a in activity_ids if a]))):
+        set_done(activity, True)

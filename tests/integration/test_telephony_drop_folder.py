@@ -1,0 +1,63 @@
+"""The drop folder: a file that grows while it is read is read up to its last complete record, the
+cursor is saved with the calls, a rotated file starts over, and a missing folder is a plain-words
+failure on the source's health."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from sqlalchemy import select
+
+from hub.db import Database
+from hub.models import Call, CallFile, CallSource
+from hub.telephony.sources import SourceInput, due_sources, health_of, poll_source, save_source
+
+SAMPLES = Path(__file__).resolve().parents[1] / "telephony_samples"
+
+
+def test_a_growing_file_is_read_to_its_last_complete_record(any_db: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    with any_db.transaction() as session:
+        source_id = save_source(
+            session, "k", SourceInput(name="pbx", format="asterisk-csv", drop_folder=str(folder), timezone="UTC")
+        ).id
+        assert due_sources(session) == [source_id]
+    lines = (SAMPLES / "asterisk_master_18.csv").read_bytes().splitlines(keepends=True)
+    master = folder / "Master.csv"
+    master.write_bytes(lines[0] + lines[1][:50])  # the PBX is in the middle of writing row 2
+    first = poll_source(any_db, source_id)
+    assert first is not None and (first.rows, first.imported) == (1, 1)
+    with any_db.transaction() as session:
+        cursor = session.scalars(select(CallFile)).one()
+        assert (cursor.offset, cursor.line) == (len(lines[0]), 2)
+        source = session.get_one(CallSource, source_id)
+        assert health_of(source, workers_alive=True).state == "ok"
+        assert due_sources(session) == []  # polled: next one after the interval
+    with master.open("ab") as stream:
+        stream.write(lines[1][50:] + lines[2])
+    second = poll_source(any_db, source_id)
+    assert second is not None and (second.rows, second.imported, second.rejected) == (2, 2, 0)
+    assert poll_source(any_db, source_id) is not None  # nothing new: nothing read
+    with any_db.transaction() as session:
+        assert session.scalar(select(CallFile.line)) == 4
+        assert len(session.scalars(select(Call)).all()) == 3
+    # rotated: a new, shorter Master.csv starts from its beginning
+    master.write_bytes(lines[2])
+    third = poll_source(any_db, source_id)
+    assert third is not None and (third.rows, third.imported, third.known) == (1, 0, 1)
+
+
+def test_a_missing_folder_is_a_failure_in_plain_words(any_db: Database, tmp_path: Path) -> None:
+    with any_db.transaction() as session:
+        source_id = save_source(
+            session, "k", SourceInput(name="pbx", format="asterisk-csv", drop_folder=str(tmp_path / "gone"))
+        ).id
+    with contextlib.suppress(FileNotFoundError):
+        poll_source(any_db, source_id)
+    with any_db.transaction() as session:
+        source = session.get_one(CallSource, source_id)
+        health = health_of(source, workers_alive=True)
+    assert health.state == "failing" and "does not exist" in health.words
+    assert source.claimed_until is None and source.next_attempt_at is not None

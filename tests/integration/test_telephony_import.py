@@ -1,0 +1,238 @@
+"""Call records through the real import on SQLite and PostgreSQL: idempotent, grouped, matched to
+contacts, relations and projects, missed calls becoming call-back activities, calls that came before
+their contact, visibility, the caller-ID lookup, and the CLI's last line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from hub.crm.events import Belonging, NumbersAdded, announce
+from hub.crm.projects import ProjectInput, save_project
+from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
+from hub.db import Database
+from hub.models import Activity, Call, CallImport, CallSource, Contact, Relation, User
+from hub.telephony.ingest import import_path
+from hub.telephony.read import CallFilters, callerid_lookup, list_calls
+from hub.telephony.sources import SourceInput, save_source
+
+SAMPLES = Path(__file__).resolve().parents[1] / "telephony_samples"
+SECRET_KEY = "test-secret-key-0123456789"
+
+
+def add_source(db: Database, name: str, fmt: str, tz: str = "Europe/Amsterdam", **extra: object) -> int:
+    with db.transaction() as session:
+        return save_source(session, SECRET_KEY, SourceInput(name=name, format=fmt, timezone=tz, **extra)).id  # type: ignore[arg-type]
+
+
+def add_relation(
+    db: Database,
+    name: str,
+    *,
+    contact: str = "",
+    phones: list[str] | None = None,
+    project: bool = True,
+    user: User | None = None,
+) -> tuple[int, int | None, int | None]:
+    with db.transaction() as session:
+        relation = save_relation(session, RelationInput(name=name))
+        contact_id = None
+        if contact:
+            contact_id = save_contact(session, relation, ContactInput(name=contact, phones=phones or [])).id
+        project_id = None
+        if project and user is not None:
+            project_id = save_project(session, user, ProjectInput(relation_id=relation.id, name=f"{name} deal")).id
+        return relation.id, contact_id, project_id
+
+
+@pytest.fixture
+def admin(any_db: Database) -> User:
+    from hub.accounts.users import UserInput, create_user
+
+    with any_db.transaction() as session:
+        return create_user(
+            session, UserInput(email="boss@staff.example", name="Boss", password="x" * 12, is_admin=True)
+        )
+
+
+def calls(db: Database) -> list[Call]:
+    with db.transaction() as session:
+        return list(session.scalars(select(Call).order_by(Call.started_at, Call.id)))
+
+
+def test_import_is_idempotent_grouped_and_matched(any_db: Database, admin: User) -> None:
+    relation_id, contact_id, project_id = add_relation(
+        any_db, "Kees BV", contact="Kees", phones=["020 123 4567"], user=admin
+    )
+    source_id = add_source(any_db, "pbx", "asterisk-csv", extensions={"202": admin.id})
+    first = import_path(any_db, source_id, SAMPLES / "asterisk_master_mixed_crlf.csv")
+    assert (first.rows, first.imported, first.known, first.rejected) == (7, 4, 0, 2)
+    assert [line for line, _reason in first.errors] == [5, 6]
+    stored = calls(any_db)
+    queue = next(c for c in stored if c.call_key == "1741089600.30")
+    # two legs of a ring-all queue: one call, answered by 202, on the contact, relation and project
+    assert (queue.legs, queue.outcome, queue.extension, queue.user_id) == (2, "answered", "202", admin.id)
+    assert (queue.e164, queue.contact_id, queue.relation_id, queue.project_id) == (
+        "+31201234567",
+        contact_id,
+        relation_id,
+        project_id,
+    )
+    anonymous = next(c for c in stored if c.number == "anonymous")
+    assert (anonymous.e164, anonymous.relation_id) == ("", None)
+    again = import_path(any_db, source_id, SAMPLES / "asterisk_master_mixed_crlf.csv")
+    assert (again.imported, again.known, again.rejected) == (0, 4, 2)
+    assert [(c.id, c.outcome, c.duration) for c in calls(any_db)] == [(c.id, c.outcome, c.duration) for c in stored]
+    with any_db.transaction() as session:
+        reports = list(session.scalars(select(CallImport).order_by(CallImport.id)))
+        source = session.get_one(CallSource, source_id)
+    assert [(r.rows, r.imported, r.known, r.rejected) for r in reports] == [(7, 4, 0, 2), (7, 0, 4, 2)]
+    assert reports[0].errors.splitlines()[0].startswith("5: bad date")
+    assert (source.calls_imported, source.rows_rejected) == (4, 4)
+
+
+def test_every_sample_format_imports(any_db: Database) -> None:
+    cases = [
+        ("asterisk-csv", "asterisk_master_18.csv", 3),
+        ("asterisk-custom", "asterisk_custom_bom.csv", 2),
+        ("asterisk-cel", "asterisk_cel.csv", 2),
+        ("freeswitch-csv", "freeswitch_example.csv", 3),
+        ("3cx", "threecx_cdr.log", 3),
+        ("twilio", "twilio_callbacks.txt", 2),
+        ("generic-csv", "generic.csv", 2),
+    ]
+    for n, (fmt, name, expected) in enumerate(cases):
+        source_id = add_source(any_db, f"s{n}", fmt)
+        assert import_path(any_db, source_id, SAMPLES / name).imported == expected, name
+
+
+def test_a_folder_of_freeswitch_json_legs_is_one_call(any_db: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "json"
+    folder.mkdir()
+    for name in ("freeswitch_b_leg.cdr.json", "freeswitch_a_leg.cdr.json"):  # the b-leg first
+        shutil.copy(SAMPLES / name, folder / name)
+    source_id = add_source(any_db, "fs", "freeswitch-json", tz="UTC")
+    import_path(any_db, source_id, folder / "freeswitch_a_leg.cdr.json")
+    import_path(any_db, source_id, folder / "freeswitch_b_leg.cdr.json")
+    (call,) = calls(any_db)
+    assert (call.number, call.extension, call.outcome, call.direction) == ("+33612345678", "100", "answered", "inbound")
+
+
+def test_missed_call_becomes_a_callback_that_a_later_answered_call_closes(
+    any_db: Database, admin: User, tmp_path: Path
+) -> None:
+    _relation_id, _contact_id, project_id = add_relation(
+        any_db, "Jean SA", contact="Jean", phones=["+33612345678"], user=admin
+    )
+    source_id = add_source(any_db, "pbx", "asterisk-csv", tz="Europe/Paris", extensions={"100": admin.id})
+    missed = (SAMPLES / "asterisk_master_18.csv").read_text().splitlines()[1].replace("0612345678", "+33612345678")
+    (tmp_path / "missed.csv").write_text(missed + "\n")
+    import_path(any_db, source_id, tmp_path / "missed.csv")
+    with any_db.transaction() as session:
+        (activity,) = session.scalars(select(Activity))
+        assert (activity.project_id, activity.assigned_user_id, activity.done) == (project_id, admin.id, False)
+        assert "+33612345678" in activity.title
+    later = missed.replace("2025-03-04 10:20:00", "2025-03-04 11:20:00").replace('"NO ANSWER"', '"ANSWERED"')
+    later = (
+        later.replace("1741083600.20", "1741087200.21")
+        .replace(",,", ',"2025-03-04 11:20:05",')
+        .replace(",25,0,", ",25,20,")
+    )
+    (tmp_path / "later.csv").write_text(later + "\n")
+    import_path(any_db, source_id, tmp_path / "later.csv")
+    with any_db.transaction() as session:
+        assert session.scalars(select(Activity.done)).all() == [True]
+    # re-importing the missed call does not open a second call-back
+    import_path(any_db, source_id, tmp_path / "missed.csv")
+    with any_db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Activity)) == 1
+
+
+def test_calls_that_came_before_their_contact_are_linked_when_the_number_is_added(
+    any_db: Database, admin: User
+) -> None:
+    source_id = add_source(any_db, "pbx", "asterisk-csv", tz="Europe/Paris")
+    import_path(any_db, source_id, SAMPLES / "asterisk_master_18.csv")
+    assert all(c.relation_id is None for c in calls(any_db))
+    relation_id, _contact, project_id = add_relation(any_db, "Late BV", user=admin)
+    with any_db.transaction() as session:
+        contact = save_contact(session, session.get_one(Relation, relation_id), ContactInput(name="Jean"))
+        # the core's announcement (hub.crm.relations announces it when a number is saved)
+        announce(session, NumbersAdded((Belonging(relation_id, contact.id, "+33612345678"),)))
+    linked = [c for c in calls(any_db) if c.relation_id == relation_id]
+    assert len(linked) == 1 and linked[0].contact_id == contact.id and linked[0].project_id == project_id
+    # saving the number through the CRM core links the other call with that number (national form)
+    with any_db.transaction() as session:
+        relation = session.get_one(Relation, relation_id)
+        again = session.get_one(Contact, contact.id)
+        save_contact(session, relation, ContactInput(name="Jean", phones=["+33612345678", "+31612345678"]), again)
+    assert len([c for c in calls(any_db) if c.relation_id == relation_id]) == 2
+
+
+def test_visibility_callerid_and_lists(any_db: Database, admin: User, make_user: Callable[..., User]) -> None:
+    from hub.accounts.users import UserInput, create_user
+    from hub.crm.relations import set_relation_linked
+
+    with any_db.transaction() as session:
+        staff = create_user(session, UserInput(email="anna@staff.example", name="Anna", password="x" * 12))
+        other = create_user(session, UserInput(email="bob@staff.example", name="Bob", password="x" * 12))
+    hidden_id, _c, _p = add_relation(any_db, "Hidden BV", contact="Jean", phones=["+33612345678"], project=False)
+    with any_db.transaction() as session:
+        set_relation_linked(session, session.get_one(Relation, hidden_id), [other.id], [])
+    source_id = add_source(any_db, "pbx", "asterisk-csv", tz="Europe/Paris", extensions={"100": staff.id})
+    import_path(any_db, source_id, SAMPLES / "asterisk_master_18.csv")
+    with any_db.transaction() as session:
+        mine = list_calls(session, staff, CallFilters(user_id=staff.id)).items
+        assert len(mine) == 3  # her own calls, whatever they are linked to
+        assert list_calls(session, other, CallFilters(relation_id=hidden_id)).items[0].relation_id == hidden_id
+        third = create_user(session, UserInput(email="carl@staff.example", name="Carl", password="x" * 12))
+        assert list_calls(session, third).items == []
+        assert len(list_calls(session, admin, CallFilters(direction="outbound")).items) == 1
+        assert len(list_calls(session, admin, CallFilters(unmatched=True)).items) == 2
+        found = callerid_lookup(session, "0033 6 12 34 56 78", "NL")
+        assert found is not None and (found.relation_id, found.contact_name) == (hidden_id, "Jean")
+        assert callerid_lookup(session, "+33612345678", "NL", user=third) is None  # hidden = unknown
+        assert callerid_lookup(session, "anonymous", "NL") is None
+
+
+def test_cli_source_add_and_import_last_line(any_db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hub.cli import main
+
+    monkeypatch.setenv("HUB_DATABASE_URL", any_db.url)
+    monkeypatch.setenv("HUB_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("HUB_SECRET_KEY", SECRET_KEY)
+    runner = CliRunner()
+    added = runner.invoke(
+        main,
+        [
+            "calls",
+            "source",
+            "add",
+            "pbx1",
+            "--format",
+            "asterisk-csv",
+            "--region",
+            "NL",
+            "--tz",
+            "Europe/Amsterdam",
+            "--strip-prefix",
+            "9",
+            "--secret",
+            "s",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    result = runner.invoke(
+        main, ["calls", "import", str(SAMPLES / "asterisk_master_mixed_crlf.csv"), "--source", "pbx1"]
+    )
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"imported 4 calls \(0 matched, 0 known, 2 rejected\) in \d+\.\d s", last), last
+    unknown = runner.invoke(main, ["calls", "import", str(SAMPLES), "--source", "nope"])
+    assert unknown.exit_code != 0 and "no call source named nope" in unknown.output
