@@ -30,7 +30,16 @@ from hub.models.crm import relation_users
 from tests.conftest import csrf_token
 
 # Routes anyone may open without logging in.
-PUBLIC = {"static", "auth.login", "api.openapi", "ops.healthz", "apidocs.asset", "apidocs.start"}
+# The phone systems' webhook authenticates by the PBX's signature, not a session or token.
+PUBLIC = {
+    "static",
+    "auth.login",
+    "api.openapi",
+    "ops.healthz",
+    "apidocs.asset",
+    "apidocs.start",
+    "api.telephony_events",
+}
 # Admin-only routes without a URL argument (besides every settings.* page): 404 for staff.
 ADMIN_ONLY = {"api.create_choice", "api.put_labels"}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

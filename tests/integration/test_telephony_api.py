@@ -496,7 +496,7 @@ def test_unknown_source_is_404_and_the_webhook_is_documented_without_a_token(wor
             headers={"X-Hub-Signature-256": signature},
         )
         assert response.status_code == 404 and response.get_json() == NOT_FOUND, name
-    operation = world.client.get("/api/v1/openapi.json").get_json()["paths"]["/telephony/{source_id}/events"]["post"]
+    operation = world.client.get("/api/v1/openapi.json").get_json()["paths"]["/telephony/{source}/events"]["post"]
     assert operation["security"] == [{"twilioSignature": []}, {"hubSignature": []}, {"webhookBasicAuth": []}]
     assert set(operation["requestBody"]["content"]) == {"application/json", "application/x-www-form-urlencoded"}
     assert {"200", "401", "404"} <= set(operation["responses"])

@@ -17,7 +17,7 @@ DESCRIPTION = (
     'Errors are {"error": {"message": …, "field": …, "fields": {…}}}; an unknown parameter or body '
     "field is an error too. Lists page by cursor: pass a page's `next` as `?cursor=` for the next one; "
     "`?total=1` adds the number of matching items. Whatever you may not see answers 404, exactly "
-    "like something that does not exist. The phone systems' webhooks (`POST /telephony/{source_id}/events`) "
+    "like something that does not exist. The phone systems' webhooks (`POST /telephony/{source}/events`) "
     "take no token: each request is signed with the source's secret."
 )
 SOURCE_NAME_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"}
@@ -74,7 +74,7 @@ def document() -> dict[str, Any]:
     # The one response that is not JSON: a document as it was uploaded, in its own content type.
     download = paths["/documents/{document_id}/content"]["get"]["responses"]["200"]
     download["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
-    _describe_webhook(paths["/telephony/{source_id}/events"]["post"])
+    _describe_webhook(paths["/telephony/{source}/events"]["post"])
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -92,7 +92,7 @@ def document() -> dict[str, Any]:
 def _describe_webhook(operation: dict[str, Any]) -> None:
     """The webhook's path names a source by its name, and its body is what the phone system sends."""
     for parameter in operation.get("parameters", []):
-        if parameter["name"] == "source_id":
+        if parameter["name"] == "source":
             parameter["schema"] = dict(SOURCE_NAME_SCHEMA)
             parameter["description"] = "The source's name (Settings → Telephony)"
     operation["requestBody"] = {"required": True, "content": copy.deepcopy(WEBHOOK_BODY)}

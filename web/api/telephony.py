@@ -231,28 +231,27 @@ def _has_credentials() -> bool:
     return any(name in request.headers for name in (TWILIO_HEADER, GENERIC_HEADER, "Authorization"))
 
 
-# The URL argument is the source's *name* (DESIGN: /telephony/<source>/events); it is spelled
-# source_id because tests/integration/test_route_access.py fills every URL argument by that name.
+# The URL argument is the source's *name* (DESIGN: /telephony/<source>/events).
 # A request with no credentials at all is a 401 before the source is looked up, with a basic-auth
 # challenge (curl in mod_json_cdr may wait for one); with any credentials, an unknown or paused
 # source is a 404 and a wrong signature a 401 (ingest_webhook's contract).
-@bp.post("/telephony/<source_id>/events")
+@bp.post("/telephony/<source>/events")
 @declare(out=schemas.WebhookResult, errors=(401, 404), security=WEBHOOK_SECURITY)
-def telephony_events(source_id: str) -> Any:
+def telephony_events(source: str) -> Any:
     """A phone system's webhook (Twilio status callbacks, the generic JSON, FreeSWITCH mod_json_cdr)
 
-    source_id is the source's name as set under Settings → Telephony. No API token: the request is
+    ``source`` is the source's name as set under Settings → Telephony. No API token: the request is
     signed with the source's secret (see the security schemes). A request without a signature or
     with a wrong one is a 401 and stores nothing; a retried or out-of-order request changes nothing twice.
     """
     if not _has_credentials():
         return error_body(_("This webhook must be signed with the phone system's secret.")), 401, CHALLENGE
-    if bad_text(source_id) or not NAME_RE.match(source_id):
+    if bad_text(source) or not NAME_RE.match(source):
         raise not_found()
     try:
         result = ingest_webhook(
             database(),
-            source_id,
+            source,
             request.get_data(cache=False),
             _signed_urls(),
             dict(request.headers),
