@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/mail_sync.py
 	$(BIN)/python bench/recovery.py
+	$(BIN)/python bench/calls.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub workers web tests bench
