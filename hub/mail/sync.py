@@ -623,7 +623,18 @@ class FolderSync:
         mail) is recognised by its content key here and neither parsed nor packed again; it only gets
         this mailbox's copy row and location.
         """
-        keys = {uid: content_key(raw) for uid, (raw, whole) in bodies.items() if whole}
+        # Only a message whose Message-ID some stored e-mail carries can be stored already: hashing
+        # (in this process, which also downloads and stores) is kept to those.
+        claimed = {download.listed.get(uid, "") for uid, (_raw, whole) in bodies.items() if whole} - {""}
+        if not claimed:
+            return bodies, start_parsing([raw for raw, _whole in bodies.values()], packs_dir(self.blobs))
+        with self.db.transaction() as session:
+            seen = set(session.scalars(select(Email.message_id).where(Email.message_id.in_(claimed)).distinct()))
+        keys = {
+            uid: content_key(raw)
+            for uid, (raw, whole) in bodies.items()
+            if whole and download.listed.get(uid, "") in seen
+        }
         if keys:
             with self.db.transaction() as session:
                 stored = dict(
