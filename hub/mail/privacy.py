@@ -157,11 +157,19 @@ def _withheld_clause(never: NeverShare, staff: frozenset[str]) -> ColumnElement[
     return or_(on_list, ~outsider)
 
 
-def refresh_withheld(session: Session, mailbox_id: int, email_ids: Iterable[int] | None = None) -> None:
+def refresh_withheld(
+    session: Session,
+    mailbox_id: int,
+    email_ids: Iterable[int] | None = None,
+    *,
+    staff: frozenset[str] | None = None,
+) -> None:
     """Recompute ``withheld`` for the mailbox's e-mails (all, or ``email_ids``): after a sync batch
-    stored them, and whenever the owner changes the never-share list."""
+    stored them, and whenever the owner changes the never-share list. ``staff``: the staff addresses,
+    if the caller has them already (a sync reads them once)."""
     mailbox = session.get_one(Mailbox, mailbox_id)
-    clause = _withheld_clause(NeverShare.parse(mailbox.never_share), staff_addresses(session))
+    staff = staff_addresses(session) if staff is None else staff
+    clause = _withheld_clause(NeverShare.parse(mailbox.never_share), staff)
     statement = update(MailboxEmail).where(MailboxEmail.mailbox_id == mailbox_id)
     if email_ids is not None:
         ids = list(email_ids)

@@ -252,6 +252,7 @@ class FolderSync:
         self.total = 0
         self.retrying = False
         self.batch_uids: list[int] = []
+        self.staff: frozenset[str] | None = None
         # uid → (pack, offset, length) of the raw bytes of a message about to be quarantined.
         self.quarantined_raw: dict[int, tuple[str, int, int]] = {}
 
@@ -723,6 +724,12 @@ class FolderSync:
         done.messages, done.new, done.quarantined = len(listed), len(inserted), len(quarantined)
         return done
 
+    def _staff(self, session: Session) -> frozenset[str]:
+        """Staff's own addresses, read once per folder sync (they do not change while it runs)."""
+        if self.staff is None:
+            self.staff = staff_addresses(session)
+        return self.staff
+
     def _add_copies(self, session: Session, copies: dict[int, int]) -> int:
         """Record that these e-mails came from this mailbox (the privacy rule's anchor); how many are new
         here. New copies get their never-share / staff-only state at once, before anyone can look."""
@@ -733,7 +740,7 @@ class FolderSync:
                 session, MailboxEmail, rows, ["mailbox_id", "email_id"], ["email_id"]
             )
         ]
-        refresh_withheld(session, self.mailbox_id, new)
+        refresh_withheld(session, self.mailbox_id, new, staff=self._staff(session))
         return len(new)
 
     def _link_new(self, session: Session, emails: dict[int, ParsedMessage]) -> int:
@@ -744,7 +751,7 @@ class FolderSync:
         if not emails:
             return 0
         matches = match_addresses(
-            session, {key for m in emails.values() for _r, key, _n in m.participants}, staff=staff_addresses(session)
+            session, {key for m in emails.values() for _r, key, _n in m.participants}, staff=self._staff(session)
         )
         participants, attachments, relation_links = [], [], []
         relations_of: dict[int, set[int]] = {}
