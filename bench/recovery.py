@@ -48,8 +48,9 @@ import psycopg  # noqa: E402
 from imapclient import IMAPClient  # noqa: E402
 
 from bench.gen_mailbox import contacts, generate, write_contacts  # noqa: E402
+from bench.mail_sync import install_maildir  # noqa: E402
 from tests.mail_server import ImapServer, dovecot_server  # noqa: E402
-from tests.servers import _as_pg_user, _pg_bindir, _wait_until_accepting, free_port, wait_for_port  # noqa: E402
+from tests.servers import PostgresServer, free_port, wait_for_port  # noqa: E402
 
 PASSWORD = "bench-secret"
 STAFF = "verkoop@hub.example.com"
@@ -58,55 +59,6 @@ POLL = 0.1
 
 
 # --- servers that can be stopped and started again on the same port and data -------------------
-
-
-class Postgres:
-    """A throwaway PostgreSQL started as tests.servers.postgres_server does, restartable in place."""
-
-    def __init__(self, base: Path) -> None:
-        self.bindir = _pg_bindir()
-        self.prefix, owner = _as_pg_user()
-        self.base, self.data = base, base / "data"
-        base.mkdir(parents=True)
-        if owner:
-            shutil.chown(base, owner)
-        initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
-        subprocess.run(
-            [*self.prefix, *initdb, "-E", "UTF8", "--no-locale"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.base / "postgres.log").open("ab")
-        command = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1"]
-        command += ["-k", str(self.base), "-c", "fsync=off", "-c", "synchronous_commit=off"]
-        command += ["-c", "full_page_writes=off", "-c", "max_connections=200"]
-        self.proc = subprocess.Popen([*self.prefix, *command], stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        wait_for_port(self.port, 60, self.proc)
-        _wait_until_accepting(self.port)
-
-    def stop(self) -> None:
-        """Fast shutdown, as `pg_ctl stop` does by default: sessions are ended, the server exits."""
-        if self.proc is None:
-            return
-        # The postmaster itself (as root it runs under runuser, which need not pass signals on).
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            pid = int((self.data / "postmaster.pid").read_text().split()[0])
-            os.kill(pid, signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    @property
-    def server_url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
 
 
 class Redis:
@@ -298,7 +250,7 @@ class Bench:
     args: argparse.Namespace
     env: dict[str, str]
     imap: ImapServer
-    postgres: Postgres
+    postgres: PostgresServer
     redis: Redis
     watch: Watch
     parts: dict[str, Part]
@@ -428,22 +380,6 @@ class Bench:
         return samples
 
 
-def install_maildir(server: ImapServer, user: str, source: Path) -> None:
-    """Give the IMAP user the generated Maildir (hard links) and let Dovecot index it now."""
-    home = server.root / "mail" / user
-    home.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-al", str(source), str(home / "Maildir")], check=True)
-    if os.geteuid() == 0:
-        import pwd
-
-        entry = pwd.getpwnam("dovecot")
-        subprocess.run(["chown", "-R", f"{entry.pw_uid}:{entry.pw_gid}", str(home)], check=True)
-    client = IMAPClient(server.host, port=server.port, ssl=False, timeout=600)
-    client.login(user, PASSWORD)
-    client.select_folder("INBOX", readonly=True)
-    client.logout()
-
-
 def seconds(value: float | None, timeout: float) -> str:
     return f"{value:7.1f} s" if value is not None else f"> {timeout:.0f} s"
 
@@ -487,12 +423,12 @@ def main() -> None:
         print(f"generating {n:,} messages for {user} …", file=sys.stderr)
         generate(workdir / "maildirs" / user, n, seed=seed, people=people, attachment_rate=args.attachment_rate)
 
-    postgres, redis = Postgres(workdir / "pg"), Redis(workdir / "redis")
+    postgres, redis = PostgresServer(), Redis(workdir / "redis")
     results: list[Result] = []
     new_mail: list[float | None] = []
     with contextlib.ExitStack() as stack:
-        stack.enter_context(running(postgres.start, postgres.stop))
-        with psycopg.connect(postgres.server_url.replace("+psycopg", "") + "/postgres", autocommit=True) as c:
+        stack.enter_context(running(postgres.start, postgres.remove))
+        with psycopg.connect(postgres.url.replace("+psycopg", "") + "/postgres", autocommit=True) as c:
             c.execute("CREATE DATABASE bench_recovery")
         stack.enter_context(running(redis.start, redis.stop))
         imap = stack.enter_context(dovecot_server(dict(users)))
@@ -500,7 +436,7 @@ def main() -> None:
             install_maildir(imap, user, workdir / "maildirs" / user)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update(
-            HUB_DATABASE_URL=postgres.server_url + "/bench_recovery",
+            HUB_DATABASE_URL=postgres.url + "/bench_recovery",
             HUB_BROKER_URL=redis.url,
             HUB_SECRET_KEY="bench-secret-key-0123456789",
             HUB_VAR_DIR=str(workdir / "var"),
@@ -514,7 +450,7 @@ def main() -> None:
             "beat": Part("beat", ["beat"], env, logs),
             "mail watch": Part("watch", ["mail", "watch"], env, logs),
         }
-        bench = Bench(args, env, imap, postgres, redis, Watch(postgres.server_url), parts)
+        bench = Bench(args, env, imap, postgres, redis, Watch(postgres.url), parts)
         # The new-mail mailbox first, so the watcher (which re-reads its mailboxes every minute) has it.
         newmail_id = bench.add_mailbox("newmail")
         for part in parts.values():
