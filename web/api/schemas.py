@@ -9,6 +9,7 @@ about a mistake instead of storing something else.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -597,8 +598,19 @@ class AttachmentOut(Output):
 class Email(EmailSummary):
     text_body: str
     problems: Any
+    # "" for ordinary mail, else bounce, complaint, auto_reply or invitation, with what was read of it.
+    kind: str
+    details: dict[str, Any]
     participants: list[Participant]
     attachments: list[AttachmentOut]
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _details_from_json(cls, value: Any) -> Any:
+        """Stored as JSON text on the e-mail row."""
+        if isinstance(value, str):
+            return json.loads(value) if value else {}
+        return value
 
 
 class EmailQuery(ListQuery):
