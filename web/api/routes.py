@@ -1023,6 +1023,9 @@ def create_mailbox() -> Any:
             never_share="\n".join(data.get("never_share", [])),
         ),
     )
+    from workers.enqueue import mailbox_sync_after_commit
+
+    mailbox_sync_after_commit(db_session(), box.id)  # the first sync starts now, not when beat next looks
     return _mailbox_out(box, me()), 201
 
 
