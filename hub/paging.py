@@ -72,10 +72,40 @@ class Sort:
     value_of: Callable[[Any], Any]
     descending: bool = False
 
+    @property
+    def nullable(self) -> bool:
+        """Whether the column may hold NULL: for a NOT NULL one the order says nothing about NULLs,
+        so the database can read it from an index (DESC NULLS LAST matches none on PostgreSQL)."""
+        return bool(getattr(getattr(self.column, "expression", self.column), "nullable", True))
+
     def order(self) -> list[Any]:
+        if not self.nullable:
+            column = self.column.desc() if self.descending else self.column.asc()
+            return [column, self.id_column.desc() if self.descending else self.id_column.asc()]
         if self.descending:
             return [self.column.desc().nulls_last(), self.id_column.desc()]
         return [self.column.asc().nulls_last(), self.id_column.asc()]
+
+    def directed(self, descending: bool) -> Sort:
+        """The same sort in the given direction."""
+        return Sort(self.column, self.id_column, self.value_of, descending=descending)
+
+    def reverse_order(self) -> list[Any]:
+        """:meth:`order` backwards (NULLs first), to read the rows before a cursor nearest first."""
+        if not self.nullable:
+            column = self.column.asc() if self.descending else self.column.desc()
+            return [column, self.id_column.asc() if self.descending else self.id_column.desc()]
+        if self.descending:
+            return [self.column.asc().nulls_first(), self.id_column.asc()]
+        return [self.column.desc().nulls_first(), self.id_column.desc()]
+
+    def before(self, value: Any, first_id: int) -> Any:
+        """Rows that come before (value, first_id) in this order (the mirror of :meth:`after`)."""
+        id_before = self.id_column > first_id if self.descending else self.id_column < first_id
+        if value is None:
+            return or_(self.column.is_not(None), and_(self.column.is_(None), id_before))
+        earlier = self.column > value if self.descending else self.column < value
+        return or_(earlier, and_(self.column == value, id_before))
 
     def after(self, value: Any, last_id: int) -> Any:
         """Rows that come after (value, last_id) in this order."""
@@ -83,7 +113,17 @@ class Sort:
         if value is None:
             return and_(self.column.is_(None), id_beyond)
         beyond = self.column < value if self.descending else self.column > value
+        if not self.nullable:
+            return or_(beyond, and_(self.column == value, id_beyond))
         return or_(beyond, and_(self.column == value, id_beyond), self.column.is_(None))
+
+
+def pick_sort(sorts: dict[str, Sort], sort: str, default: str) -> tuple[str, Sort]:
+    """Resolve ``sort`` ("name" or "-name") against ``sorts``; an unknown key gives ``default``."""
+    descending, key = sort.startswith("-"), sort.lstrip("-")
+    if key not in sorts:
+        descending, key = default.startswith("-"), default.lstrip("-")
+    return ("-" if descending else "") + key, sorts[key].directed(descending)
 
 
 @dataclass
@@ -91,6 +131,16 @@ class KeysetPage(Generic[T]):
     items: list[T]
     next_cursor: str | None
     total: int | None = None
+    # The cursor that reads the page before this one (``before=``); None on the first page.
+    prev_cursor: str | None = None
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
+
+    @property
+    def has_prev(self) -> bool:
+        return self.prev_cursor is not None
 
 
 def _encode_value(value: Any) -> Any:
@@ -160,6 +210,7 @@ def keyset_page(
     per_page: int,
     with_total: bool = False,
     offset: int = 0,
+    before: str | None = None,
 ) -> KeysetPage[T]:
     """One page of ``query`` after ``cursor``, in ``sort`` order.
 
@@ -167,15 +218,31 @@ def keyset_page(
     page 1 costs and a row inserted meanwhile does not shift every later page, as OFFSET does.
     ``with_total`` adds a COUNT(*) of the whole filtered list: only when asked, it costs more than
     the page on large tables. ``offset`` serves callers that still page by number (slower the
-    further they go; the cursor does not).
+    further they go; the cursor does not). ``before`` (a page's ``prev_cursor``) reads the page that
+    ends just before the row it names, as cheaply, by reading backwards; ``prev_cursor`` is only
+    filled where a page before may exist (after a cursor or an offset), so page 1 costs no extra query.
     """
     total = None
     if with_total:
         total = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    if before:
+        query = query.order_by(None)
+        value, first_id = read_cursor(before, sort_name, sort)
+        query = query.where(sort.before(value, first_id))
+        rows = list(session.scalars(query.order_by(*sort.reverse_order()).limit(per_page + 1)).unique())
+        items = list(reversed(rows[:per_page]))
+        return KeysetPage(
+            items=items,
+            next_cursor=make_cursor(sort_name, sort, items[-1]) if items else None,
+            total=total,
+            prev_cursor=make_cursor(sort_name, sort, items[0]) if len(rows) > per_page else None,
+        )
     if cursor:
         value, last_id = read_cursor(cursor, sort_name, sort)
         query = query.where(sort.after(value, last_id))
+    query = query.order_by(None)  # the sort's order alone (with id as tie-breaker), whatever came in
     rows = list(session.scalars(query.order_by(*sort.order()).limit(per_page + 1).offset(offset)).unique())
     items = rows[:per_page]
     next_cursor = make_cursor(sort_name, sort, items[-1]) if len(rows) > per_page else None
-    return KeysetPage(items=items, next_cursor=next_cursor, total=total)
+    prev_cursor = make_cursor(sort_name, sort, items[0]) if items and (cursor or offset) else None
+    return KeysetPage(items=items, next_cursor=next_cursor, total=total, prev_cursor=prev_cursor)

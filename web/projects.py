@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from wtforms import (
     BooleanField,
     DateField,
@@ -32,19 +33,19 @@ from hub.crm.projects import (
     ProjectInput,
     delete_project,
     get_project,
-    list_projects,
+    projects_query,
     save_notepad,
     save_project,
     set_linked,
 )
 from hub.crm.relations import get_relation, relations_query
 from hub.errors import NotFound, ValidationError
-from hub.mail.read import project_emails, thread_sizes
+from hub.mail.read import thread_sizes
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
 from web.security import login_required, user
-from web.views import int_arg, list_args, page_arg
+from web.views import cursor_page, int_arg, list_args, page_arg
 
 bp = Blueprint("projects", __name__)
 
@@ -311,14 +312,15 @@ def _project_conflict(form: ProjectForm, project: Project, current: int) -> list
 @bp.route("/projects")
 @login_required
 def index() -> Any:
-    page, sort = list_projects(
-        db_session(),
-        user(),
-        search=request.args.get("q", ""),
-        open_only=request.args.get("open") == "1",
-        sort=request.args.get("sort", "-updated"),
-        page=page_arg(),
+    from web.api.routes import PROJECT_SORTS  # the API's sorts: one definition of each
+
+    query = projects_query(user(), search=request.args.get("q", ""), open_only=request.args.get("open") == "1").options(
+        joinedload(Project.relation),
+        joinedload(Project.responsible_user),
+        joinedload(Project.status),
+        joinedload(Project.type),
     )
+    page, sort = cursor_page(query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated")
     return render_template("projects/index.html", page=page, sort=sort, args=list_args("q", "open", "sort"))
 
 
@@ -485,7 +487,9 @@ def remove_document(project_id: int, document_id: int) -> Any:
 def emails(project_id: int) -> Any:
     session = db_session()
     project = get_project(session, user(), project_id)
-    page = project_emails(session, user(), project, search=request.args.get("q", ""), page=page_arg())
+    from web.mail import email_tab_page
+
+    page = email_tab_page(user(), project=project, search=request.args.get("q", ""))
     return _render_tab(
         "emails", project, page=page, threads=thread_sizes(session, user(), page.items), args=list_args("q")
     )

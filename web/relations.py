@@ -23,20 +23,19 @@ from hub.crm.relations import (
     delete_relation,
     get_contact,
     get_relation,
-    list_relations,
     relations_query,
     save_contact,
     save_relation,
     set_relation_linked,
 )
 from hub.errors import ValidationError
-from hub.mail.read import relation_emails, thread_sizes
+from hub.mail.read import thread_sizes
 from hub.models import Contact, Relation, RelationKind, RelationStatus
 from web.context import db_session, settings
 from web.forms import optional_text, show_errors
 from web.projects import conflict_rows, form_version, warn_stranded
 from web.security import login_required, user
-from web.views import lines, list_args, page_arg
+from web.views import cursor_page, lines, list_args, page_arg
 
 bp = Blueprint("relations", __name__)
 
@@ -117,14 +116,12 @@ def _relation_input(form: RelationForm) -> RelationInput:
 @bp.route("/relations")
 @login_required
 def index() -> Any:
-    page, sort = list_relations(
-        db_session(),
-        user(),
-        search=request.args.get("q", ""),
-        status=request.args.get("status", ""),
-        sort=request.args.get("sort", "name"),
-        page=page_arg(),
+    from web.api.routes import RELATION_SORTS  # the API's sorts: one definition of each
+
+    query = relations_query(user(), request.args.get("q", ""), request.args.get("status", "")).options(
+        selectinload(Relation.owner)
     )
+    page, sort = cursor_page(query, RELATION_SORTS, request.args.get("sort", "name"), "name")
     return render_template(
         "relations/index.html",
         page=page,
@@ -331,7 +328,9 @@ def remove_contact(contact_id: int) -> Any:
 def emails(relation_id: int) -> Any:
     session = db_session()
     relation = get_relation(session, user(), relation_id)
-    page = relation_emails(session, user(), relation, search=request.args.get("q", ""), page=page_arg())
+    from web.mail import email_tab_page
+
+    page = email_tab_page(user(), relation=relation, search=request.args.get("q", ""))
     return render_template(
         "relations/emails.html",
         relation=relation,

@@ -6,6 +6,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import request, url_for
+from sqlalchemy import Select
+
+from hub.paging import BadCursor, KeysetPage, Sort, keyset_page, pick_sort
+from web.context import db_session
 
 
 def int_arg(name: str, default: int | None = None) -> int | None:
@@ -18,6 +22,32 @@ def int_arg(name: str, default: int | None = None) -> int | None:
 
 def page_arg() -> int:
     return max(int_arg("page", 1) or 1, 1)
+
+
+def cursor_page(
+    query: Select[Any], sorts: dict[str, Sort], sort: str, default: str, per_page: int = 25
+) -> tuple[KeysetPage[Any], str]:
+    """One page of a web list by cursor: ``?cursor=`` (a page's Next) or ``?before=`` (its Previous),
+    the API's keyset paging (:func:`hub.paging.keyset_page`). ``?page=N`` still opens an old link
+    (by OFFSET; its Next is a cursor again). A cursor of another sort, or a broken one, opens the
+    first page rather than an error: it comes from an old or edited link. Returns the sort used."""
+    sort, chosen = pick_sort(sorts, sort, default)
+    cursor, before = request.args.get("cursor") or None, request.args.get("before") or None
+    offset = 0 if cursor or before else (page_arg() - 1) * per_page
+    try:
+        page = keyset_page(
+            db_session(),
+            query,
+            sort_name=sort,
+            sort=chosen,
+            cursor=cursor,
+            before=before,
+            per_page=per_page,
+            offset=offset,
+        )
+    except BadCursor:
+        page = keyset_page(db_session(), query, sort_name=sort, sort=chosen, cursor=None, per_page=per_page)
+    return page, sort
 
 
 def list_args(*names: str) -> dict[str, Any]:

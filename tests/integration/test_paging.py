@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ from hub.models import (
     Relation,
     User,
 )
+from hub.paging import KeysetPage
 from tests.conftest import make_settings
 
 Login = Callable[[FlaskClient, User], FlaskClient]
@@ -181,7 +183,7 @@ def test_pager_and_sort_links_keep_path_and_query_arguments(app: Flask) -> None:
     )
 
     @dataclass
-    class FakePage:
+    class FakePage:  # a list still paged by number (calls, quarantine)
         page: int = 2
         has_prev: bool = True
         has_next: bool = True
@@ -190,7 +192,18 @@ def test_pager_and_sort_links_keep_path_and_query_arguments(app: Flask) -> None:
         out = html.unescape(render_template_string(template, page=FakePage(), args={"q": "offerte"}))
     assert '"/relations/7/emails?q=offerte&page=1" rel="prev"' in out
     assert '"/relations/7/emails?q=offerte&page=3" rel="next"' in out
+    # A sort link starts the list over at page 1, without a cursor (a cursor belongs to one sort).
     assert 'href="/relations/7/emails?q=offerte&sort=-date&page=1"' in out
+
+    # A list paged by cursor: Next after its last row, Previous before its first.
+    with app.test_request_context("/relations/7/emails?q=offerte&cursor=abc"):
+        page: KeysetPage[int] = KeysetPage(items=[], next_cursor="n3xt", prev_cursor="pr3v")
+        out = html.unescape(render_template_string(template, page=page, args={"q": "offerte"}))
+    assert '"/relations/7/emails?q=offerte&before=pr3v" rel="prev"' in out
+    assert '"/relations/7/emails?q=offerte&cursor=n3xt" rel="next"' in out
+    with app.test_request_context("/relations/7/emails"):
+        out = render_template_string(template, page=KeysetPage(items=[], next_cursor=None), args={})
+    assert 'rel="prev"' not in out and 'rel="next"' not in out
 
 
 # --- paged pages -----------------------------------------------------------------------------------
@@ -228,6 +241,20 @@ def test_projects_list_pages_with_filters_and_sort(db: Database, browser: FlaskC
     # The default order (last changed first) pages without repeating rows changed in the same instant.
     assert_complete(walk(browser, "/", r'href="/projects/(\d+)"'), ids, in_order=False)
     assert_complete(walk(browser, "/projects?q=project+0", r'href="/projects/(\d+)"'), ids[:ROWS], in_order=False)
+    # Sorting by a column with NULLs and ties (no start date, half with a value) still pages by
+    # cursor without losing or repeating a row, in both directions, NULLs last.
+    with db.transaction() as s:
+        for n, project_id in enumerate(ids[::2]):
+            s.get_one(Project, project_id).value = Decimal(n % 3)
+    row = r'href="/projects/(\d+)"'
+    for sort in ("start", "-start", "value", "-value"):
+        result = walk(browser, f"/projects?sort={sort}", row)
+        assert_complete(result, ids, in_order=False)
+        assert all(f"sort={sort}" in url for url in result.urls[1:])
+    assert set(_ids(_get(browser, "/projects?sort=value"), row)[:17]) <= set(ids[::2])  # the values first
+    # An old ?page=N link still opens that page (its Next is a cursor again); a broken cursor page 1.
+    assert _ids(_get(browser, "/projects?sort=name&page=2"), row) == ids[PER_PAGE : 2 * PER_PAGE]
+    assert _ids(_get(browser, "/projects?sort=name&cursor=nonsense"), row) == ids[:PER_PAGE]
 
 
 @pytest.mark.parametrize("tab", ["relation", "project"])
