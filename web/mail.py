@@ -33,7 +33,7 @@ from hub.mail.mailboxes import MailboxInput, get_mailbox, health_of, mailboxes_f
 from hub.mail.parse import parse_message
 from hub.mail.privacy import own_copies, set_private, who_can_see
 from hub.mail.read import attachment_bytes, get_attachment, get_email, linked_projects, raw_message, thread_of
-from hub.models import Email, EmailProject, EmailRelation, Mailbox, MailSharing, Project, Relation, User
+from hub.models import Email, Mailbox, MailSharing, Project, Relation, User
 from hub.paging import KeysetPage, Sort
 from web.context import blobs, db_session, installation, settings
 from web.forms import optional_text, show_errors
@@ -50,22 +50,11 @@ EMAIL_SORTS = {"date": Sort(Email.sent_at, Email.id, lambda e: e.sent_at, descen
 def email_tab_page(
     me: User, *, project: Project | None = None, relation: Relation | None = None, search: str = ""
 ) -> KeysetPage[Email]:
-    """A project's or relation's E-mails tab, one page by cursor: what ``me`` may see of it (the
-    caller checked the project or relation). The same rows as hub.mail.read's project_emails and
-    relation_emails, which page by number."""
-    from sqlalchemy import select
+    """A project's or relation's E-mails tab, one page by cursor (see hub.mail.read.tab_emails)."""
+    from hub.mail.read import tab_emails
 
-    from hub.mail.privacy import email_visible
-    from hub.mail.read import _list
-
-    query = select(Email).where(email_visible(me))
-    if project is not None:
-        query = query.join(EmailProject, EmailProject.email_id == Email.id).where(EmailProject.project_id == project.id)
-    if relation is not None:
-        query = query.join(EmailRelation, EmailRelation.email_id == Email.id).where(
-            EmailRelation.relation_id == relation.id
-        )
-    page, _sort = cursor_page(_list(query, search), EMAIL_SORTS, "-date", "-date")
+    query = tab_emails(me, project=project, relation=relation, search=search)
+    page, _sort = cursor_page(query, EMAIL_SORTS, "-date", "-date")
     return page
 
 

@@ -39,27 +39,19 @@ def _list(query: Select[tuple[Email]], search: str) -> Select[tuple[Email]]:
     return query.order_by(Email.sent_at.desc().nulls_last(), Email.id.desc())
 
 
-def project_emails(
-    session: Session, user: User, project: Project, *, search: str = "", page: int = 1, per_page: int = 25
-) -> Page[Email]:
-    """The project's E-mails tab: what ``user`` may see of it (the caller checked the project)."""
-    query = (
-        select(Email)
-        .join(EmailProject, EmailProject.email_id == Email.id)
-        .where(EmailProject.project_id == project.id, email_visible(user))
-    )
-    return paginate(session, _list(query, search), page, per_page)
-
-
-def relation_emails(
-    session: Session, user: User, relation: Relation, *, search: str = "", page: int = 1, per_page: int = 25
-) -> Page[Email]:
-    query = (
-        select(Email)
-        .join(EmailRelation, EmailRelation.email_id == Email.id)
-        .where(EmailRelation.relation_id == relation.id, email_visible(user))
-    )
-    return paginate(session, _list(query, search), page, per_page)
+def tab_emails(
+    user: User, *, project: Project | None = None, relation: Relation | None = None, search: str = ""
+) -> Select[tuple[Email]]:
+    """A project's or relation's E-mails tab as a query, newest first: what ``user`` may see of it
+    (the caller checked the project or relation). Pages take it a page at a time by cursor."""
+    query = select(Email).where(email_visible(user))
+    if project is not None:
+        query = query.join(EmailProject, EmailProject.email_id == Email.id).where(EmailProject.project_id == project.id)
+    if relation is not None:
+        query = query.join(EmailRelation, EmailRelation.email_id == Email.id).where(
+            EmailRelation.relation_id == relation.id
+        )
+    return _list(query, search)
 
 
 def thread_sizes(session: Session, user: User, emails: list[Email]) -> dict[str, int]:
