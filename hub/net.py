@@ -9,9 +9,12 @@ resolves the name and refuses any address that is not public, unless an administ
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from hub.i18n import _
 
@@ -156,3 +159,49 @@ def refused_address(host: str, port: int, allowed: str) -> str | None:
     except (OSError, UnicodeError):
         return None
     return None
+
+
+class NotAWebAddress(ValueError):
+    """The URL is not http(s) with a host name."""
+
+
+class PinnedHTTPConnection(http.client.HTTPSConnection):
+    """HTTP(S) to the addresses :func:`checked_addresses` approved, never to a fresh lookup.
+
+    Resolving the name again could answer 127.0.0.1 this time (DNS rebinding). The name is still
+    what goes into Host, SNI and the certificate check.
+    """
+
+    def __init__(self, scheme: str, host: str, port: int, addresses: list[str], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._tls = scheme == "https"
+        # The Host header leaves out the port when it is the scheme's default.
+        self.default_port = 443 if self._tls else 80
+        self._addresses = addresses
+
+    def connect(self) -> None:
+        error: OSError = OSError("no address to connect to")
+        for address in self._addresses:
+            try:
+                sock = socket.create_connection((address, self.port), self.timeout)
+                break
+            except OSError as exc:
+                error = exc
+        else:
+            raise error
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host) if self._tls else sock  # type: ignore[attr-defined]
+
+
+def pinned_http(url: str, allowed: str, timeout: float) -> tuple[PinnedHTTPConnection, str]:
+    """A connection to ``url``'s host, pinned to its checked addresses, and the path to request.
+
+    Raises :class:`NotAWebAddress` (not http(s) with a host), :class:`AddressRefused` (an internal
+    address not in ``allowed``), or OSError/ValueError/UnicodeError (no such host, a bad port).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NotAWebAddress(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = checked_addresses(parts.hostname, port, allowed)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return PinnedHTTPConnection(parts.scheme, parts.hostname, port, addresses, timeout), path

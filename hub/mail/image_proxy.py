@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import socket
-import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-from hub.net import AddressRefused, checked_addresses
+from hub.net import AddressRefused, NotAWebAddress, pinned_http
 
 MAX_BYTES = 5 * 1024 * 1024
 TIMEOUT_SECONDS = 5.0
@@ -87,18 +85,15 @@ def fetch_image(
 
 def _get(url: str, allowed_hosts: str, max_bytes: int, deadline: float) -> tuple[int, str, str, bytes]:
     """One GET: (status, Location, content type, body); the body only for a 200."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ImageRefused("Only http and https images are fetched.")
+    timeout = _remaining(deadline)
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = checked_addresses(parts.hostname, port, allowed_hosts)
+        connection, path = pinned_http(url, allowed_hosts, timeout)
+    except NotAWebAddress:
+        raise ImageRefused("Only http and https images are fetched.") from None
     except AddressRefused as refused:
         raise ImageRefused(str(refused)) from None
     except (OSError, ValueError, UnicodeError) as exc:
         raise ImageRefused("The image server cannot be found.") from exc
-    connection = _PinnedConnection(parts.scheme, parts.hostname, port, addresses, _remaining(deadline))
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         # Only these headers (and Host): no Cookie, no Referer, no Authorization from user:pass@ in the URL.
         connection.request("GET", path, headers={"User-Agent": "hub-image-proxy", "Accept": "image/*"})
@@ -137,30 +132,3 @@ def _remaining(deadline: float) -> float:
     if left <= 0:
         raise ImageRefused("The image server is too slow.")
     return left
-
-
-class _PinnedConnection(http.client.HTTPSConnection):
-    """HTTP(S) to the addresses :func:`hub.net.checked_addresses` approved, never to a fresh lookup.
-
-    Resolving the name again could answer 127.0.0.1 this time (DNS rebinding). The name is still
-    what goes into Host, SNI and the certificate check.
-    """
-
-    def __init__(self, scheme: str, host: str, port: int, addresses: list[str], timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._tls = scheme == "https"
-        # The Host header leaves out the port when it is the scheme's default.
-        self.default_port = 443 if self._tls else 80
-        self._addresses = addresses
-
-    def connect(self) -> None:
-        error: OSError = OSError("no address to connect to")
-        for address in self._addresses:
-            try:
-                sock = socket.create_connection((address, self.port), self.timeout)
-                break
-            except OSError as exc:
-                error = exc
-        else:
-            raise error
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host) if self._tls else sock  # type: ignore[attr-defined]

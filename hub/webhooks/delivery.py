@@ -34,7 +34,7 @@ from hub.claims import try_claim
 from hub.db import Database
 from hub.models.base import utcnow
 from hub.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from hub.net import AddressRefused, checked_addresses
+from hub.net import AddressRefused, NotAWebAddress, pinned_http
 from hub.secrets import SecretUnreadable, decrypt
 
 log = logging.getLogger(__name__)
@@ -84,25 +84,19 @@ class Outcome:
 
 def post(url: str, body: str, headers: dict[str, str], *, allowed_hosts: str, timeout: float) -> Outcome:
     """POST ``body`` to ``url`` once, pinned to checked addresses; never raises."""
-    from hub.mail.image_proxy import _PinnedConnection  # the same pinned connection as the image proxy
-
     started = time.monotonic()
 
     def done(code: int | None, error: str) -> Outcome:
         return Outcome(code, error, int((time.monotonic() - started) * 1000))
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return done(None, "The URL must start with http:// or https:// and name a host.")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = checked_addresses(parts.hostname, port, allowed_hosts)
+        connection, path = pinned_http(url, allowed_hosts, timeout)
+    except NotAWebAddress:
+        return done(None, "The URL must start with http:// or https:// and name a host.")
     except AddressRefused as refused:
         return done(None, str(refused))
     except (OSError, ValueError, UnicodeError):
-        return done(None, f"The host name {parts.hostname} cannot be found.")
-    connection = _PinnedConnection(parts.scheme, parts.hostname, port, addresses, timeout)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return done(None, f"The host name {urlsplit(url).hostname} cannot be found.")
     try:
         connection.request("POST", path, body=body.encode(), headers=headers)
         response = connection.getresponse()
