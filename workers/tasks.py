@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 # mailbox never holds a worker for long.
 MAIL_BUDGET_SECONDS = 120
 DATABASE_AWAY = (OperationalError, InterfaceError)
+# The database away (restarting, failing over): try again soon, backing off 1, 2, 4 … 30 s (with
+# Celery's default jitter), instead of leaving the work to beat's sweep once its claim has lapsed.
+RETRY_WHILE_DATABASE_AWAY: dict[str, Any] = {
+    "autoretry_for": DATABASE_AWAY,
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 60,
+}
 HELD_RETRIES = 3  # retries of a task that found its work claimed by another run
 
 
@@ -56,18 +65,7 @@ def remove_orphan_packs() -> int:
     return removed
 
 
-@shared_task(
-    bind=True,
-    name="hub.mail.sync_mailbox",
-    acks_late=True,
-    # The database away (restarting, failing over): try again soon, backing off 1, 2, 4 … 30 s,
-    # instead of leaving the mailbox to beat's sweep once its claim has lapsed.
-    autoretry_for=DATABASE_AWAY,
-    retry_backoff=True,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=60,
-)
+@shared_task(bind=True, name="hub.mail.sync_mailbox", acks_late=True, **RETRY_WHILE_DATABASE_AWAY)
 def sync_mailbox_task(self: Task, mailbox_id: int, held: int = 0) -> None:
     """Sync one mailbox for a bounded time; if work is left, queue the next slice of it."""
     from hub.mail.imap import MailServerError
@@ -129,15 +127,7 @@ def poll_drop_folders() -> int:
     return len(source_ids) + len(upload_ids)
 
 
-@shared_task(
-    bind=True,
-    name="hub.telephony.poll_source",
-    acks_late=True,
-    autoretry_for=DATABASE_AWAY,
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=60,
-)
+@shared_task(bind=True, name="hub.telephony.poll_source", acks_late=True, **RETRY_WHILE_DATABASE_AWAY)
 def poll_call_source_task(self: Task, source_id: int, held: int = 0) -> None:
     """Read what is new in one source's drop folder (claimed: one reader per source)."""
     from hub.models import CallSource
@@ -164,14 +154,7 @@ def import_calls_task(import_id: int) -> None:
 # --- webhooks ----------------------------------------------------------------------------------------------
 
 
-@shared_task(
-    name="hub.webhooks.send",
-    acks_late=True,
-    autoretry_for=DATABASE_AWAY,
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=60,
-)
+@shared_task(name="hub.webhooks.send", acks_late=True, **RETRY_WHILE_DATABASE_AWAY)
 def send_webhook_task(delivery_id: int) -> None:
     """Make the next attempt of one webhook delivery (claimed: a duplicate message sends nothing).
     A failed attempt is not retried here: its next attempt is due later and beat's sweep sends it."""
@@ -192,8 +175,7 @@ def sweep_webhooks() -> int:
 
     with context.database().transaction() as session:
         delivery_ids = due_deliveries(session)
-    for delivery_id in delivery_ids:
-        send_webhook_task.delay(delivery_id)
+    _send_webhooks(delivery_ids)
     return len(delivery_ids)
 
 
