@@ -40,13 +40,13 @@ def paginate(session: Session, query: Select[tuple[T]], page: int, per_page: int
     return Page(items=rows[:per_page], page=page, per_page=per_page, has_next=len(rows) > per_page)
 
 
-def sort_clause(sorts: dict[str, Any], sort: str, default: str) -> tuple[str, list[Any]]:
-    """Resolve ``sort`` ("name" or "-name") against the allowed columns, with id as tie-breaker."""
+def sort_clause(sorts: dict[str, Sort], sort: str, default: str) -> tuple[str, list[Any]]:
+    """Resolve ``sort`` ("name" or "-name") against the allowed sorts (the callers add id as tie-breaker)."""
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key not in sorts:
         key, descending = default.lstrip("-"), default.startswith("-")
-    column = sorts[key]
+    column = sorts[key].column
     order = [column.desc() if descending else column.asc()]
     return ("-" if descending else "") + key, order
 

@@ -312,7 +312,7 @@ def _project_conflict(form: ProjectForm, project: Project, current: int) -> list
 @bp.route("/projects")
 @login_required
 def index() -> Any:
-    from web.api.routes import PROJECT_SORTS  # the API's sorts: one definition of each
+    from hub.crm.projects import PROJECT_SORTS
 
     query = projects_query(user(), search=request.args.get("q", ""), open_only=request.args.get("open") == "1").options(
         joinedload(Project.relation),

@@ -116,7 +116,7 @@ def _relation_input(form: RelationForm) -> RelationInput:
 @bp.route("/relations")
 @login_required
 def index() -> Any:
-    from web.api.routes import RELATION_SORTS  # the API's sorts: one definition of each
+    from hub.crm.relations import RELATION_SORTS
 
     query = relations_query(user(), request.args.get("q", ""), request.args.get("status", "")).options(
         selectinload(Relation.owner)

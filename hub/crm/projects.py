@@ -18,7 +18,7 @@ from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import Choice, ChoiceField, Contact, Project, Relation, User
 from hub.models.base import utcnow
-from hub.paging import Page, paginate, sort_clause
+from hub.paging import Page, Sort, paginate, sort_clause
 from hub.text import like_pattern
 
 CHOICE_FIELDS = tuple(f.value for f in ChoiceField)
@@ -213,13 +213,14 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     return project
 
 
+# The ways a project list may be ordered: the pages and the API page by these (cursor or number).
 PROJECT_SORTS = {
-    "name": Project.name,
-    "start": Project.start_date,
-    "end": Project.end_date,
-    "value": Project.value,
-    "updated": Project.updated_at,
-    "relation": Relation.search_name,
+    "name": Sort(Project.name, Project.id, lambda p: p.name),
+    "start": Sort(Project.start_date, Project.id, lambda p: p.start_date),
+    "end": Sort(Project.end_date, Project.id, lambda p: p.end_date),
+    "value": Sort(Project.value, Project.id, lambda p: p.value),
+    "updated": Sort(Project.updated_at, Project.id, lambda p: p.updated_at),
+    "relation": Sort(Relation.search_name, Project.id, lambda p: p.relation.search_name),
 }
 
 

@@ -15,7 +15,7 @@ from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, RecordChange
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus, User
-from hub.paging import Page, paginate, sort_clause
+from hub.paging import Page, Sort, paginate, sort_clause
 from hub.phones import to_e164
 from hub.text import fold, like_pattern
 
@@ -268,11 +268,12 @@ def relations_query(
     return query
 
 
+# The ways a relation list may be ordered: the pages and the API page by these (cursor or number).
 RELATION_SORTS = {
-    "name": Relation.search_name,
-    "city": Relation.city,
-    "status": Relation.status,
-    "updated": Relation.updated_at,
+    "name": Sort(Relation.search_name, Relation.id, lambda r: r.search_name),
+    "city": Sort(Relation.city, Relation.id, lambda r: r.city),
+    "status": Sort(Relation.status, Relation.id, lambda r: r.status),
+    "updated": Sort(Relation.updated_at, Relation.id, lambda r: r.updated_at),
 }
 
 

@@ -23,8 +23,8 @@ from hub.crm import projects as project_service
 from hub.crm import relations as relation_service
 from hub.crm.access import StaleVersion, may_manage_project, may_manage_relation
 from hub.crm.activities import ActivityInput
-from hub.crm.projects import CHOICE_FIELDS, ProjectInput
-from hub.crm.relations import ContactInput, RelationInput
+from hub.crm.projects import CHOICE_FIELDS, PROJECT_SORTS, ProjectInput
+from hub.crm.relations import RELATION_SORTS, ContactInput, RelationInput
 from hub.errors import NotFound
 from hub.i18n import _
 from hub.models import FREE_TEXT_FIELDS, Choice, ChoiceField, Contact, Project, Relation, User
@@ -251,13 +251,6 @@ def get_me() -> Any:
 
 # --- relations -----------------------------------------------------------------------------------
 
-RELATION_SORTS = {
-    "name": Sort(Relation.search_name, Relation.id, lambda r: r.search_name),
-    "city": Sort(Relation.city, Relation.id, lambda r: r.city),
-    "status": Sort(Relation.status, Relation.id, lambda r: r.status),
-    "updated": Sort(Relation.updated_at, Relation.id, lambda r: r.updated_at),
-}
-
 
 def _relation_input(data: dict[str, Any], current: Relation | None = None) -> RelationInput:
     # A new relation is owned by whoever creates it unless the body says otherwise (as on the page).
@@ -449,15 +442,6 @@ def delete_contact(contact_id: int) -> Any:
 
 
 # --- projects ------------------------------------------------------------------------------------
-
-PROJECT_SORTS = {
-    "name": Sort(Project.name, Project.id, lambda p: p.name),
-    "start": Sort(Project.start_date, Project.id, lambda p: p.start_date),
-    "end": Sort(Project.end_date, Project.id, lambda p: p.end_date),
-    "value": Sort(Project.value, Project.id, lambda p: p.value),
-    "updated": Sort(Project.updated_at, Project.id, lambda p: p.updated_at),
-    "relation": Sort(Relation.search_name, Project.id, lambda p: p.relation.search_name),
-}
 
 
 def _current_project_input(p: Project) -> ProjectInput:
