@@ -98,6 +98,13 @@ class Settings:
     flower_address: str = "127.0.0.1"
     # "user:password[,user2:password2]"; kept out of repr so it never reaches a log line.
     flower_basic_auth: str = field(default="", repr=False)
+    # Outbound mail (calendar invitations, campaign mailings): the SMTP relay as a URL,
+    # smtp://user:password@host:587 (STARTTLS when offered), smtps://… (TLS from the start) or
+    # smtp+plain://… (never TLS: a relay on this machine); "" means no relay is configured.
+    smtp_url: str = field(default="", repr=False)
+    mail_from: str = ""
+    # Messages per minute through the relay, shared by every worker (0: no limit).
+    smtp_rate_per_minute: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -195,7 +202,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_allowed_hosts=_allowed_hosts(env, "HUB_MAIL_ALLOWED_HOSTS"),
         flower_address=_flower_address(env),
         flower_basic_auth=_flower_basic_auth(env),
+        smtp_url=_smtp_url(env),
+        mail_from=env.get("HUB_MAIL_FROM", "").strip(),
+        smtp_rate_per_minute=_int(env, "HUB_SMTP_RATE_PER_MINUTE", 0),
     )
+
+
+def _smtp_url(env: Mapping[str, str]) -> str:
+    url = env.get("HUB_SMTP_URL", "").strip()
+    if url and not url.startswith(("smtp://", "smtps://", "smtp+plain://")):
+        raise ConfigError("HUB_SMTP_URL must be an smtp://, smtps:// or smtp+plain:// URL (user:password@host:port)")
+    return url
 
 
 def is_loopback(address: str) -> bool:

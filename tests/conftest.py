@@ -191,7 +191,15 @@ def any_db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-_SERVER_FIXTURES = {"pg_server", "pg_url", "pg_db", "redis_url", "database_url", "any_db"}
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) that records what it receives; see tests/smtp_server.py."""
+    from tests.smtp_server import started
+
+    yield from started()
+
+
+_SERVER_FIXTURES = {"smtp_server", "pg_server", "pg_url", "pg_db", "redis_url", "database_url", "any_db"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
