@@ -18,7 +18,7 @@ from sqlalchemy import String, any_, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from hub.crm.activities import ActivityInput, save_activity, set_done
+from hub.crm.activities import ActivityInput, can_see_project, save_activity, set_done
 from hub.crm.matching import match_numbers, single_open_projects
 from hub.db import COPY_FROM_ROWS, insert_ignore_returning
 from hub.i18n import _
@@ -311,20 +311,31 @@ def _follow_up_activities(
 
 
 def _callback(session: Session, row: dict[str, Any]) -> Activity:
-    assignee = session.get_one(User, row["user_id"])
     project = session.get_one(Project, row["project_id"])
+    assignee = _callback_assignee(session, session.get_one(User, row["user_id"]), project)
     when = row["started_at"]
     return save_activity(
         session,
-        assignee,
+        assignee or project.responsible_user or session.get_one(User, row["user_id"]),
         project,
         ActivityInput(
             title=_("Call back %(number)s", number=row["e164"]),
             description=_("Missed call at %(when)s UTC.", when=when.strftime("%Y-%m-%d %H:%M")),
             due_date=when.date(),
-            assigned_user_id=assignee.id,
+            assigned_user_id=assignee.id if assignee else None,
         ),
     )
+
+
+def _callback_assignee(session: Session, rung: User, project: Project) -> User | None:
+    """Who calls back: the staff member whose phone rang, if he may see the project; else its
+    responsible user; else nobody (the activity then waits on the project for its team). A
+    call-back never lands in the list of someone the project is hidden from: its title and
+    project would show him what the access rule hides."""
+    for candidate in (rung, project.responsible_user):
+        if candidate is not None and candidate.is_active and can_see_project(session, candidate, project):
+            return candidate
+    return None
 
 
 def _close_callbacks(session: Session, answered: dict[str, datetime]) -> None:

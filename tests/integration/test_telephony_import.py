@@ -17,7 +17,7 @@ from hub.crm.events import Belonging, NumbersAdded, announce
 from hub.crm.projects import ProjectInput, save_project
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
 from hub.db import Database
-from hub.models import Activity, Call, CallImport, CallSource, Contact, Relation, User
+from hub.models import Activity, Call, CallImport, CallSource, Contact, Project, Relation, User
 from hub.telephony.ingest import import_path
 from hub.telephony.read import CallFilters, callerid_lookup, list_calls
 from hub.telephony.sources import SourceInput, save_source
@@ -236,3 +236,34 @@ def test_cli_source_add_and_import_last_line(any_db: Database, monkeypatch: pyte
     assert re.fullmatch(r"imported 4 calls \(0 matched, 0 known, 2 rejected\) in \d+\.\d s", last), last
     unknown = runner.invoke(main, ["calls", "import", str(SAMPLES), "--source", "nope"])
     assert unknown.exit_code != 0 and "no call source named nope" in unknown.output
+
+
+def test_a_callback_never_lands_with_someone_the_project_is_hidden_from(
+    any_db: Database, admin: User, tmp_path: Path
+) -> None:
+    """The phone of a colleague who may not see the relation rang: the call-back goes to the
+    project's responsible user, and the import of the other rows carries on."""
+    from hub.accounts.users import UserInput, create_user
+    from hub.crm.relations import set_relation_linked
+
+    with any_db.transaction() as session:
+        outsider = create_user(session, UserInput(email="out@staff.example", name="Out", password="x" * 12))
+    relation_id, _contact_id, project_id = add_relation(
+        any_db, "Secret BV", contact="Jean", phones=["+33612345678"], user=admin
+    )
+    with any_db.transaction() as session:
+        set_relation_linked(session, session.get_one(Relation, relation_id), [admin.id], [])
+        session.get_one(Project, project_id).responsible_user_id = admin.id
+    source_id = add_source(any_db, "pbx", "asterisk-csv", tz="Europe/Paris", extensions={"100": outsider.id})
+    missed = (SAMPLES / "asterisk_master_18.csv").read_text().splitlines()[1].replace("0612345678", "+33612345678")
+    other = missed.replace("1741083600.20", "1741083999.99").replace("+33612345678", "+33698765432")
+    (tmp_path / "missed.csv").write_text(missed + "\n" + other + "\n")
+    report = import_path(any_db, source_id, tmp_path / "missed.csv")
+    assert report.imported == 2
+    with any_db.transaction() as session:
+        (activity,) = session.scalars(select(Activity))
+        assert activity.project_id == project_id
+        assert activity.assigned_user_id == admin.id  # the project's responsible user, not the outsider
+        from hub.crm.activities import my_activities
+
+        assert my_activities(session, session.get_one(User, outsider.id)) == []
