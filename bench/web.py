@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import html
 import http.client
+import json
 import os
 import re
 import socket
@@ -51,13 +52,16 @@ def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
 class HttpClient:
     """One new connection per request (gunicorn's sync worker closes it), keeping hub's session cookie."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str = "") -> None:
         self.port = port
         self.cookie = ""
+        self.token = token
 
     def request(self, method: str, path: str, body: str = "") -> tuple[int, bytes, dict[str, str]]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         headers = {"Cookie": self.cookie} if self.cookie else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         if body:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body or None, headers=headers)
@@ -110,8 +114,21 @@ def page_url(fetch: Callable[[str], str], url: str, number: int) -> str:
     return url
 
 
+def api_page_url(fetch: Callable[[str], str], url: str, number: int) -> str:
+    """The API's page ``number``: following ``next`` cursors from ``url`` (done once, before timing)."""
+    for _ in range(number - 1):
+        cursor = json.loads(fetch(url))["next"]
+        assert cursor, f"{url} has no next page"
+        url = url.split("&cursor=")[0] + "&cursor=" + urllib.parse.quote(cursor)
+    return url
+
+
 def _cases(
-    get: Callable[[str], Callable[[], object]], trivial: Callable[[], object], fetch: Callable[[str], str]
+    get: Callable[[str], Callable[[], object]],
+    trivial: Callable[[], object],
+    fetch: Callable[[str], str],
+    api_get: Callable[[str], Callable[[], object]],
+    api_fetch: Callable[[str], str],
 ) -> dict[str, Callable[[], object]]:
     project_id = int(re.findall(r'href="/projects/(\d+)"', fetch("/projects"))[0])
     # "Page 50" is the page reached by following Next 49 times from page 1 (sorted by name): its URL
@@ -126,6 +143,9 @@ def _cases(
         "project list, page 50 (cursor)": get(page_50),
         "project list, ?page=50 (old link)": get("/projects?sort=name&page=50"),
         "project page": get(f"/projects/{project_id}"),
+        "API project list, page 1": api_get("/api/v1/projects?sort=name"),
+        "API project list, page 50 (cursor)": api_get(api_page_url(api_fetch, "/api/v1/projects?sort=name", 50)),
+        "API project": api_get(f"/api/v1/projects/{project_id}"),
     }
 
 
@@ -141,7 +161,14 @@ def _http_cases(hub_port: int, trivial_port: int, seeded: dict[str, object]) -> 
     )
     status, data, _ = hub.request("POST", "/login", body)
     assert status == 302, f"benchmark login failed: {status} {data[-600:]!r}"
-    return _cases(lambda url: lambda: hub.get(url), lambda: trivial.get("/"), lambda url: hub.get(url).decode())
+    api = HttpClient(hub_port, token=str(seeded["token"]))
+    return _cases(
+        lambda url: lambda: hub.get(url),
+        lambda: trivial.get("/"),
+        lambda url: hub.get(url).decode(),
+        lambda url: lambda: api.get(url),
+        lambda url: api.get(url).decode(),
+    )
 
 
 def _in_process_cases(
@@ -164,8 +191,37 @@ def _in_process_cases(
 
         return call
 
+    bearer = {"Authorization": f"Bearer {seeded['token']}"}
+
+    def api_get(url: str) -> Callable[[], object]:
+        def call() -> object:
+            response = api.get(url, headers=bearer)
+            assert response.status_code == 200, (url, response.status_code)
+            return response.data
+
+        return call
+
+    api = app.test_client()
     trivial = trivial_app.test_client()
-    return _cases(get, lambda: trivial.get("/").data, lambda url: client.get(url).get_data(as_text=True))
+    return _cases(
+        get,
+        lambda: trivial.get("/").data,
+        lambda url: client.get(url).get_data(as_text=True),
+        api_get,
+        lambda url: api.get(url, headers=bearer).get_data(as_text=True),
+    )
+
+
+def _api_token(database: Database, email: str) -> str:
+    """A read-only API token of the benchmark's staff user (the API answers as that user)."""
+    from sqlalchemy import select
+
+    from hub.accounts.users import create_token
+    from hub.models import User
+
+    with database.transaction() as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        return create_token(session, user, "bench", scope="read")
 
 
 def main() -> None:
@@ -191,6 +247,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     seeded = seed(database, *sizes)
+    seeded["token"] = _api_token(database, str(seeded["staff_email"]))
     print(f"seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     procs: list[subprocess.Popen[bytes]] = []

@@ -112,3 +112,32 @@ def test_documented_shapes_match_what_the_api_returns(client: FlaskClient, make_
     }
     for name, body in shapes.items():
         assert set(body) == set(schemas[name]["properties"]), name
+
+
+def test_read_only_refusals_and_if_match_are_documented_as_answered(
+    client: FlaskClient, make_user: Any, db: Any
+) -> None:
+    """Every change documents the 403 a read-only token gets, and the live API answers it; every
+    change that can answer 412 documents its If-Match header, and a stale one gets that 412."""
+    from hub.accounts.users import create_token
+    from hub.models import User
+
+    document = _document(client)
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            where = f"{method.upper()} {path}"
+            if method in {"post", "patch", "put", "delete"} and "security" not in operation:
+                assert "403" in operation["responses"], where
+            if "412" in operation["responses"]:
+                assert "If-Match" in {p["name"] for p in operation.get("parameters", [])}, where
+    user = make_user(admin=True)
+    with db.transaction() as s:
+        read = {"Authorization": "Bearer " + create_token(s, s.get_one(User, user.id), scope="read")}
+        write = {"Authorization": "Bearer " + create_token(s, s.get_one(User, user.id))}
+    created = client.post(PREFIX + "/relations", json={"name": "Bakker BV"}, headers=write)
+    assert created.status_code == 201
+    url = f"{PREFIX}/relations/{created.get_json()['id']}"
+    assert client.patch(url, json={"name": "X"}, headers=read).status_code == 403
+    stale = client.patch(url, json={"name": "Y"}, headers={**write, "If-Match": '"999"'})
+    assert stale.status_code == 412
+    assert client.get(url, headers=read).get_json()["name"] == "Bakker BV"

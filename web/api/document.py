@@ -75,6 +75,9 @@ def document() -> dict[str, Any]:
     download = paths["/documents/{document_id}/content"]["get"]["responses"]["200"]
     download["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     _describe_webhook(paths["/telephony/{source}/events"]["post"])
+    for operations in paths.values():
+        for method, operation in operations.items():
+            _describe_token_and_version(method, operation)
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -87,6 +90,32 @@ def document() -> dict[str, Any]:
     }
     doc["paths"] = paths
     return doc
+
+
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag you read (the object's version). When the object changed since, the "
+    "answer is 412 and nothing is saved; leave it out to save regardless.",
+    "schema": {"type": "string"},
+}
+
+
+def _describe_token_and_version(method: str, operation: dict[str, Any]) -> None:
+    """What the shared checks answer, written on each operation they apply to: a read-only token's
+    403 on every change, and If-Match on every change that answers 412."""
+    responses = operation.get("responses", {})
+    # Operations with their own security (the phone systems' signed webhooks) take no token.
+    if method in WRITE_METHODS and "security" not in operation and "401" in responses:
+        refused = copy.deepcopy(responses["401"])
+        refused["description"] = "The API token is read-only"
+        responses.setdefault("403", refused)
+    if "412" in responses:
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == "If-Match" for p in parameters):
+            parameters.append(dict(IF_MATCH))
 
 
 def _describe_webhook(operation: dict[str, Any]) -> None:
