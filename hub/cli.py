@@ -6,6 +6,7 @@ importers work from the domain alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -430,6 +431,10 @@ def web() -> None:
             self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
             self.cfg.set("threads", 4)
             self.cfg.set("accesslog", "-")
+            # Requests are short: on a stop, five seconds for those in flight, then the workers go
+            # (gunicorn's default of 30 s kept `hub up` and container stops waiting on idle
+            # keep-alive connections).
+            self.cfg.set("graceful_timeout", 5)
 
         def load(self) -> object:
             return create_app(settings)
@@ -480,6 +485,15 @@ def _stop_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+# After a cold shutdown was asked, what is still running this much later is killed.
+COLD_SHUTDOWN_SECONDS = 2.0
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def _supervise_worker(args: list[str]) -> None:
     """Run the Celery worker as a child and start it again whenever it dies on its own.
 
@@ -495,12 +509,23 @@ def _supervise_worker(args: list[str]) -> None:
     child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: object) -> None:
+        # The first SIGTERM/SIGINT is Celery's warm shutdown (running tasks finish). SIGQUIT, or
+        # being asked twice, is its cold shutdown: tasks stop at once and, acknowledged late, come
+        # back from the broker (every task is idempotent); whatever is left a few seconds later
+        # (pool children included: the worker has its own process group) is killed.
+        urgent = signum == signal.SIGQUIT or stopping.is_set()
         stopping.set()
-        if child is not None and child.poll() is None:
+        if child is None or child.poll() is not None:
+            return
+        if not urgent:
             child.send_signal(signum)
+            return
+        child.send_signal(signal.SIGQUIT)
+        threading.Timer(COLD_SHUTDOWN_SECONDS, _kill_group, (child.pid,)).start()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGQUIT, forward)
     env = {**os.environ, "HUB_WORKER_SUPERVISOR_PID": str(os.getpid())}
     backoff = 0.0
     restarts = 0
@@ -617,6 +642,37 @@ def _wait_for_port(host: str, port: int, timeout: float) -> None:
             time.sleep(0.2)
 
 
+# Ctrl-C of `hub up` ends everything within this many seconds, whatever is running: first a polite
+# stop (requests and tasks finish), then a quick one (gunicorn's quick shutdown, Celery's cold
+# shutdown), then SIGKILL for each part's whole process group.
+UP_POLITE_SECONDS = 5.0
+UP_QUICK_SECONDS = 3.0
+
+
+def _start_part(command: list[str]) -> subprocess.Popen[bytes]:
+    """A part in its own process group: the terminal's Ctrl-C reaches it once, through `hub up`,
+    and what it started (gunicorn's workers, Celery's pool) can be stopped with it as one group."""
+    return subprocess.Popen(command, start_new_session=True)
+
+
+def _stop_parts(children: list[subprocess.Popen[bytes]]) -> None:
+    for signum, seconds in ((signal.SIGTERM, UP_POLITE_SECONDS), (signal.SIGQUIT, UP_QUICK_SECONDS)):
+        running = [child for child in children if child.poll() is None]
+        for child in running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                # The parent only: gunicorn's master and Celery's supervisor stop their own children
+                # in order, which a signal to the whole group would cut short.
+                child.send_signal(signum)
+        deadline = time.monotonic() + seconds
+        for child in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(max(deadline - time.monotonic(), 0.05))
+    for child in children:
+        _kill_group(child.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(1)
+
+
 @main.command()
 def up() -> None:
     """Migrate, then run web, a worker and beat together; Ctrl-C stops all of it."""
@@ -628,22 +684,17 @@ def up() -> None:
     first = ensure_first_admin(settings)
     exe = [sys.executable, "-m", "hub.cli"]
     parts = {"web": ["web"], "worker": ["worker"], "beat": ["beat"], "mail watch": ["mail", "watch"]}
-    children = {name: subprocess.Popen([*exe, *args]) for name, args in parts.items()}
+    children = {name: _start_part([*exe, *args]) for name, args in parts.items()}
     _wait_for_port(settings.web_host, settings.web_port, timeout=60)
     click.echo(f"hub is running at {settings.base_url}/  (Ctrl-C stops it)")
     if first:
         click.echo(f"first admin: {first[0]}  password: {first[1]}  (shown only this once)")
 
     def stop(*_args: object) -> None:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for child in children.values():
-            try:
-                child.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # Stopping takes seconds at most; a second Ctrl-C would only start the same steps again.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_parts(list(children.values()))
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -657,7 +708,7 @@ def up() -> None:
             if name in restart_at:
                 if now >= restart_at[name]:
                     del restart_at[name]
-                    children[name] = subprocess.Popen([*exe, *parts[name]])
+                    children[name] = _start_part([*exe, *parts[name]])
                     started[name] = now
                     click.echo(f"started the {name} part again", err=True)
             elif child.poll() is not None:

@@ -7,6 +7,7 @@ to the worker and commits, and that Ctrl-C stops every process.
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import io
 import os
@@ -18,7 +19,9 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +136,136 @@ def test_hub_up_serves_logs_in_runs_tasks_and_stops(tmp_path: Path) -> None:
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert left == [], f"processes left running: {left}"
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, whatever session it started for itself (Celery's worker has
+    its own), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_everything_within_10_seconds_with_a_sync_running_and_connections_open(
+    tmp_path: Path, dovecot: Any
+) -> None:
+    """Three rounds of: a mail sync stuck in the middle of a mailbox (its parse helper hangs on one
+    message: the test hook of hub.mail.parse_helper), idle keep-alive connections and a request in
+    flight, then Ctrl-C. Every round `hub up` is gone within 10 s, with every process it started
+    (gunicorn's workers, Celery's pool, beat, the IMAP watcher) and the port free again."""
+    from imapclient import IMAPClient
+    from sqlalchemy import select, update
+
+    from hub.models import Mailbox
+    from tests.integration.test_mail_sync import message
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_VAR_DIR=str(tmp_path / "var"),
+        HUB_WEB_PORT=str(port),
+        HUB_SWEEP_INTERVAL="2",
+        HUB_SECRET_KEY="up-test-secret-key-0123456789",
+        HUB_MAIL_ALLOWED_HOSTS="127.0.0.1,localhost,::1",
+        HUB_TEST_PARSE_HELPER_HANGS_ON="hangs-the-parser",
+    )
+    hub = [sys.executable, "-m", "hub.cli"]
+    subprocess.run([*hub, "db", "upgrade"], env=env, check=True, capture_output=True)
+    mailbox = ["--host", dovecot.host, "--port", str(dovecot.port), "--security", "none", "--folders", "INBOX"]
+    subprocess.run(
+        [*hub, "mailbox", "add", *mailbox, "--username", "user96", "--password", "imap-secret"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    imap = IMAPClient(dovecot.host, port=dovecot.port, ssl=False, timeout=30)
+    imap.login("user96", "imap-secret")
+    for i in range(200):
+        imap.append(
+            "INBOX",
+            message(subject=f"m{i}", msgid=f"<m{i}@up.test>", body="hangs-the-parser\n" if i == 100 else f"{i}\n"),
+        )
+    imap.logout()
+    database = Database(load_settings(env).database_url)
+
+    def claimed() -> bool:
+        with database.transaction() as session:
+            until = session.scalars(select(Mailbox.claimed_until)).one()
+        return until is not None and until.replace(tzinfo=None) > datetime.now(UTC).replace(tzinfo=None)
+
+    for round_number in range(3):
+        with database.transaction() as session:
+            # The claim of the round before, stopped mid-sync, lapses (45 s) before this round.
+            session.execute(update(Mailbox).values(claimed_until=None, claimed_by=""))
+        proc = subprocess.Popen(
+            [*hub, "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        connections: list[http.client.HTTPConnection] = []
+        try:
+            _read_until(proc, r"running at (\S+)", 90)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not claimed():
+                time.sleep(0.05)
+            assert claimed(), "the mail sync did not start"
+            for _ in range(6):  # idle keep-alive connections, each after one answered request
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("GET", "/login")
+                connection.getresponse().read()
+                connections.append(connection)
+            in_flight = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            in_flight.putrequest("POST", "/login")
+            in_flight.putheader("Content-Length", "100000")
+            in_flight.endheaders()
+            in_flight.send(b"x" * 10)  # a request still arriving
+            connections.append(in_flight)
+            everything = _descendants(proc.pid)
+            still_syncing = claimed()
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(30)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            for connection in connections:
+                connection.close()
+        assert code == 0
+        assert took <= 10, f"round {round_number + 1}: hub up took {took:.1f} s to stop"
+        assert still_syncing, "the stop should come while the sync runs"
+        time.sleep(0.3)
+        left = [pid for pid in everything if _alive(pid)]
+        assert left == [], f"round {round_number + 1}: processes left running: {left}"
+        with socket.socket() as probe:
+            # Free for the next start (which, like gunicorn, reuses an address still in TIME_WAIT).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+            probe.listen()
+    database.dispose()
