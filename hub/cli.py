@@ -18,6 +18,7 @@ import click
 
 from hub.config import ConfigError, Settings, load_settings
 from hub.db import Database
+from hub.i18n import english
 
 
 def _settings() -> Settings:
@@ -117,7 +118,7 @@ def import_relations_cmd(file: Path) -> None:
     ):
         result = import_relations(database, stream, region=settings.default_phone_region, on_bytes=bar.update)
     for line, message in result.errors:
-        click.echo(f"{file.name}:{line}: {message}", err=True)
+        click.echo(f"{file.name}:{line}: {english(message)}", err=True)
     if result.error_count > len(result.errors):
         click.echo(f"… and {result.error_count - len(result.errors)} more rejected rows", err=True)
     click.echo(f"{result.summary()} in {time.monotonic() - started:.1f} s")
@@ -256,7 +257,7 @@ def mail_sync(now: bool, mailbox_id: int | None) -> None:
                     on_progress=progress,
                 )
             except MailServerError as exc:
-                click.echo(f"\nmailbox {box_id}: {exc}", err=True)
+                click.echo(f"\nmailbox {box_id}: {english(str(exc))}", err=True)
                 failed += 1
                 break
             if result is None:
@@ -391,7 +392,7 @@ def calls_import(path: Path, source_name: str) -> None:
 
         result = import_path(database, source_id, path, on_progress=progress)
     for line, reason in result.errors[:50]:
-        click.echo(f"line {line}: {reason}", err=True)
+        click.echo(f"line {line}: {english(reason)}", err=True)
     if result.rejected > min(len(result.errors), 50):
         click.echo(f"… and {result.rejected - min(len(result.errors), 50)} more rejected rows", err=True)
     click.echo(result.summary())

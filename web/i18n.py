@@ -8,6 +8,8 @@ from flask import Flask, g, request
 from flask_babel import Babel
 from flask_login import current_user
 
+from hub.i18n import shown
+
 LANGUAGES = ("nl", "en")
 
 
@@ -43,6 +45,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Europe/Amsterdam")
     Babel(app, locale_selector=select_locale)
     app.add_template_filter(filesize, "filesize")
+    # What workers stored (sync and import errors) in the reader's language: hub.i18n.N_.
+    app.add_template_filter(shown, "shown")
     app.add_template_filter(moment, "datetime")
 
     @app.context_processor

@@ -25,7 +25,7 @@ from hub.crm.documents import clean_filename
 from hub.crm.importer import import_relations
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
-from hub.i18n import _
+from hub.i18n import N_, _
 from hub.models import ImportJob, JobStatus, User
 from hub.models.base import utcnow
 
@@ -84,7 +84,7 @@ def _run_claimed(db: Database, blobs: BlobStore, job_id: int, region: str) -> Im
         with blobs.open(sha) as stream:
             result = import_relations(db, stream, as_user=uploader, region=region)
     except Exception as exc:
-        _fail(db, job_id, f"the import stopped: {exc}")
+        _fail(db, job_id, N_("the import stopped: %(reason)s", reason=str(exc)))
         raise
     with db.transaction() as session:
         job = session.get_one(ImportJob, job_id)
@@ -95,9 +95,9 @@ def _run_claimed(db: Database, blobs: BlobStore, job_id: int, region: str) -> Im
         job.relations_created = result.relations_created
         job.contacts_created = result.contacts_created
         job.rows_unchanged = result.unchanged
-        lines = [f"line {line}: {message}" for line, message in result.errors]
+        lines = [N_("line %(line)s:", line=line) + " " + message for line, message in result.errors]
         if result.error_count > len(result.errors):
-            lines.append(f"… and {result.error_count - len(result.errors)} more")
+            lines.append(N_("… and %(n)s more", n=result.error_count - len(result.errors)))
         job.errors = "\n".join(lines)
     return job
 

@@ -32,6 +32,7 @@ from hub.crm.access import relation_visible
 from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, announce
 from hub.crm.relations import EMAIL_RE, FREE_MAIL_DOMAINS
 from hub.db import Database
+from hub.i18n import N_
 from hub.models import (
     Contact,
     EmailAddress,
@@ -112,26 +113,26 @@ def _check(raw: dict[str, str], line: int, region: str) -> _Row | str:
     domain = (raw.get("domain") or "").strip().lower().removeprefix("@")
     status = (raw.get("status") or "").strip().lower()
     if None in raw.values() or None in raw:  # csv.DictReader marks short/long rows this way
-        return "wrong number of columns"
+        return N_("wrong number of columns")
     if not relation:
-        return "the relation name is empty"
+        return N_("the relation name is empty")
     if len(relation) > 200:
-        return "the relation name is longer than 200 characters"
+        return N_("the relation name is longer than 200 characters")
     if not contact_name and (email or phone):
-        return "the contact has no name"
+        return N_("the contact has no name")
     if email and not EMAIL_RE.match(email):
-        return f"{email!r} is not a valid e-mail address"
+        return N_("%(value)s is not a valid e-mail address", value=repr(email))
     e164 = ""
     if phone:
         e164 = to_e164(phone, region) or ""
         if not e164:
-            return f"{phone!r} is not a valid phone number"
+            return N_("%(value)s is not a valid phone number", value=repr(phone))
     if domain and ("." not in domain or " " in domain):
-        return f"{domain!r} is not a domain"
+        return N_("%(value)s is not a domain", value=repr(domain))
     if domain in FREE_MAIL_DOMAINS:
         domain = ""  # a free-mail domain identifies nobody; keep the row, drop the domain
     if status and status not in {s.value for s in RelationStatus}:
-        return f"{status!r} is not a relation status (lead, prospect, customer, inactive)"
+        return N_("%(value)s is not a relation status (lead, prospect, customer, inactive)", value=repr(status))
     return _Row(
         line,
         relation,
@@ -292,9 +293,10 @@ def import_relations(
     if missing:
         result.add_error(
             1,
-            "the header row lacks the column(s): "
-            + ", ".join(missing)
-            + " (expected relation,domain,contact_name,email,phone)",
+            N_(
+                "the header row lacks the column(s): %(columns)s (expected relation,domain,contact_name,email,phone)",
+                columns=", ".join(missing),
+            ),
         )
         return result
     reader.fieldnames = header

@@ -14,7 +14,7 @@ from imapclient import IMAPClient, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imap4 import IMAP4WithTimeout
 
-from hub.i18n import _
+from hub.i18n import N_, _, english
 from hub.net import AddressRefused, checked_addresses
 
 TIMEOUT_SECONDS = 60
@@ -22,27 +22,40 @@ LOGIN_REFUSED = "The server refused the user name or password."
 
 
 class MailServerError(Exception):
-    """The server could not be used; the message says why in words a user understands."""
+    """The server could not be used; the message says why in words a user understands.
+
+    ``stored`` keeps it translatable (hub.i18n.N_) for the health page; ``str()`` is the English.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.stored = message
+
+    def __str__(self) -> str:
+        return english(self.stored)
 
 
 def plain_words(exc: BaseException, host: str, port: int) -> str:
+    """The failure in words a user understands, stored (hub.i18n.N_) to be shown in his language."""
     if isinstance(exc, LoginError):
-        return LOGIN_REFUSED
+        return N_(LOGIN_REFUSED)
     if isinstance(exc, socket.gaierror):
-        return f"The server name {host} cannot be found."
+        return N_("The server name %(host)s cannot be found.", host=host)
     if isinstance(exc, ConnectionRefusedError):
-        return f"Nothing answers at {host} port {port} (connection refused)."
+        return N_("Nothing answers at %(host)s port %(port)s (connection refused).", host=host, port=port)
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return f"The server {host} did not answer within {TIMEOUT_SECONDS} seconds."
+        return N_("The server %(host)s did not answer within %(seconds)s seconds.", host=host, seconds=TIMEOUT_SECONDS)
     if isinstance(exc, ssl.SSLError):
-        return f"The secure connection to {host} failed ({exc.reason or exc})."
+        return N_("The secure connection to %(host)s failed (%(reason)s).", host=host, reason=exc.reason or str(exc))
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError, imaplib.IMAP4.abort)):
-        return f"The connection to {host} was dropped."
+        return N_("The connection to %(host)s was dropped.", host=host)
     if isinstance(exc, OSError):
-        return f"Cannot reach {host} port {port}: {exc.strerror or exc}."
+        return N_(
+            "Cannot reach %(host)s port %(port)s: %(reason)s.", host=host, port=port, reason=exc.strerror or str(exc)
+        )
     if isinstance(exc, IMAPClientError):
-        return f"The server said: {exc}"
-    return f"Unexpected error: {type(exc).__name__}: {exc}"
+        return N_("The server said: %(text)s", text=str(exc))
+    return N_("Unexpected error: %(kind)s: %(text)s", kind=type(exc).__name__, text=str(exc))
 
 
 def public_error(message: str, host: str, port: int) -> str:
@@ -55,7 +68,7 @@ def public_error(message: str, host: str, port: int) -> str:
     """
     if not message:
         return ""
-    if message in (LOGIN_REFUSED, _(LOGIN_REFUSED)):
+    if english(message) in (LOGIN_REFUSED, _(LOGIN_REFUSED)):
         return _("The server refused the user name or password.")
     return _("Cannot connect to %(host)s:%(port)s.", host=host, port=port)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from hub.claims import Claim, try_claim
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
-from hub.i18n import _
+from hub.i18n import _, shown
 from hub.mail.imap import public_error
 from hub.mail.privacy import invalid_never_share, refresh_withheld
 from hub.models import Mailbox, MailSecurity, MailSharing, User
@@ -183,7 +183,7 @@ def error_for(mailbox: Mailbox, viewer: User) -> str:
     """The mailbox's last error as ``viewer`` may read it: admins get the detail; others never learn
     whether a port was closed, filtered or answered by another service (no port scanning by form)."""
     if viewer.is_admin:
-        return mailbox.last_error
+        return shown(mailbox.last_error)
     return public_error(mailbox.last_error, mailbox.host, mailbox.port)
 
 

@@ -31,6 +31,7 @@ from hub.claims import Claim, heartbeat
 from hub.crm.events import EmailsLinked, announce
 from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
+from hub.i18n import N_
 from hub.mail import mailboxes
 from hub.mail.identity import content_key
 from hub.mail.imap import MailServerError, connect, folders_to_sync
@@ -164,7 +165,9 @@ def _sync_claimed(
                 box.sync_since,
             )
     except SecretUnreadable:
-        mailboxes.record_failure(claim, "The stored password cannot be read (HUB_SECRET_KEY changed); enter it again.")
+        mailboxes.record_failure(
+            claim, N_("The stored password cannot be read (HUB_SECRET_KEY changed); enter it again.")
+        )
         raise MailServerError("stored password unreadable") from None
     result = SyncResult()
     progress = _MailboxProgress()
@@ -194,7 +197,7 @@ def _sync_claimed(
                     result.more = True
                     break
     except MailServerError as exc:
-        mailboxes.record_failure(claim, str(exc))
+        mailboxes.record_failure(claim, exc.stored)
         raise
     except BaseException:
         # A bug, an interrupt, the database going away: give the claim back so the next run (the

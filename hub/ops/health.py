@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from hub.db import Database
-from hub.i18n import _
+from hub.i18n import _, shown
 from hub.models.base import utcnow
 
 # No progress for this long while a sync runs, or no start this long after work fell due: stalled.
@@ -87,7 +87,7 @@ def work_state(work: Work, *, workers_alive: bool, now: datetime | None = None) 
             )
         return WorkHealth(State.syncing, _("Syncing"), **progress)
     if work.failures:
-        return WorkHealth(State.failing, _("Failing: %(reason)s", reason=work.error or _("unknown error")))
+        return WorkHealth(State.failing, _("Failing: %(reason)s", reason=shown(work.error) or _("unknown error")))
     due_since = work.next_attempt_at if work.next_attempt_at is not None else (work.last_success_at or work.created_at)
     due = work.next_attempt_at is None or work.next_attempt_at <= now
     if due and not workers_alive:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import BinaryIO
 from urllib.parse import parse_qsl, unquote
 
+from hub.i18n import N_
 from hub.telephony.numbers import is_extension
 from hub.telephony.records import (
     Clock,
@@ -258,7 +259,7 @@ def asterisk_leg(row: Mapping[str, str], text: str, config: SourceConfig, clock:
     uniqueid = row.get("uniqueid", "").strip()
     started = _moment(row.get("start", ""), clock, near=_epoch_of(uniqueid))
     if started is None:
-        raise Reject("bad date: no start")
+        raise Reject(N_("bad date: no start"))
     answered_by = channel_extension(row.get("dstchannel", ""))
     caller_ext = channel_extension(row.get("channel", ""))
     src = row.get("src", "")
@@ -267,7 +268,7 @@ def asterisk_leg(row: Mapping[str, str], text: str, config: SourceConfig, clock:
     direction, number, extension = classify(src, row.get("dst", ""), config, answered_by=answered_by)
     disposition = row.get("disposition", "").strip().upper()
     if disposition not in ASTERISK_OUTCOMES:
-        raise Reject(f"unknown disposition: {disposition[:20]}")
+        raise Reject(N_("unknown disposition: %(value)s", value=disposition[:20]))
     outcome = ASTERISK_OUTCOMES[disposition]
     if row.get("lastapp", "").strip().lower() == "voicemail":
         outcome = "voicemail"
@@ -293,7 +294,7 @@ def asterisk_leg(row: Mapping[str, str], text: str, config: SourceConfig, clock:
 def _asterisk_csv(record: RawRecord, config: SourceConfig, clock: Clock) -> Leg:
     fields = split_fields(record.text, ASTERISK_CSV_COUNTS)
     if len(fields) not in ASTERISK_CSV_COUNTS:
-        raise Reject(f"wrong column count: {len(fields)} (expected 16, 17, 18 or 21)")
+        raise Reject(N_("wrong column count: %(count)s (expected 16, 17, 18 or 21)", count=len(fields)))
     names = ASTERISK_CSV[:16] + (
         ["uniqueid", "userfield"][: len(fields) - 16] if len(fields) < 21 else ASTERISK_CSV[16:]
     )
@@ -306,7 +307,7 @@ def _by_fields(names: tuple[str, ...] | list[str]) -> Callable[[RawRecord], dict
     def row(record: RawRecord) -> dict[str, str]:
         fields = split_fields(record.text, (count,))
         if len(fields) != count:
-            raise Reject(f"wrong column count: {len(fields)} (expected {count})")
+            raise Reject(N_("wrong column count: %(count)s (expected %(expected)s)", count=len(fields), expected=count))
         return dict(zip(names, fields, strict=True))
 
     return row
@@ -318,11 +319,11 @@ def _by_fields(names: tuple[str, ...] | list[str]) -> Callable[[RawRecord], dict
 def freeswitch_leg(row: Mapping[str, str], config: SourceConfig, clock: Clock) -> Leg:
     uuid = row.get("uuid", "").strip()
     if not uuid:
-        raise Reject("no uuid")
+        raise Reject(N_("no uuid"))
     epoch = row.get("start_epoch", "").strip()
     started = _moment(epoch or row.get("start_stamp", ""), clock)
     if started is None:
-        raise Reject("bad date: no start")
+        raise Reject(N_("bad date: no start"))
     cause = row.get("hangup_cause", "").strip().upper()
     answer = row.get("answer_epoch", "").strip()
     answered_at = _moment(row.get("answer_stamp", "") if answer in ("", "0") else answer, clock)
@@ -368,7 +369,7 @@ def _freeswitch_csv(record: RawRecord, config: SourceConfig, clock: Clock) -> Le
     else:
         fields = split_fields(record.text, FREESWITCH_CSV_COUNTS)
         if len(fields) not in FREESWITCH_CSV_COUNTS:
-            raise Reject(f"wrong column count: {len(fields)} (expected 13 or 15)")
+            raise Reject(N_("wrong column count: %(count)s (expected 13 or 15)", count=len(fields)))
         row = dict(zip(FREESWITCH_CSV[: len(fields)], fields, strict=True))
     return freeswitch_leg(row, config, clock)
 
@@ -377,7 +378,7 @@ def freeswitch_json_leg(document: Mapping[str, object], config: SourceConfig, cl
     """A mod_json_cdr document (values URL-encoded by default: ``%2B3361…``)."""
     raw_vars = document.get("variables")
     if not isinstance(raw_vars, dict):
-        raise Reject("no variables in the JSON CDR")
+        raise Reject(N_("no variables in the JSON CDR"))
     variables = {str(k): unquote(str(v)) for k, v in raw_vars.items()}
     channel = document.get("channel_data")
     direction = unquote(str(channel.get("direction", ""))) if isinstance(channel, dict) else ""
@@ -409,10 +410,10 @@ def threecx_leg(row: Mapping[str, str], config: SourceConfig, clock: Clock) -> L
     if key.lower().startswith("call "):
         key = key[5:].strip()
     if not key:
-        raise Reject("no history id")
+        raise Reject(N_("no history id"))
     started = _moment(row.get("time-start", ""), clock)
     if started is None:
-        raise Reject("bad date: no start")
+        raise Reject(N_("bad date: no start"))
     answered_at = _moment(row.get("time-answered", ""), clock)
     from_no, to_no = row.get("from-no", ""), row.get("to-no", "") or row.get("dial-no", "")
     from_type, to_type = row.get("from-type", "").lower(), row.get("to-type", "").lower()
@@ -472,7 +473,7 @@ def twilio_leg(params: Mapping[str, str], config: SourceConfig) -> Leg:
     """One status callback (form parameters, as Twilio documents them)."""
     sid = params.get("CallSid", "").strip()
     if not sid:
-        raise Reject("no CallSid")
+        raise Reject(N_("no CallSid"))
     clock = Clock("UTC")
     stamp = params.get("Timestamp", "").strip()
     moment = _moment(stamp, clock) if stamp else None
@@ -529,10 +530,10 @@ def generic_leg(row: Mapping[str, object], config: SourceConfig, clock: Clock | 
 
     key = text("call_id")
     if not key:
-        raise Reject("no call_id")
+        raise Reject(N_("no call_id"))
     started = _moment(text("start"), clock)
     if started is None:
-        raise Reject("bad date: no start")
+        raise Reject(N_("bad date: no start"))
     answered_at = _moment(text("answer"), clock)
     src, dst = text("from"), text("to")
     direction, number, extension = classify(src, dst, config, answered_by=text("extension"))
@@ -542,7 +543,7 @@ def generic_leg(row: Mapping[str, object], config: SourceConfig, clock: Clock | 
         number = "" if given == "internal" else check_number(src if given == "inbound" else dst)
     outcome = text("outcome").lower() or ("answered" if answered_at is not None else "missed")
     if outcome not in ("answered", "missed", "busy", "failed", "voicemail"):
-        raise Reject(f"unknown outcome: {outcome[:20]}")
+        raise Reject(N_("unknown outcome: %(value)s", value=outcome[:20]))
     return finish(
         Leg(
             key=key,
@@ -593,7 +594,7 @@ def _cel_items(
             moment = _moment(row.get("eventtime", ""), clock)
             uniqueid = row.get("uniqueid", "").strip()
             if moment is None or not uniqueid:
-                raise Reject("bad date: no event time" if moment is None else "no uniqueid")
+                raise Reject(N_("bad date: no event time") if moment is None else N_("no uniqueid"))
         except Reject as exc:
             yield Item(Rejected(record.line, str(exc)), _safe(open_channels, record.end), record.line + 1)
             continue
@@ -707,7 +708,9 @@ def parse_stream(
             fields = split_fields(text)
             # The TCP feed and the file may end a row early: missing trailing fields are empty.
             if len(fields) > len(names) or len(fields) < 7:
-                raise Reject(f"wrong column count: {len(fields)} (expected {len(names)})")
+                raise Reject(
+                    N_("wrong column count: %(count)s (expected %(expected)s)", count=len(fields), expected=len(names))
+                )
             return threecx_leg(dict(zip(names, fields + [""] * (len(names) - len(fields)), strict=True)), config, clock)
 
         del row_of
@@ -725,7 +728,9 @@ def parse_stream(
                 raise _Header
             fields = split_fields(record.text, (len(header),))
             if len(fields) != len(header):
-                raise Reject(f"wrong column count: {len(fields)} (expected {len(header)})")
+                raise Reject(
+                    N_("wrong column count: %(count)s (expected %(expected)s)", count=len(fields), expected=len(header))
+                )
             return generic_leg(dict(zip(header, fields, strict=True)), config, clock)
 
     else:
@@ -766,11 +771,11 @@ def _json_items(stream: BinaryIO, config: SourceConfig, offset: int) -> Iterator
         try:
             parsed = json.loads(document)
             if not isinstance(parsed, dict):
-                raise Reject("not a JSON CDR document")
+                raise Reject(N_("not a JSON CDR document"))
             result = freeswitch_json_leg(parsed, config, clock)
             result.line = number
         except ValueError:
-            result = Rejected(number, "truncated record (not complete JSON)")
+            result = Rejected(number, N_("truncated record (not complete JSON)"))
         except Reject as exc:
             result = Rejected(number, str(exc))
         yield Item(result, end, number + 1)

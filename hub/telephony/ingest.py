@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hub.db import Database, insert_ignore
 from hub.errors import NotFound
+from hub.i18n import N_
 from hub.models import CallFile, CallImport, CallSource
 from hub.models.base import utcnow
 from hub.telephony.formats import parse_stream
@@ -229,5 +230,5 @@ def report_values(result: ImportResult) -> dict[str, object]:
         "known": result.known,
         "matched": result.matched,
         "rejected": result.rejected,
-        "errors": "\n".join(f"{line}: {reason}" for line, reason in result.errors),
+        "errors": "\n".join(N_("line %(line)s:", line=line) + " " + reason for line, reason in result.errors),
     }

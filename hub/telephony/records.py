@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.i18n import N_
 from hub.telephony.numbers import ANONYMOUS_WORDS
 
 BOM = b"\xef\xbb\xbf"
@@ -172,7 +173,7 @@ def parse_moment(text: str) -> datetime:
     """``2025-03-04 10:15:02``, ``2023/09/19 13:33:54``, ISO 8601 with a zone, or epoch seconds."""
     value = text.strip()
     if not value:
-        raise Reject("bad date: empty")
+        raise Reject(N_("bad date: empty"))
     if value.replace(".", "", 1).isdigit() and len(value) >= 9:
         seconds = float(value)
         if seconds > 1e14:  # microseconds (FreeSWITCH *_uepoch)
@@ -189,7 +190,7 @@ def parse_moment(text: str) -> datetime:
     except (TypeError, ValueError, IndexError):
         parsed = None
     if parsed is None:
-        raise Reject(f"bad date: {value[:40]}")
+        raise Reject(N_("bad date: %(value)s", value=value[:40]))
     return parsed
 
 
@@ -202,7 +203,7 @@ def parse_seconds(text: str) -> int:
         try:
             parts = [int(p) for p in value.split(":")]
         except ValueError:
-            raise Reject(f"bad duration: {value[:20]}") from None
+            raise Reject(N_("bad duration: %(value)s", value=value[:20])) from None
         total = 0
         for part in parts:
             total = total * 60 + part
@@ -210,7 +211,7 @@ def parse_seconds(text: str) -> int:
     try:
         return max(int(float(value)), 0)
     except ValueError:
-        raise Reject(f"bad duration: {value[:20]}") from None
+        raise Reject(N_("bad duration: %(value)s", value=value[:20])) from None
 
 
 _NUMBER_CHARS = re.compile(r"^[+*#\d\s\-./()]*$")
@@ -228,7 +229,7 @@ def _check_number(raw: str) -> str:
     value = raw.strip()
     if not value or _NUMBER_CHARS.match(value) or _NUMBER_WORDS.match(value) or value.casefold() in ANONYMOUS_WORDS:
         return value
-    raise Reject(f"unparsable number: {value[:40]}")
+    raise Reject(N_("unparsable number: %(value)s", value=value[:40]))
 
 
 @dataclass

@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from hub.db import Database
 from hub.errors import NotFound
+from hub.i18n import english
 from hub.models import CallSource
 from hub.telephony.formats import freeswitch_json_leg, generic_leg, twilio_leg
 from hub.telephony.records import Clock, Leg, Reject
@@ -209,5 +210,5 @@ def _convert(documents: list[object], convert: object) -> tuple[list[Leg], list[
         try:
             legs.append(func(document))
         except Reject as exc:
-            rejected.append(f"{number}: {exc}")
+            rejected.append(f"{number}: {english(str(exc))}")
     return legs, rejected

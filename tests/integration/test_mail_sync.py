@@ -17,6 +17,7 @@ from hub.config import Settings
 from hub.crm.importer import import_relations
 from hub.crm.projects import ProjectInput, save_project
 from hub.db import Database
+from hub.i18n import english
 from hub.mail.imap import MailServerError
 from hub.mail.sync import _Interrupt, sync_mailbox
 from hub.models import (
@@ -232,7 +233,7 @@ def test_wrong_password_marks_the_mailbox_failing_and_backs_off(
         sync_account(db, settings, account)
     with db.transaction() as s:
         box = s.get_one(Mailbox, account.mailbox_id)
-        assert box.last_error == "The server refused the user name or password."
+        assert english(box.last_error) == "The server refused the user name or password."
         assert box.failures == 1 and box.failing_since is not None and box.next_attempt_at is not None
         assert "wrong" not in box.password_encrypted
     # Backing off: an unforced sync does not hammer the server.

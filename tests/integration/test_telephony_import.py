@@ -17,6 +17,7 @@ from hub.crm.events import Belonging, NumbersAdded, announce
 from hub.crm.projects import ProjectInput, save_project
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
 from hub.db import Database
+from hub.i18n import english
 from hub.models import Activity, Call, CallImport, CallSource, Contact, Project, Relation, User
 from hub.telephony.ingest import import_path
 from hub.telephony.read import CallFilters, callerid_lookup, list_calls
@@ -93,7 +94,7 @@ def test_import_is_idempotent_grouped_and_matched(any_db: Database, admin: User)
         reports = list(session.scalars(select(CallImport).order_by(CallImport.id)))
         source = session.get_one(CallSource, source_id)
     assert [(r.rows, r.imported, r.known, r.rejected) for r in reports] == [(7, 4, 0, 2), (7, 0, 4, 2)]
-    assert reports[0].errors.splitlines()[0].startswith("5: bad date")
+    assert english(reports[0].errors).splitlines()[0].startswith("line 5: bad date")
     assert (source.calls_imported, source.rows_rejected) == (4, 4)
 
 
