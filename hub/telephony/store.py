@@ -291,11 +291,12 @@ def _follow_up_activities(
         if key not in before
         and row["direction"] == "inbound"
         and row["outcome"] in ("missed", "busy")
-        and row["project_id"] is not None
+        and row["relation_id"] is not None
         and row["user_id"] is not None
     ]
     if not wanted:
         return
+    homes = _callback_projects(session, {rows[key]["relation_id"] for key in wanted if rows[key]["project_id"] is None})
     numbers = {rows[key]["e164"] for key in wanted}
     later: dict[str, datetime] = {}
     for e164, started_at in session.execute(
@@ -306,12 +307,32 @@ def _follow_up_activities(
         row = rows[key]
         if (seen := later.get(row["e164"])) is not None and seen > row["started_at"]:
             continue  # called back (or called again and answered) already
-        activity = _callback(session, row)
+        project_id = row["project_id"] or homes.get(row["relation_id"])
+        if project_id is None:
+            continue  # the relation has no open project to keep a to-do on
+        activity = _callback(session, row, project_id)
         session.execute(update(Call).where(Call.id == ids[key]).values(callback_activity_id=activity.id))
 
 
-def _callback(session: Session, row: dict[str, Any]) -> Activity:
-    project = session.get_one(Project, row["project_id"])
+def _callback_projects(session: Session, relation_ids: set[int]) -> dict[int, int]:
+    """relation → where a call-back goes when the call itself matched no project: the relation's open
+    project changed most recently. Only the to-do goes there; the call stays unlinked (which of
+    several projects it was about is a guess, and a call is never filed on a guess)."""
+    if not relation_ids:
+        return {}
+    newest = (
+        select(Project.relation_id, Project.id)
+        .where(Project.relation_id.in_(relation_ids), Project.closed.is_(False))
+        .order_by(Project.relation_id, Project.updated_at.desc(), Project.id.desc())
+    )
+    homes: dict[int, int] = {}
+    for relation_id, project_id in session.execute(newest):
+        homes.setdefault(relation_id, project_id)
+    return homes
+
+
+def _callback(session: Session, row: dict[str, Any], project_id: int) -> Activity:
+    project = session.get_one(Project, project_id)
     assignee = _callback_assignee(session, session.get_one(User, row["user_id"]), project)
     when = row["started_at"]
     return save_activity(

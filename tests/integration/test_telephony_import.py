@@ -268,3 +268,27 @@ def test_a_callback_never_lands_with_someone_the_project_is_hidden_from(
         from hub.crm.activities import my_activities
 
         assert my_activities(session, session.get_one(User, outsider.id)) == []
+
+
+def test_a_missed_call_of_a_relation_with_several_open_projects_gets_its_call_back_on_the_latest(
+    any_db: Database, admin: User, tmp_path: Path
+) -> None:
+    """The call is not filed on a guess (no project), but the to-do needs a home: the relation's open
+    project changed last. A relation without an open project gets no to-do."""
+    relation_id, _contact_id, older = add_relation(
+        any_db, "Twee BV", contact="Jean", phones=["+33612345678"], user=admin
+    )
+    with any_db.transaction() as session:
+        newer = save_project(session, admin, ProjectInput(relation_id=relation_id, name="Tweede deal")).id
+        session.get_one(Project, older).name = "Eerste deal, bijgewerkt"  # changed last
+    add_relation(any_db, "Dicht BV", contact="Piet", phones=["+33698765432"], project=False)
+    source_id = add_source(any_db, "pbx", "asterisk-csv", tz="Europe/Paris", extensions={"100": admin.id})
+    missed = (SAMPLES / "asterisk_master_18.csv").read_text().splitlines()[1].replace("0612345678", "+33612345678")
+    closed = missed.replace("1741083600.20", "1741083999.99").replace("+33612345678", "+33698765432")
+    (tmp_path / "missed.csv").write_text(missed + "\n" + closed + "\n")
+    import_path(any_db, source_id, tmp_path / "missed.csv")
+    with any_db.transaction() as session:
+        (activity,) = session.scalars(select(Activity))
+        assert activity.project_id == older and activity.project_id != newer
+        assert activity.assigned_user_id == admin.id and "+33612345678" in activity.title
+        assert {c.project_id for c in session.scalars(select(Call))} == {None}
