@@ -138,6 +138,10 @@ def _cases(
     return {
         "trivial Flask page (reference)": trivial,
         "relation search (q=bakker)": get("/relations?q=bakker"),
+        "search, all kinds (q=bakker)": get("/search?q=bakker"),
+        "search, contacts page 1 (q=bakker)": get("/search?q=bakker&kind=contacts"),
+        "search by phone (q=020 000 12)": get("/search?q=020%20000%2012"),
+        "API search (q=bakker)": api_get("/api/v1/search?q=bakker"),
         "project list, sorted by change": get("/projects?sort=-updated"),
         "project list, page 1 (by name)": get("/projects?sort=name"),
         "project list, page 50 (cursor)": get(page_50),

@@ -724,5 +724,148 @@ def up() -> None:
         time.sleep(0.5)
 
 
+# --- calendar ------------------------------------------------------------------------------------
+
+
+@main.group()
+def calendar() -> None:
+    """Staff calendars: CalDAV accounts, pushing appointments and pulling changes back."""
+
+
+@calendar.group("account")
+def calendar_account() -> None:
+    """Calendar accounts (one per staff member)."""
+
+
+@calendar_account.command("add")
+@click.option("--owner", "owner_email", required=True, help="The staff member's e-mail address in hub.")
+@click.option("--url", required=True, help="The CalDAV server's address (https://…).")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="Stored encrypted; never shown again.")
+@click.option("--calendar", "calendar_name", default="", help="The calendar's name (default: the first one).")
+def calendar_account_add(owner_email: str, url: str, username: str, password: str, calendar_name: str) -> None:
+    """Connect a staff member's CalDAV calendar: finds his calendars and chooses one (prints the account's id)."""
+    from sqlalchemy import select
+
+    from hub.calendar.accounts import AccountInput, discover, save_account
+    from hub.calendar.dav import CalendarError
+    from hub.errors import ValidationError
+    from hub.models import User
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        found = discover(url.strip(), username, password, allowed_hosts=settings.mail_allowed_hosts)
+    except CalendarError as exc:
+        raise click.ClickException(exc.words) from None
+    try:
+        with database.transaction() as session:
+            owner = session.scalar(select(User).where(User.email == owner_email.strip().lower()))
+            if owner is None:
+                raise click.ClickException(f"no user {owner_email}")
+            account = save_account(
+                session,
+                settings.secret_key,
+                owner,
+                AccountInput(url=url, username=username, password=password, calendar=calendar_name),
+                found=found,
+            )
+            click.echo(f"calendar account {account.id}: {account.calendar_name} ({account.calendar_url})", err=True)
+            click.echo(account.id)
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@calendar.command("push")
+@click.option("--now", is_flag=True, help="Push here in the foreground instead of asking the workers.")
+def calendar_push(now: bool) -> None:
+    """Push what is due into the staff calendars; with --now in the foreground."""
+    _calendar_run(now, push=True)
+
+
+@calendar.command("pull")
+@click.option("--now", is_flag=True, help="Pull here in the foreground instead of asking the workers.")
+def calendar_pull(now: bool) -> None:
+    """Pull changes made in the staff calendars back into hub; with --now in the foreground."""
+    _calendar_run(now, push=False)
+
+
+def _calendar_run(now: bool, *, push: bool) -> None:
+    """`hub calendar push/pull`: in the foreground with --now, else a message to the workers (their
+    sweep pushes and pulls every due account)."""
+    from hub.calendar.sync import pull_now, push_now
+
+    settings = _settings()
+    if not now:
+        from workers.tasks import calendar_sweep
+
+        _celery(settings)
+        calendar_sweep.delay()
+        click.echo("asked the workers to push and pull the calendars")
+        return
+    started = time.monotonic()
+    run = push_now if push else pull_now
+    database = Database(settings.database_url)
+    result = run(database, secret_key=settings.secret_key, allowed_hosts=settings.mail_allowed_hosts)
+    for error in result.errors:
+        click.echo(f"account {error}", err=True)
+    took = time.monotonic() - started
+    if push:
+        click.echo(f"pushed {result.appointments} appointments ({result.requests} requests) in {took:.1f} s")
+    else:
+        click.echo(f"pulled {result.pulled} changes ({result.requests} requests) in {took:.1f} s")
+    if result.errors:
+        sys.exit(1)
+
+
+@main.group()
+def campaign() -> None:
+    """Campaign mailings."""
+
+
+@campaign.command("send")
+@click.argument("mailing")
+@click.option("--now", is_flag=True, help="Send here in the foreground instead of asking the workers.")
+def campaign_send(mailing: str, now: bool) -> None:
+    """Send MAILING (its id or name): start it now if it is a draft or scheduled, then send it."""
+    from hub.campaigns.sending import find_mailing, ledger_counts, send_foreground, start_now
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        before = ledger_counts(database, find_mailing(database, mailing))
+        mailing_id = start_now(database, mailing)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not now:
+        from workers.tasks import send_mailing_task
+
+        _celery(settings)
+        send_mailing_task.delay(mailing_id)
+        click.echo(f"asked the workers to send mailing {mailing_id}")
+        return
+    with click.progressbar(length=1, label="sending", file=sys.stderr, show_eta=True) as bar:
+        drawn = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            # Called per message from every sending connection; the bar is redrawn ten times a second.
+            now = time.monotonic()
+            if now - drawn[0] >= 0.1 or done >= total:
+                drawn[0] = now
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+        result = send_foreground(database, settings, mailing_id, progress=progress, counted_before=before)
+    if result.paused_reason:
+        from hub.i18n import shown
+
+        click.echo(shown(result.paused_reason), err=True)
+    click.echo(
+        f"sent {result.sent} messages ({result.failed} failed, {result.skipped} skipped) in {result.seconds:.1f} s"
+    )
+    if result.state == "paused":
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -105,6 +105,15 @@ class Settings:
     mail_from: str = ""
     # Messages per minute through the relay, shared by every worker (0: no limit).
     smtp_rate_per_minute: int = 0
+    # Campaign mailings: the bounce mailbox's address, turned into a VERP return path per recipient
+    # (bounces+<ledger id>.<signature>@domain); "" sends with the mailing's From as return path.
+    bounce_address: str = ""
+    # Optional DKIM signing of mailings (dkimpy): selector, domain and the PEM private key file.
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_file: str = ""
+    # SMTP sessions one mailing sends over at the same time (each in its own thread).
+    campaign_connections: int = 2
 
     @property
     def embedded(self) -> bool:
@@ -205,7 +214,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_url=_smtp_url(env),
         mail_from=env.get("HUB_MAIL_FROM", "").strip(),
         smtp_rate_per_minute=_int(env, "HUB_SMTP_RATE_PER_MINUTE", 0),
+        bounce_address=_bounce_address(env),
+        dkim_selector=env.get("HUB_DKIM_SELECTOR", "").strip(),
+        dkim_domain=env.get("HUB_DKIM_DOMAIN", "").strip(),
+        dkim_key_file=_dkim_key_file(env),
+        campaign_connections=_int(env, "HUB_CAMPAIGN_CONNECTIONS", 2, minimum=1),
     )
+
+
+def _bounce_address(env: Mapping[str, str]) -> str:
+    address = env.get("HUB_BOUNCE_ADDRESS", "").strip()
+    if address and (address.count("@") != 1 or "+" in address or " " in address):
+        raise ConfigError("HUB_BOUNCE_ADDRESS must be a plain address such as bounces@mail.example.com (no '+')")
+    return address
+
+
+def _dkim_key_file(env: Mapping[str, str]) -> str:
+    path = env.get("HUB_DKIM_KEY_FILE", "").strip()
+    if not path:
+        return ""
+    if not env.get("HUB_DKIM_SELECTOR", "").strip() or not env.get("HUB_DKIM_DOMAIN", "").strip():
+        raise ConfigError("HUB_DKIM_KEY_FILE needs HUB_DKIM_SELECTOR and HUB_DKIM_DOMAIN")
+    if not Path(path).is_file():
+        raise ConfigError(f"HUB_DKIM_KEY_FILE {path!r} is not a readable file")
+    return path
 
 
 def _smtp_url(env: Mapping[str, str]) -> str:

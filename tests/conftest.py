@@ -199,7 +199,17 @@ def smtp_server() -> Iterator[Any]:
     yield from started()
 
 
+@pytest.fixture(scope="session")
+def caldav_server() -> Iterator[Any]:
+    """A real Radicale CalDAV server with htpasswd authentication; see tests/caldav_server.py."""
+    from tests.caldav_server import radicale
+
+    with radicale() as server:
+        yield server
+
+
 _SERVER_FIXTURES = {"smtp_server", "pg_server", "pg_url", "pg_db", "redis_url", "database_url", "any_db"}
+_SERVER_FIXTURES.add("caldav_server")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -50,6 +50,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from web.api import bp as api_bp
     from web.apidocs import bp as apidocs_bp
     from web.auth import bp as auth_bp
+    from web.calendar import bp as calendar_bp
+    from web.campaigns import bp as campaigns_bp
+    from web.campaigns import unsubscribe as campaigns_unsubscribe
+    from web.contacts import bp as contacts_bp
+    from web.contacts import filing as filing_bp
     from web.images import bp as images_bp
     from web.imports import bp as imports_bp
     from web.mail import bp as mail_bp
@@ -72,10 +77,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         images_bp,
         ops_bp,
         telephony_bp,
+        calendar_bp,
+        campaigns_bp,
         apidocs_bp,
+        contacts_bp,
+        filing_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates with bearer tokens, not cookies, so CSRF does not apply to it.
     csrf.exempt(api_bp)
+    # RFC 8058 one-click unsubscribe: the mail provider POSTs without cookie or CSRF token; the
+    # signed token in the URL is the credential.
+    csrf.exempt(campaigns_unsubscribe)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     return app

@@ -94,6 +94,8 @@ def _mailbox_or_404(mailbox_id: int) -> Mailbox:
 @bp.route("/emails/<int:email_id>")
 @login_required
 def show(email_id: int) -> Any:
+    from web.contacts import email_link_reasons
+
     session = db_session()
     email = get_email(session, user(), email_id)
     copies = own_copies(session, user(), email)
@@ -102,6 +104,7 @@ def show(email_id: int) -> Any:
         email=email,
         thread=thread_of(session, user(), email),
         projects=linked_projects(session, user(), email),
+        reasons=email_link_reasons(email),
         show_images=request.args.get("images") == "1",
         details=json.loads(email.details) if email.details else {},
         owner=bool(copies),
@@ -351,3 +354,56 @@ def new_mailbox() -> Any:
 @login_required
 def edit_mailbox(mailbox_id: int) -> Any:
     return _save_mailbox_view(_mailbox_or_404(mailbox_id))
+
+
+# --- pause, resume, remove a mailbox ------------------------------------------------------------------
+
+
+@bp.route("/mail/mailboxes/<int:mailbox_id>/pause", methods=["POST"])
+@login_required
+def pause(mailbox_id: int) -> Any:
+    from hub.mail.mailboxes import pause_mailbox
+
+    pause_mailbox(db_session(), _mailbox_or_404(mailbox_id))
+    return redirect(url_for("mail.health"))
+
+
+@bp.route("/mail/mailboxes/<int:mailbox_id>/resume", methods=["POST"])
+@login_required
+def resume(mailbox_id: int) -> Any:
+    from hub.mail.mailboxes import resume_mailbox
+    from workers.enqueue import mailbox_sync_after_commit
+
+    box = _mailbox_or_404(mailbox_id)
+    resume_mailbox(db_session(), box)
+    mailbox_sync_after_commit(db_session(), box.id)  # on where it stopped, at once
+    return redirect(url_for("mail.health"))
+
+
+class RemoveMailboxForm(FlaskForm):
+    mail = RadioField(
+        _l("Its e-mails"),
+        choices=[
+            ("keep", _l("Keep them: they stay on relations and projects, seen by the same people as now")),
+            ("delete", _l("Delete them (e-mails another mailbox also holds stay)")),
+        ],
+        validators=[DataRequired(_l("Choose whether to keep its e-mails."))],
+    )
+
+
+@bp.route("/mail/mailboxes/<int:mailbox_id>/remove", methods=["GET", "POST"])
+@login_required
+def remove(mailbox_id: int) -> Any:
+    """Ask first: keep the mailbox's e-mails, or delete them; then remove it."""
+    from hub.mail.mailboxes import remove_mailbox
+    from workers.enqueue import mailbox_sync_after_commit
+
+    box = _mailbox_or_404(mailbox_id)
+    form = RemoveMailboxForm()
+    if form.validate_on_submit():
+        remove_mailbox(db_session(), box, keep_mail=form.mail.data == "keep")
+        # Its folders (and mail, if asked) are cleared in batches by the worker, not in this request.
+        mailbox_sync_after_commit(db_session(), box.id)
+        return redirect(url_for("mail.health", removed=1))
+    status = 400 if request.method == "POST" else 200
+    return render_template("mail/remove_mailbox.html", form=form, box=box), status

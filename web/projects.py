@@ -33,7 +33,6 @@ from hub.crm.projects import (
     ProjectInput,
     delete_project,
     get_project,
-    projects_query,
     save_notepad,
     save_project,
     set_linked,
@@ -45,9 +44,20 @@ from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
 from web.security import login_required, user
-from web.views import cursor_page, int_arg, list_args, page_arg
+from web.views import cursor_page, int_arg, list_args, page_arg, safe_next
 
 bp = Blueprint("projects", __name__)
+
+
+@bp.record_once
+def _favicon(state: Any) -> None:
+    """Browsers ask for /favicon.ico on their own, whatever a page links: answer with the icon the
+    pages link (web/static/favicon.svg), not a 404. A second URL of the public static endpoint."""
+    app = state.app
+    app.add_url_rule(
+        "/favicon.ico", endpoint="static", view_func=app.view_functions["static"], defaults={"filename": "favicon.svg"}
+    )
+
 
 TABS = (
     ("show", _l("Summary")),
@@ -308,20 +318,107 @@ def _project_conflict(form: ProjectForm, project: Project, current: int) -> list
     return conflict_rows(form, theirs)
 
 
+# The list's and the board's filters (a GET form; its values travel in sort, Next and "more" links).
+FILTER_ARGS = ("q", "status", "type", "chance", "responsible", "relation", "relation_name", "open")
+
+
+def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """The filters of this request, checked; the messages for those left out; what the form offers."""
+    from hub.crm.projects import read_filters
+
+    session = db_session()
+    filters, errors = read_filters(session, user(), request.args.to_dict(), default_state=default_state)
+    choices = all_choices(session)
+    options: dict[str, list[Any]] = {
+        name: [c for c in choices[ChoiceField(name)] if c.active or c.id == getattr(filters, f"{name}_id")]
+        for name in CHOICE_FIELDS[:3]
+    }
+    options["users"] = active_users(session)
+    if filters.responsible_user_id and all(u.id != filters.responsible_user_id for u in options["users"]):
+        # A deactivated user's projects can still be filtered on (and the form shows it so).
+        options["users"].append(session.get_one(User, filters.responsible_user_id))
+    return filters, errors, options
+
+
 @bp.route("/")
 @bp.route("/projects")
 @login_required
 def index() -> Any:
     from hub.crm.projects import PROJECT_SORTS
 
-    query = projects_query(user(), search=request.args.get("q", ""), open_only=request.args.get("open") == "1").options(
+    filters, errors, options = _filter_form("all")
+    query = filters.query(user()).options(
         joinedload(Project.relation),
         joinedload(Project.responsible_user),
         joinedload(Project.status),
         joinedload(Project.type),
     )
     page, sort = cursor_page(query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated")
-    return render_template("projects/index.html", page=page, sort=sort, args=list_args("q", "open", "sort"))
+    return render_template(
+        "projects/index.html",
+        page=page,
+        sort=sort,
+        args=list_args(*FILTER_ARGS, "sort"),
+        filters=filters,
+        filter_errors=errors,
+        options=options,
+        labels=CHOICE_LABELS,
+    ), 400 if errors else 200
+
+
+@bp.route("/projects/board")
+@login_required
+def board() -> Any:
+    """The pipeline: a column per status, a card per project; dragging a card changes its status."""
+    from hub.crm.projects import BOARD_COLUMN_LIMIT, pipeline_board
+
+    filters, errors, options = _filter_form("open")
+    columns = pipeline_board(db_session(), user(), filters)
+    return render_template(
+        "projects/board.html",
+        columns=columns,
+        filters=filters,
+        filter_errors=errors,
+        options=options,
+        labels=CHOICE_LABELS,
+        args=list_args(*FILTER_ARGS),
+        limit=BOARD_COLUMN_LIMIT,
+        statuses=[c for c in all_choices(db_session())[ChoiceField.status] if c.active],
+    ), 400 if errors else 200
+
+
+@bp.route("/projects/<int:project_id>/status", methods=["POST"])
+@login_required
+def change_status(project_id: int) -> Any:
+    """A card moved on the board (dragged, or its select and button without JavaScript). The form
+    carries the version the board showed: a project changed since is refused, never overwritten."""
+    from hub.crm.projects import set_project_status
+
+    wants_json = request.accept_mimetypes.best == "application/json"
+    session = db_session()
+    project = get_project(session, user(), project_id)  # hidden or missing: 404, alike
+    raw_version = request.form.get("version", "")
+    version = int(raw_version) if raw_version.isascii() and raw_version.isdigit() and len(raw_version) < 10 else 0
+    status_id = _int_or_none(request.form.get("status_id", ""))
+    try:
+        set_project_status(session, user(), project, status_id, expected_version=version)
+    except ValidationError as error:
+        message, code = error.message, 400
+    except StaleVersion:
+        message = gettext(
+            "Someone changed this project meanwhile; its card now shows what is saved. Move it again if you still "
+            "want to."
+        )
+        code = 409
+    else:
+        if wants_json:
+            return {"id": project.id, "status_id": project.status_id, "version": project.version}
+        return redirect(safe_next("projects.board"))
+    if wants_json:
+        # Nothing was changed: the project as loaded above is what is stored now.
+        return {"error": message, "status_id": project.status_id, "version": project.version}, code
+    flash(gettext("%(name)s: %(message)s", name=project.name, message=message), "error")
+    return redirect(safe_next("projects.board")), 303
 
 
 @bp.route("/projects/new", methods=["GET", "POST"])
@@ -509,7 +606,10 @@ def calls(project_id: int) -> Any:
 @bp.route("/projects/<int:project_id>/agenda")
 @login_required
 def agenda(project_id: int) -> Any:
-    return _render_tab("agenda", get_project(db_session(), user(), project_id))
+    from web.calendar import agenda_context
+
+    project = get_project(db_session(), user(), project_id)
+    return _render_tab("agenda", project, **agenda_context(project))
 
 
 @bp.route("/projects/<int:project_id>/users", methods=["GET", "POST"])

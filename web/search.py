@@ -1,25 +1,83 @@
-"""The search box: relations and projects matching a text, only those the user may see."""
+"""The search box: contacts, relations, projects and e-mails matching a text (hub.crm.search), only
+those the user may see. ``/search?q=`` shows the first few of each kind with their counts;
+``&kind=`` one kind, page by page."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
+from markupsafe import Markup, escape
 
-from hub.crm.projects import list_projects
-from hub.crm.relations import list_relations
-from web.context import db_session
+from hub.crm.search import KINDS, search
+from hub.mail.privacy import email_visible
+from hub.paging import BadCursor
+from hub.text import fold
+from web.context import db_session, settings
 from web.security import login_required, user
 
 bp = Blueprint("search", __name__)
+
+# The overview shows this many of each kind; one kind's own page this many per page.
+PREVIEW = 5
+PER_PAGE = 25
 
 
 @bp.route("/search")
 @login_required
 def index() -> Any:
-    q = request.args.get("q", "").strip()
-    relations = projects = None
-    if q:
-        relations, _ = list_relations(db_session(), user(), search=q, per_page=25)
-        projects, _ = list_projects(db_session(), user(), search=q, per_page=25)
-    return render_template("search/index.html", q=q, relations=relations, projects=projects)
+    kind = request.args.get("kind", "")
+    kind = kind if kind in KINDS else ""
+    cursor = request.args.get("cursor") or None
+    text = request.args.get("q", "")
+
+    def run(cursor: str | None) -> Any:
+        return search(
+            db_session(),
+            user(),
+            text,
+            kinds=(kind,) if kind else KINDS,
+            cursor=cursor if kind else None,
+            per_page=PER_PAGE if kind else PREVIEW,
+            region=settings().default_phone_region,
+            emails_visible=email_visible,
+        )
+
+    try:
+        results = run(cursor)
+    except BadCursor:
+        # A cursor from an old or altered link: start at the first page rather than fail.
+        results = run(None)
+    # Contacts link to their own page where it exists, else to their relation's.
+    contact_page = "contacts.show" in current_app.view_functions
+    return render_template("search/index.html", results=results, q=results.text, kind=kind, contact_page=contact_page)
+
+
+def _fold_char(ch: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", ch.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@bp.app_template_filter("highlight")
+def highlight(value: Any, query: str) -> Markup:
+    """``value`` escaped, with each place that matches ``query`` (as search matches: case and
+    accents ignored) in <mark>."""
+    text = "" if value is None else str(value)
+    needle = fold(query or "")
+    if not needle or not text:
+        return escape(text)
+    folded, owner = [], []
+    for index, ch in enumerate(text):
+        part = _fold_char(ch)
+        folded.append(part)
+        owner.extend([index] * len(part))
+    haystack = "".join(folded)
+    out, done, start = Markup(""), 0, haystack.find(needle)
+    while start >= 0:
+        first, last = owner[start], owner[start + len(needle) - 1] + 1
+        if first >= done:
+            out += escape(text[done:first]) + Markup("<mark>") + escape(text[first:last]) + Markup("</mark>")
+            done = last
+        start = haystack.find(needle, start + len(needle))
+    return out + escape(text[done:])

@@ -119,7 +119,25 @@ def choices() -> Any:
         else:
             return redirect(url_for("settings.choices") + f"#{data.field}")
     status = 400 if request.method == "POST" else 200
-    return render_template("settings/choices.html", form=form, grouped=all_choices(db_session()), labels=labels), status
+    from hub.crm.choices import empty_dropdowns, suggested_choices
+
+    suggested = {f: names for f, names in suggested_choices().items() if f in empty_dropdowns(db_session())}
+    return render_template(
+        "settings/choices.html", form=form, grouped=all_choices(db_session()), labels=labels, suggested=suggested
+    ), status
+
+
+@bp.route("/choices/suggested", methods=["POST"])
+@admin_required
+def add_suggested() -> Any:
+    """A fresh install: the suggested type, status and chance choices, in the admin's language."""
+    from flask_babel import gettext
+
+    from hub.crm.choices import add_suggested_choices
+
+    added = add_suggested_choices(db_session())
+    flash(gettext("%(n)s choices added: rename, reorder or deactivate them as you like.", n=added))
+    return redirect(url_for("settings.choices"))
 
 
 @bp.route("/choices/<int:choice_id>", methods=["GET", "POST"])
@@ -424,3 +442,18 @@ def delete_webhook(subscription_id: int) -> Any:
     subscription = webhook_service.get_subscription(db_session(), subscription_id)
     webhook_service.delete_subscription(db_session(), subscription)
     return redirect(url_for("settings.webhooks"))
+
+
+@bp.route("/matching", methods=["GET", "POST"])
+@admin_required
+def matching() -> Any:
+    """How mail and calls find their project: the single-open-project rule, on or off."""
+    from hub.crm.matching import set_single_open_rule, single_open_rule_on
+
+    if request.method == "POST":
+        # CSRFProtect has already checked the token of this plain form.
+        set_single_open_rule(db_session(), "1" in request.form.getlist("single_open"))
+        return redirect(url_for("settings.matching", saved=1))
+    return render_template(
+        "settings/matching.html", single_open=single_open_rule_on(db_session()), saved=request.args.get("saved")
+    )

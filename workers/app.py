@@ -105,6 +105,16 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
                 "options": {"expires": settings.sweep_interval_seconds},
             },
+            "sync-due-calendars": {
+                "task": "hub.calendar.sweep",
+                "schedule": timedelta(seconds=settings.sweep_interval_seconds),
+                "options": {"expires": settings.sweep_interval_seconds},
+            },
+            "start-due-mailings": {
+                "task": "hub.campaigns.tick",
+                "schedule": timedelta(seconds=15),
+                "options": {"expires": 15},
+            },
             "remove-orphan-packs": {
                 "task": "hub.mail.remove_orphan_packs",
                 "schedule": timedelta(hours=1),

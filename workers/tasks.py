@@ -187,3 +187,89 @@ def _send_webhooks(delivery_ids: list[int]) -> None:
 # Deliveries written by a committed change go to a worker at once (hub.webhooks.outbox); processes
 # that never build the Celery app (the CLI) leave them to the sweep.
 set_webhook_waker(_send_webhooks)
+
+
+# --- calendar ----------------------------------------------------------------------------------------------
+
+
+@shared_task(name="hub.calendar.sweep", acks_late=True)
+def calendar_sweep() -> int:
+    """Beat's tick: a push-and-pull for every calendar account with work due (and out of backoff)."""
+    from hub.calendar.accounts import due_accounts
+    from hub.calendar.imip import due_invitations
+
+    with context.database().transaction() as session:
+        account_ids = due_accounts(session)
+        invitation_ids = due_invitations(session) if context.settings().smtp_url else []
+    for account_id in account_ids:
+        sync_calendar_task.delay(account_id)
+    for appointment_id in invitation_ids:
+        send_invitations_task.delay(appointment_id)
+    return len(account_ids) + len(invitation_ids)
+
+
+@shared_task(bind=True, name="hub.calendar.sync_account", acks_late=True, **RETRY_WHILE_DATABASE_AWAY)
+def sync_calendar_task(self: Task, account_id: int, held: int = 0) -> None:
+    """Push what is due into one staff calendar and pull its changes (claimed: one run per account).
+    A server error is recorded on the account with its backoff; the sweep tries again after it."""
+    from hub.calendar.dav import CalendarError
+    from hub.calendar.sync import sync_account
+    from hub.models import CalendarAccount
+
+    try:
+        settings = context.settings()
+        result = sync_account(
+            context.database(), account_id, secret_key=settings.secret_key, allowed_hosts=settings.mail_allowed_hosts
+        )
+    except CalendarError as exc:
+        log.warning("calendar account %s: %s", account_id, exc.words)
+        return
+    if result is None:
+        retry_when_claim_lapses(self, CalendarAccount, account_id, held)
+
+
+# --- campaigns ---------------------------------------------------------------------------------------------
+
+# A mailing run stays well below the task time limit and then queues its next slice.
+MAILING_BUDGET_SECONDS = 300
+
+
+@shared_task(name="hub.campaigns.tick", acks_late=True)
+def campaigns_tick() -> int:
+    """Beat's tick: start due mailings (a conditional UPDATE: a second beat starts nothing twice) and
+    send a run for every sending mailing nobody holds."""
+    from hub.campaigns.sending import start_due
+
+    mailing_ids = start_due(context.database())
+    for mailing_id in mailing_ids:
+        send_mailing_task.delay(mailing_id)
+    return len(mailing_ids)
+
+
+@shared_task(bind=True, name="hub.campaigns.send", acks_late=True, **RETRY_WHILE_DATABASE_AWAY)
+def send_mailing_task(self: Task, mailing_id: int, held: int = 0) -> None:
+    """Send a slice of one mailing (claimed: a duplicate message sends nothing)."""
+    from hub.campaigns.sending import send_mailing
+    from hub.models.campaigns import Mailing
+
+    result = send_mailing(context.database(), context.settings(), mailing_id, budget_seconds=MAILING_BUDGET_SECONDS)
+    if result is None:
+        retry_when_claim_lapses(self, Mailing, mailing_id, held)
+    elif result.state == "sending" and result.next_attempt_at is None:
+        send_mailing_task.delay(mailing_id)  # the budget ran out with work left
+
+
+@shared_task(name="hub.calendar.send_invitations", acks_late=True, **RETRY_WHILE_DATABASE_AWAY)
+def send_invitations_task(appointment_id: int) -> None:
+    """E-mail invitations (iMIP) of one appointment to those who have not had the latest one; a relay
+    that says "later" leaves them due, and the sweep sends them again."""
+    from hub.calendar.imip import send_invitations
+    from hub.outbound import RelayNotConfigured
+
+    try:
+        result = send_invitations(context.database(), context.settings(), appointment_id)
+    except RelayNotConfigured:
+        log.warning("no mail relay configured (HUB_SMTP_URL): invitations of appointment %s wait", appointment_id)
+        return
+    if result.deferred:
+        log.info("appointment %s: %s invitations deferred by the relay", appointment_id, result.deferred)

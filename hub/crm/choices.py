@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -98,9 +100,11 @@ def default_labels() -> dict[str, str]:
 
 
 def field_labels(session: Session) -> dict[str, str]:
+    """Every free field's label: the company's own, or (never changed) the default in the reader's language."""
     labels = default_labels()
     for row in session.scalars(select(FieldLabel)):
-        labels[row.field] = row.label
+        if not is_default_label(row.field, row.label):
+            labels[row.field] = row.label
     return labels
 
 
@@ -117,8 +121,71 @@ def save_field_labels(session: Session, labels: dict[str, str]) -> None:
         raise ValidationError(errors)
     for field, label in labels.items():
         row = session.get(FieldLabel, field)
-        if row is None:
+        if is_default_label(field, label):
+            # Saved as shown, unchanged: no row, so every user keeps reading it in his own language.
+            if row is not None:
+                session.delete(row)
+        elif row is None:
             session.add(FieldLabel(field=field, label=label.strip()))
         else:
             row.label = label.strip()
     session.flush()
+
+
+# --- a fresh install: suggested choices, and labels nobody changed ---------------------------------------
+
+
+def suggested_choices() -> dict[ChoiceField, list[str]]:
+    """What a fresh install offers for type, status and chance, in the reader's language (the admin who
+    adds them): a sales pipeline's usual steps, to be renamed, reordered or deactivated in Settings."""
+    return {
+        ChoiceField.type: [_("New customer"), _("Existing customer"), _("Maintenance and service")],
+        ChoiceField.status: [_("Lead"), _("Qualified"), _("Offer sent"), _("Negotiation"), _("Won"), _("Lost")],
+        ChoiceField.chance: [_("Low (25%)"), _("Medium (50%)"), _("High (75%)"), _("Very likely (90%)")],
+    }
+
+
+def empty_dropdowns(session: Session) -> list[ChoiceField]:
+    """Type, status and chance dropdowns that have no choice at all (active or not)."""
+    used = set(session.scalars(select(Choice.field).distinct()))
+    return [f for f in suggested_choices() if f not in used]
+
+
+def add_suggested_choices(session: Session) -> int:
+    """Fill the empty type, status and chance dropdowns with :func:`suggested_choices`, stored in the
+    language of whoever adds them (they are the company's own from then on: editable like any other).
+    A dropdown that has choices already is left alone. Returns how many were added."""
+    added = 0
+    empty = set(empty_dropdowns(session))
+    for field, names in suggested_choices().items():
+        if field not in empty:
+            continue
+        for order, name in enumerate(names, 1):
+            save_choice(session, ChoiceInput(field=field.value, name=name, sort_order=order * 10))
+            added += 1
+    return added
+
+
+@cache
+def _defaults_in_every_language() -> dict[str, frozenset[str]]:
+    """Each free field's default label in English and in every language the UI has a catalogue for: a
+    stored label equal to one of these was never changed by the company (saved as shown, or stored by
+    an older version that kept untouched labels), so it follows each reader's language."""
+    from babel.support import Translations
+
+    catalogues = Path(__file__).resolve().parents[2] / "web" / "translations"
+    languages = [p.name for p in catalogues.iterdir() if (p / "LC_MESSAGES" / "messages.mo").is_file()]
+    texts = {**{f: ("Free text %(n)s", i) for i, f in enumerate(FREE_TEXT_FIELDS, 1)}}
+    texts.update({f.value: ("Free choice %(n)s", i) for i, f in enumerate(FREE_CHOICE_FIELDS, 1)})
+    found: dict[str, set[str]] = {field: {DEFAULT_LABELS[field]} for field in texts}
+    for language in languages:
+        catalogue = Translations.load(str(catalogues), [language])
+        for field, (message, n) in texts.items():
+            found[field].add(catalogue.gettext(message) % {"n": n})
+    return {field: frozenset(names) for field, names in found.items()}
+
+
+def is_default_label(field: str, label: str) -> bool:
+    """Whether ``label`` is the field's own default name (in any language): not the company's choice."""
+    label = label.strip()
+    return label == default_labels().get(field) or label in _defaults_in_every_language().get(field, ())

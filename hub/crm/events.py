@@ -72,8 +72,27 @@ class EmailsLinked:
         return cls(tuple(EmailLink(r["email_id"], r.get("relation_id"), r.get("project_id")) for r in rows))
 
 
-Event = AddressesAdded | NumbersAdded | RecordChanged | EmailsLinked
-E = TypeVar("E", AddressesAdded, NumbersAdded, RecordChanged, EmailsLinked)
+@dataclass(frozen=True)
+class StoredEmail:
+    """What a listener may need of a newly stored e-mail without reading it again."""
+
+    email_id: int
+    kind: str  # "" for mail a person wrote; bounce, complaint, auto_reply, invitation
+    details: dict[str, object]
+    recipients: tuple[str, ...]  # the case-folded To and Cc addresses (a bounce's To: a VERP address)
+    in_reply_to: tuple[str, ...]  # In-Reply-To and References
+
+
+@dataclass(frozen=True)
+class EmailsStored:
+    """Mail sync stored new e-mails that are reports (bounces, complaints) or answers to a message
+    (announced once per batch; campaigns count bounces and replies from it)."""
+
+    items: tuple[StoredEmail, ...]
+
+
+Event = AddressesAdded | NumbersAdded | RecordChanged | EmailsLinked | EmailsStored
+E = TypeVar("E", AddressesAdded, NumbersAdded, RecordChanged, EmailsLinked, EmailsStored)
 _subscribers: dict[type[Any], list[Callable[[Session, Any], None]]] = {}
 _wired = False
 

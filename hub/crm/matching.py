@@ -4,7 +4,8 @@ Used by mail sync, telephony and later calendar. An e-mail address matches conta
 case-folded address, then the relation's own addresses; a company domain matches a relation when
 no address does (never a free-mail domain, and only when exactly one relation has that domain).
 Projects: an explicit token "[P-123]" in the subject, else the project(s) of the thread, else the
-relation's single open project (:func:`match_projects`).
+open project whose one-off contact wrote or was written to, else the relation's single open project
+(:func:`match_projects`). An admin can switch the single-open-project rule off (:func:`single_open_rule_on`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub.crm.relations import FREE_MAIL_DOMAINS
-from hub.models import Email, EmailAddress, EmailProject, PhoneNumber, Project, Relation
+from hub.db import among
+from hub.models import Email, EmailAddress, EmailProject, PhoneNumber, Project, Relation, Setting
 
 PROJECT_TOKEN = re.compile(r"\[P-(\d{1,12})\]")
 K = TypeVar("K")
@@ -45,11 +47,13 @@ def match_addresses(
     found: dict[str, AddressMatch] = {}
     rows = session.execute(
         select(EmailAddress.address_key, EmailAddress.contact_id, EmailAddress.relation_id)
-        .where(EmailAddress.address_key.in_(keys))
+        .where(among(session, EmailAddress.address_key, keys))
         .order_by(EmailAddress.contact_id.is_(None), EmailAddress.id)
     )
     for key, contact_id, relation_id in rows:
         found.setdefault(key, AddressMatch(contact_id, relation_id))
+    for key, relation_id in one_off_relations(session, keys - found.keys()).items():
+        found[key] = AddressMatch(None, relation_id)
     domains = {k.rsplit("@", 1)[1] for k in keys - found.keys() if "@" in k}
     domains -= FREE_MAIL_DOMAINS
     domains -= {a.rsplit("@", 1)[1] for a in staff if "@" in a}
@@ -84,7 +88,7 @@ def match_numbers(session: Session, numbers: Iterable[str]) -> dict[str, NumberM
     for start in range(0, len(keys), 5000):
         rows = session.execute(
             select(PhoneNumber.e164, PhoneNumber.contact_id, PhoneNumber.relation_id).where(
-                PhoneNumber.e164.in_(keys[start : start + 5000])
+                among(session, PhoneNumber.e164, keys[start : start + 5000])
             )
         )
         for e164, contact_id, relation_id in rows:
@@ -108,14 +112,54 @@ def project_from_token(session: Session, subject: str) -> int | None:
     return None
 
 
+SINGLE_OPEN_SETTING = "single_open_project_rule"
+
+
+def single_open_rule_on(session: Session) -> bool:
+    """Whether mail and calls of a relation with one open project land on it (an admin's switch, on
+    unless switched off)."""
+    return session.scalar(select(Setting.value).where(Setting.key == SINGLE_OPEN_SETTING)) != "off"
+
+
+def set_single_open_rule(session: Session, on: bool) -> None:
+    """The admin's switch; it applies to what arrives from now on (links made earlier stay)."""
+    setting = session.get(Setting, SINGLE_OPEN_SETTING) or Setting(key=SINGLE_OPEN_SETTING)
+    setting.value = "on" if on else "off"
+    session.add(setting)
+    session.flush()
+
+
+def _open_one_offs(session: Session, address_keys: Iterable[str]) -> list[tuple[str, int, int]]:
+    """(address, project id, relation id) of open projects whose one-off contact has one of the addresses."""
+    keys = sorted({k for k in address_keys if k})
+    if not keys:
+        return []
+    column = func.lower(Project.one_off_contact_email)
+    rows = session.execute(
+        select(column, Project.id, Project.relation_id).where(
+            Project.one_off_contact_email != "", column.in_(keys), Project.closed.is_(False)
+        )
+    )
+    return [(key, project_id, relation_id) for key, project_id, relation_id in rows]
+
+
+def one_off_relations(session: Session, address_keys: Iterable[str]) -> dict[str, int]:
+    """Address → the relation whose open project has it as its one-off contact (when only one relation does)."""
+    found: dict[str, set[int]] = {}
+    for key, _project_id, relation_id in _open_one_offs(session, address_keys):
+        found.setdefault(key, set()).add(relation_id)
+    return {key: relations.pop() for key, relations in found.items() if len(relations) == 1}
+
+
 def single_open_projects(session: Session, relation_ids: Iterable[int]) -> dict[int, int]:
-    """relation id → its one open project, for relations that have exactly one."""
+    """relation id → its one open project, for relations that have exactly one (nothing while an
+    admin switched the rule off: :func:`single_open_rule_on`)."""
     ids = set(relation_ids)
-    if not ids:
+    if not ids or not single_open_rule_on(session):
         return {}
     rows = session.execute(
         select(Project.relation_id, func.min(Project.id), func.count())
-        .where(Project.relation_id.in_(ids), Project.closed.is_(False))
+        .where(among(session, Project.relation_id, ids), Project.closed.is_(False))
         .group_by(Project.relation_id)
     )
     return {relation_id: project_id for relation_id, project_id, count in rows if count == 1}
@@ -130,13 +174,27 @@ class ProjectClues:
     # Message-IDs it answers (In-Reply-To and References): a reply joins the projects of those.
     replies_to: tuple[str, ...]
     relation_ids: frozenset[int]
+    # Its correspondents' case-folded addresses (staff's own left out): a project's one-off contact.
+    addresses: frozenset[str] = frozenset()
 
     @classmethod
     def of(
-        cls, subject: str, thread_key: str, in_reply_to: str, references: Iterable[str], relation_ids: Iterable[int]
+        cls,
+        subject: str,
+        thread_key: str,
+        in_reply_to: str,
+        references: Iterable[str],
+        relation_ids: Iterable[int],
+        addresses: Iterable[str] = (),
     ) -> ProjectClues:
         """The clues of an e-mail from its headers as stored (In-Reply-To may be empty)."""
-        return cls(subject, thread_key, tuple(filter(None, [in_reply_to, *references])), frozenset(relation_ids))
+        return cls(
+            subject,
+            thread_key,
+            tuple(filter(None, [in_reply_to, *references])),
+            frozenset(relation_ids),
+            frozenset(addresses),
+        )
 
 
 def _projects_by(
@@ -167,7 +225,8 @@ def match_projects(
     session: Session, items: Mapping[K, ProjectClues], *, known: ColumnElement[bool] | None = None
 ) -> list[tuple[K, int, str]]:
     """(item, project id, how) for each item: a "[P-123]" token in the subject, else the projects of
-    its thread, else the single open project of each relation it matched. Queries are per batch.
+    its thread, else the open projects whose one-off contact it involves, else the single open project
+    of each relation it matched. Queries are per batch.
     ``known``: which e-mails of the thread may count (see :func:`_projects_by`)."""
     replied = {r for clues in items.values() for r in clues.replies_to}
     thread_keys = {clues.thread_key for clues in items.values() if clues.thread_key} | replied
@@ -176,6 +235,9 @@ def match_projects(
     # References, a thread whose first message was never seen): look it up itself too.
     by_message = _projects_by(session, Email.message_id, replied, known)
     single = single_open_projects(session, {r for clues in items.values() for r in clues.relation_ids})
+    one_offs: dict[str, set[int]] = {}
+    for key, project_id, _relation_id in _open_one_offs(session, {a for c in items.values() for a in c.addresses}):
+        one_offs.setdefault(key, set()).add(project_id)
     links: list[tuple[K, int, str]] = []
     for item, clues in items.items():
         token = project_from_token(session, clues.subject) if "[P-" in clues.subject else None
@@ -187,6 +249,10 @@ def match_projects(
             in_thread |= by_thread.get(ref, set()) | by_message.get(ref, set())
         if in_thread:
             links += [(item, project_id, "thread") for project_id in sorted(in_thread)]
+            continue
+        by_one_off = {p for a in clues.addresses for p in one_offs.get(a, ())}
+        if by_one_off:
+            links += [(item, project_id, "one-off") for project_id in sorted(by_one_off)]
             continue
         links += [(item, single[r], "single-open") for r in sorted(clues.relation_ids) if r in single]
     return links

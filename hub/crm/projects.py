@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub.accounts.users import users_and_groups
@@ -235,6 +235,7 @@ def projects_query(
     chance_id: int | None = None,
     responsible_user_id: int | None = None,
     updated_since: datetime | None = None,
+    closed_only: bool = False,
 ) -> Select[tuple[Project]]:
     query = select(Project).join(Project.relation).where(project_visible(user))
     if search.strip():
@@ -246,6 +247,8 @@ def projects_query(
         query = query.where(Project.status_id == status_id)
     if open_only:
         query = query.where(Project.closed.is_(False))
+    if closed_only:
+        query = query.where(Project.closed.is_(True))
     for column, value in ((Project.type_id, type_id), (Project.chance_id, chance_id)):
         if value is not None:
             query = query.where(column == value)
@@ -334,3 +337,187 @@ def delete_project(
     announce(session, RecordChanged("project", project.id, "deleted"))
     session.delete(project)
     session.flush()
+
+
+# --- list filters and the pipeline board ---------------------------------------------------------------
+
+# What a column of the pipeline board shows at most; the rest is one "more" link to the filtered list.
+BOARD_COLUMN_LIMIT = 50
+# Ids are INTEGER columns (32-bit on PostgreSQL): a bigger one is refused as unknown before the query.
+_MAX_FILTER_ID = 2**31 - 1
+
+
+@dataclass
+class ProjectFilters:
+    """The project list's and the board's filters, as read from a GET form (``read_filters``)."""
+
+    search: str = ""
+    status_id: int | None = None
+    type_id: int | None = None
+    chance_id: int | None = None
+    responsible_user_id: int | None = None
+    relation_id: int | None = None
+    # "all", "open" or "closed".
+    state: str = "all"
+    # The relation named by ``relation_id`` (for the page to show what is filtered on).
+    relation_name: str = ""
+    # Only projects without a status (the board's "No status" column).
+    no_status: bool = False
+
+    def query(self, user: User) -> Select[tuple[Project]]:
+        query = projects_query(
+            user,
+            search=self.search,
+            relation_id=self.relation_id,
+            status_id=self.status_id,
+            type_id=self.type_id,
+            chance_id=self.chance_id,
+            responsible_user_id=self.responsible_user_id,
+            open_only=self.state == "open",
+            closed_only=self.state == "closed",
+        )
+        return query.where(Project.status_id.is_(None)) if self.no_status else query
+
+
+def _filter_id(raw: str) -> int | None:
+    """A positive id typed into a URL, or None for anything else (letters, huge numbers, NUL bytes)."""
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= _MAX_FILTER_ID:
+        return None
+    return int(raw)
+
+
+def read_filters(
+    session: Session, user: User, args: dict[str, str], *, default_state: str = "all"
+) -> tuple[ProjectFilters, dict[str, str]]:
+    """The filters in ``args`` (status, type, chance, responsible, relation, open, q), checked.
+
+    Returns the usable filters and, per filter that names nothing the user may pick, a message; such a
+    filter is left out (the page says so) rather than answering with an error page. A relation the user
+    may not see is unknown, exactly like a missing one.
+    """
+    filters = ProjectFilters(search=args.get("q", "").replace("\x00", "")[:200])
+    errors: dict[str, str] = {}
+    for name in ("status", "type", "chance"):
+        raw = args.get(name, "")
+        if not raw:
+            continue
+        if name == "status" and raw == "none":
+            filters.no_status = True
+            continue
+        choice_id = _filter_id(raw)
+        choice = session.get(Choice, choice_id) if choice_id is not None else None
+        if choice is None or choice.field != ChoiceField(name):
+            errors[name] = _("There is no such choice; this filter is left out.")
+        else:
+            setattr(filters, f"{name}_id", choice.id)
+    if raw := args.get("responsible", ""):
+        user_id = _filter_id(raw)
+        if user_id is None or session.get(User, user_id) is None:
+            errors["responsible"] = _("There is no such user; this filter is left out.")
+        else:
+            filters.responsible_user_id = user_id
+    if raw := args.get("relation", ""):
+        relation_id = _filter_id(raw)
+        relation = (
+            session.scalar(select(Relation).where(Relation.id == relation_id, relation_visible(user)))
+            if relation_id is not None
+            else None
+        )
+        if relation is None:
+            errors["relation"] = _("There is no such relation; this filter is left out.")
+        else:
+            filters.relation_id, filters.relation_name = relation.id, relation.name
+    elif name := args.get("relation_name", "").replace("\x00", "").strip()[:200]:
+        # Typed without the picker (no JavaScript): a name that is exactly one visible relation's.
+        named = session.scalars(
+            select(Relation).where(func.lower(Relation.name) == name.lower(), relation_visible(user)).limit(2)
+        ).all()
+        if len(named) != 1:
+            errors["relation"] = _("No one relation has exactly this name; pick it from the list.")
+            filters.relation_name = name
+        else:
+            filters.relation_id, filters.relation_name = named[0].id, named[0].name
+    state = args.get("open", "")
+    # "1" is the old "open only" checkbox, still in bookmarks.
+    states = {"": default_state, "all": "all", "1": "open", "open": "open", "closed": "closed", "0": "closed"}
+    if state not in states:
+        errors["open"] = _("Choose open, closed or all projects; this filter is left out.")
+    filters.state = states.get(state, default_state)
+    return filters, errors
+
+
+@dataclass
+class BoardColumn:
+    """One status on the pipeline board: its first cards (most recently changed first) and how many
+    projects it holds in all."""
+
+    status: Choice | None
+    projects: list[Project]
+    count: int
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.projects)
+
+
+def pipeline_board(
+    session: Session, user: User, filters: ProjectFilters, *, limit: int = BOARD_COLUMN_LIMIT
+) -> list[BoardColumn]:
+    """The board: a column per active status in the Settings order (an inactive one only while
+    projects have it, "no status" only when some have none), each with at most ``limit`` cards of the
+    projects ``user`` may see that match ``filters``. Three queries however many projects there are."""
+    base = filters.query(user)
+    ids = base.with_only_columns(Project.id, Project.status_id).subquery()
+    counts: dict[int | None, int] = {
+        status_id: int(n)
+        for status_id, n in session.execute(select(ids.c.status_id, func.count()).group_by(ids.c.status_id)).tuples()
+    }
+    rank = (
+        func.row_number()
+        .over(partition_by=Project.status_id, order_by=(Project.updated_at.desc(), Project.id.desc()))
+        .label("rank")
+    )
+    ranked = base.with_only_columns(Project.id, rank).subquery()
+    cards = session.scalars(
+        select(Project)
+        .join(ranked, ranked.c.id == Project.id)
+        .where(ranked.c.rank <= limit)
+        .options(joinedload(Project.relation), joinedload(Project.responsible_user))
+        .order_by(Project.updated_at.desc(), Project.id.desc())
+    ).unique()
+    by_status: dict[int | None, list[Project]] = {}
+    for project in cards:
+        by_status.setdefault(project.status_id, []).append(project)
+    statuses = list(
+        session.scalars(
+            select(Choice).where(Choice.field == ChoiceField.status).order_by(Choice.sort_order, Choice.name)
+        )
+    )
+    columns = []
+    if counts.get(None):
+        columns.append(BoardColumn(None, by_status.get(None, []), counts[None]))
+    for status in statuses:
+        shown = status.active if filters.status_id is None else status.id == filters.status_id
+        shown = shown and not filters.no_status
+        if shown or counts.get(status.id):
+            columns.append(BoardColumn(status, by_status.get(status.id, []), counts.get(status.id, 0)))
+    return columns
+
+
+def set_project_status(
+    session: Session, user: User, project: Project, status_id: int | None, *, expected_version: int | None
+) -> Project:
+    """Move a project to another status (a card dragged on the board). Whoever may see the project may,
+    as in its form. Raises :class:`ValidationError` for a choice that is not an active status, and
+    :class:`~hub.crm.access.StaleVersion` when the project changed after ``expected_version``: a card
+    dragged on a stale board never overwrites what a colleague saved meanwhile."""
+    errors: dict[str, str] = {}
+    _validate_choices(session, {"status": status_id}, project, errors)
+    if errors:
+        raise ValidationError(errors)
+    claim_version(session, project, expected_version)
+    project.status_id = status_id
+    session.flush()
+    announce(session, RecordChanged("project", project.id, "updated"))
+    return project

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from hub.crm.events import AddressesAdded, EmailsLinked, announce
 from hub.db import insert_ignore
-from hub.models import Email, EmailParticipant, EmailProject, EmailRelation, Project
+from hub.models import Email, EmailParticipant, EmailProject, EmailProjectUndone, EmailRelation, Project
 
 
 def link_to_project(session: Session, email: Email, project: Project) -> None:
@@ -98,7 +98,24 @@ def link_existing_mail(session: Session, address_key: str, contact_id: int, rela
     insert_ignore(
         session,
         EmailProject,
-        [{"email_id": e, "project_id": p, "how": how} for e, p, how in match_projects(session, clues)],
+        without_undone(
+            session, [{"email_id": e, "project_id": p, "how": how} for e, p, how in match_projects(session, clues)]
+        ),
         ["email_id", "project_id"],
     )
     return len(newly)
+
+
+def without_undone(session: Session, rows: list[dict[str, int | str]]) -> list[dict[str, int | str]]:
+    """Project link rows less those someone undid before (hub.mail.filing.undo_link): matching again
+    must not put them back."""
+    if not rows:
+        return rows
+    undone = set(
+        session.execute(
+            select(EmailProjectUndone.email_id, EmailProjectUndone.project_id).where(
+                EmailProjectUndone.email_id.in_({r["email_id"] for r in rows})
+            )
+        ).tuples()
+    )
+    return [r for r in rows if (r["email_id"], r["project_id"]) not in undone]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from hub.claims import Claim, try_claim
@@ -15,7 +16,17 @@ from hub.errors import NotFound, ValidationError
 from hub.i18n import _, shown
 from hub.mail.imap import public_error
 from hub.mail.privacy import invalid_never_share, refresh_withheld
-from hub.models import Mailbox, MailSecurity, MailSharing, User
+from hub.models import (
+    Email,
+    EmailLocation,
+    Mailbox,
+    MailboxEmail,
+    MailFolder,
+    MailQuarantine,
+    MailSecurity,
+    MailSharing,
+    User,
+)
 from hub.models.base import utcnow
 from hub.net import refused_address
 from hub.ops.health import Work, WorkHealth, work_state
@@ -104,8 +115,9 @@ def save_mailbox(
 
 
 def get_mailbox(session: Session, mailbox_id: int) -> Mailbox:
+    """The mailbox; a removed one is :class:`NotFound` (only its row is left, for the mail it kept)."""
     mailbox = session.get(Mailbox, mailbox_id)
-    if mailbox is None:
+    if mailbox is None or mailbox.removed_at is not None:
         raise NotFound(mailbox_id)
     return mailbox
 
@@ -153,9 +165,15 @@ def due_mailboxes(session: Session, now: datetime | None = None) -> list[int]:
     """Mailboxes whose next sync is due (the beat sweep sends them; polling is the fallback to IDLE)."""
     now = now or utcnow()
     query = select(Mailbox.id).where(
-        Mailbox.active.is_(True),
+        or_(
+            and_(
+                Mailbox.active.is_(True),
+                or_(Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now),
+            ),
+            # A removal still clearing folders and mail: the sync task does that work (see finish_removal).
+            Mailbox.removal.in_(REMOVING),
+        ),
         or_(Mailbox.claimed_until.is_(None), Mailbox.claimed_until < now),
-        or_(Mailbox.next_attempt_at.is_(None), Mailbox.next_attempt_at <= now),
     )
     return list(session.scalars(query.limit(500)))
 
@@ -188,7 +206,117 @@ def error_for(mailbox: Mailbox, viewer: User) -> str:
 
 
 def mailboxes_for(session: Session, user: User) -> list[Mailbox]:
-    query = select(Mailbox).order_by(Mailbox.name)
+    query = select(Mailbox).where(Mailbox.removed_at.is_(None)).order_by(Mailbox.name)
     if not user.is_admin:
         query = query.where(Mailbox.owner_id == user.id)
     return list(session.scalars(query))
+
+
+# --- pause, resume, remove ---------------------------------------------------------------------------------
+
+# ``Mailbox.removal`` while a removal still has work to do.
+REMOVING = ("keep", "delete")
+# Rows deleted per transaction when a removal clears a mailbox: short transactions, whatever its size.
+REMOVAL_BATCH = 500
+
+
+def pause_mailbox(session: Session, mailbox: Mailbox) -> None:
+    """Stop syncing: the sweep, a claim and the watcher all skip an inactive mailbox (a sync running now
+    finishes its slice). Its folders keep their cursors, so resuming goes on where it stopped."""
+    mailbox.active = False
+    session.flush()
+
+
+def resume_mailbox(session: Session, mailbox: Mailbox) -> None:
+    """Sync again, from where it stopped; due at once (the caller queues the sync after commit)."""
+    mailbox.active = True
+    mailbox.next_attempt_at = None
+    session.flush()
+
+
+def remove_mailbox(session: Session, mailbox: Mailbox, *, keep_mail: bool) -> None:
+    """Remove a mailbox: at once gone from every list, never synced or watched again, its password erased.
+
+    ``keep_mail``: its e-mails stay, seen under the same rules as before. That is why the row itself stays
+    (marked removed): it says whose personal mail it is and what its owner shared of it, so the owner's
+    private mail never becomes visible to others, nor a shared mailbox's mail invisible to all.
+    Otherwise its e-mails that no other mailbox holds are deleted; mail another mailbox also holds stays,
+    seen under that mailbox's rules. Either way the folders, cursors and quarantine go. That work is done
+    in short batches by :func:`finish_removal` (the sync task, queued by the caller after commit).
+    """
+    mailbox.removed_at = utcnow()
+    mailbox.removal = "keep" if keep_mail else "delete"
+    mailbox.active = False
+    mailbox.password_encrypted = ""
+    mailbox.last_error = ""
+    mailbox.failures = 0
+    mailbox.next_attempt_at = None
+    session.flush()
+
+
+def removal_pending(db: Database, mailbox_id: int) -> bool:
+    with db.transaction() as session:
+        return session.scalar(select(Mailbox.removal).where(Mailbox.id == mailbox_id)) in REMOVING
+
+
+def finish_removal(
+    db: Database, mailbox_id: int, *, budget_seconds: float = 240, batch: int = REMOVAL_BATCH
+) -> bool | None:
+    """Clear a removed mailbox in batches of ``batch`` rows, each its own transaction, under the
+    mailbox's claim (never beside a sync of it that was still running). Stops when ``budget_seconds``
+    are spent: returns True if work is left (queue it again), False when done, None when another run
+    holds the claim. A run killed half-way leaves consistent batches; the next one goes on."""
+    from hub.claims import heartbeat
+
+    claim = try_claim(db, Mailbox, mailbox_id, Mailbox.removal.in_(REMOVING))
+    if claim is None:
+        return None
+    deadline = time.monotonic() + budget_seconds
+    with heartbeat(claim):
+        while time.monotonic() < deadline and not claim.lost.is_set():
+            with db.transaction() as session:
+                removal = session.scalar(select(Mailbox.removal).where(Mailbox.id == mailbox_id))
+                if removal not in REMOVING:
+                    return False
+                if _clear_batch(session, mailbox_id, delete_mail=removal == "delete", batch=batch):
+                    continue
+                # Nothing left but the row.
+                if removal == "delete":
+                    session.execute(delete(Mailbox).where(Mailbox.id == mailbox_id))
+                    return False
+            claim.release(removal="done")
+            return False
+    claim.release()
+    return True
+
+
+def _clear_batch(session: Session, mailbox_id: int, *, delete_mail: bool, batch: int) -> bool:
+    """One batch of a removal; False when there was nothing left to clear."""
+    folders = select(MailFolder.id).where(MailFolder.mailbox_id == mailbox_id).scalar_subquery()
+    locations = list(session.scalars(select(EmailLocation.id).where(EmailLocation.folder_id.in_(folders)).limit(batch)))
+    if locations:
+        session.execute(delete(EmailLocation).where(EmailLocation.id.in_(locations)))
+        return True
+    quarantined = list(
+        session.scalars(select(MailQuarantine.id).where(MailQuarantine.folder_id.in_(folders)).limit(batch))
+    )
+    if quarantined:
+        session.execute(delete(MailQuarantine).where(MailQuarantine.id.in_(quarantined)))
+        return True
+    if session.execute(delete(MailFolder).where(MailFolder.mailbox_id == mailbox_id)).rowcount:  # type: ignore[attr-defined]
+        return True
+    if not delete_mail:
+        return False
+    email_ids = list(
+        session.scalars(select(MailboxEmail.email_id).where(MailboxEmail.mailbox_id == mailbox_id).limit(batch))
+    )
+    if not email_ids:
+        return False
+    session.execute(
+        delete(MailboxEmail).where(MailboxEmail.mailbox_id == mailbox_id, MailboxEmail.email_id.in_(email_ids))
+    )
+    # Mail another mailbox also holds stays; the rest goes with its participants, links and
+    # attachments (foreign keys cascade). Its pack bytes are freed by the orphan-pack sweep.
+    held_elsewhere = exists().where(MailboxEmail.email_id == Email.id)
+    session.execute(delete(Email).where(Email.id.in_(email_ids), ~held_elsewhere))
+    return True

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
 from hub.claims import Claim, heartbeat
-from hub.crm.events import EmailsLinked, announce
+from hub.crm.events import EmailsLinked, EmailsStored, StoredEmail, announce
 from hub.crm.matching import ProjectClues, match_addresses, match_projects
 from hub.db import Database, bulk_insert, insert_ignore, insert_ignore_returning
 from hub.i18n import N_
@@ -133,6 +133,10 @@ def sync_mailbox(
     Returns None when another sync holds the mailbox (or it is backing off and not forced).
     Raises :class:`MailServerError` after recording the failure on the mailbox.
     """
+    if mailboxes.removal_pending(db, mailbox_id):
+        # A removed mailbox's only work left: clearing its folders (and its mail, if asked) in batches.
+        more = mailboxes.finish_removal(db, mailbox_id, budget_seconds=budget_seconds)
+        return None if more is None else SyncResult(more=more)
     claim = mailboxes.claim(db, mailbox_id, force=force)
     if claim is None:
         return None
@@ -678,6 +682,7 @@ class FolderSync:
         fresh = {key: m for key, m in new_messages.items() if key not in existing}
         inserted = _insert_emails(session, [_email_row(m) for m in fresh.values()])
         ids = {**existing, **inserted}
+        _announce_stored(session, {inserted[key]: fresh[key] for key in inserted})
         # Only what this transaction inserted gets participants and links: another mailbox's sync
         # storing the same message at the same moment has (or will have) done that once.
         done.linked = self._link_new(session, {inserted[key]: fresh[key] for key in inserted})
@@ -798,6 +803,8 @@ class FolderSync:
                 message.in_reply_to,
                 message.references,
                 relations_of.get(email_id, ()),
+                # A project's one-off contact (never staff's own address).
+                {key for _r, key, _n in message.participants} - self._staff(session),
             )
             for email_id, message in emails.items()
         }
@@ -808,6 +815,23 @@ class FolderSync:
         insert_ignore(session, EmailProject, project_links, ["email_id", "project_id"])
         announce(session, EmailsLinked.of(relation_links + project_links))
         return len(relations_of)
+
+
+def _announce_stored(session: Session, emails: dict[int, ParsedMessage]) -> None:
+    """Tell listeners (campaigns: bounces, complaints, replies) about new reports and answers."""
+    items = tuple(
+        StoredEmail(
+            email_id=email_id,
+            kind=m.kind,
+            details=m.details,
+            recipients=tuple(key for role, key, _name in m.participants if role != "from"),
+            in_reply_to=tuple(filter(None, [m.in_reply_to, *m.references])),
+        )
+        for email_id, m in emails.items()
+        if m.kind in ("bounce", "complaint") or (not m.kind and (m.in_reply_to or m.references))
+    )
+    if items:
+        announce(session, EmailsStored(items))
 
 
 def _insert_emails(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -17,10 +17,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.models.base import Base, Timestamps, utcnow
+from hub.models.mail import Email
 from hub.models.users import User, UserGroup
 
 
@@ -111,6 +114,10 @@ class Contact(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     function: Mapped[str] = mapped_column(String(200), default="")
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Marketing consent (AVG/GDPR): whether, how ("web form", "import", "by phone") and when.
+    marketing_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    marketing_consent_source: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    marketing_consent_at: Mapped[datetime | None] = mapped_column(default=None)
 
     relation: Mapped[Relation] = relationship(back_populates="contacts")
     emails: Mapped[list[EmailAddress]] = relationship(
@@ -316,3 +323,68 @@ class Document(Base):
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     uploaded_by: Mapped[User | None] = relationship()
+
+
+# --- search (hub.crm.search) ------------------------------------------------------------------------
+# PostgreSQL only: pg_trgm GIN indexes on hub_fold(column), the folded text search matches with
+# LIKE '%...%' (migration 0010 creates hub_fold() and these; SQLite searches by scanning).
+def _search_index(name: str, column: object) -> Index:
+    return Index(
+        name, func.hub_fold(column), postgresql_using="gin", postgresql_ops={"hub_fold_1": "gin_trgm_ops"}
+    ).ddl_if(dialect="postgresql")
+
+
+SEARCH_INDEXES = [
+    _search_index(name, column)
+    for name, column in (
+        ("ix_search_relation_name", Relation.name),
+        ("ix_search_relation_city", Relation.city),
+        ("ix_search_relation_coc", Relation.coc_number),
+        ("ix_search_relation_vat", Relation.vat_number),
+        ("ix_search_contact_name", Contact.name),
+        ("ix_search_email_address", EmailAddress.address_key),
+        ("ix_search_phone_e164", PhoneNumber.e164),
+        ("ix_search_project_name", Project.name),
+        ("ix_search_project_free_text_1", Project.free_text_1),
+        ("ix_search_project_free_text_2", Project.free_text_2),
+        ("ix_search_project_free_text_3", Project.free_text_3),
+        ("ix_search_project_free_text_4", Project.free_text_4),
+        ("ix_search_email_subject", Email.subject),
+        ("ix_search_email_from_name", Email.from_name),
+        ("ix_search_email_from_address", Email.from_address),
+    )
+]
+
+
+# --- contact notes and visit reports (hub.crm.contact_notes) ----------------------------------------
+
+
+class ContactNoteKind(enum.StrEnum):
+    note = "note"  # a conversation note ("gespreksnotitie")
+    visit = "visit"  # a visit report ("bedrijfsbezoek")
+
+
+class ContactNote(Timestamps, Base):
+    """A dated note or visit report on a contact; only its author or an admin changes it."""
+
+    __tablename__ = "contact_note"
+    __table_args__ = (Index("ix_contact_note_contact_date", "contact_id", "date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10), default=ContactNoteKind.note.value)
+    date: Mapped[date] = mapped_column()
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    author: Mapped[User | None] = relationship()
+
+
+class Setting(Base):
+    """An installation-wide switch an admin sets on the Settings page (key → value as text)."""
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")

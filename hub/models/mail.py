@@ -72,6 +72,12 @@ class Mailbox(Timestamps, Base):
     last_progress_at: Mapped[datetime | None] = mapped_column(default=None)
     messages_stored: Mapped[int] = mapped_column(default=0)
     backlog: Mapped[int] = mapped_column(default=0)
+    # Removed by its owner or an admin (hub.mail.mailboxes.remove_mailbox): gone from every list, never
+    # synced again, its password erased. ``removal``: "keep" or "delete" while its folders (and, for
+    # "delete", the mail no other mailbox holds) are being cleared in batches; "done" once only the row is
+    # left, which keeps who owned the kept mail and what he shared of it. "" for a mailbox in use.
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
+    removal: Mapped[str] = mapped_column(String(10), default="", server_default="")
 
     owner: Mapped[User | None] = relationship()
     folder_states: Mapped[list[MailFolder]] = relationship(back_populates="mailbox", order_by="MailFolder.name")
@@ -196,7 +202,7 @@ class EmailRelation(Base):
 
 
 class EmailProject(Base):
-    """An e-mail shows on this project's E-mails tab; ``how`` says why (token, thread, single-open, manual)."""
+    """An e-mail shows on this project's E-mails tab; ``how`` says why (token, thread, one-off, single-open, manual)."""
 
     __tablename__ = "email_project"
 
@@ -236,3 +242,16 @@ class MailQuarantine(Base):
     # The owner asked to try again (after an upgrade): the next sync of the folder fetches it anew.
     retry: Mapped[bool] = mapped_column(default=False)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EmailProjectUndone(Base):
+    """Someone undid a link the matching rules made (the single open project): it is remembered, so
+    adding a contact or syncing again does not put the e-mail back on that project."""
+
+    __tablename__ = "email_project_undone"
+
+    email_id: Mapped[int] = mapped_column(ForeignKey("email.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True, index=True)
+    how: Mapped[str] = mapped_column(String(20), default="")
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    undone_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -120,6 +120,9 @@ class Installation:
     workers: list[str]
     beat: Check
     queues: dict[str, int] = field(default_factory=dict)
+    # Calendar accounts, one state each (hub.calendar.accounts.account_health_rows).
+    calendars: list[Any] = field(default_factory=list)
+    mailings: list[Any] = field(default_factory=list)
 
     @property
     def workers_alive(self) -> bool:
@@ -196,13 +199,19 @@ def last_heartbeat(db: Database, name: str) -> datetime | None:
 
 def installation(db: Database, celery_app: Any, queues: list[str]) -> Installation:
     """Every part the background work needs, probed now (answers cached for a few seconds)."""
-    return Installation(
+    parts = Installation(
         database=check_database(db),
         broker=cached("broker", 5, lambda: check_broker(celery_app)),
         workers=cached("workers", 5, lambda: alive_workers(celery_app)),
         beat=beat_state(last_heartbeat(db, "beat")),
         queues=cached("queues", 5, lambda: queue_lengths(celery_app, queues)),
     )
+    from hub.calendar.accounts import account_health_rows  # read by name: no import arrow at load time
+    from hub.campaigns.mailings import mailing_health_rows
+
+    parts.calendars = account_health_rows(db, workers_alive=parts.workers_alive)
+    parts.mailings = mailing_health_rows(db, workers_alive=parts.workers_alive)
+    return parts
 
 
 def beat_state(last_tick: datetime | None, now: datetime | None = None) -> Check:

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from hub.crm.activities import ActivityInput, can_see_project, save_activity, set_done
 from hub.crm.matching import match_numbers, single_open_projects
-from hub.db import COPY_FROM_ROWS, insert_ignore_returning
+from hub.db import COPY_FROM_ROWS, among, insert_ignore_returning
 from hub.i18n import _
 from hub.models import Activity, Call, CallExtension, CallSource, Project, User
 from hub.models.base import utcnow
@@ -191,16 +190,8 @@ def _existing(session: Session, source_id: int, keys: list[str]) -> dict[str, An
     """The batch's calls already stored: their merged columns (rows, not ORM objects: nothing is
     tracked, and a batch of 5,000 costs one query)."""
     columns = (Call.id, Call.call_key, Call.callback_activity_id, *(getattr(Call, name) for name in MERGED))
-    wanted = _among(session, Call.call_key, keys)
+    wanted = among(session, Call.call_key, keys)
     return {row.call_key: row for row in session.execute(select(*columns).where(Call.source_id == source_id, wanted))}
-
-
-def _among(session: Session, column: Any, values: Iterable[str]) -> Any:
-    """``column IN values``; on PostgreSQL as one array parameter (``= ANY(%s)``): an IN list of
-    5,000 parameters costs more to render and send than the look-up itself."""
-    if _postgresql(session):
-        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-    return column.in_(list(values))
 
 
 _INSERTED = [column.name for column in Call.__table__.columns if column.name != "callback_activity_id"]
@@ -300,7 +291,7 @@ def _follow_up_activities(
     numbers = {rows[key]["e164"] for key in wanted}
     later: dict[str, datetime] = {}
     for e164, started_at in session.execute(
-        select(Call.e164, Call.started_at).where(_among(session, Call.e164, numbers), Call.outcome == "answered")
+        select(Call.e164, Call.started_at).where(among(session, Call.e164, numbers), Call.outcome == "answered")
     ):
         later[e164] = max(started_at, later.get(e164, started_at))
     for key in wanted:
@@ -363,7 +354,7 @@ def _close_callbacks(session: Session, answered: dict[str, datetime]) -> None:
     rows = session.execute(
         select(Call.callback_activity_id, Call.e164, Call.started_at)
         .join(Activity, Activity.id == Call.callback_activity_id)
-        .where(_among(session, Call.e164, answered), Activity.done.is_(False))
+        .where(among(session, Call.e164, answered), Activity.done.is_(False))
     ).all()
     _close(session, [activity_id for activity_id, e164, started in rows if started < answered[e164]])
 

@@ -39,6 +39,10 @@ PUBLIC = {
     "apidocs.asset",
     "apidocs.start",
     "api.telephony_events",
+    # The private calendar feed: calendar apps cannot log in; the URL's secret is the key.
+    "calendar.feed",
+    # One-click unsubscribe (RFC 8058): mail providers post without a session; the signed token is the key.
+    "campaigns.unsubscribe",
 }
 # Admin-only routes without a URL argument (besides every settings.* page): 404 for staff.
 ADMIN_ONLY = {"api.create_choice", "api.put_labels"}
@@ -87,7 +91,14 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
             "mailbox_id": mailbox,
             "quarantine_id": quarantine_id,
             "index": 0,
+            "note_id": _hidden_note(s, contact.id, insider.id),
             **_hidden_integrations(s, admin, insider, relation.id, contact.id, project.id),
+            "appointment_id": _hidden_appointment(s, insider, project.id),
+            # Campaigns, mailings and target groups are marketing's, open to all staff: only a missing
+            # one can answer an outsider 404 (what they reveal of contacts is checked in their tests).
+            "campaign_id": 999_999,
+            "mailing_id": 999_999,
+            "target_group_id": 999_999,
         }
     return World(admin, insider, outsider, ids)
 
@@ -154,6 +165,30 @@ def _hidden_mail(s: Any, blobs: Any, owner_id: int, project_id: int) -> tuple[in
     s.add(quarantined)
     s.flush()
     return box.id, email.id, attachment.id, quarantined.id
+
+
+def _hidden_note(s: Any, contact_id: int, author_id: int) -> int:
+    """A visit report on the hidden contact."""
+    from datetime import date
+
+    from hub.models import ContactNote
+
+    note = ContactNote(contact_id=contact_id, author_id=author_id, date=date(2026, 11, 2), text="Hidden visit")
+    s.add(note)
+    s.flush()
+    return note.id
+
+
+def _hidden_appointment(s: Any, insider: User, project_id: int) -> int:
+    """An appointment on the hidden project."""
+    from datetime import datetime
+
+    from hub.calendar.appointments import AppointmentInput, save_appointment
+
+    data = AppointmentInput(
+        title="Hidden visit", start=datetime(2026, 12, 1, 10), end=datetime(2026, 12, 1, 11), project_id=project_id
+    )
+    return save_appointment(s, s.get_one(User, insider.id), data).id
 
 
 def _hidden_integrations(

@@ -77,4 +77,4 @@ spec = SpecTree(
 # The document's paths are the blueprint's rules; spectree finds them through the registration.
 bp.record(lambda state: setattr(spec.backend, "blueprint_state", state))
 
-from web.api import errors, routes, telephony  # noqa: E402, F401  (registers the routes and handlers on bp)
+from web.api import calendar, campaigns, errors, routes, telephony  # noqa: E402, F401  (registers the routes and handlers on bp)

@@ -443,6 +443,27 @@ def delete_contact(contact_id: int) -> Any:
     return "", 204
 
 
+@bp.get("/contacts/<int:contact_id>/notes")
+@declare(out=schemas.ContactNotes)
+def list_contact_notes(contact_id: int) -> Any:
+    """The contact's notes and visit reports, newest first"""
+    from hub.crm.contact_notes import contact_notes
+
+    return schemas.ContactNotes.model_validate({"items": contact_notes(db_session(), path_object("contact_id"))})
+
+
+@bp.post("/contacts/<int:contact_id>/notes")
+@declare(ok=201, out=schemas.ContactNote, body=schemas.ContactNoteFields)
+def create_contact_note(contact_id: int) -> Any:
+    """Add a note or visit report to the contact (you are its author)"""
+    from hub.crm.contact_notes import NoteInput, save_note
+
+    fields = sent()
+    data = NoteInput(kind=fields.get("kind", "note"), date=fields.get("date"), text=fields.get("text", ""))
+    note = save_note(db_session(), me(), path_object("contact_id"), data)
+    return schemas.ContactNote.model_validate(note), 201
+
+
 # --- projects ------------------------------------------------------------------------------------
 
 
@@ -973,6 +994,7 @@ def list_mailboxes() -> Any:
 def health() -> Any:
     """The installation (database, broker, workers, beat, queues) and your mailboxes, one state each"""
     from hub.mail.mailboxes import mailboxes_for
+    from web.api.calendar import account_items
 
     parts = installation()
     return schemas.Health(
@@ -983,6 +1005,19 @@ def health() -> Any:
         beat=schemas.Check.model_validate(parts.beat),
         queues=dict(parts.queues),
         mailboxes=[_mailbox_out(b, me()) for b in mailboxes_for(db_session(), me())],
+        calendars=account_items(),
+        mailings=[
+            schemas.MailingHealth(
+                id=m.id,
+                name=m.name,
+                state=m.state,
+                health=m.health.state.value,
+                health_words=m.health.words,
+                sent=m.sent,
+                total=m.total,
+            )
+            for m in parts.mailings
+        ],
     )
 
 
@@ -1034,3 +1069,56 @@ def sync_mailbox_now(mailbox_id: int) -> Any:
 
     mailbox_sync_after_commit(db_session(), path_object("mailbox_id").id)
     return schemas.Queued(queued=True), 202
+
+
+# --- search ------------------------------------------------------------------------------------------
+
+
+def _search_hit(kind: str, item: Any) -> schemas.SearchHit:
+    if kind == "emails":
+        return schemas.SearchHit(
+            id=item.id, title=item.subject, detail=item.from_address, relation_id=None, sent_at=item.sent_at
+        )
+    if kind == "relations":
+        return schemas.SearchHit(id=item.id, title=item.name, detail=item.city, relation_id=item.id)
+    return schemas.SearchHit(id=item.id, title=item.name, detail=item.relation.name, relation_id=item.relation_id)
+
+
+@bp.get("/search")
+@declare(out=schemas.SearchResults, query=schemas.SearchQuery, errors=(400, 401))
+def search() -> Any:
+    """Search contacts, relations, projects and e-mails you may see, grouped by kind"""
+    from hub.crm.search import KINDS
+    from hub.crm.search import search as run_search
+    from hub.mail.privacy import email_visible
+
+    q = valid_query(schemas.SearchQuery)
+    if q.cursor and not q.kind:
+        raise ApiError(400, _("cursor pages on one kind: give kind too."), "cursor")
+    kinds = (q.kind,) if q.kind else KINDS
+    try:
+        results = run_search(
+            db_session(),
+            me(),
+            q.q,
+            kinds=kinds,
+            cursor=q.cursor,
+            per_page=q.per_page,
+            region=settings().default_phone_region,
+            emails_visible=email_visible,
+        )
+    except BadCursor:
+        raise ApiError(400, _("cursor is not a cursor this search gave out (for this kind)."), "cursor") from None
+    return schemas.SearchResults(
+        q=results.text,
+        groups=[
+            schemas.SearchGroup(
+                kind=g.kind,  # type: ignore[arg-type]
+                total=g.total,
+                items=[_search_hit(g.kind, item) for item in g.items],
+                next=g.next_cursor,
+            )
+            for g in results.groups
+            if g.kind in kinds
+        ],
+    )

@@ -297,6 +297,32 @@ class Contacts(Output):
     items: list[Contact]
 
 
+class ContactNoteFields(Input):
+    kind: Literal["note", "visit"] = Field(default="note", description="note (conversation) or visit (visit report)")
+    date: Annotated[
+        date,
+        PlainValidator(_iso_date),
+        WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD"}),
+    ]
+    text: Annotated[StrictStr, Field(min_length=1, max_length=50_000)]
+
+
+class ContactNote(Output):
+    id: int
+    contact_id: int
+    kind: str
+    date: date
+    author_id: int | None = Field(description="Who wrote it; only they and admins change it")
+    text: str
+    created_at: Moment
+    updated_at: Moment
+    version: int = Field(description="Raised by every change")
+
+
+class ContactNotes(Output):
+    items: list[ContactNote]
+
+
 class Linked(Input):
     """Who sees a project or relation; nobody linked: all staff."""
 
@@ -699,8 +725,35 @@ class Check(Output):
     words: str
 
 
+class CalendarAccountOut(Output):
+    """A staff member's calendar and its sync state, in plain words; never the password."""
+
+    id: int
+    owner_id: int
+    delivery: Literal["caldav", "invitations"]
+    calendar_name: str
+    state: str = Field(description="syncing, ok, waiting_first, waiting_for_worker, failing, stalled or paused")
+    state_words: str
+    last_push_at: Moment
+    last_pull_at: Moment
+    last_error: str
+    pending: int = Field(description="Appointments waiting to be written into (or removed from) the calendar")
+
+
+class MailingHealth(Output):
+    """A scheduled, sending or paused mailing as a unit of background work."""
+
+    id: int
+    name: str
+    state: str = Field(description="The mailing's own state: scheduled, sending or paused")
+    health: str = Field(description="syncing, ok, waiting_first, waiting_for_worker, failing, stalled or paused")
+    health_words: str
+    sent: int
+    total: int
+
+
 class Health(BaseModel):
-    """The installation's parts and each mailbox the caller may manage, in one state each."""
+    """The installation's parts and each mailbox and calendar the caller may manage, in one state each."""
 
     ok: bool
     database: Check
@@ -709,6 +762,8 @@ class Health(BaseModel):
     beat: Check
     queues: dict[str, int]
     mailboxes: list[Mailbox]
+    calendars: list[CalendarAccountOut]
+    mailings: list[MailingHealth]
 
 
 class Queued(BaseModel):
@@ -807,3 +862,40 @@ class WebhookResult(Output):
     imported: int = Field(description="Calls stored for the first time")
     known: int = Field(description="Legs of calls already stored (a retry or a later event of the same call)")
     rejected: list[str] = Field(description="Records that could not be read, with the reason")
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+SearchKind = Literal["contacts", "relations", "projects", "emails"]
+
+
+class SearchQuery(Input):
+    q: str = Field(
+        default="",
+        max_length=200,
+        description="Search text: a name, e-mail address, phone number (any notation), KvK or VAT number, city, "
+        "project number (P-123) or free-field value, e-mail subject or sender",
+    )
+    kind: SearchKind | None = Field(default=None, description="Only this kind (needed to page on with cursor)")
+    cursor: str | None = Field(default=None, max_length=2000, description="The `next` cursor of a kind (with kind)")
+    per_page: int = Field(default=10, ge=1, le=100, description="Items per kind")
+
+
+class SearchHit(Output):
+    id: int
+    title: str = Field(description="Name, or an e-mail's subject")
+    detail: str = Field(description="The relation's name (contact, project), the city (relation), the sender (e-mail)")
+    relation_id: int | None = Field(description="The relation it belongs to (null for an e-mail)")
+    sent_at: Moment = Field(default=None, description="When an e-mail was sent")
+
+
+class SearchGroup(Output):
+    kind: SearchKind
+    total: int = Field(description="Every match of this kind you may see")
+    items: list[SearchHit] = Field(description="Exact matches first, then names starting with the text, then the rest")
+    next: str | None = Field(description="The cursor of this kind's next page (pass with kind=); null on the last")
+
+
+class SearchResults(Output):
+    q: str = Field(description="The text searched for (control characters removed)")
+    groups: list[SearchGroup]

@@ -1,0 +1,721 @@
+"""Appointments: making, changing and deleting them, who sees them, and what is due for the calendars.
+
+Visibility follows the one rule (hub.crm.access): an appointment on a project is seen by those who
+see the project, one on a relation by those who see the relation, and one on neither by all staff.
+A hidden appointment answers exactly like a missing one (:class:`NotFound`). A staff member who is
+invited but may not see the project gets the *busy* view in his calendar and in hub's week view.
+
+Every save raises ``version`` (a save based on an older one is refused), raises the iCalendar
+SEQUENCE when something the calendars show changed, records when each field changed (for the
+conflict rule, :mod:`hub.calendar.merge`) and what it was before (the history), and marks the
+event pending for every calendar account of a staff attendee; the push itself happens later,
+outside the transaction (DESIGN convention 3).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, update
+from sqlalchemy.orm import Session, selectinload
+
+from hub.calendar import times
+from hub.calendar.ical import FIELDS, Person, Snapshot, content_hash, fields_of
+from hub.crm.access import claim_version, project_visible, relation_visible
+from hub.crm.events import RecordChanged
+from hub.errors import NotFound, ValidationError
+from hub.i18n import _
+from hub.models import (
+    Appointment,
+    AppointmentAttendee,
+    AppointmentHistory,
+    AppointmentOverride,
+    CalendarAccount,
+    CalendarPush,
+    Contact,
+    EmailAddress,
+    Project,
+    Relation,
+    User,
+)
+from hub.models.base import utcnow
+from hub.models.calendar import AppointmentStatus, Delivery, PushState
+
+STATUSES = tuple(s.value for s in AppointmentStatus)
+MAX_DURATION = timedelta(days=366)
+
+
+@dataclass
+class AppointmentInput:
+    """What a form or the API sends. ``start``/``end`` are wall-clock times in ``tzid`` (naive) or
+    exact moments (aware); for an all-day appointment only their dates count (``end``: the last day)."""
+
+    title: str
+    start: datetime
+    end: datetime
+    tzid: str = times.DEFAULT_TZ
+    all_day: bool = False
+    description: str = ""
+    location: str = ""
+    rrule: str = ""
+    exdates: list[datetime] = field(default_factory=list)
+    status: str = AppointmentStatus.planned.value
+    project_id: int | None = None
+    relation_id: int | None = None
+    # None: the project's responsible user (else the maker). Staff are users; contacts by id.
+    staff_ids: list[int] | None = None
+    contact_ids: list[int] = field(default_factory=list)
+    visit_report: str = ""
+    activity_id: int | None = None
+
+
+# --- who sees what -------------------------------------------------------------------------------------
+
+
+def appointment_visible(user: User | None) -> ColumnElement[bool]:
+    """SQL condition: the (not deleted) ``Appointment`` rows ``user`` may see."""
+    alive = Appointment.deleted_at.is_(None)
+    if user is not None and user.is_active and user.is_admin:
+        return alive
+    on_project = exists().where(Project.id == Appointment.project_id, project_visible(user))
+    on_relation = exists().where(Relation.id == Appointment.relation_id, relation_visible(user))
+    active = true() if user is not None and user.is_active else false()
+    return and_(
+        alive,
+        active,
+        or_(
+            and_(Appointment.project_id.is_not(None), on_project),
+            and_(Appointment.project_id.is_(None), Appointment.relation_id.is_not(None), on_relation),
+            and_(Appointment.project_id.is_(None), Appointment.relation_id.is_(None)),
+        ),
+    )
+
+
+def may_see(session: Session, user: User, appointment: Appointment) -> bool:
+    return bool(
+        session.scalar(select(Appointment.id).where(Appointment.id == appointment.id, appointment_visible(user)))
+    )
+
+
+def get_appointment(session: Session, user: User, appointment_id: int) -> Appointment:
+    found = session.scalar(
+        select(Appointment)
+        .where(Appointment.id == appointment_id, appointment_visible(user))
+        .options(selectinload(Appointment.attendees), selectinload(Appointment.overrides))
+    )
+    if found is None:
+        raise NotFound(appointment_id)
+    return found
+
+
+def appointments_query(
+    user: User, *, project_id: int | None = None, relation_id: int | None = None, contact_id: int | None = None
+) -> Any:
+    query = select(Appointment).where(appointment_visible(user))
+    if project_id is not None:
+        query = query.where(Appointment.project_id == project_id)
+    if relation_id is not None:
+        query = query.where(Appointment.relation_id == relation_id)
+    if contact_id is not None:
+        query = query.where(
+            exists().where(
+                AppointmentAttendee.appointment_id == Appointment.id, AppointmentAttendee.contact_id == contact_id
+            )
+        )
+    return query
+
+
+# What a contact's page lists of his appointments: the latest, newest first (the Agenda has the rest).
+CONTACT_PAGE_APPOINTMENTS = 20
+
+
+def contact_appointments(session: Session, user: User, contact_id: int) -> list[Appointment]:
+    """The appointments ``contact`` is invited to that ``user`` may see, newest first."""
+    query = appointments_query(user, contact_id=contact_id).order_by(Appointment.start_at.desc(), Appointment.id.desc())
+    return list(session.scalars(query.limit(CONTACT_PAGE_APPOINTMENTS)))
+
+
+# --- fields, snapshots -----------------------------------------------------------------------------------
+
+
+def overrides_of(appointment: Appointment) -> list[tuple[datetime, datetime, datetime, str]]:
+    return [(o.recurrence_id, o.start_at, o.end_at, o.title) for o in appointment.overrides]
+
+
+def current_fields(appointment: Appointment) -> dict[str, Any]:
+    return fields_of(
+        title=appointment.title,
+        description=appointment.description,
+        location=appointment.location,
+        start_at=appointment.start_at,
+        end_at=appointment.end_at,
+        all_day=appointment.all_day,
+        tzid=appointment.tzid,
+        rrule=appointment.rrule,
+        exdates=appointment.exdates,
+        status=appointment.status,
+        overrides=overrides_of(appointment),
+    )
+
+
+def organizer_of(session: Session, appointment: Appointment) -> Person | None:
+    if appointment.created_by_id is None:
+        return None
+    maker = session.get(User, appointment.created_by_id)
+    return Person(maker.email, maker.name) if maker else None
+
+
+def snapshot(session: Session, appointment: Appointment) -> Snapshot:
+    return Snapshot(
+        uid=appointment.uid,
+        sequence=appointment.sequence,
+        fields=current_fields(appointment),
+        organizer=organizer_of(session, appointment),
+        attendees=[Person(a.email, a.name, a.partstat) for a in appointment.attendees],
+    )
+
+
+def field_times(appointment: Appointment) -> dict[str, datetime]:
+    raw = json.loads(appointment.field_times or "{}")
+    return {name: datetime.fromisoformat(value) for name, value in raw.items()}
+
+
+def apply_fields(session: Session, appointment: Appointment, values: dict[str, Any]) -> None:
+    """Set the appointment's columns from canonical field values (a merge's result)."""
+    appointment.title = values["title"]
+    appointment.description = values["description"]
+    appointment.location = values["location"]
+    appointment.start_at = datetime.fromisoformat(values["start"])
+    appointment.end_at = datetime.fromisoformat(values["end"])
+    appointment.all_day = bool(values["all_day"])
+    appointment.tzid = values["tzid"]
+    appointment.rrule = values["rrule"]
+    appointment.exdates = "\n".join(values["exdates"])
+    appointment.status = values["status"] if values["status"] in STATUSES else AppointmentStatus.planned.value
+    wanted = {rid: (s, e, t) for rid, s, e, t in values["overrides"]}
+    for override in list(appointment.overrides):
+        key = override.recurrence_id.astimezone(UTC).isoformat()
+        if key not in wanted:
+            appointment.overrides.remove(override)
+            continue
+        s, e, t = wanted.pop(key)
+        override.start_at, override.end_at, override.title = datetime.fromisoformat(s), datetime.fromisoformat(e), t
+    for rid, (s, e, t) in wanted.items():
+        appointment.overrides.append(
+            AppointmentOverride(
+                recurrence_id=datetime.fromisoformat(rid),
+                start_at=datetime.fromisoformat(s),
+                end_at=datetime.fromisoformat(e),
+                title=t,
+            )
+        )
+    appointment.series_end_at = times.series_end(
+        appointment.rrule, appointment.start_at, appointment.end_at, appointment.tzid, appointment.all_day
+    )
+
+
+def record_history(
+    session: Session,
+    appointment: Appointment,
+    summary: str,
+    losing: dict[str, Any] | None = None,
+    *,
+    source: str = "hub",
+    user: User | None = None,
+) -> None:
+    session.add(
+        AppointmentHistory(
+            appointment_id=appointment.id,
+            source=source,
+            user_id=user.id if user else None,
+            summary=summary[:500],
+            losing=json.dumps(losing or {}, default=str, sort_keys=True),
+        )
+    )
+
+
+def after_change(
+    session: Session, appointment: Appointment, before: dict[str, Any] | None, *, now: datetime | None = None
+) -> set[str]:
+    """Bookkeeping after the appointment's fields may have changed: field times, SEQUENCE, hash,
+    pushes. Returns the fields that changed."""
+    now = now or utcnow()
+    after = current_fields(appointment)
+    changed = {name for name in FIELDS if before is None or before.get(name) != after.get(name)}
+    if changed:
+        stamps = json.loads(appointment.field_times or "{}")
+        stamps.update({name: now.isoformat() for name in changed})
+        appointment.field_times = json.dumps(stamps, sort_keys=True)
+        if before is not None:
+            appointment.sequence += 1
+    session.flush()
+    session.refresh(appointment, ["attendees", "overrides"])
+    appointment.content_hash = content_hash(snapshot(session, appointment), private=False)
+    schedule_pushes(session, appointment)
+    return changed
+
+
+# --- validation and saving ------------------------------------------------------------------------------------
+
+
+def _clean(text: str, limit: int, name: str, errors: dict[str, str]) -> str:
+    if "\x00" in text:
+        errors[name] = _("The text contains a NUL character.")
+        return ""
+    text = text.strip()
+    if len(text) > limit:
+        errors[name] = _("At most %(n)s characters.", n=limit)
+    return text
+
+
+def _times(data: AppointmentInput, errors: dict[str, str]) -> tuple[datetime, datetime, str]:
+    tzid = data.tzid.strip() or times.DEFAULT_TZ
+    try:
+        times.zone(tzid)
+    except ValidationError as exc:
+        errors["timezone"] = exc.message
+        return data.start, data.end, tzid
+    if data.all_day:
+        first = data.start.date()
+        last = data.end.date()
+        if last < first:
+            errors["end"] = _("The end is before the start.")
+        return times.day_start(first), times.day_start(last + timedelta(days=1)), tzid
+    start = end = None
+    try:
+        start = times.to_utc(data.start, tzid, "start")
+    except ValidationError as exc:
+        errors["start"] = exc.message
+    try:
+        end = times.to_utc(data.end, tzid, "end")
+    except ValidationError as exc:
+        errors["end"] = exc.message
+    if start is None or end is None:
+        return data.start, data.end, tzid
+    if end < start:
+        errors["end"] = _("The end is before the start.")
+    elif end - start > MAX_DURATION:
+        errors["end"] = _("An appointment lasts at most a year.")
+    return start, end, tzid
+
+
+def _owner(
+    session: Session, user: User, data: AppointmentInput, errors: dict[str, str]
+) -> tuple[Project | None, int | None]:
+    project = None
+    relation_id = data.relation_id
+    if data.project_id is not None:
+        project = session.scalar(select(Project).where(Project.id == data.project_id, project_visible(user)))
+        if project is None:
+            errors["project_id"] = _("No such project.")
+        else:
+            relation_id = project.relation_id
+    elif relation_id is not None and not session.scalar(
+        select(Relation.id).where(Relation.id == relation_id, relation_visible(user))
+    ):
+        errors["relation_id"] = _("No such relation.")
+    return project, relation_id
+
+
+def _attendees(
+    session: Session, user: User, data: AppointmentInput, project: Project | None, errors: dict[str, str]
+) -> list[AppointmentAttendee]:
+    staff_ids = data.staff_ids
+    if staff_ids is None:
+        staff_ids = [project.responsible_user_id] if project is not None and project.responsible_user_id else [user.id]
+    people: list[AppointmentAttendee] = []
+    seen: set[str] = set()
+    staff = {u.id: u for u in session.scalars(select(User).where(User.id.in_(staff_ids)))}
+    for user_id in dict.fromkeys(staff_ids):
+        member = staff.get(user_id)
+        if member is None or not member.is_active:
+            errors["staff"] = _("No such active user: %(id)s.", id=user_id)
+            continue
+        key = member.email.casefold()
+        if key not in seen:
+            seen.add(key)
+            people.append(AppointmentAttendee(user_id=member.id, name=member.name, email=member.email, email_key=key))
+    if data.contact_ids:
+        contacts = {
+            c.id: c
+            for c in session.scalars(
+                select(Contact)
+                .join(Relation, Relation.id == Contact.relation_id)
+                .where(Contact.id.in_(data.contact_ids), relation_visible(user))
+            )
+        }
+        addresses: dict[int, str] = {}
+        for contact_id, address in session.execute(
+            select(EmailAddress.contact_id, EmailAddress.address)
+            .where(EmailAddress.contact_id.in_(list(contacts)))
+            .order_by(EmailAddress.id.desc())
+        ):
+            addresses[contact_id] = address  # the first address wins (ordered last to first)
+        for contact_id in dict.fromkeys(data.contact_ids):
+            contact = contacts.get(contact_id)
+            if contact is None:
+                errors["contacts"] = _("No such contact: %(id)s.", id=contact_id)
+                continue
+            address = addresses.get(contact_id)
+            if not address:
+                errors["contacts"] = _(
+                    "%(name)s has no e-mail address, so cannot be invited: add one to the contact first.",
+                    name=contact.name,
+                )
+                continue
+            key = address.casefold()
+            if key not in seen:
+                seen.add(key)
+                people.append(
+                    AppointmentAttendee(contact_id=contact.id, name=contact.name, email=address, email_key=key)
+                )
+    return people
+
+
+def save_appointment(
+    session: Session,
+    user: User,
+    data: AppointmentInput,
+    appointment: Appointment | None = None,
+    *,
+    expected_version: int | None = None,
+) -> Appointment:
+    """Create or change an appointment (see the module's note); :class:`ValidationError` on bad input."""
+    errors: dict[str, str] = {}
+    title = _clean(data.title, 200, "title", errors)
+    if not title and "title" not in errors:
+        errors["title"] = _("Give the appointment a title.")
+    description = _clean(data.description, 20_000, "description", errors)
+    location = _clean(data.location, 500, "location", errors)
+    visit_report = _clean(data.visit_report, 100_000, "visit_report", errors)
+    start, end, tzid = _times(data, errors)
+    if data.status not in STATUSES:
+        errors["status"] = _("Choose one of: %(choices)s", choices=", ".join(STATUSES))
+    rule = ""
+    try:
+        rule = times.check_rrule(data.rrule)
+    except ValidationError as exc:
+        errors["rrule"] = exc.message
+    project, relation_id = _owner(session, user, data, errors)
+    people = _attendees(session, user, data, project, errors)
+    if errors:
+        raise ValidationError(errors)
+    before = None
+    if appointment is None:
+        appointment = Appointment(
+            uid=f"{uuid.uuid4()}@hub", created_by_id=user.id, title=title, start_at=start, end_at=end
+        )
+        session.add(appointment)
+    else:
+        claim_version(session, appointment, expected_version)
+        before = current_fields(appointment)
+    appointment.title, appointment.description, appointment.location = title, description, location
+    appointment.start_at, appointment.end_at, appointment.tzid, appointment.all_day = start, end, tzid, data.all_day
+    appointment.rrule = rule
+    appointment.exdates = times.format_exdates(data.exdates) if rule else ""
+    appointment.series_end_at = times.series_end(rule, start, end, tzid, data.all_day)
+    appointment.status = data.status
+    appointment.project_id = project.id if project is not None else None
+    appointment.relation_id = relation_id
+    appointment.visit_report = visit_report
+    appointment.activity_id = data.activity_id
+    _set_attendees(appointment, people)
+    session.flush()
+    changed = after_change(session, appointment, before)
+    if before is None:
+        record_history(session, appointment, _("Created"), user=user)
+    elif changed:
+        record_history(
+            session,
+            appointment,
+            _("Changed: %(fields)s", fields=", ".join(sorted(changed))),
+            {name: before.get(name) for name in sorted(changed)},
+            user=user,
+        )
+    return appointment
+
+
+def _set_attendees(appointment: Appointment, people: list[AppointmentAttendee]) -> None:
+    """Keep the answers (PARTSTAT) of attendees who stay; add and remove the others."""
+    wanted = {p.email_key: p for p in people}
+    for current in list(appointment.attendees):
+        if current.email_key not in wanted:
+            appointment.attendees.remove(current)
+        else:
+            new = wanted.pop(current.email_key)
+            current.name, current.user_id, current.contact_id = new.name, new.user_id, new.contact_id
+    appointment.attendees.extend(wanted.values())
+
+
+def delete_appointment(
+    session: Session, user: User, appointment: Appointment, *, expected_version: int | None = None
+) -> None:
+    """Delete: hidden at once; the row stays until every calendar it was pushed to has been told
+    (its UID is never given out again)."""
+    claim_version(session, appointment, expected_version)
+    appointment.deleted_at = utcnow()
+    appointment.sequence += 1
+    record_history(session, appointment, _("Deleted"), user=user)
+    schedule_pushes(session, appointment)
+
+
+def set_status(
+    session: Session, user: User, appointment: Appointment, status: str, *, expected_version: int | None = None
+) -> None:
+    if status not in STATUSES:
+        raise ValidationError(_("Choose one of: %(choices)s", choices=", ".join(STATUSES)), "status")
+    claim_version(session, appointment, expected_version)
+    before = current_fields(appointment)
+    appointment.status = status
+    changed = after_change(session, appointment, before)
+    if changed:
+        record_history(
+            session, appointment, _("Status: %(status)s", status=status), {"status": before["status"]}, user=user
+        )
+
+
+def move_occurrence(
+    session: Session,
+    user: User,
+    appointment: Appointment,
+    recurrence_id: datetime,
+    start: datetime,
+    end: datetime,
+    *,
+    expected_version: int | None = None,
+) -> None:
+    """Move one occurrence of a series (a RECURRENCE-ID override); the others stay."""
+    if not appointment.rrule:
+        raise ValidationError(_("Only an occurrence of a series can be moved on its own."), "recurrence_id")
+    errors: dict[str, str] = {}
+    s = e = None
+    try:
+        s = times.to_utc(start, appointment.tzid, "start")
+        e = times.to_utc(end, appointment.tzid, "end")
+    except ValidationError as exc:
+        errors[exc.field] = exc.message
+    rid = recurrence_id.astimezone(UTC)
+    if rid not in set(
+        times.occurrence_starts(appointment.rrule, appointment.start_at, appointment.tzid, appointment.all_day)
+    ):
+        errors["recurrence_id"] = _("The series has no occurrence at that time.")
+    if s is not None and e is not None and e < s:
+        errors["end"] = _("The end is before the start.")
+    if errors or s is None or e is None:
+        raise ValidationError(errors)
+    claim_version(session, appointment, expected_version)
+    before = current_fields(appointment)
+    for override in appointment.overrides:
+        if override.recurrence_id == rid:
+            override.start_at, override.end_at = s, e
+            break
+    else:
+        appointment.overrides.append(AppointmentOverride(recurrence_id=rid, start_at=s, end_at=e))
+    changed = after_change(session, appointment, before)
+    if changed:
+        record_history(session, appointment, _("One occurrence moved"), {"overrides": before["overrides"]}, user=user)
+
+
+def drop_occurrence(
+    session: Session,
+    user: User,
+    appointment: Appointment,
+    recurrence_id: datetime,
+    *,
+    expected_version: int | None = None,
+) -> None:
+    """Leave one occurrence of a series out (an EXDATE)."""
+    rid = recurrence_id.astimezone(UTC)
+    if not appointment.rrule or rid not in set(
+        times.occurrence_starts(appointment.rrule, appointment.start_at, appointment.tzid, appointment.all_day)
+    ):
+        raise ValidationError(_("The series has no occurrence at that time."), "recurrence_id")
+    claim_version(session, appointment, expected_version)
+    before = current_fields(appointment)
+    appointment.exdates = times.format_exdates([*times.parse_exdates(appointment.exdates), rid])
+    changed = after_change(session, appointment, before)
+    if changed:
+        record_history(session, appointment, _("One occurrence left out"), {"exdates": before["exdates"]}, user=user)
+
+
+def history(session: Session, appointment: Appointment) -> list[AppointmentHistory]:
+    return list(
+        session.scalars(
+            select(AppointmentHistory)
+            .where(AppointmentHistory.appointment_id == appointment.id)
+            .order_by(AppointmentHistory.at.desc(), AppointmentHistory.id.desc())
+            .options(selectinload(AppointmentHistory.user))
+        )
+    )
+
+
+# --- what the calendars are due --------------------------------------------------------------------------------
+
+
+def schedule_pushes(session: Session, appointment: Appointment) -> None:
+    """Mark the appointment due in the calendar account of every staff attendee (CalDAV accounts),
+    and due for removal from accounts whose owner is no longer invited (or when it is deleted)."""
+    staff = {a.user_id for a in appointment.attendees if a.user_id is not None}
+    accounts = (
+        {
+            account.id: account
+            for account in session.scalars(
+                select(CalendarAccount).where(
+                    CalendarAccount.owner_id.in_(staff),
+                    CalendarAccount.delivery == Delivery.caldav.value,
+                )
+            )
+        }
+        if staff and appointment.deleted_at is None
+        else {}
+    )
+    existing = {
+        p.account_id: p
+        for p in session.scalars(select(CalendarPush).where(CalendarPush.appointment_id == appointment.id))
+    }
+    for account_id, push in existing.items():
+        if account_id in accounts:
+            push.state = PushState.pending.value
+        elif push.href:
+            push.state = PushState.delete.value
+        else:
+            push.state = PushState.gone.value
+    for account_id in accounts.keys() - existing.keys():
+        session.add(CalendarPush(appointment_id=appointment.id, account_id=account_id, state=PushState.pending.value))
+    session.flush()
+
+
+def schedule_account(session: Session, account: CalendarAccount) -> int:
+    """A new (or re-pointed) account: every appointment its owner attends becomes due there."""
+    ids = list(
+        session.scalars(
+            select(Appointment.id)
+            .join(AppointmentAttendee, AppointmentAttendee.appointment_id == Appointment.id)
+            .where(AppointmentAttendee.user_id == account.owner_id, Appointment.deleted_at.is_(None))
+        )
+    )
+    existing = set(session.scalars(select(CalendarPush.appointment_id).where(CalendarPush.account_id == account.id)))
+    session.add_all(
+        CalendarPush(appointment_id=i, account_id=account.id, state=PushState.pending.value)
+        for i in ids
+        if i not in existing
+    )
+    session.execute(
+        update(CalendarPush)
+        .where(CalendarPush.account_id == account.id, CalendarPush.state == PushState.synced.value)
+        .values(state=PushState.pending.value)
+    )
+    session.flush()
+    return len(ids)
+
+
+# --- week and month views ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One occurrence in a view; ``appointment`` is None for a busy block (the viewer may not see it)."""
+
+    start_at: datetime
+    end_at: datetime
+    user_ids: tuple[int, ...]
+    appointment: Appointment | None
+    title: str
+    all_day: bool
+    status: str
+    recurrence_id: datetime | None
+
+
+def entries(
+    session: Session, viewer: User, user_ids: list[int] | None, window_start: datetime, window_end: datetime
+) -> list[Entry]:
+    """The occurrences in the window: of the appointments the given staff attend (None: every
+    appointment the viewer may see). Appointments of the given staff that the viewer may not see are
+    busy blocks."""
+    query = (
+        select(Appointment)
+        .where(
+            Appointment.deleted_at.is_(None),
+            Appointment.start_at < window_end,
+            or_(Appointment.series_end_at.is_(None), Appointment.series_end_at > window_start),
+        )
+        .options(selectinload(Appointment.attendees), selectinload(Appointment.overrides))
+        .order_by(Appointment.start_at, Appointment.id)
+    )
+    if user_ids is not None:
+        query = query.where(
+            exists().where(
+                AppointmentAttendee.appointment_id == Appointment.id, AppointmentAttendee.user_id.in_(user_ids)
+            )
+        )
+    else:
+        query = query.where(appointment_visible(viewer))
+    found = list(session.scalars(query))
+    visible = (
+        set(
+            session.scalars(
+                select(Appointment.id).where(Appointment.id.in_([a.id for a in found]), appointment_visible(viewer))
+            )
+        )
+        if found
+        else set()
+    )
+    result: list[Entry] = []
+    for appointment in found:
+        seen = appointment.id in visible
+        who = tuple(a.user_id for a in appointment.attendees if a.user_id is not None)
+        for occ in times.occurrences(
+            appointment.id,
+            appointment.start_at,
+            appointment.end_at,
+            appointment.tzid,
+            appointment.all_day,
+            appointment.rrule,
+            appointment.exdates,
+            overrides_of(appointment),
+            window_start,
+            window_end,
+        ):
+            result.append(
+                Entry(
+                    occ.start_at,
+                    occ.end_at,
+                    who,
+                    appointment if seen else None,
+                    (occ.title or appointment.title) if seen else _("Busy"),
+                    appointment.all_day,
+                    appointment.status if seen else "",
+                    occ.recurrence_id,
+                )
+            )
+    result.sort(key=lambda e: (e.start_at, e.title))
+    return result
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def withdraw_with_deleted_record(session: Session, event: RecordChanged) -> None:
+    """A project or relation is about to be deleted: its appointments leave the staff calendars (and
+    invited contacts get the cancellation) instead of vanishing from hub's database while their
+    events stay in everyone's calendar. Each is deleted as by hand and detached, so the database's
+    cascade does not take the row, and the removal still owed to the calendars, along with it."""
+    if event.action != "deleted" or event.kind not in ("project", "relation"):
+        return
+    column = Appointment.project_id if event.kind == "project" else Appointment.relation_id
+    for appointment in session.scalars(select(Appointment).where(column == event.id)):
+        if appointment.deleted_at is None:
+            appointment.deleted_at = utcnow()
+            appointment.sequence += 1
+            record_history(session, appointment, _("Deleted with its project or relation"))
+            schedule_pushes(session, appointment)
+        if event.kind == "project":
+            appointment.project_id = None
+        else:
+            appointment.project_id = appointment.relation_id = None
+    session.flush()

@@ -1,0 +1,258 @@
+"""Talking to a CalDAV server: the caldav library's client, with the conditional writes it lacks.
+
+The library finds the user's calendars and reads changes (RFC 6578 sync-collection). Writes go
+through its client too (one HTTP session, its authentication), but with the headers that make them
+safe, which its own save() does not send: ``If-None-Match: *`` on a create, so a retry after a lost
+answer cannot make a second event, and ``If-Match: <etag>`` on an update or delete, so a change
+made in the calendar meanwhile is a 412 (a conflict to resolve) instead of being overwritten.
+Every HTTP request is counted (``requests``), for ``hub calendar push`` and the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import caldav
+import niquests
+from caldav.elements import dav as dav_elements
+from caldav.lib import error as dav_error
+
+from hub.i18n import _
+from hub.net import AddressRefused, checked_addresses
+
+TIMEOUT_SECONDS = 30
+
+
+class CalendarError(Exception):
+    """The calendar server could not do what was asked; ``words`` says why in plain words.
+    ``temporary``: trying again later may help (a 5xx, a timeout); otherwise the settings are wrong."""
+
+    def __init__(self, words: str, *, temporary: bool) -> None:
+        super().__init__(words)
+        self.words = words
+        self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    etag: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Found:
+    url: str
+    name: str
+
+
+class _CountingClient(caldav.DAVClient):  # type: ignore[misc,valid-type]
+    requests = 0
+
+    def _sync_request(
+        self, url: str, method: str = "GET", body: str = "", headers: Mapping[str, str] | None = None
+    ) -> Any:
+        # Counted per HTTP exchange: the library re-sends a request once after a 401 challenge.
+        self.requests += 1
+        return super()._sync_request(url, method, body, headers)
+
+
+def plain(exc: BaseException) -> CalendarError:
+    """Any failure talking to the server, as a :class:`CalendarError` in plain words."""
+    if isinstance(exc, CalendarError):
+        return exc
+    if isinstance(exc, dav_error.AuthorizationError):
+        return CalendarError(
+            _("The calendar server refused the user name or password (or this user may not use the calendar)."),
+            temporary=False,
+        )
+    if isinstance(exc, dav_error.NotFoundError):
+        return CalendarError(
+            _("The calendar was not found on the server: was it deleted? Choose a calendar again."), temporary=False
+        )
+    if isinstance(exc, dav_error.RateLimitError):
+        return CalendarError(_("The calendar server asks hub to slow down; hub tries again later."), temporary=True)
+    name = type(exc).__name__
+    if "Timeout" in name or isinstance(exc, TimeoutError):
+        return CalendarError(_("The calendar server did not answer in time; hub tries again later."), temporary=True)
+    if "Connection" in name or isinstance(exc, OSError):
+        return CalendarError(
+            _(
+                "The calendar server could not be reached (%(reason)s); hub tries again later.",
+                reason=str(exc)[:200] or name,
+            ),
+            temporary=True,
+        )
+    return CalendarError(
+        _("The calendar server answered something hub did not understand: %(reason)s", reason=f"{name}: {exc}"[:300]),
+        temporary=True,
+    )
+
+
+def status_error(status: int, what: str) -> CalendarError:
+    if status in (401, 403):
+        return plain(dav_error.AuthorizationError())
+    if status >= 500:
+        return CalendarError(
+            _(
+                "The calendar server had an error (HTTP %(status)s) while %(what)s; hub tries again later.",
+                status=status,
+                what=what,
+            ),
+            temporary=True,
+        )
+    return CalendarError(
+        _("The calendar server refused %(what)s (HTTP %(status)s).", status=status, what=what), temporary=False
+    )
+
+
+class _PinnedSession(niquests.Session):
+    """An HTTP session that reaches one server only: its name resolves to the addresses checked
+    when the session was made (so a DNS answer that changes to 127.0.0.1 later, DNS rebinding,
+    reaches nothing), and a redirect to any other server is refused, not followed."""
+
+    def __init__(self, host: str, addresses: list[str]) -> None:
+        pins = ",".join(f"{host}:[{a}]" if ":" in a else f"{host}:{a}" for a in addresses)
+        super().__init__(resolver=f"in-memory://default/?hosts={pins}")
+        self.pinned_host = host.lower()
+
+    def get_redirect_target(self, resp: Any) -> Any:
+        target = super().get_redirect_target(resp)
+        if target:
+            where = urlsplit(urljoin(str(resp.url), target if isinstance(target, str) else target.decode()))
+            if (where.hostname or "").lower() != self.pinned_host:
+                raise CalendarError(
+                    _(
+                        "The calendar server sent hub to another server (%(host)s); hub does not follow that.",
+                        host=where.hostname or "?",
+                    ),
+                    temporary=False,
+                )
+        return target
+
+
+def pinned_session(url: str, allowed_hosts: str) -> niquests.Session:
+    """A session for ``url``'s server if it is a public one (or allowed by ``HUB_MAIL_ALLOWED_HOSTS``,
+    see :mod:`hub.net`): a colleague's CalDAV address must not make hub talk to internal services."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = checked_addresses(host, port, allowed_hosts)
+    except AddressRefused as refused:
+        raise CalendarError(str(refused), temporary=False) from None
+    except (OSError, UnicodeError, ValueError):
+        raise CalendarError(_("The server name %(host)s cannot be found.", host=host), temporary=True) from None
+    return _PinnedSession(host, addresses)
+
+
+class Dav:
+    """One connection to one account's server (one HTTP session, reused for every request)."""
+
+    def __init__(
+        self, url: str, username: str, password: str, *, allowed_hosts: str, timeout: int = TIMEOUT_SECONDS
+    ) -> None:
+        session = pinned_session(url, allowed_hosts)
+        self.client = _CountingClient(
+            url=url,
+            username=username or None,
+            password=password or None,
+            timeout=timeout,
+            enable_rfc6764=False,
+            require_tls=False,
+            rate_limit_handle=False,
+        )
+        # The library's own session resolves names freely and follows redirects anywhere.
+        with contextlib.suppress(Exception):
+            self.client.session.close()
+        self.client.session = session
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing a dead session must not hide the real error
+            self.client.close()
+
+    def __enter__(self) -> Dav:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- discovery ---------------------------------------------------------------------------------
+
+    def calendars(self) -> list[Found]:
+        """The user's calendars (principal → calendar home → calendars)."""
+        try:
+            found = self.client.principal().calendars()
+        except Exception as exc:
+            raise plain(exc) from exc
+        result = []
+        for cal in found:
+            try:
+                name = str(cal.get_display_name() or "")
+            except Exception:
+                name = ""
+            result.append(Found(str(cal.url), name or str(cal.url).rstrip("/").rsplit("/", 1)[-1]))
+        return result
+
+    def calendar(self, url: str) -> Any:
+        return self.client.calendar(url=url)
+
+    # --- conditional writes ------------------------------------------------------------------------
+
+    def _call(self, url: str, method: str, body: bytes | str = "", headers: dict[str, str] | None = None) -> Answer:
+        try:
+            response = self.client.request(
+                url, method, body.decode() if isinstance(body, bytes) else body, headers or {}
+            )
+        except Exception as exc:
+            raise plain(exc) from exc
+        raw = response.raw
+        data = raw.encode() if isinstance(raw, str) else (raw or b"")
+        etag = str(response.headers.get("ETag") or response.headers.get("etag") or "")
+        return Answer(int(response.status), etag, data)
+
+    def create(self, href: str, body: bytes) -> Answer:
+        """PUT a new resource; 412 when something is there already (the caller adopts it)."""
+        return self._call(href, "PUT", body, {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
+
+    def update(self, href: str, body: bytes, etag: str) -> Answer:
+        """PUT over the resource only if it is still the version ``etag`` (412 otherwise)."""
+        headers = {"Content-Type": "text/calendar; charset=utf-8"}
+        if etag:
+            headers["If-Match"] = etag
+        return self._call(href, "PUT", body, headers)
+
+    def get(self, href: str) -> Answer:
+        return self._call(href, "GET")
+
+    def delete(self, href: str, etag: str) -> Answer:
+        return self._call(href, "DELETE", "", {"If-Match": etag} if etag else {})
+
+    def etags(self, calendar_url: str) -> dict[str, str]:
+        """href → ETag of every resource (PROPFIND Depth 1): the comparison for servers without
+        sync-collection, as vdirsyncer lists a collection."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+        )
+        try:
+            response = self.client.propfind(calendar_url, body, depth=1)
+        except Exception as exc:
+            raise plain(exc) from exc
+        if response.status >= 400:
+            raise status_error(response.status, _("listing the calendar"))
+        result: dict[str, str] = {}
+        for href, props in (response.expand_simple_props([dav_elements.GetEtag()]) or {}).items():
+            url = urljoin(calendar_url, href)
+            if url.rstrip("/") == calendar_url.rstrip("/"):
+                continue
+            result[url] = str(props.get(dav_elements.GetEtag.tag) or "")
+        return result

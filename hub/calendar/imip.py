@@ -1,0 +1,205 @@
+"""Invitations by e-mail (iMIP, RFC 6047): for Outlook, Gmail and every calendar without CalDAV.
+
+Who gets them: contacts invited to an appointment, and staff who chose "invitations" instead of
+CalDAV. A message is ``multipart/alternative``: a few lines of text and the ``text/calendar;
+method=REQUEST`` part (the method parameter equals the body's METHOD, which Outlook requires).
+An update is a REQUEST with a higher SEQUENCE, a delete a CANCEL. ``invited_sequence`` on the
+attendee row remembers what each one has (SEQUENCE + 1; 0: nothing yet); it is raised by a
+conditional UPDATE *before* sending, so two workers never both send, and put back when the relay
+says "try later". Replies (METHOD:REPLY) come back through mail sync: the sync stores them as
+e-mails of kind "invitation" and announces them; :func:`apply_replies` sets the attendee's answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from hub.calendar import ical
+from hub.calendar.appointments import record_history, snapshot
+from hub.config import Settings
+from hub.db import Database
+from hub.models import Appointment, AppointmentAttendee, CalendarAccount, Email
+from hub.models.calendar import Delivery
+from hub.outbound import Connection, Refused, relay_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    deferred: int = 0
+    refused: int = 0
+
+
+def _invitees(session: Session, appointment: Appointment) -> list[AppointmentAttendee]:
+    """Contacts and outside addresses, and staff who chose invitations."""
+    by_mail = set(
+        session.scalars(select(CalendarAccount.owner_id).where(CalendarAccount.delivery == Delivery.invitations.value))
+    )
+    return [a for a in appointment.attendees if a.user_id is None or a.user_id in by_mail]
+
+
+def message(settings: Settings, shot: ical.Snapshot, method: str, attendee: AppointmentAttendee) -> EmailMessage:
+    """One iMIP message to one attendee."""
+    fields = shot.fields
+    organizer = shot.organizer
+    body = ical.render(shot, method=method)
+    msg = EmailMessage()
+    sender = settings.mail_from or (organizer.email if organizer else "")
+    msg["From"] = formataddr((organizer.name if organizer else "hub", sender))
+    if organizer is not None and organizer.email != sender:
+        # Replies go to the organizer's own mailbox, which hub syncs (the REPLY comes back that way).
+        msg["Reply-To"] = formataddr((organizer.name, organizer.email))
+    msg["To"] = formataddr((attendee.name, attendee.email))
+    prefix = "Cancelled: " if method == "CANCEL" else ("Updated: " if shot.sequence else "")
+    msg["Subject"] = prefix + fields["title"]
+    msg["Message-ID"] = make_msgid(domain=(sender.rpartition("@")[2] or "hub.invalid"))
+    msg["Content-Class"] = "urn:content-classes:calendarmessage"
+    lines = [fields["title"], f"{fields['start']} - {fields['end']} (UTC)"]
+    if fields["location"]:
+        lines.append(fields["location"])
+    if method == "CANCEL":
+        lines.insert(0, "This appointment was cancelled.")
+    msg.set_content("\n".join(lines) + "\n")
+    msg.add_alternative(body, maintype="text", subtype="calendar", params={"method": method, "charset": "UTF-8"})
+    return msg
+
+
+def due_invitations(session: Session) -> list[int]:
+    """Appointments with an invitation (or cancellation) someone has not had yet."""
+    query = (
+        select(Appointment.id)
+        .join(AppointmentAttendee, AppointmentAttendee.appointment_id == Appointment.id)
+        .where(AppointmentAttendee.invited_sequence != Appointment.sequence + 1)
+        .where(
+            or_(
+                AppointmentAttendee.user_id.is_(None),
+                AppointmentAttendee.user_id.in_(
+                    select(CalendarAccount.owner_id).where(CalendarAccount.delivery == Delivery.invitations.value)
+                ),
+            )
+        )
+        # A deleted appointment cancels only for those who were invited before.
+        .where(or_(Appointment.deleted_at.is_(None), AppointmentAttendee.invited_sequence > 0))
+        .distinct()
+        .limit(500)
+    )
+    return list(session.scalars(query))
+
+
+def send_invitations(db: Database, settings: Settings, appointment_id: int) -> SendResult:
+    """Send what each invitee of one appointment has not had yet (idempotent; see the module's note)."""
+    result = SendResult()
+    with db.transaction() as session:
+        appointment = session.scalar(
+            select(Appointment)
+            .where(Appointment.id == appointment_id)
+            .options(selectinload(Appointment.attendees), selectinload(Appointment.overrides))
+        )
+        if appointment is None:
+            return result
+        target = appointment.sequence + 1
+        method = "CANCEL" if appointment.deleted_at is not None else "REQUEST"
+        shot = snapshot(session, appointment)
+        if method == "CANCEL":
+            shot.fields = {**shot.fields, "status": "cancelled"}
+        todo = [
+            (a.id, a.invited_sequence, message(settings, shot, method, a))
+            for a in _invitees(session, appointment)
+            if a.invited_sequence != target and (method == "REQUEST" or a.invited_sequence > 0)
+        ]
+    if not todo:
+        return result
+    with Connection(relay_for(settings)) as connection:
+        for attendee_id, before, mail in todo:
+            with db.transaction() as session:
+                mine = session.execute(
+                    update(AppointmentAttendee)
+                    .where(AppointmentAttendee.id == attendee_id, AppointmentAttendee.invited_sequence == before)
+                    .values(invited_sequence=target)
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+            if not mine:
+                continue  # another run sends it
+            to = mail["To"].addresses[0].addr_spec
+            try:
+                refused = connection.send(mail, sender=settings.mail_from or to, recipients=[to])
+            except Refused as exc:
+                if exc.temporary:
+                    _put_back(db, attendee_id, target, before)
+                    result.deferred += 1
+                else:
+                    log.warning("invitation to %s refused: %s", to, exc)
+                    result.refused += 1
+                continue
+            if refused:
+                result.refused += 1
+            else:
+                result.sent += 1
+    return result
+
+
+def _put_back(db: Database, attendee_id: int, target: int, before: int) -> None:
+    with db.transaction() as session:
+        session.execute(
+            update(AppointmentAttendee)
+            .where(AppointmentAttendee.id == attendee_id, AppointmentAttendee.invited_sequence == target)
+            .values(invited_sequence=before)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# --- replies ---------------------------------------------------------------------------------------------
+
+
+def apply_replies(session: Session, email_ids: list[int]) -> int:
+    """Set attendees' answers from stored METHOD:REPLY e-mails (mail sync stored their details).
+    A reply to an older SEQUENCE than the attendee was last sent still counts: the answer is his."""
+    applied = 0
+    for kind, details in session.execute(select(Email.kind, Email.details).where(Email.id.in_(email_ids))):
+        if kind != "invitation" or not details:
+            continue
+        try:
+            data = json.loads(details)
+        except ValueError:
+            continue
+        if str(data.get("method", "")).upper() != "REPLY" or not data.get("uid"):
+            continue
+        appointment = session.scalar(select(Appointment).where(Appointment.uid == str(data["uid"])))
+        if appointment is None:
+            continue
+        answers = {
+            str(a.get("address", "")).casefold(): str(a.get("partstat", "")).upper()
+            for a in data.get("attendees", [])
+            if isinstance(a, dict)
+        }
+        for attendee in appointment.attendees:
+            answer = answers.get(attendee.email_key)
+            if answer in ("ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION") and attendee.partstat != answer:
+                before = attendee.partstat
+                attendee.partstat = answer
+                record_history(
+                    session,
+                    appointment,
+                    f"{attendee.name or attendee.email}: {answer}",
+                    {"partstat": before},
+                    source="mail",
+                )
+                applied += 1
+    return applied
+
+
+def replies_of_linked_mail(session: Session, event: object) -> None:
+    """hub.crm.events subscriber: e-mails the mail sync just linked may be replies to invitations."""
+    items = getattr(event, "items", ())
+    ids = sorted({item.email_id for item in items})
+    if ids:
+        apply_replies(session, ids)

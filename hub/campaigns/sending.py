@@ -1,0 +1,916 @@
+"""Sending a mailing exactly once per recipient.
+
+The schedule lives in the database: beat's tick starts due mailings with one conditional UPDATE
+(scheduled → sending), and in the same transaction fills the ledger from the target group with one
+INSERT … SELECT … ON CONFLICT DO NOTHING (the database streams the group; nothing is held in
+memory). A run claims the mailing (hub.claims: short, renewed), then each of its connections
+claims ledger rows in small chunks with a conditional UPDATE (pending → sending) and sends them in
+id order, marking each row sent, with its Message-ID, in its own commit right after the relay
+accepted it. A second beat, a redelivered task or the sweep finds the mailing claimed and does
+nothing; pause and cancel are seen before the next message.
+
+**The one case that cannot be known** (research/campaigns_and_celery.md §A7.4): a worker that dies
+after the relay accepted a message but before its row was marked. SMTP has no idempotency key, and
+the relay may or may not have queued the message. The rule here:
+
+* A connection works through its chunk strictly in order and settles each row (sent, failed,
+  skipped, deferred) before it hands the next one to the relay. So of a dead run's rows still in
+  ``sending``, per connection only the *first* can have reached the relay; the others never left.
+* When the next run takes the mailing over (the dead run's claim lapsed), rows it finds in
+  ``sending`` go back to ``pending`` and are sent; the first of each dead chunk is marked
+  ``in_doubt`` ("may have received it twice"), visible in the ledger. This is at-least-once with a
+  duplicate window of at most one message per connection that died at that instant: the
+  recommendation of the research notes, and never a silent skip (listmonk's failure, which lost up
+  to a batch per crash). The same holds for a connection lost in the middle of a transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection as DbConnection
+from sqlalchemy import (
+    Table,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub.campaigns import messages
+from hub.campaigns.groups import first_address, member_condition
+from hub.campaigns.pipelining import BodySent, PipeliningConnection
+from hub.campaigns.ratelimit import Limiter
+from hub.campaigns.render import TemplateProblem, Templates, context_for
+from hub.claims import heartbeat, try_claim
+from hub.config import Settings
+from hub.db import Database
+from hub.i18n import N_
+from hub.models import Contact, Relation, User
+from hub.models.base import utcnow
+from hub.models.campaigns import (
+    Mailing,
+    MailingRecipient,
+    MailingState,
+    RecipientStatus,
+    Suppression,
+    SuppressionReason,
+    TargetGroup,
+)
+from hub.outbound import Connection, Refused, Relay, relay_for
+
+log = logging.getLogger(__name__)
+
+CHUNK = 100
+# A temporary refusal is retried this many times, backing off from RETRY_BASE_SECONDS doubling up to an hour.
+MAX_ATTEMPTS = 8
+RETRY_BASE_SECONDS = 60.0
+RETRY_MAX_SECONDS = 3600.0
+# This many temporary failures in a row with no message taken in between: the relay is refusing or
+# gone, and the mailing pauses with the reason instead of burning every recipient's attempts.
+PAUSE_AFTER_FAILURES = 3
+STATE_CHECK_SECONDS = 1.0
+# The visible unsubscribe link's words, in the company's language (HUB_DEFAULT_LANGUAGE).
+_UNSUBSCRIBE_LABEL = {"nl": "Afmelden", "en": "Unsubscribe"}
+STATE_CHECK_EVERY = 10  # messages per connection between two looks at the mailing's state
+R: Table = MailingRecipient.__table__  # type: ignore[assignment]  # (a FromClause to mypy)
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    seconds: float = 0.0
+    state: str = ""
+    paused_reason: str = ""
+    next_attempt_at: datetime | None = None
+
+
+ProgressFn = Callable[[int, int], None]  # (done, total)
+
+
+# --- starting --------------------------------------------------------------------------------------------
+
+
+def _insert(session: Session) -> Any:
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(MailingRecipient)
+
+
+def fill_ledger(session: Session, mailing: Mailing) -> int:
+    """Add every member of the mailing's target group to its ledger (one statement; idempotent).
+
+    Contacts without an e-mail address go in as skipped with the reason, so they are counted and
+    never silently missing. Returns the ledger's size.
+    """
+    group = session.get(TargetGroup, mailing.target_group_id) if mailing.target_group_id else None
+    if group is None:
+        raise ValueError("the mailing has no target group")
+    addressed = (
+        select(Contact.id.label("contact_id"), first_address().label("address"))
+        .join(Relation, Relation.id == Contact.relation_id)
+        .where(true(), member_condition(session, group))
+        .subquery()
+    )
+    address = func.coalesce(addressed.c.address, "")
+    no_address = addressed.c.address.is_(None)
+    rows = select(
+        literal(mailing.id),
+        addressed.c.contact_id,
+        address,
+        func.lower(address),
+        case((no_address, literal(RecipientStatus.skipped.value)), else_=literal(RecipientStatus.pending.value)),
+        case((no_address, literal(N_("no e-mail address"))), else_=literal("")),
+    ).where(true())
+    statement = (
+        _insert(session)
+        .from_select(["mailing_id", "contact_id", "address", "address_key", "status", "error"], rows)
+        .on_conflict_do_nothing(index_elements=["mailing_id", "contact_id"])
+    )
+    session.execute(statement)
+    total = session.scalar(select(func.count()).where(MailingRecipient.mailing_id == mailing.id)) or 0
+    mailing.progress_total = total
+    return total
+
+
+def start(session: Session, mailing_id: int, now: datetime | None = None) -> bool:
+    """scheduled → sending for a due mailing, with its ledger filled in the same transaction.
+    False when it is not due, not scheduled or already started (a second beat does nothing)."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Mailing)
+        .where(Mailing.id == mailing_id, Mailing.state == MailingState.scheduled.value, Mailing.scheduled_at <= now)
+        .values(state=MailingState.sending.value, started_at=func.coalesce(Mailing.started_at, now), paused_reason="")
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    mailing = session.get(Mailing, mailing_id)
+    assert mailing is not None
+    session.refresh(mailing)
+    fill_ledger(session, mailing)
+    return True
+
+
+def start_due(db: Database, now: datetime | None = None) -> list[int]:
+    """Beat's tick: start every due scheduled mailing; return the ids of mailings that need a run
+    (just started, or sending with nobody holding them and work due)."""
+    now = now or utcnow()
+    with db.transaction() as session:
+        due = list(
+            session.scalars(
+                select(Mailing.id).where(Mailing.state == MailingState.scheduled.value, Mailing.scheduled_at <= now)
+            )
+        )
+    for mailing_id in due:
+        try:
+            with db.transaction() as session:
+                start(session, mailing_id, now)
+        except ValueError as exc:  # no target group (any more): say so on the mailing, start the others
+            _pause(db, "", mailing_id, str(exc), from_state=MailingState.scheduled)
+    with db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Mailing.id)
+                .where(
+                    Mailing.state == MailingState.sending.value,
+                    or_(Mailing.claimed_until.is_(None), Mailing.claimed_until < now),
+                    or_(Mailing.next_attempt_at.is_(None), Mailing.next_attempt_at <= now),
+                )
+                .order_by(Mailing.id)
+            )
+        )
+
+
+# --- recovering a dead run's rows ---------------------------------------------------------------------------
+
+
+def recover(session: Session, mailing_id: int, token: str) -> int:
+    """Rows a dead run left in ``sending`` go back to ``pending``; the first of each of its chunks is
+    marked in doubt (see the module's rule). Returns how many rows were recovered."""
+    rows = session.execute(
+        select(MailingRecipient.id, MailingRecipient.claimed_by)
+        .where(
+            MailingRecipient.mailing_id == mailing_id,
+            MailingRecipient.status == RecipientStatus.sending.value,
+            ~MailingRecipient.claimed_by.startswith(token),
+        )
+        .order_by(MailingRecipient.id)
+    ).all()
+    if not rows:
+        return 0
+    first_of_chunk: dict[str, int] = {}
+    for row_id, chunk in rows:
+        first_of_chunk.setdefault(chunk, row_id)
+    doubtful = set(first_of_chunk.values())
+    ids = [row_id for row_id, _chunk in rows]
+    for start_at in range(0, len(ids), 500):
+        part = ids[start_at : start_at + 500]
+        session.execute(
+            update(MailingRecipient)
+            .where(MailingRecipient.id.in_(part), MailingRecipient.status == RecipientStatus.sending.value)
+            .values(
+                status=RecipientStatus.pending.value,
+                claimed_by="",
+                claimed_until=None,
+                in_doubt=case((MailingRecipient.id.in_(doubtful), true()), else_=MailingRecipient.in_doubt),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    log.warning("mailing %s: %s rows of a stopped run sent again (%s in doubt)", mailing_id, len(ids), len(doubtful))
+    return len(ids)
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """What every connection of one run shares."""
+
+    db: Database
+    settings: Settings
+    mailing_id: int
+    token: str
+    templates: Templates
+    envelope: messages.Envelope
+    sender: str
+    consent_required: bool
+    relay: Relay
+    dkim: messages.Dkim | None
+    retry_base: float
+    deadline: float | None
+    progress: ProgressFn | None
+    writer: _Writer
+    total: int
+    done_before: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    result: SendResult = field(default_factory=SendResult)
+    failures_in_a_row: int = 0
+    pause_reason: str = ""
+    error: BaseException | None = None
+
+    def count(self, outcome: str) -> None:
+        with self.lock:
+            setattr(self.result, outcome, getattr(self.result, outcome) + 1)
+            if outcome == "sent":
+                self.failures_in_a_row = 0
+            done = self.done_before + self.result.sent + self.result.failed + self.result.skipped
+        if self.progress is not None:
+            self.progress(done, self.total)
+
+    def temporary_failure(self, reason: str) -> None:
+        with self.lock:
+            self.failures_in_a_row += 1
+            if self.failures_in_a_row >= PAUSE_AFTER_FAILURES and not self.pause_reason:
+                self.pause_reason = reason
+                self.stop.set()
+
+
+# Settling a row is conditional on still holding it (claimed_by): a run that stalled past its claim
+# and was overtaken cannot release or overwrite what the run that took over now holds.
+_DEFER = (
+    R.update()
+    .where(
+        R.c.id == bindparam("row_id"),
+        R.c.status == RecipientStatus.sending.value,
+        R.c.claimed_by == bindparam("token"),
+    )
+    .values(
+        status=bindparam("new_status"),
+        error=bindparam("why"),
+        attempts=R.c.attempts + 1,
+        next_attempt_at=bindparam("when"),
+        in_doubt=bindparam("doubt"),
+        claimed_by="",
+        claimed_until=None,
+    )
+)
+_RELEASE = (
+    R.update()
+    .where(
+        R.c.id == bindparam("row_id"),
+        R.c.status == RecipientStatus.sending.value,
+        R.c.claimed_by == bindparam("token"),
+    )
+    .values(status=RecipientStatus.pending.value, claimed_by="", claimed_until=None)
+)
+
+
+class _Writer:
+    """Writes the per-message ledger marks of one run, each committed before its sender goes on.
+
+    One thread with its own connection takes the marks of every sending connection and commits what
+    has arrived together (group commit): each sender waits until its row is durable before it hands
+    its next message to the relay, which keeps the rule in the module's note, while the database
+    sees one commit per batch instead of one per message and SQLite's single writer is never fought
+    over. The statements run through the driver's own cursor (SQLAlchemy's per-statement work cost
+    more than the statement); the SQL is the same on SQLite and PostgreSQL but for the placeholder.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._conn = db.engine.connect()
+        self._raw: Any = self._conn.connection.driver_connection
+        self._mark = "?" if self._conn.dialect.name == "sqlite" else "%s"
+        mark = self._mark
+        self.moment = R.c.sent_at.type.bind_processor(self._conn.dialect) or (lambda value: value)
+        # "Sent" is the truth once the relay took the message, whoever holds the row now (a run that
+        # took over and put it back to pending must not send it again); the other outcomes are this
+        # connection's only while it still holds the row.
+        self.sent_sql = (
+            f"UPDATE mailing_recipient SET status = 'sent', message_id = {mark}, sent_at = {mark},"
+            f" attempts = attempts + 1, claimed_until = NULL, error = ''"
+            f" WHERE id = {mark} AND status IN ('sending', 'pending')"
+        )
+        self.done_sql = (
+            f"UPDATE mailing_recipient SET status = {mark}, error = {mark}, claimed_until = NULL"
+            f" WHERE id = {mark} AND status = 'sending' AND claimed_by = {mark}"
+        )
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...], _Waiter] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def sent(self, waiter: _Waiter, row_id: int, message_id: str) -> None:
+        self._submit(waiter, "sent", self.sent_sql, (message_id, self.moment(utcnow()), row_id))
+
+    def done(self, waiter: _Waiter, row_id: int, status: str, why: str) -> None:
+        outcome = "skipped" if status == RecipientStatus.skipped.value else "failed"
+        self._submit(waiter, outcome, self.done_sql, (status, why, row_id, waiter.token))
+
+    def _submit(self, waiter: _Waiter, outcome: str, sql: str, params: tuple[Any, ...]) -> None:
+        """Queue a mark without waiting for it: the sender renders its next message meanwhile and
+        calls :meth:`_Waiter.settle` before that message goes to the relay."""
+        waiter.settle()
+        waiter.event.clear()
+        waiter.error = None
+        waiter.outcome = outcome
+        self._queue.put((sql, params, waiter))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            error: BaseException | None = None
+            try:
+                cursor = self._raw.cursor()
+                try:
+                    for sql, params, _waiter in batch:
+                        cursor.execute(sql, params)
+                finally:
+                    cursor.close()
+                self._raw.commit()
+            except BaseException as exc:  # every waiter of the batch learns it; nothing was marked
+                error = exc
+                with contextlib.suppress(Exception):
+                    self._raw.rollback()
+            for _sql, _params, waiter in batch:
+                waiter.error = error
+                waiter.event.set()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+
+
+@dataclass
+class _Waiter:
+    """A sending connection's one outstanding mark: :meth:`settle` returns once it is committed
+    (and counts it), raising if the commit failed."""
+
+    job: _Job | None = None
+    token: str = ""  # the connection's chunk claim (claimed_by)
+    event: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    outcome: str = ""
+
+    def settle(self) -> None:
+        if not self.outcome:
+            return
+        self.event.wait()
+        outcome, self.outcome = self.outcome, ""
+        if self.error is not None:
+            raise self.error
+        if self.job is not None:
+            self.job.count(outcome)
+
+
+def _state(conn: DbConnection, mailing_id: int) -> str:
+    # Through the driver: SQLAlchemy's per-statement work cost more than this primary-key read.
+    raw: Any = conn.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_STATE_SQL[conn.dialect.name == "sqlite"], (mailing_id,))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    raw.commit()  # ends the read's transaction (PostgreSQL opens one)
+    return str(row[0]) if row else ""
+
+
+_STATE_SQL = {True: "SELECT state FROM mailing WHERE id = ?", False: "SELECT state FROM mailing WHERE id = %s"}
+
+
+def _claim_chunk(conn: DbConnection, job: _Job, chunk_token: str) -> list[Any]:
+    now = utcnow()
+    due = (
+        select(R.c.id)
+        .where(
+            R.c.mailing_id == job.mailing_id,
+            R.c.status == RecipientStatus.pending.value,
+            or_(R.c.next_attempt_at.is_(None), R.c.next_attempt_at <= now),
+        )
+        .order_by(R.c.id)
+        .limit(CHUNK)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    conn.execute(
+        R.update()
+        .where(R.c.id.in_(due.scalar_subquery()), R.c.status == RecipientStatus.pending.value)
+        .values(status=RecipientStatus.sending.value, claimed_by=chunk_token, claimed_until=now + timedelta(minutes=10))
+    )
+    conn.commit()
+    owner = User.__table__.alias("owner")
+    suppressed = select(Suppression.reason).where(Suppression.address_key == R.c.address_key).limit(1).scalar_subquery()
+    rows = conn.execute(
+        select(
+            R.c.id,
+            R.c.address,
+            R.c.attempts,
+            Contact.name,
+            Contact.function,
+            Contact.marketing_consent,
+            Relation.name,
+            Relation.street,
+            Relation.postcode,
+            Relation.city,
+            Relation.country,
+            Relation.website,
+            owner.c.name,
+            owner.c.email,
+            suppressed,
+        )
+        .join(Contact.__table__, Contact.id == R.c.contact_id)
+        .join(Relation.__table__, Relation.id == Contact.relation_id)
+        .outerjoin(owner, owner.c.id == Relation.owner_id)
+        .where(R.c.claimed_by == chunk_token, R.c.status == RecipientStatus.sending.value)
+        .order_by(R.c.id)
+    ).all()
+    conn.commit()
+    return list(rows)
+
+
+_SUPPRESSED_WORDS = {
+    SuppressionReason.unsubscribed.value: N_("unsubscribed"),
+    SuppressionReason.hard_bounce.value: N_("suppressed: hard bounce"),
+    SuppressionReason.soft_bounces.value: N_("suppressed: repeated soft bounces"),
+    SuppressionReason.complaint.value: N_("suppressed: complaint"),
+    SuppressionReason.manual.value: N_("suppressed"),
+}
+
+
+def _backoff(job: _Job, attempts: int) -> datetime:
+    seconds = min(job.retry_base * (2 ** max(attempts - 1, 0)), RETRY_MAX_SECONDS)
+    return utcnow() + timedelta(seconds=seconds)
+
+
+def _send_row(job: _Job, conn: DbConnection, waiter: _Waiter, smtp: Connection, limiter: Limiter, row: Any) -> None:
+    (row_id, address, attempts, name, function, consent, rel_name, street, postcode, city, country, website) = row[:12]
+    owner_name, owner_email, suppressed_reason = row[12:15]
+
+    def done(status: str, why: str) -> None:
+        job.writer.done(waiter, row_id, status, why)
+
+    if suppressed_reason:
+        return done(RecipientStatus.skipped.value, _SUPPRESSED_WORDS.get(suppressed_reason, N_("suppressed")))
+    if job.consent_required and not consent:
+        return done(RecipientStatus.skipped.value, N_("no marketing consent"))
+    if not messages.valid_address(address):
+        return done(RecipientStatus.skipped.value, N_("not a valid e-mail address: %(address)s", address=address[:100]))
+    settings = job.settings
+    url = messages.unsubscribe_url(settings.base_url, settings.secret_key, row_id)
+    relation = {
+        "name": rel_name,
+        "street": street,
+        "postcode": postcode,
+        "city": city,
+        "country": country,
+        "website": website,
+    }
+    context = context_for(
+        contact_name=name,
+        contact_function=function,
+        address=address,
+        relation=relation,
+        owner_name=owner_name or "",
+        owner_email=owner_email or "",
+        unsubscribe_url=url,
+    )
+    try:
+        subject, html, text = job.templates.render(context)
+    except TemplateProblem as exc:
+        return done(RecipientStatus.failed.value, N_("template: %(reason)s", reason=str(exc)))
+    label = _UNSUBSCRIBE_LABEL.get(settings.default_language, "Unsubscribe")
+    html, text = messages.with_unsubscribe_footer(html, text, url, label)
+    mid = messages.message_id(settings.secret_key, job.mailing_id, row_id, job.envelope.domain)
+    data = messages.build(
+        job.envelope,
+        to_name=name,
+        to_address=address,
+        subject=subject,
+        html=html,
+        text=text,
+        message_id=mid,
+        list_unsubscribe=url,
+        date=utcnow(),
+        # "=_" never occurs in quoted-printable text (it writes "=" as =3D): no random part needed.
+        boundary=f"=_hub_{job.mailing_id}_{row_id}",
+    )
+    if job.dkim is not None:
+        data = job.dkim.sign(data)
+    sender = messages.verp_address(settings.bounce_address, row_id, mid) if settings.bounce_address else job.sender
+    waiter.settle()  # the previous message's outcome is durable before this one leaves
+    limiter.wait()
+    pipelined = isinstance(smtp, PipeliningConnection) and smtp._smtp is not None and smtp._smtp.has_extn("pipelining")
+    try:
+        smtp.send(data, sender=sender, recipients=[address])
+    except Refused as exc:
+        cause = exc.__cause__
+        replied = isinstance(cause, smtplib.SMTPResponseException)
+        if exc.temporary:
+            # A connection lost after the message went out may have delivered it: sent again, and
+            # marked in doubt. (Through smtplib's plain send any lost session counts as that.)
+            in_doubt = not replied and (
+                isinstance(cause, BodySent) or (not pipelined and isinstance(cause, smtplib.SMTPServerDisconnected))
+            )
+            tries = attempts + 1
+            if tries >= MAX_ATTEMPTS:
+                conn.execute(
+                    _DEFER,
+                    {
+                        "row_id": row_id,
+                        "new_status": RecipientStatus.failed.value,
+                        "why": N_("gave up after %(n)s temporary refusals: %(reason)s", n=tries, reason=str(exc)),
+                        "when": None,
+                        "doubt": in_doubt,
+                        "token": waiter.token,
+                    },
+                )
+                conn.commit()
+                job.count("failed")
+            else:
+                conn.execute(
+                    _DEFER,
+                    {
+                        "row_id": row_id,
+                        "new_status": RecipientStatus.pending.value,
+                        "why": str(exc)[:1000],
+                        "when": _backoff(job, tries),
+                        "doubt": in_doubt,
+                        "token": waiter.token,
+                    },
+                )
+                conn.commit()
+                with job.lock:
+                    job.result.deferred += 1
+            job.temporary_failure(str(exc))
+            return None
+        job.writer.done(waiter, row_id, RecipientStatus.failed.value, str(exc)[:1000])
+        if exc.code in (550, 551, 553) and " 5.1." in f" {exc.reason}":
+            _record_refusal_bounce(job, row_id, address, exc)
+        job.count("failed")
+        with job.lock:
+            job.failures_in_a_row = 0
+        return None
+    job.writer.sent(waiter, row_id, mid)
+    return None
+
+
+def _record_refusal_bounce(job: _Job, row_id: int, address: str, exc: Refused) -> None:
+    from hub.campaigns.bounces import record_bounce
+
+    with job.db.transaction() as session:
+        record_bounce(
+            session,
+            address=address,
+            kind="hard",
+            status=str(exc.code),
+            diagnostic=str(exc),
+            recipient_id=row_id,
+            email_id=None,
+        )
+
+
+def _connection_loop(job: _Job, index: int) -> None:
+    chunk_token = f"{job.token}/{index}"
+    waiter = _Waiter(job, chunk_token)
+    limiter = Limiter(job.db, f"{job.relay.host}:{job.relay.port}", job.settings.smtp_rate_per_minute)
+    try:
+        with job.db.engine.connect() as conn, PipeliningConnection(job.relay) as smtp:
+            while not job.stop.is_set():
+                if job.deadline is not None and time.monotonic() > job.deadline:
+                    break
+                rows = _claim_chunk(conn, job, chunk_token)
+                if not rows:
+                    break
+                for position, row in enumerate(rows):
+                    # Pause and cancel are seen within a few messages (one primary-key read).
+                    if position % STATE_CHECK_EVERY == 0 and (
+                        _state(conn, job.mailing_id) != MailingState.sending.value
+                    ):
+                        job.stop.set()
+                    if job.stop.is_set():
+                        # Never handed to the relay: simply back to pending.
+                        waiter.settle()
+                        for rest in rows[position:]:
+                            conn.execute(_RELEASE, {"row_id": rest[0], "token": chunk_token})
+                        conn.commit()
+                        break
+                    _send_row(job, conn, waiter, smtp, limiter, row)
+                waiter.settle()
+    except BaseException as exc:  # the run stops; rows left in "sending" are recovered by the next run
+        log.exception("mailing %s: connection %s stopped", job.mailing_id, index)
+        with job.lock:
+            job.error = job.error or exc
+        job.stop.set()
+
+
+def _watch(job: _Job, claim_lost: threading.Event, threads: list[threading.Thread]) -> None:
+    """Until the connections end: stop them when the mailing is paused or cancelled (from the page,
+    the API, another process) or the claim was lost; keep the progress on the mailing row."""
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(STATE_CHECK_SECONDS / max(len(threads), 1))
+        if claim_lost.is_set():
+            job.stop.set()
+        with job.db.transaction() as session:
+            state = session.scalar(select(Mailing.state).where(Mailing.id == job.mailing_id))
+            with job.lock:
+                done = job.done_before + job.result.sent + job.result.failed + job.result.skipped
+            session.execute(
+                update(Mailing)
+                .where(Mailing.id == job.mailing_id, Mailing.claimed_by == job.token)
+                .values(progress_done=done, last_progress_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        if state != MailingState.sending.value:
+            job.stop.set()
+
+
+def _finished_count(session: Session, mailing_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                MailingRecipient.mailing_id == mailing_id,
+                MailingRecipient.status.in_(
+                    [RecipientStatus.sent.value, RecipientStatus.failed.value, RecipientStatus.skipped.value]
+                ),
+            )
+        )
+        or 0
+    )
+
+
+def send_mailing(
+    db: Database,
+    settings: Settings,
+    mailing_id: int,
+    *,
+    budget_seconds: float | None = None,
+    progress: ProgressFn | None = None,
+    retry_base: float = RETRY_BASE_SECONDS,
+    connections: int | None = None,
+) -> SendResult | None:
+    """Send what is due of a mailing in ``sending`` state; None when another run holds it or it is
+    not sending. Ends when nothing is due, the budget is spent, or the mailing is paused/cancelled."""
+    began = time.monotonic()
+    claim = try_claim(db, Mailing, mailing_id, Mailing.state == MailingState.sending.value)
+    if claim is None:
+        return None
+    with heartbeat(claim):
+        with db.transaction() as session:
+            recover(session, mailing_id, claim.token)
+            mailing = session.get(Mailing, mailing_id)
+            assert mailing is not None
+            group = session.get(TargetGroup, mailing.target_group_id) if mailing.target_group_id else None
+            done_before = _finished_count(session, mailing_id)
+            total = mailing.progress_total
+            subject, html, text = mailing.subject, mailing.html_body, mailing.text_body
+            from_name, from_address, reply_to = mailing.from_name, mailing.from_address, mailing.reply_to
+        try:
+            templates = Templates.compile(subject, html, text)
+            relay = relay_for(settings)
+        except (TemplateProblem, Exception) as exc:
+            _pause(db, claim.token, mailing_id, str(exc))
+            claim.release()
+            return SendResult(state=MailingState.paused.value, paused_reason=str(exc))
+        dkim = (
+            messages.Dkim(settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file)
+            if settings.dkim_key_file
+            else None
+        )
+        job = _Job(
+            db=db,
+            settings=settings,
+            mailing_id=mailing_id,
+            token=claim.token,
+            templates=templates,
+            envelope=messages.Envelope.of(from_name, from_address, reply_to),
+            sender=from_address,
+            consent_required=group.consent_required if group is not None else True,
+            relay=relay,
+            dkim=dkim,
+            retry_base=retry_base,
+            deadline=began + budget_seconds if budget_seconds else None,
+            progress=progress,
+            writer=_Writer(db),
+            total=total,
+            done_before=done_before,
+        )
+        count = max(1, connections or settings.campaign_connections)
+        threads = [
+            threading.Thread(target=_connection_loop, args=(job, i), name=f"mailing-{mailing_id}-{i}", daemon=True)
+            for i in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            _watch(job, claim.lost, threads)
+        finally:
+            job.stop.set()
+            for thread in threads:
+                thread.join()
+            job.writer.close()
+        result = job.result
+        result.seconds = time.monotonic() - began
+        if job.pause_reason:
+            reason = N_(
+                "The relay did not take the messages (%(reason)s); sending was paused.", reason=job.pause_reason
+            )
+            _pause(db, claim.token, mailing_id, reason)
+        result.state, result.paused_reason, result.next_attempt_at = _settle(db, claim.token, mailing_id, job)
+        claim.release()
+        if job.error is not None and not isinstance(job.error, Exception):
+            raise job.error
+        return result
+
+
+def _pause(
+    db: Database, token: str, mailing_id: int, reason: str, from_state: MailingState = MailingState.sending
+) -> None:
+    with db.transaction() as session:
+        session.execute(
+            update(Mailing)
+            .where(Mailing.id == mailing_id, Mailing.state == from_state.value)
+            .values(state=MailingState.paused.value, paused_reason=reason[:2000], last_error=reason[:2000])
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _settle(db: Database, token: str, mailing_id: int, job: _Job) -> tuple[str, str, datetime | None]:
+    """After a run: sent when no row is left to send; otherwise when the next deferred row is due."""
+    now = utcnow()
+    with db.transaction() as session:
+        mailing = session.get(Mailing, mailing_id)
+        assert mailing is not None
+        left = session.execute(
+            select(func.count(), func.min(MailingRecipient.next_attempt_at)).where(
+                MailingRecipient.mailing_id == mailing_id,
+                MailingRecipient.status.in_([RecipientStatus.pending.value, RecipientStatus.sending.value]),
+            )
+        ).one()
+        mailing.progress_done = _finished_count(session, mailing_id)
+        mailing.last_progress_at = now
+        next_at: datetime | None = None
+        if job.error is not None:
+            mailing.failures += 1
+            mailing.last_error = f"{type(job.error).__name__}: {job.error}"[:2000]
+            next_at = now + timedelta(seconds=30)
+        elif mailing.state == MailingState.sending.value and not left[0]:
+            mailing.state = MailingState.sent.value
+            mailing.finished_at = now
+            mailing.last_success_at = now
+            mailing.failures = 0
+            mailing.last_error = ""
+        elif mailing.state == MailingState.sending.value:
+            next_at = left[1] if left[1] is not None and left[1] > now else None
+            mailing.failures = 0
+            mailing.last_success_at = now
+        mailing.next_attempt_at = next_at
+        return mailing.state, mailing.paused_reason, next_at
+
+
+# --- the foreground (``hub campaign send MAILING --now``) ------------------------------------------------
+
+
+def find_mailing(db: Database, name_or_id: str) -> int:
+    """The id of the mailing with this id or name (LookupError if none, or if the name is not unique)."""
+    with db.transaction() as session:
+        by_id = name_or_id.isdigit() and len(name_or_id) < 10
+        query = select(Mailing.id).where(Mailing.id == int(name_or_id) if by_id else Mailing.name == name_or_id)
+        found = list(session.scalars(query.limit(2)))
+    if not found:
+        raise LookupError(f"no mailing {name_or_id}")
+    if len(found) > 1:
+        raise LookupError(f"more than one mailing is named {name_or_id}; give its id")
+    return found[0]
+
+
+def start_now(db: Database, name_or_id: str) -> int:
+    """The mailing's id, started at once if it is a draft or scheduled for later (LookupError if none)."""
+    mailing_id = find_mailing(db, name_or_id)
+    with db.transaction() as session:
+        mailing = session.get_one(Mailing, mailing_id)
+        if mailing.state == MailingState.draft.value:
+            from hub.campaigns.mailings import MailingError, schedule
+
+            try:
+                schedule(session, mailing, utcnow())
+            except MailingError as exc:
+                raise LookupError(str(exc)) from None
+        elif mailing.state == MailingState.scheduled.value:
+            mailing.scheduled_at = utcnow()
+        elif mailing.state not in (MailingState.sending.value,):
+            raise LookupError(f"mailing {mailing.id} is {mailing.state}")
+        mailing_id = mailing.id
+    with db.transaction() as session:
+        start(session, mailing_id)
+    return mailing_id
+
+
+def ledger_counts(db: Database, mailing_id: int) -> dict[str, int]:
+    with db.transaction() as session:
+        return {
+            status: count
+            for status, count in session.execute(
+                select(MailingRecipient.status, func.count())
+                .where(MailingRecipient.mailing_id == mailing_id)
+                .group_by(MailingRecipient.status)
+            )
+        }
+
+
+def send_foreground(
+    db: Database,
+    settings: Settings,
+    mailing_id: int,
+    *,
+    progress: ProgressFn | None = None,
+    counted_before: dict[str, int] | None = None,
+) -> SendResult:
+    """Send until the mailing is sent, paused or cancelled, waiting out deferrals in between. The
+    counts are the ledger's change since ``counted_before`` (so recipients skipped when the ledger
+    was filled, for having no address, are counted too)."""
+    began = time.monotonic()
+    total = SendResult()
+    before = ledger_counts(db, mailing_id) if counted_before is None else counted_before
+    while True:
+        result = send_mailing(db, settings, mailing_id, progress=progress)
+        if result is None:
+            with db.transaction() as session:
+                state = session.scalar(select(Mailing.state).where(Mailing.id == mailing_id))
+            if state != MailingState.sending.value:
+                total.state = state or ""
+                break
+            time.sleep(2)  # another run holds it (a worker); wait for it to end or lapse
+            continue
+        total.deferred += result.deferred
+        total.state, total.paused_reason = result.state, result.paused_reason
+        if result.state != MailingState.sending.value:
+            break
+        if result.next_attempt_at is not None:
+            time.sleep(max(0.0, min((result.next_attempt_at - utcnow()).total_seconds(), 60.0)))
+    after = ledger_counts(db, mailing_id)
+    for status in (RecipientStatus.sent, RecipientStatus.failed, RecipientStatus.skipped):
+        setattr(total, status.value, after.get(status.value, 0) - before.get(status.value, 0))
+    total.seconds = time.monotonic() - began
+    return total

@@ -1,0 +1,354 @@
+"""A mailing reaches every recipient exactly once through a real SMTP server (aiosmtpd), across a
+deferral mid-send, the relay vanishing (pause, resume), a manual pause/resume and a second run
+racing the first; suppression and consent apply at send time; a template failing for one
+recipient fails only that recipient; invalid addresses are skipped with the reason."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from hub.campaigns import sending
+from hub.campaigns.bounces import suppress
+from hub.campaigns.groups import GroupInput, save_group
+from hub.campaigns.mailings import CampaignInput, MailingInput, pause, resume, save_campaign, save_mailing, schedule
+from hub.config import Settings
+from hub.db import Database
+from hub.i18n import shown
+from hub.models import Contact, EmailAddress, Relation, RelationKind, RelationStatus
+from hub.models.campaigns import Mailing, MailingRecipient, SuppressionReason
+from tests.conftest import make_settings
+
+TEXT = "Dear {{ contact.first_name }},\n\nNews from us for {{ relation.name }} in {{ relation.city }}.\n"
+HTML = "<p>Dear {{ contact.first_name }}</p><p>{{ relation.name }}</p>"
+
+
+def seed_contacts(
+    database: Database, count: int, *, consent: bool = True, prefix: str = "r", city: str = "Utrecht"
+) -> list[int]:
+    """``count`` relations with one contact each (address r<i>@example.test); returns contact ids."""
+    ids = []
+    with database.transaction() as s:
+        for i in range(count):
+            relation = Relation(
+                kind=RelationKind.company,
+                name=f"Company {prefix}{i}",
+                search_name=f"company {prefix}{i}",
+                city=city,
+                status=RelationStatus.customer,
+            )
+            s.add(relation)
+            s.flush()
+            contact = Contact(relation_id=relation.id, name=f"Person{i} {prefix.upper()}", marketing_consent=consent)
+            s.add(contact)
+            s.flush()
+            address = f"{prefix}{i}@example.test"
+            s.add(EmailAddress(relation_id=relation.id, contact_id=contact.id, address=address, address_key=address))
+            ids.append(contact.id)
+    return ids
+
+
+def make_mailing(
+    database: Database,
+    *,
+    rules: dict[str, Any] | None = None,
+    text: str = TEXT,
+    html: str = HTML,
+    consent_required: bool = True,
+    scheduled: bool = True,
+) -> int:
+    with database.transaction() as s:
+        group = save_group(
+            s,
+            GroupInput(
+                name="Customers", rules=rules or {"relation_status": ["customer"]}, consent_required=consent_required
+            ),
+            None,
+        )
+        campaign = save_campaign(s, CampaignInput(name="Spring", costs_actual="100"), None)
+        mailing = save_mailing(
+            s,
+            campaign,
+            MailingInput(
+                name="First",
+                subject="Hello {{ contact.first_name }}",
+                from_name="Hub Marketing",
+                from_address="news@hub.example",
+                html_body=html,
+                text_body=text,
+                target_group_id=group.id,
+            ),
+            None,
+        )
+        if scheduled:
+            schedule(s, mailing, None)
+        return mailing.id
+
+
+def mailing_settings(tmp_path: Path, database: Database, smtp_url: str, **env: str) -> Settings:
+    return make_settings(
+        tmp_path / "var-send", database.url, HUB_SMTP_URL=smtp_url, HUB_BASE_URL="https://hub.example", **env
+    )
+
+
+def run_to_end(database: Database, settings: Settings, mailing_id: int, **kwargs: Any) -> list[sending.SendResult]:
+    """Start the mailing if due and run it until nothing is due (deferrals made due at once)."""
+    sending.start_due(database)
+    results = []
+    for _round in range(50):
+        result = sending.send_mailing(database, settings, mailing_id, retry_base=0.0, **kwargs)
+        assert result is not None
+        results.append(result)
+        if result.state != "sending":
+            break
+    return results
+
+
+def statuses(database: Database, mailing_id: int) -> Counter[str]:
+    with database.transaction() as s:
+        return Counter(
+            dict(
+                s.execute(
+                    select(MailingRecipient.status, func.count())
+                    .where(MailingRecipient.mailing_id == mailing_id)
+                    .group_by(MailingRecipient.status)
+                ).all()
+            )
+        )
+
+
+def assert_exactly_once(smtp_server: Any, addresses: list[str]) -> None:
+    received = Counter(smtp_server.recipients())
+    assert sorted(received) == sorted(addresses)
+    assert set(received.values()) == {1}, [a for a, n in received.items() if n > 1]
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_every_recipient_once_with_personal_fields(
+    tmp_path: Path, any_db: Database, smtp_server: Any, connections: int
+) -> None:
+    seed_contacts(any_db, 130)  # more than two chunks per connection
+    mailing_id = make_mailing(any_db)
+    settings = mailing_settings(tmp_path, any_db, smtp_server.url)
+    results = run_to_end(any_db, settings, mailing_id, connections=connections)
+    assert results[-1].state == "sent"
+    assert sum(r.sent for r in results) == 130
+    assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(130)])
+    message = next(m for m in smtp_server.messages() if m["To"].addresses[0].addr_spec == "r7@example.test")
+    assert str(message["Subject"]) == "Hello Person7"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<https://hub.example/u/")
+    text = message.get_body(("plain",)).get_content()
+    assert "Dear Person7," in text and "Company r7 in Utrecht" in text
+    assert message["List-Unsubscribe"].strip("<>") in text  # the visible link
+    with any_db.transaction() as s:
+        rows = s.execute(select(MailingRecipient.message_id, MailingRecipient.sent_at)).all()
+        state = s.scalar(select(Mailing.state).where(Mailing.id == mailing_id))
+    assert state == "sent"
+    assert all(mid and at for mid, at in rows)
+    ids = {m["Message-ID"] for m in smtp_server.messages()}
+    assert ids == {mid for mid, _at in rows}
+
+
+def test_deferral_mid_send_is_retried_not_repeated(tmp_path: Path, any_db: Database, smtp_server: Any) -> None:
+    seed_contacts(any_db, 60)
+    mailing_id = make_mailing(any_db)
+    settings = mailing_settings(tmp_path, any_db, smtp_server.url)
+    sent_before_fault = threading.Event()
+
+    def progress(done: int, _total: int) -> None:
+        if done == 20 and not sent_before_fault.is_set():
+            sent_before_fault.set()
+            smtp_server.fail_next(451, times=2)
+
+    results = run_to_end(any_db, settings, mailing_id, connections=1, progress=progress)
+    assert results[-1].state == "sent"
+    assert sum(r.deferred for r in results) == 2
+    assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(60)])
+    with any_db.transaction() as s:
+        retried = s.scalars(select(MailingRecipient.attempts).where(MailingRecipient.attempts > 1)).all()
+    assert sorted(retried) == [2, 2]
+
+
+def test_relay_vanishing_pauses_then_resume_sends_the_rest_once(
+    tmp_path: Path, any_db: Database, smtp_server: Any
+) -> None:
+    seed_contacts(any_db, 80)
+    mailing_id = make_mailing(any_db)
+    settings = mailing_settings(tmp_path, any_db, smtp_server.url)
+
+    def progress(done: int, _total: int) -> None:
+        if done == 30:
+            smtp_server.stop()  # between two messages: the relay is gone
+
+    results = run_to_end(any_db, settings, mailing_id, connections=1, progress=progress)
+    assert results[-1].state == "paused"
+    assert "relay" in results[-1].paused_reason
+    with any_db.transaction() as s:
+        mailing = s.get(Mailing, mailing_id)
+        assert mailing is not None and mailing.state == "paused" and mailing.paused_reason
+    assert len(smtp_server.recipients()) == 30
+    smtp_server.start()  # the relay is back (same port)
+    with any_db.transaction() as s:
+        resume(s, s.get(Mailing, mailing_id))
+    results = run_to_end(any_db, settings, mailing_id, connections=2)
+    assert results[-1].state == "sent"
+    assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(80)])
+
+
+def test_relay_refusing_with_421_pauses(tmp_path: Path, db: Database, smtp_server: Any) -> None:
+    seed_contacts(db, 10)
+    mailing_id = make_mailing(db)
+    settings = mailing_settings(tmp_path, db, smtp_server.url)
+    smtp_server.fail_next(421, times=sending.PAUSE_AFTER_FAILURES)
+    results = run_to_end(db, settings, mailing_id, connections=1)
+    assert results[-1].state == "paused"
+    assert "421" in results[-1].paused_reason
+    with db.transaction() as s:
+        resume(s, s.get(Mailing, mailing_id))
+    results = run_to_end(db, settings, mailing_id, connections=1)
+    assert results[-1].state == "sent"
+    assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(10)])
+
+
+def test_pause_and_resume_by_the_user(tmp_path: Path, db: Database, smtp_server: Any) -> None:
+    seed_contacts(db, 120)
+    mailing_id = make_mailing(db)
+    settings = mailing_settings(tmp_path, db, smtp_server.url)
+
+    def progress(done: int, _total: int) -> None:
+        if done == 40:
+            with db.transaction() as s:
+                pause(s, s.get(Mailing, mailing_id))
+
+    results = run_to_end(db, settings, mailing_id, connections=2, progress=progress)
+    assert results[-1].state == "paused"
+    count = len(smtp_server.recipients())
+    assert 40 <= count < 120
+    assert statuses(db, mailing_id)["sending"] == 0  # the rest went back to pending
+    with db.transaction() as s:
+        resume(s, s.get(Mailing, mailing_id))
+    results = run_to_end(db, settings, mailing_id, connections=2)
+    assert results[-1].state == "sent"
+    assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(120)])
+
+
+def test_second_run_racing_the_first_sends_nothing_twice(tmp_path: Path, any_db: Database, smtp_server: Any) -> None:
+    seed_contacts(any_db, 150)
+    mailing_id = make_mailing(any_db)
+    settings = mailing_settings(tmp_path, any_db, smtp_server.url)
+    assert sending.start_due(any_db) == [mailing_id]
+    assert sending.start_due(any_db) == [mailing_id]  # a second beat: starts nothing again
+    outcomes: list[Any] = []
+    racers = [
+        threading.Thread(target=lambda: outcomes.append(sending.send_mailing(any_db, settings, mailing_id)))
+        for _ in range(3)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    winners = [o for o in outcomes if o is not None]
+    assert len(winners) == 1  # the others found the mailing claimed
+    assert winners[0].state == "sent" and winners[0].sent == 150
+    assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(150)])
+    with any_db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(MailingRecipient)) == 150
+
+
+def test_suppression_and_consent_apply_at_send_time(tmp_path: Path, any_db: Database, smtp_server: Any) -> None:
+    contact_ids = seed_contacts(any_db, 12)
+    seed_contacts(any_db, 3, consent=False, prefix="n")
+    mailing_id = make_mailing(any_db)
+    settings = mailing_settings(tmp_path, any_db, smtp_server.url)
+    sending.start_due(any_db)  # ledger filled now: the 12 consenting contacts
+    with any_db.transaction() as s:
+        suppress(s, "r1@example.test", SuppressionReason.unsubscribed)
+        suppress(s, "R2@example.test", SuppressionReason.hard_bounce)
+        s.execute(update(Contact).where(Contact.id == contact_ids[3]).values(marketing_consent=False))
+    results = run_to_end(any_db, settings, mailing_id)
+    assert results[-1].state == "sent"
+    expected = [f"r{i}@example.test" for i in range(12) if i not in (1, 2, 3)]
+    assert_exactly_once(smtp_server, expected)
+    with any_db.transaction() as s:
+        reasons = dict(
+            s.execute(
+                select(MailingRecipient.address, MailingRecipient.error).where(MailingRecipient.status == "skipped")
+            ).all()
+        )
+    reasons = {address: shown(error) for address, error in reasons.items()}
+    assert reasons == {
+        "r1@example.test": "unsubscribed",
+        "r2@example.test": "suppressed: hard bounce",
+        "r3@example.test": "no marketing consent",
+    }
+
+
+def test_template_failure_and_bad_address_affect_only_that_recipient(
+    tmp_path: Path, db: Database, smtp_server: Any
+) -> None:
+    seed_contacts(db, 6)
+    with db.transaction() as s:
+        s.execute(
+            update(EmailAddress).where(EmailAddress.address == "r4@example.test").values(address="not an address")
+        )
+        # The template divides by the length of the city: empty for one relation.
+        s.execute(update(Relation).where(Relation.name == "Company r2").values(city=""))
+    mailing_id = make_mailing(db, text="{{ 10 // relation.city|length }} for {{ contact.name }}", html="")
+    settings = mailing_settings(tmp_path, db, smtp_server.url)
+    results = run_to_end(db, settings, mailing_id)
+    assert results[-1].state == "sent"
+    assert_exactly_once(smtp_server, ["r0@example.test", "r1@example.test", "r3@example.test", "r5@example.test"])
+    with db.transaction() as s:
+        rows = dict(
+            s.execute(
+                select(MailingRecipient.status, MailingRecipient.error).where(MailingRecipient.status != "sent")
+            ).all()
+        )
+    assert shown(rows["failed"]).startswith("template:") and "division" in rows["failed"]
+    assert shown(rows["skipped"]) == "not a valid e-mail address: not an address"
+
+
+def test_relay_refusing_a_recipient_fails_it_and_suppresses(tmp_path: Path, db: Database, smtp_server: Any) -> None:
+    seed_contacts(db, 5)
+    smtp_server.refuse_recipient("r2@example.test", 550)
+    mailing_id = make_mailing(db)
+    settings = mailing_settings(tmp_path, db, smtp_server.url)
+    results = run_to_end(db, settings, mailing_id)
+    assert results[-1].state == "sent"
+    assert sorted(smtp_server.recipients()) == [f"r{i}@example.test" for i in (0, 1, 3, 4)]
+    with db.transaction() as s:
+        error = s.scalar(select(MailingRecipient.error).where(MailingRecipient.status == "failed"))
+        from hub.campaigns.bounces import is_suppressed
+
+        assert is_suppressed(s, "r2@example.test") == "hard_bounce"
+    assert error is not None and error.startswith("550")
+
+
+def test_cli_sends_in_the_foreground_and_says_how_it_went(tmp_path: Path, db: Database, smtp_server: Any) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import settings_env
+
+    seed_contacts(db, 7)
+    with db.transaction() as s:  # one without an address: skipped, and counted
+        s.execute(update(EmailAddress).where(EmailAddress.address == "r6@example.test").values(contact_id=None))
+    make_mailing(db, scheduled=False)  # a draft named "First": --now schedules and sends it
+    settings = mailing_settings(tmp_path, db, smtp_server.url)
+    env = settings_env(settings, HUB_SMTP_URL=smtp_server.url, HUB_BASE_URL="https://hub.example")
+    hub = [sys.executable, "-m", "hub.cli", "campaign", "send"]
+    done = subprocess.run([*hub, "First", "--now"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("sent 6 messages (0 failed, 1 skipped) in ") and last.endswith(" s")
+    assert len(smtp_server.recipients()) == 6
+    again = subprocess.run([*hub, "First", "--now"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "is sent" in again.stderr
+    missing = subprocess.run([*hub, "Nope", "--now"], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "no mailing Nope" in missing.stderr
