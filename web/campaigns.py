@@ -628,3 +628,84 @@ def campaign_date(value: Any) -> str:
     from flask_babel import format_date
 
     return format_date(value, "short") if value is not None else ""
+
+
+# --- channel overview -----------------------------------------------------------------------------
+
+
+def stacked_bars(overview: Any, width: int = 640, height: int = 220) -> dict[str, Any]:
+    """Stacked bars (one per month, a segment per channel) for the server-rendered SVG of the channel
+    overview; the page's table holds the same numbers for screen readers."""
+    from hub.campaigns.channels import CHANNELS
+
+    left, bottom, top_margin = 34, 22, 10
+    plot = height - bottom - top_margin
+    top = max((m.total for m in overview.months), default=0) or 1
+    slot = (width - left - 6) / max(len(overview.months), 1)
+    bars = []
+    # At most about twelve month labels: at 36 months (or on a phone) every one would overlap.
+    every = -(-len(overview.months) // 12)
+    for i, month in enumerate(overview.months):
+        x, y = left + i * slot + slot * 0.15, float(height - bottom)
+        segments = []
+        for channel in CHANNELS:
+            h = month.counts[channel] / top * plot
+            if month.counts[channel]:
+                y -= h
+                segments.append({"channel": channel, "y": f"{y:.1f}", "h": f"{h:.1f}", "n": month.counts[channel]})
+        bars.append(
+            {
+                "x": f"{x:.1f}",
+                "w": f"{slot * 0.7:.1f}",
+                "cx": f"{left + (i + 0.5) * slot:.1f}",
+                "start": month.start,
+                "labelled": i % every == 0,
+                "segments": segments,
+            }
+        )
+    return {"width": width, "height": height, "bars": bars, "top": top, "base": height - bottom, "left": left}
+
+
+@bp.get("/campaigns/channels")
+@login_required
+def channels() -> Any:
+    """Contact moments per month and channel: overall, or for one relation (``?relation_id=``)."""
+    from flask_babel import get_timezone
+
+    from hub.calendar.appointments import appointment_visible
+    from hub.campaigns.channels import CHANNELS, MAX_MONTHS, channel_overview
+    from hub.errors import NotFound
+    from hub.mail.privacy import email_visible
+    from hub.telephony.read import call_visible
+
+    raw_relation = request.args.get("relation_id")
+    relation_id = None
+    if raw_relation is not None:
+        # Not a relation id (or one no database column holds): the same 404 as a hidden relation.
+        if not raw_relation.isdecimal() or not 0 < int(raw_relation) < 2**31:
+            abort(404)
+        relation_id = int(raw_relation)
+    months = request.args.get("months", 12, type=int)
+    months = 12 if months is None or not 1 <= months <= MAX_MONTHS else months
+    zone = get_timezone()
+    try:
+        overview = channel_overview(
+            db_session(),
+            user(),
+            relation_id=relation_id,
+            months=months,
+            zone=ZoneInfo(str(zone)) if zone is not None else ZoneInfo("Europe/Amsterdam"),
+            emails_visible=email_visible,
+            calls_visible=call_visible,
+            appointments_visible=appointment_visible,
+        )
+    except NotFound:
+        abort(404)
+    return render_template(
+        "campaigns/channels.html",
+        overview=overview,
+        channels=CHANNELS,
+        chart=stacked_bars(overview),
+        months=months,
+        choices=(3, 6, 12, 24, 36),
+    )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub.accounts.passwords import hash_password, verify_password
 from hub.errors import NotFound, ValidationError
@@ -214,7 +214,9 @@ def create_token(session: Session, user: User, name: str = "", *, scope: str = T
 
 def token_for(session: Session, token: str) -> ApiToken | None:
     """The live token row (its user active) for a presented token; records when it was last used."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    # The user in the same query: every API request asks this first.
+    query = select(ApiToken).where(ApiToken.token_hash == _token_hash(token)).options(joinedload(ApiToken.user))
+    row = session.scalar(query)
     if row is None or not row.user.is_active:
         return None
     now = utcnow()
