@@ -49,6 +49,7 @@ from hub.calendar.appointments import (
     entries,
     get_appointment,
     history,
+    occurrences_of,
     save_appointment,
     set_status,
     week_start,
@@ -268,17 +269,8 @@ def show(appointment_id: int) -> Any:
         last_day=(appointment.end_at - timedelta(days=1)).date(),
         status_labels=STATUS_LABELS,
         partstat_labels=PARTSTAT_LABELS,
-        occurrences=times.occurrences(
-            appointment.id,
-            appointment.start_at,
-            appointment.end_at,
-            appointment.tzid,
-            appointment.all_day,
-            appointment.rrule,
-            appointment.exdates,
-            [(o.recurrence_id, o.start_at, o.end_at, o.title) for o in appointment.overrides],
-            datetime.now(UTC) - timedelta(days=1),
-            datetime.now(UTC) + timedelta(days=400),
+        occurrences=occurrences_of(
+            appointment, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=400)
         )[:12]
         if appointment.rrule
         else [],

@@ -146,6 +146,22 @@ def overrides_of(appointment: Appointment) -> list[tuple[datetime, datetime, dat
     return [(o.recurrence_id, o.start_at, o.end_at, o.title) for o in appointment.overrides]
 
 
+def occurrences_of(appointment: Appointment, window_start: datetime, window_end: datetime) -> list[times.Occurrence]:
+    """The appointment's occurrences (one, or a series' with its exceptions) inside the window."""
+    return times.occurrences(
+        appointment.id,
+        appointment.start_at,
+        appointment.end_at,
+        appointment.tzid,
+        appointment.all_day,
+        appointment.rrule,
+        appointment.exdates,
+        overrides_of(appointment),
+        window_start,
+        window_end,
+    )
+
+
 def current_fields(appointment: Appointment) -> dict[str, Any]:
     return fields_of(
         title=appointment.title,
@@ -668,18 +684,7 @@ def entries(
     for appointment in found:
         seen = appointment.id in visible
         who = tuple(a.user_id for a in appointment.attendees if a.user_id is not None)
-        for occ in times.occurrences(
-            appointment.id,
-            appointment.start_at,
-            appointment.end_at,
-            appointment.tzid,
-            appointment.all_day,
-            appointment.rrule,
-            appointment.exdates,
-            overrides_of(appointment),
-            window_start,
-            window_end,
-        ):
+        for occ in occurrences_of(appointment, window_start, window_end):
             result.append(
                 Entry(
                     occ.start_at,
