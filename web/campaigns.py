@@ -173,6 +173,8 @@ class GroupForm(FlaskForm):
     relation_created_to = DateField(_l("Relation created until"), validators=[Optional()])
     contact_created_from = DateField(_l("Contact created from"), validators=[Optional()])
     contact_created_to = DateField(_l("Contact created until"), validators=[Optional()])
+    contacted_since = DateField(_l("Contacted since (mail, call or appointment)"), validators=[Optional()])
+    not_contacted_since = DateField(_l("Not contacted since"), validators=[Optional()])
     exclude_ids = StringField(_l("Exclude the members of groups (ids, comma-separated)"))
 
 
@@ -209,7 +211,14 @@ def _rules_of(form: GroupForm) -> dict[str, Any]:
     if free:
         name, _eq, needle = free.partition("=")
         rules["project_free_text"] = {name.strip(): needle.strip()}
-    for name in ("relation_created_from", "relation_created_to", "contact_created_from", "contact_created_to"):
+    for name in (
+        "relation_created_from",
+        "relation_created_to",
+        "contact_created_from",
+        "contact_created_to",
+        "contacted_since",
+        "not_contacted_since",
+    ):
         value = getattr(form, name).data
         if value:
             rules[name] = value.isoformat()
@@ -237,6 +246,8 @@ def _fill_group_form(form: GroupForm, group: TargetGroup) -> None:
     form.relation_created_to.data = rules.relation_created_to
     form.contact_created_from.data = rules.contact_created_from
     form.contact_created_to.data = rules.contact_created_to
+    form.contacted_since.data = rules.contacted_since
+    form.not_contacted_since.data = rules.not_contacted_since
 
 
 def _owner_choices() -> list[tuple[str, str]]:

@@ -187,3 +187,34 @@ def channel_overview(
         add("appointments", _counted(session, inner))
 
     return Overview(months=result, relation=relation)
+
+
+def contacted_between(since: datetime, until: datetime) -> ColumnElement[bool]:
+    """SQL condition on ``Relation``: someone was in touch with it in [since, until): an e-mail (not a
+    bounce, complaint or auto-reply), a call in or out, or an appointment that was not cancelled, on
+    the relation or one of its projects. The same moments the overview counts, mailings left out: a
+    mailing is no personal contact."""
+    # Correlated to the outer query's relation by name: two levels down, automatic correlation would
+    # not reach it and the subquery would read every project of every relation.
+    its_projects = select(Project.id).where(Project.relation_id == Relation.id).correlate(Relation)
+    mail = exists().where(
+        EmailRelation.relation_id == Relation.id,
+        EmailRelation.email_id == Email.id,
+        Email.sent_at >= since,
+        Email.sent_at < until,
+        Email.kind.notin_(_NOT_CONTACT_KINDS),
+    )
+    call = exists().where(
+        or_(Call.relation_id == Relation.id, Call.project_id.in_(its_projects)),
+        Call.started_at >= since,
+        Call.started_at < until,
+        Call.direction.in_(("inbound", "outbound")),
+    )
+    appointment = exists().where(
+        or_(Appointment.relation_id == Relation.id, Appointment.project_id.in_(its_projects)),
+        Appointment.start_at >= since,
+        Appointment.start_at < until,
+        Appointment.deleted_at.is_(None),
+        Appointment.status != AppointmentStatus.cancelled.value,
+    )
+    return or_(mail, call, appointment)

@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from hub.campaigns.channels import contacted_between
 from hub.crm.access import relation_visible
 from hub.i18n import _
 from hub.models import Contact, EmailAddress, Project, Relation, RelationStatus, User
+from hub.models.base import utcnow
 from hub.models.campaigns import Suppression, TargetGroup, TargetGroupExclusion, TargetGroupMember
 
 SAMPLE_SIZE = 10
@@ -57,6 +59,10 @@ class Rules(BaseModel):
     relation_created_to: date | None = None
     contact_created_from: date | None = None
     contact_created_to: date | None = None
+    # The relation's last contact (mail, call or appointment; hub.campaigns.channels): on or after
+    # this day, or not since this day (never contacted included).
+    contacted_since: date | None = None
+    not_contacted_since: date | None = None
 
     @classmethod
     def parse(cls, raw: str | dict[str, Any]) -> Rules:
@@ -127,6 +133,12 @@ def rules_condition(rules: Rules) -> ColumnElement[bool]:
         conditions.append(Contact.created_at >= _day_start(rules.contact_created_from))
     if rules.contact_created_to:
         conditions.append(Contact.created_at < _day_start(rules.contact_created_to) + _ONE_DAY)
+    # Up to now: a planned appointment is no contact yet. Evaluated when the group is counted or sent.
+    now = utcnow()
+    if rules.contacted_since:
+        conditions.append(contacted_between(_day_start(rules.contacted_since), now))
+    if rules.not_contacted_since:
+        conditions.append(~contacted_between(_day_start(rules.not_contacted_since), now))
     return and_(*conditions) if conditions else and_(Contact.id.isnot(None))
 
 

@@ -348,3 +348,44 @@ def test_the_page_in_dutch(any_db: Database, site: Flask) -> None:
     months_nl = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
                  "oktober", "november", "december")  # fmt: skip
     assert months_nl[datetime.now(AMS).month - 1] in page
+
+
+def test_target_groups_select_relations_by_their_last_contact(any_db: Database) -> None:
+    """ "Contacted since" and "not contacted since" read the same contact moments as the overview: mail
+    (not bounces), calls in or out, appointments not cancelled, on the relation or its projects;
+    never contacted counts as not contacted."""
+    from hub.campaigns.groups import GroupInput, preview, save_group
+
+    world = World(any_db, fill=False)
+    now = datetime.now(UTC)
+    with any_db.transaction() as s:
+        names = ("Mail BV", "Call BV", "Visit BV", "Old BV", "Never BV", "Bounce BV", "Cancelled BV")
+        ids = {}
+        for name in names:
+            relation = save_relation(s, RelationInput(name=name))
+            save_contact(
+                s, relation, ContactInput(name=f"Contact {name}", emails=[f"x@{name.split()[0].lower()}.example"])
+            )
+            ids[name] = relation.id
+        project = save_project(
+            s, s.get_one(User, world.viewer.id), ProjectInput(relation_id=ids["Visit BV"], name="Oven")
+        ).id
+        world.mail(s, now - timedelta(days=7), "klant@mail.example", ids["Mail BV"])
+        world.call(s, now - timedelta(days=20), "outbound", ids["Call BV"])
+        world.appointment(s, now - timedelta(days=40), None, project)  # on the relation's project
+        world.call(s, now - timedelta(days=400), "inbound", ids["Old BV"])
+        world.mail(s, now - timedelta(days=3), "mailer-daemon@x.example", ids["Bounce BV"], kind="bounce")
+        world.appointment(s, now - timedelta(days=5), ids["Cancelled BV"], status="cancelled")
+        world.call(s, now - timedelta(days=1), "internal", ids["Never BV"])  # an internal call is no contact
+
+    def members(**rules: Any) -> set[str]:
+        with any_db.transaction() as s:
+            group = save_group(s, GroupInput(name="g", rules=rules, consent_required=False), None)
+            sample = preview(s, group, s.get_one(User, world.insider.id)).sample
+        return {row["relation"] for row in sample} & set(names)
+
+    since = (now - timedelta(days=90)).date().isoformat()
+    assert members(contacted_since=since) == {"Mail BV", "Call BV", "Visit BV"}
+    assert members(not_contacted_since=since) == {"Old BV", "Never BV", "Bounce BV", "Cancelled BV"}
+    long_ago = (now - timedelta(days=500)).date().isoformat()
+    assert members(contacted_since=long_ago) == {"Mail BV", "Call BV", "Visit BV", "Old BV"}

@@ -63,7 +63,8 @@ class GroupInput(schemas.Input):
         default_factory=dict,
         description="relation_status, relation_kind, owner_ids, city, country, has_open_project, project_type_ids,"
         " project_status_ids, project_chance_ids, project_free_choice_ids, project_free_text,"
-        " relation_created_from/to, contact_created_from/to",
+        " relation_created_from/to, contact_created_from/to, contacted_since, not_contacted_since (the relation's"
+        " last mail, call or appointment)",
     )
     exclude_ids: schemas.IdList = Field(default=[], description="Groups whose members are left out")
 
