@@ -23,11 +23,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ColumnElement, Select, case, exists, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from hub.crm.access import relation_visible
 from hub.crm.relations import get_relation
+from hub.mail.kinds import AUTOMATIC_KINDS
 from hub.models import Appointment, Call, Contact, Email, EmailRelation, Mailbox, Project, Relation, User
 from hub.models.calendar import AppointmentStatus
 from hub.models.campaigns import MailingRecipient, RecipientStatus
@@ -37,8 +38,6 @@ Rule = Callable[[User], ColumnElement[bool]]
 CHANNELS = ("mail_in", "mail_out", "calls_in", "calls_out", "mailings", "appointments")
 MAX_MONTHS = 36
 COMPANY_ZONE = ZoneInfo("Europe/Amsterdam")
-# Machine-made mail is no contact moment: a bounce, a complaint report or an out-of-office reply.
-_NOT_CONTACT_KINDS = ("bounce", "complaint", "auto_reply")
 
 
 @dataclass
@@ -96,6 +95,21 @@ def _in_range(column: Any, bounds: list[datetime]) -> ColumnElement[bool]:
     return (column >= bounds[0]) & (column < bounds[-1])
 
 
+# What counts as a contact moment on each channel, for the overview and the target groups' "last
+# contact" alike: mail that is not machine-made, a call in or out (an internal call is no contact
+# with a relation), an appointment not cancelled (nor deleted).
+def _mail_moment() -> ColumnElement[bool]:
+    return Email.kind.notin_(AUTOMATIC_KINDS)
+
+
+def _call_moment() -> ColumnElement[bool]:
+    return Call.direction.in_(("inbound", "outbound"))
+
+
+def _appointment_moment() -> ColumnElement[bool]:
+    return and_(Appointment.deleted_at.is_(None), Appointment.status != AppointmentStatus.cancelled.value)
+
+
 def _outgoing() -> ColumnElement[bool]:
     """SQL: the e-mail was sent by staff: its sender is a user's address or a mailbox's log-in (the
     addresses hub.mail.privacy.staff_addresses calls staff's own; stored addresses are casefolded)."""
@@ -150,7 +164,7 @@ def channel_overview(
         moment = Email.sent_at
         inner = select(_bucket(moment, bounds).label("m"), case((_outgoing(), 1), else_=0).label("flag")).where(
             _in_range(moment, bounds),
-            Email.kind.notin_(_NOT_CONTACT_KINDS),
+            _mail_moment(),
             exists().where(EmailRelation.email_id == Email.id, EmailRelation.relation_id.in_(relations)),
             emails_visible(user),
         )
@@ -161,7 +175,7 @@ def channel_overview(
             _bucket(Call.started_at, bounds).label("m"), case((Call.direction == "outbound", 1), else_=0).label("flag")
         ).where(
             _in_range(Call.started_at, bounds),
-            Call.direction.in_(("inbound", "outbound")),  # internal calls are no contact with a relation
+            _call_moment(),
             on_relation(Call.relation_id, Call.project_id),
             calls_visible(user),
         )
@@ -179,8 +193,7 @@ def channel_overview(
         # A recurring appointment counts once, in the month of its first occurrence.
         inner = select(_bucket(Appointment.start_at, bounds).label("m"), literal_column("0").label("flag")).where(
             _in_range(Appointment.start_at, bounds),
-            Appointment.deleted_at.is_(None),
-            Appointment.status != AppointmentStatus.cancelled.value,
+            _appointment_moment(),
             on_relation(Appointment.relation_id, Appointment.project_id),
             appointments_visible(user),
         )
@@ -202,19 +215,18 @@ def contacted_between(since: datetime, until: datetime) -> ColumnElement[bool]:
         EmailRelation.email_id == Email.id,
         Email.sent_at >= since,
         Email.sent_at < until,
-        Email.kind.notin_(_NOT_CONTACT_KINDS),
+        _mail_moment(),
     )
     call = exists().where(
         or_(Call.relation_id == Relation.id, Call.project_id.in_(its_projects)),
         Call.started_at >= since,
         Call.started_at < until,
-        Call.direction.in_(("inbound", "outbound")),
+        _call_moment(),
     )
     appointment = exists().where(
         or_(Appointment.relation_id == Relation.id, Appointment.project_id.in_(its_projects)),
         Appointment.start_at >= since,
         Appointment.start_at < until,
-        Appointment.deleted_at.is_(None),
-        Appointment.status != AppointmentStatus.cancelled.value,
+        _appointment_moment(),
     )
     return or_(mail, call, appointment)

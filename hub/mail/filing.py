@@ -20,6 +20,7 @@ from hub.crm.relations import EMAIL_RE, get_relation
 from hub.db import insert_ignore
 from hub.errors import NotFound
 from hub.i18n import _
+from hub.mail.kinds import AUTOMATIC_KINDS
 from hub.mail.links import link_to_project
 from hub.mail.privacy import email_visible
 from hub.mail.read import get_email
@@ -39,8 +40,6 @@ from hub.models import (
 from hub.models.base import utcnow
 from hub.text import like_pattern
 
-# Machine-made mail (bounces, complaints, out-of-office replies) is nobody's correspondence to file.
-AUTOMATIC_KINDS = ("bounce", "complaint", "auto_reply")
 # Links a matching rule made, which the e-mail page explains and lets undo in one click.
 RULE_LINKS = ("single-open", "one-off")
 

@@ -44,6 +44,10 @@ class Envelope:
     header: Callable[[str], str]  # a header's decoded value ("" when absent)
 
 
+# Kinds a machine writes (a bounce, a complaint report, an out-of-office reply): nobody's
+# correspondence to file, and no contact moment with a relation.
+AUTOMATIC_KINDS = ("bounce", "complaint", "auto_reply")
+
 _FIELD_BLOCKS = re.compile(r"\r?\n[ \t]*\r?\n")
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"\b([45][0-9][0-9])[ -]")
