@@ -6,64 +6,31 @@ from __future__ import annotations
 
 import io
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from sqlalchemy import func, select
 
 from hub.accounts.users import UserInput, create_user
 from hub.blobs import BlobStore
-from hub.config import Settings
 from hub.db import Database
 from hub.models import Call, CallImport, CallSource
 from hub.telephony.sources import SourceInput, create_upload, save_source
-from tests.conftest import make_settings, settings_env
+from tests.worker_stack import WorkerStack, worker_on_redis
 from workers.app import create_celery
 
 SAMPLES = Path(__file__).resolve().parents[1] / "telephony_samples"
 
 
-class Stack(NamedTuple):
-    settings: Settings
-    database: Database
-    log: Path
-
-
 @pytest.fixture
-def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stack]:
-    import redis
-
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushdb()
-    settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
-    log = tmp_path / "worker.log"
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker", "--queues", "default,telephony", "--concurrency", "2"],
-            env=settings_env(settings),
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-        )
-    database = Database(pg_url)
-    try:
-        yield Stack(settings, database, log)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        database.dispose()
+def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[WorkerStack]:
+    with worker_on_redis(tmp_path, pg_url, redis_url, queues="default,telephony", concurrency=2) as started:
+        yield started
 
 
-def _wait_for(stack: Stack, done: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def _wait_for(stack: WorkerStack, done: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done():
@@ -77,7 +44,7 @@ def _calls(database: Database) -> int:
         return session.scalar(select(func.count()).select_from(Call)) or 0
 
 
-def test_an_upload_sent_twice_is_imported_once_by_the_worker(stack: Stack) -> None:
+def test_an_upload_sent_twice_is_imported_once_by_the_worker(stack: WorkerStack) -> None:
     settings, database, _log = stack
     with database.transaction() as session:
         admin = create_user(session, UserInput(email="a@staff.example", name="A", password="x" * 12, is_admin=True))
@@ -110,7 +77,7 @@ def test_an_upload_sent_twice_is_imported_once_by_the_worker(stack: Stack) -> No
     assert _calls(database) == 3
 
 
-def test_a_drop_folder_that_grows_between_polls_loses_and_doubles_nothing(stack: Stack, tmp_path: Path) -> None:
+def test_a_drop_folder_that_grows_between_polls_loses_and_doubles_nothing(stack: WorkerStack, tmp_path: Path) -> None:
     settings, database, _log = stack
     folder = tmp_path / "drop"
     folder.mkdir()

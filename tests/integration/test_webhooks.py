@@ -9,9 +9,6 @@ import hashlib
 import hmac
 import json
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +32,8 @@ from hub.models import Project, Relation, User
 from hub.models.webhooks import WebhookAttempt, WebhookDelivery
 from hub.webhooks.delivery import send_due
 from hub.webhooks.subscriptions import SubscriptionInput, create_subscription, send_test_event
-from tests.conftest import csrf_token, make_settings, settings_env
+from tests.conftest import csrf_token
+from tests.worker_stack import WorkerStack, worker_on_redis
 
 Login = Callable[[FlaskClient, User], FlaskClient]
 KEY = "test-secret-key-0123456789"
@@ -341,35 +339,13 @@ def test_settings_pages_create_show_the_secret_once_test_and_log(
 
 
 @pytest.fixture
-def worker_stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[Settings, Database, Path]]:
-    import redis
-
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushdb()
-    settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
-    log = tmp_path / "worker.log"
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker", "--queues", "default", "--concurrency", "1"],
-            env=settings_env(settings),
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-        )
-    database = Database(pg_url)
-    try:
-        yield settings, database, log
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        database.dispose()
+def worker_stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[WorkerStack]:
+    with worker_on_redis(tmp_path, pg_url, redis_url, queues="default") as started:
+        yield started
 
 
 def test_a_real_worker_on_redis_carries_a_web_change_to_the_receiver(
-    worker_stack: tuple[Settings, Database, Path], receiver: Receiver
+    worker_stack: WorkerStack, receiver: Receiver
 ) -> None:
     from web import create_app
 

@@ -7,13 +7,11 @@ database), and a job whose message was lost is found by beat's sweep.
 from __future__ import annotations
 
 import io
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from sqlalchemy import func, select, update
@@ -24,7 +22,8 @@ from hub.config import Settings
 from hub.crm.import_jobs import create_import_job
 from hub.db import Database
 from hub.models import Contact, ImportJob, JobStatus, Relation
-from tests.conftest import make_settings, settings_env
+from tests.conftest import settings_env
+from tests.worker_stack import WorkerStack, worker_on_redis
 from workers.app import create_celery
 
 CSV = (
@@ -35,42 +34,10 @@ CSV = (
 )
 
 
-class Stack(NamedTuple):
-    settings: Settings
-    database: Database
-    log: Path  # the worker's output, shown when a job does not finish
-
-
 @pytest.fixture
-def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stack]:
-    import redis
-
-    # Redis lives for the whole run: a message an earlier test left behind must not reach this
-    # worker (job ids repeat across the per-test databases).
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushdb()
-    settings = make_settings(tmp_path / "var", pg_url, HUB_BROKER_URL=redis_url)
-    env = settings_env(settings)
-    log = tmp_path / "worker.log"
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker", "--queues", "default,crm", "--concurrency", "1"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-        )
-    database = Database(pg_url)
-    try:
-        yield Stack(settings, database, log)
-    finally:
-        # Warm shutdown: the worker finishes the task in hand and acknowledges it, then exits.
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        database.dispose()
+def stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[WorkerStack]:
+    with worker_on_redis(tmp_path, pg_url, redis_url, queues="default,crm") as started:
+        yield started
 
 
 def _new_job(settings: Settings, database: Database) -> int:
@@ -81,7 +48,7 @@ def _new_job(settings: Settings, database: Database) -> int:
         return create_import_job(s, BlobStore(settings.documents_dir), user, "c.csv", io.BytesIO(CSV), 10_000).id
 
 
-def _wait_done(stack: Stack, job_id: int, timeout: float = 60) -> ImportJob:
+def _wait_done(stack: WorkerStack, job_id: int, timeout: float = 60) -> ImportJob:
     database = stack.database
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,7 +69,7 @@ def _counts(database: Database) -> tuple[int, int]:
         )
 
 
-def test_worker_runs_the_task_through_redis_and_commits_to_postgres(stack: Stack) -> None:
+def test_worker_runs_the_task_through_redis_and_commits_to_postgres(stack: WorkerStack) -> None:
     settings, database, _ = stack
     job_id = _new_job(settings, database)
     app = create_celery(settings)
@@ -128,7 +95,7 @@ def test_worker_runs_the_task_through_redis_and_commits_to_postgres(stack: Stack
         assert (again.attempts, again.relations_created, again.contacts_created) == (1, 1, 2)
 
 
-def test_sweep_finds_a_job_whose_message_was_lost(stack: Stack) -> None:
+def test_sweep_finds_a_job_whose_message_was_lost(stack: WorkerStack) -> None:
     settings, database, _ = stack
     job_id = _new_job(settings, database)
     with database.transaction() as s:
@@ -143,7 +110,7 @@ def test_sweep_finds_a_job_whose_message_was_lost(stack: Stack) -> None:
     assert _counts(database) == (1, 2)
 
 
-def test_flower_shows_the_worker_and_its_tasks(stack: Stack, tmp_path: Path) -> None:
+def test_flower_shows_the_worker_and_its_tasks(stack: WorkerStack, tmp_path: Path) -> None:
     import json
     import urllib.request
 
