@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,17 +93,15 @@ def copy_seconds(database_url: str, cdr: Path) -> float:
 
 
 LOAD = """
-import http.client, sys, time
-port, token, n, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+import sys, time
 from bench.gen_cdr import contact_number
+from bench.web import HttpClient
+port, token, n, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+api = HttpClient(port, token=token)
 end = time.monotonic() + seconds
 i = 0
 while time.monotonic() < end:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    number = contact_number(1 + i % n)[1:]
-    connection.request("GET", "/api/v1/callerid?number=" + number, headers={"Authorization": "Bearer " + token})
-    connection.getresponse().read()
-    connection.close()
+    api.get("/api/v1/callerid?number=" + contact_number(1 + i % n)[1:])
     i += 1
 """
 
@@ -120,16 +119,9 @@ def _api_token(database_url: str) -> str:
     return token
 
 
-def _get_ms(port: int, path: str, token: str) -> float:
-    import http.client
-
+def _get_ms(client: Any, path: str) -> float:
     started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    assert response.status == 200, (path, response.status, body[:200])
+    client.get(path)  # bench.web.HttpClient: a new connection each time, asserts a 200
     return (time.perf_counter() - started) * 1000
 
 
@@ -137,11 +129,12 @@ def callerid_p99(env: dict[str, str], database_url: str, contacts: int, samples:
     """p99 of GET /api/v1/callerid over HTTP (gunicorn, as deployed) while a second process asks it
     too, next to GET /api/v1/me: the same app's most trivial endpoint (token check, one user)."""
     from bench.gen_cdr import contact_number
-    from bench.web import free_port, serve
+    from bench.web import HttpClient, free_port, serve
 
     token = _api_token(database_url)
     port = free_port()
     web = serve("web:create_app()", port, env)
+    api = HttpClient(port, token=token)
     load = subprocess.Popen(
         [sys.executable, "-c", LOAD, str(port), token, str(contacts), "600"],
         cwd=ROOT,
@@ -149,14 +142,14 @@ def callerid_p99(env: dict[str, str], database_url: str, contacts: int, samples:
     )
     try:
         for i in range(50):  # warm both up
-            _get_ms(port, "/api/v1/me", token)
-            _get_ms(port, "/api/v1/callerid?number=" + contact_number(1 + i)[1:], token)
+            _get_ms(api, "/api/v1/me")
+            _get_ms(api, "/api/v1/callerid?number=" + contact_number(1 + i)[1:])
         lookups, trivial = [], []
         for i in range(samples):
             # The national form ("0…"), as a phone on a Dutch line shows it.
             number = "0" + contact_number(1 + (i * 7919) % contacts)[3:]
-            lookups.append(_get_ms(port, f"/api/v1/callerid?number={number}", token))
-            trivial.append(_get_ms(port, "/api/v1/me", token))
+            lookups.append(_get_ms(api, f"/api/v1/callerid?number={number}"))
+            trivial.append(_get_ms(api, "/api/v1/me"))
     finally:
         load.terminate()
         load.wait()
