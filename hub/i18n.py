@@ -38,7 +38,8 @@ def N_(message: str, **variables: Any) -> str:
     """
     english = message % variables if variables else message
     packed = json.dumps([message, variables], ensure_ascii=False, default=str)
-    return f"{_START}{_clean(english)}{_MIDDLE}{_clean(packed)}{_END}"
+    # JSON writes control characters as \u escapes, so only the English text needs its markers taken out.
+    return f"{_START}{_clean(english)}{_MIDDLE}{packed}{_END}"
 
 
 def _clean(text: str) -> str:

@@ -189,15 +189,15 @@ class Connection:
         self._drop()
 
 
+def _addresses(message: EmailMessage, *headers: str) -> list[str]:
+    """The bare addresses in ``headers`` (an envelope takes "a@b.example", not "Name <a@b.example>")."""
+    return [a.addr_spec for h in headers if message[h] is not None for a in message[h].addresses]
+
+
 def send_one(settings: Settings, message: EmailMessage, *, sender: str = "", recipients: Sequence[str] = ()) -> None:
     """Send a single message (an invitation, a test send). Envelope defaults come from the headers."""
-    envelope_from = sender or settings.mail_from or str(message["From"] or "")
-    to = list(recipients) or [
-        address.addr_spec
-        for header in ("To", "Cc")
-        for group in (message[header].addresses if message[header] else ())
-        for address in [group]
-    ]
+    envelope_from = sender or settings.mail_from or next(iter(_addresses(message, "From")), "")
+    to = list(recipients) or _addresses(message, "To", "Cc")
     with Connection(relay_for(settings)) as connection:
         refused = connection.send(message, sender=envelope_from, recipients=to)
     if refused:

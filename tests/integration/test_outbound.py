@@ -78,3 +78,13 @@ def test_a_relay_that_is_not_there_is_temporary() -> None:
     with Connection(relay) as connection, pytest.raises(Refused) as absent:
         connection.send(_message("a@example.com"), sender="b@example.nl", recipients=["a@example.com"])
     assert absent.value.temporary
+
+
+def test_send_one_takes_the_bare_addresses_from_the_headers(settings: Settings, smtp_server: Any) -> None:
+    message = _message('"Klant, Een" <een@example.com>')
+    message.replace_header("From", "Hub Agenda <agenda@example.nl>")
+    message["Cc"] = "Twee <twee@example.com>"
+    send_one(settings.with_overrides(smtp_url=smtp_server.url), message)
+    (received,) = smtp_server.received
+    assert received.mail_from == "agenda@example.nl"
+    assert received.rcpt_tos == ("een@example.com", "twee@example.com")
