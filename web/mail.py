@@ -35,7 +35,7 @@ from hub.mail.privacy import own_copies, set_private, who_can_see
 from hub.mail.read import attachment_bytes, get_attachment, get_email, linked_projects, raw_message, thread_of
 from hub.models import Email, Mailbox, MailSharing, Project, Relation, User
 from hub.paging import KeysetPage, Sort
-from web.context import blobs, db_session, installation, settings
+from web.context import blobs, database, db_session, installation, settings
 from web.forms import optional_text, show_errors
 from web.images import proxy_url
 from web.security import login_required, user
@@ -244,6 +244,8 @@ def health() -> Any:
     session = db_session()
     boxes = mailboxes_for(session, user())
     parts = installation()
+    from hub.calendar.accounts import account_health_rows
+    from hub.campaigns.mailings import mailing_health_rows
     from hub.telephony.sources import all_sources
     from hub.telephony.sources import health_of as source_health
 
@@ -257,6 +259,8 @@ def health() -> Any:
         quarantined=quarantine.quarantined(session, user(), page=page_arg()),
         call_sources=call_sources,
         call_health={s.id: source_health(s, workers_alive=parts.workers_alive) for s in call_sources},
+        calendars=account_health_rows(database(), workers_alive=parts.workers_alive),
+        mailings=mailing_health_rows(database(), workers_alive=parts.workers_alive),
     )
 
 

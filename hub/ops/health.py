@@ -121,8 +121,6 @@ class Installation:
     beat: Check
     queues: dict[str, int] = field(default_factory=dict)
     # Calendar accounts, one state each (hub.calendar.accounts.account_health_rows).
-    calendars: list[Any] = field(default_factory=list)
-    mailings: list[Any] = field(default_factory=list)
 
     @property
     def workers_alive(self) -> bool:
@@ -206,11 +204,6 @@ def installation(db: Database, celery_app: Any, queues: list[str]) -> Installati
         beat=beat_state(last_heartbeat(db, "beat")),
         queues=cached("queues", 5, lambda: queue_lengths(celery_app, queues)),
     )
-    from hub.calendar.accounts import account_health_rows  # read by name: no import arrow at load time
-    from hub.campaigns.mailings import mailing_health_rows
-
-    parts.calendars = account_health_rows(db, workers_alive=parts.workers_alive)
-    parts.mailings = mailing_health_rows(db, workers_alive=parts.workers_alive)
     return parts
 
 

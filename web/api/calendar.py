@@ -257,22 +257,21 @@ class CalendarAccounts(schemas.Output):
 @declare(out=CalendarAccounts, errors=(401,))
 def list_calendar_accounts() -> Any:
     """Your calendar account (every one, for admins) and its sync health"""
-    items = account_items()
-    return CalendarAccounts(items=items)
+    from web.context import installation
+
+    return CalendarAccounts(items=account_items(installation().workers_alive))
 
 
-def account_items() -> list[schemas.CalendarAccountOut]:
+def account_items(workers_alive: bool) -> list[schemas.CalendarAccountOut]:
     """The caller's calendar accounts (every one, for admins), each in one health state."""
     from hub.calendar.accounts import accounts_for, health_of, pending_counts
     from hub.i18n import shown
-    from web.context import installation
 
     accounts = accounts_for(db_session(), me())
-    alive = installation().workers_alive
     pending = pending_counts(db_session(), [a.id for a in accounts])
     items = []
     for account in accounts:
-        health = health_of(account, workers_alive=alive)
+        health = health_of(account, workers_alive=workers_alive)
         items.append(
             schemas.CalendarAccountOut(
                 id=account.id,

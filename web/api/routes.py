@@ -31,7 +31,7 @@ from hub.models import FREE_TEXT_FIELDS, Choice, ChoiceField, Contact, Project, 
 from hub.paging import BadCursor, KeysetPage, Sort, keyset_page
 from web.api import bp, schemas, spec
 from web.api.errors import ADMIN_ONLY, LOADERS, ApiError, error_body, not_found
-from web.context import blobs, db_session, installation, settings
+from web.context import blobs, database, db_session, installation, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
@@ -948,11 +948,13 @@ def list_project_emails(project_id: int) -> Any:
 # --- mailboxes -----------------------------------------------------------------------------------
 
 
-def _mailbox_out(b: Any, viewer: User) -> schemas.Mailbox:
-    """A mailbox and its sync health, as ``viewer`` may read it; never the password."""
+def _mailbox_out(b: Any, viewer: User, workers_alive: bool | None = None) -> schemas.Mailbox:
+    """A mailbox and its sync health, as ``viewer`` may read it; never the password. A list passes
+    ``workers_alive``, asked once for all its rows."""
     from hub.mail.mailboxes import error_for, health_of
 
-    health = health_of(b, viewer, workers_alive=installation().workers_alive)
+    alive = installation().workers_alive if workers_alive is None else workers_alive
+    health = health_of(b, viewer, workers_alive=alive)
     return schemas.Mailbox.model_validate(
         {
             "id": b.id,
@@ -986,17 +988,20 @@ def list_mailboxes() -> Any:
     """Your mailboxes (every one, for admins) and their sync health"""
     from hub.mail.mailboxes import mailboxes_for
 
-    return schemas.Mailboxes(items=[_mailbox_out(b, me()) for b in mailboxes_for(db_session(), me())])
+    alive = installation().workers_alive
+    return schemas.Mailboxes(items=[_mailbox_out(b, me(), alive) for b in mailboxes_for(db_session(), me())])
 
 
 @bp.get("/health")
 @declare(out=schemas.Health, errors=(401,))
 def health() -> Any:
     """The installation (database, broker, workers, beat, queues) and your mailboxes, one state each"""
+    from hub.campaigns.mailings import mailing_health_rows
     from hub.mail.mailboxes import mailboxes_for
     from web.api.calendar import account_items
 
     parts = installation()
+    alive = parts.workers_alive
     return schemas.Health(
         ok=parts.ok,
         database=schemas.Check.model_validate(parts.database),
@@ -1004,8 +1009,8 @@ def health() -> Any:
         workers=list(parts.workers),
         beat=schemas.Check.model_validate(parts.beat),
         queues=dict(parts.queues),
-        mailboxes=[_mailbox_out(b, me()) for b in mailboxes_for(db_session(), me())],
-        calendars=account_items(),
+        mailboxes=[_mailbox_out(b, me(), alive) for b in mailboxes_for(db_session(), me())],
+        calendars=account_items(alive),
         mailings=[
             schemas.MailingHealth(
                 id=m.id,
@@ -1016,7 +1021,7 @@ def health() -> Any:
                 sent=m.sent,
                 total=m.total,
             )
-            for m in parts.mailings
+            for m in mailing_health_rows(database(), workers_alive=alive)
         ],
     )
 
