@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from web.relations import bp as relations_bp
     from web.search import bp as search_bp
     from web.settings import bp as settings_bp
+    from web.tags import bp as tags_bp
     from web.telephony import bp as telephony_bp
 
     for blueprint in (
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         apidocs_bp,
         contacts_bp,
         filing_bp,
+        tags_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates with bearer tokens, not cookies, so CSRF does not apply to it.

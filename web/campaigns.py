@@ -13,8 +13,9 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from hub.campaigns import bounces, groups, mailings
 from hub.campaigns.render import FIELDS
@@ -148,6 +149,15 @@ def campaign(campaign_id: int) -> Any:
 # --- target groups --------------------------------------------------------------------------------
 
 
+_TAG_CHECKBOXES = {
+    "coerce": int,
+    "choices": [],
+    "validate_choice": False,  # a tag deleted meanwhile is refused by the service, by its id
+    "widget": ListWidget(prefix_label=False),
+    "option_widget": CheckboxInput(),
+}
+
+
 class GroupForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired()])
     description = TextAreaField(_l("Description"))
@@ -175,6 +185,16 @@ class GroupForm(FlaskForm):
     contact_created_to = DateField(_l("Contact created until"), validators=[Optional()])
     contacted_since = DateField(_l("Contacted since (mail, call or appointment)"), validators=[Optional()])
     not_contacted_since = DateField(_l("Not contacted since"), validators=[Optional()])
+    # Checkboxes rather than a multiple select: a phone shows them as they are, no Ctrl-click needed.
+    relation_tags = SelectMultipleField(
+        _l("The relation has any of these tags"),
+        **_TAG_CHECKBOXES,
+    )
+    contact_tags = SelectMultipleField(_l("The contact has any of these tags"), **_TAG_CHECKBOXES)
+    without_tags = SelectMultipleField(
+        _l("Leave out contacts with any of these tags (on the contact or its relation)"),
+        **_TAG_CHECKBOXES,
+    )
     exclude_ids = StringField(_l("Exclude the members of groups (ids, comma-separated)"))
 
 
@@ -222,6 +242,10 @@ def _rules_of(form: GroupForm) -> dict[str, Any]:
         value = getattr(form, name).data
         if value:
             rules[name] = value.isoformat()
+    for name in groups.TAG_RULES:
+        chosen = getattr(form, name).data
+        if chosen:
+            rules[name] = list(chosen)
     return rules
 
 
@@ -248,6 +272,8 @@ def _fill_group_form(form: GroupForm, group: TargetGroup) -> None:
     form.contact_created_to.data = rules.contact_created_to
     form.contacted_since.data = rules.contacted_since
     form.not_contacted_since.data = rules.not_contacted_since
+    for name in groups.TAG_RULES:
+        getattr(form, name).data = [ref for ref in getattr(rules, name) if isinstance(ref, int)]
 
 
 def _owner_choices() -> list[tuple[str, str]]:
@@ -257,13 +283,22 @@ def _owner_choices() -> list[tuple[str, str]]:
     return [("", gettext("Any")), *[(str(i), n) for i, n in users]]
 
 
+def _set_choices(form: GroupForm) -> None:
+    from hub.crm.tags import all_tags
+
+    form.owner_id.choices = _owner_choices()
+    tag_choices = [(t.id, t.name) for t in all_tags(db_session())]
+    for name in groups.TAG_RULES:
+        getattr(form, name).choices = tag_choices
+
+
 def _group_view(group: TargetGroup | None) -> Any:
     session = db_session()
     form = GroupForm()
-    form.owner_id.choices = _owner_choices()
+    _set_choices(form)
     if request.method == "GET" and group is not None:
         form = GroupForm(obj=group)
-        form.owner_id.choices = _owner_choices()
+        _set_choices(form)
         _fill_group_form(form, group)
         form.exclude_ids.data = ", ".join(str(i) for i in groups.exclusion_ids(session, group.id))
     preview = None

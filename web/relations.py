@@ -13,6 +13,7 @@ from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, 
 from wtforms.validators import DataRequired, Length
 
 from hub.accounts.users import active_users, all_groups
+from hub.crm import tags as tag_service
 from hub.crm.access import StaleVersion, may_manage_relation
 from hub.crm.activities import stranded_activities
 from hub.crm.projects import list_projects, relation_projects
@@ -31,6 +32,7 @@ from hub.crm.relations import (
 from hub.errors import ValidationError
 from hub.mail.read import thread_sizes
 from hub.models import Contact, Relation, RelationKind, RelationStatus
+from hub.paging import MAX_ID
 from web.context import db_session, settings
 from web.forms import optional_text, show_errors
 from web.projects import conflict_rows, form_version, warn_stranded
@@ -121,13 +123,19 @@ def index() -> Any:
     query = relations_query(user(), request.args.get("q", ""), request.args.get("status", "")).options(
         selectinload(Relation.owner)
     )
+    # ?tag=<id>: only relations with that tag (a tag that does not exist: an empty list).
+    tag_id = request.args.get("tag", type=int)
+    if tag_id is not None:
+        query = query.where(tag_service.relation_has_any([tag_id] if 0 < tag_id <= MAX_ID else []))
     page, sort = cursor_page(query, RELATION_SORTS, request.args.get("sort", "name"), "name")
     return render_template(
         "relations/index.html",
         page=page,
         sort=sort,
-        args=list_args("q", "status", "sort"),
+        args=list_args("q", "status", "sort", "tag"),
         status_labels=STATUS_LABELS,
+        tags=tag_service.all_tags(db_session()),
+        tag_id=tag_id,
     )
 
 
@@ -206,6 +214,7 @@ def show(relation_id: int) -> Any:
             .options(selectinload(Contact.emails), selectinload(Contact.phones))
         )
     )
+    tag_service.preload_contact_tags(session, contacts)
     projects, _sort = list_projects(session, user(), relation_id=relation.id, per_page=50)
     return render_template(
         "relations/show.html",

@@ -12,16 +12,18 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.campaigns.channels import contacted_between
+from hub.crm import tags as tag_service
 from hub.crm.access import relation_visible
+from hub.errors import ValidationError as InputError
 from hub.i18n import _
-from hub.models import Contact, EmailAddress, Project, Relation, RelationStatus, User
+from hub.models import Contact, EmailAddress, Project, Relation, RelationStatus, Tag, User, contact_tags, relation_tags
 from hub.models.base import utcnow
 from hub.models.campaigns import Suppression, TargetGroup, TargetGroupExclusion, TargetGroupMember
 
@@ -31,6 +33,10 @@ MAX_EXCLUSION_DEPTH = 5
 CSV_ERROR_LINES = 200
 _ONE_DAY = timedelta(days=1)
 _FREE_TEXT = {f"free_text_{n}" for n in range(1, 5)}
+# A tag by its id or by its name (any case or accents); a saved group keeps ids, so renaming a tag
+# keeps the groups that use it.
+TagRef = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)] | Annotated[StrictStr, Field(min_length=1, max_length=200)]
+TAG_RULES = ("relation_tags", "contact_tags", "without_tags")
 
 
 class GroupError(ValueError):
@@ -63,6 +69,11 @@ class Rules(BaseModel):
     # this day, or not since this day (never contacted included).
     contacted_since: date | None = None
     not_contacted_since: date | None = None
+    # Tags (hub.crm.tags): the relation has any of these; the contact has any of these; and leave out
+    # contacts that carry, or whose relation carries, any of ``without_tags``.
+    relation_tags: list[TagRef] = Field(default_factory=list, max_length=500)
+    contact_tags: list[TagRef] = Field(default_factory=list, max_length=500)
+    without_tags: list[TagRef] = Field(default_factory=list, max_length=500)
 
     @classmethod
     def parse(cls, raw: str | dict[str, Any]) -> Rules:
@@ -83,6 +94,24 @@ def clean(text: str) -> str:
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min)
+
+
+def _tag_in(column: Any, refs: list[int | str]) -> ColumnElement[bool]:
+    """``column`` (a tag id) is one of ``refs``: ids as they are, names by their folded key."""
+    ids = [r for r in refs if isinstance(r, int)]
+    keys = [tag_service.name_key(r) for r in refs if isinstance(r, str)]
+    by_name = column.in_(select(Tag.id).where(Tag.name_key.in_(keys)))
+    if ids and keys:
+        return or_(column.in_(ids), by_name)
+    return column.in_(ids) if ids else by_name
+
+
+def _relation_tagged(refs: list[int | str]) -> ColumnElement[bool]:
+    return exists().where(relation_tags.c.relation_id == Relation.id, _tag_in(relation_tags.c.tag_id, refs))
+
+
+def _contact_tagged(refs: list[int | str]) -> ColumnElement[bool]:
+    return exists().where(contact_tags.c.contact_id == Contact.id, _tag_in(contact_tags.c.tag_id, refs))
 
 
 def _project_clause(rules: Rules) -> list[ColumnElement[bool]]:
@@ -139,6 +168,12 @@ def rules_condition(rules: Rules) -> ColumnElement[bool]:
         conditions.append(contacted_between(_day_start(rules.contacted_since), now))
     if rules.not_contacted_since:
         conditions.append(~contacted_between(_day_start(rules.not_contacted_since), now))
+    if rules.relation_tags:
+        conditions.append(_relation_tagged(rules.relation_tags))
+    if rules.contact_tags:
+        conditions.append(_contact_tagged(rules.contact_tags))
+    if rules.without_tags:
+        conditions.append(~or_(_relation_tagged(rules.without_tags), _contact_tagged(rules.without_tags)))
     return and_(*conditions) if conditions else and_(Contact.id.isnot(None))
 
 
@@ -248,7 +283,7 @@ def save_group(session: Session, data: GroupInput, user: User | None, group: Tar
         raise GroupError(_("A target group needs a name."))
     if len(name) > 200:
         raise GroupError(_("The name is too long (at most 200 characters)."))
-    rules = Rules.parse(data.rules)
+    rules = _with_tag_ids(session, Rules.parse(data.rules))
     if group is None:
         group = TargetGroup(created_by_id=user.id if user else None)
         session.add(group)
@@ -260,6 +295,19 @@ def save_group(session: Session, data: GroupInput, user: User | None, group: Tar
     session.flush()
     _set_exclusions(session, group, data.exclude_ids)
     return group
+
+
+def _with_tag_ids(session: Session, rules: Rules) -> Rules:
+    """The rules with every tag named by its id: an unknown tag is refused by name (a rule on a tag
+    that does not exist would select nobody, or for "without", everybody, without saying why)."""
+    for name in TAG_RULES:
+        refs = getattr(rules, name)
+        if refs:
+            try:
+                setattr(rules, name, tag_service.ids_of(session, refs, name))
+            except InputError as exc:
+                raise GroupError(exc.message) from None
+    return rules
 
 
 def _set_exclusions(session: Session, group: TargetGroup, exclude_ids: list[int]) -> None:

@@ -57,6 +57,7 @@ from hub.models.mail import (
     MailSharing,
 )
 from hub.models.ops import ServiceHeartbeat
+from hub.models.tags import Tag, contact_tags, relation_tags
 from hub.models.telephony import Call, CallExtension, CallFile, CallImport, CallSource
 from hub.models.users import ApiToken, LoginFailure, User, UserGroup
 from hub.models.webhooks import WebhookSubscription as WebhookSubscription
@@ -116,9 +117,12 @@ __all__ = [
     "ServiceHeartbeat",
     "Setting",
     "Suppression",
+    "Tag",
     "TargetGroup",
     "TargetGroupExclusion",
     "TargetGroupMember",
     "User",
     "UserGroup",
+    "contact_tags",
+    "relation_tags",
 ]

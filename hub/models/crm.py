@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.models.base import Base, Timestamps, utcnow
 from hub.models.mail import Email
+from hub.models.tags import Tag
 from hub.models.users import User, UserGroup
 
 
@@ -104,6 +105,8 @@ class Relation(Timestamps, Base):
     )
     linked_users: Mapped[list[User]] = relationship(secondary="relation_user", order_by="User.name")
     linked_groups: Mapped[list[UserGroup]] = relationship(secondary="relation_group", order_by="UserGroup.name")
+    # Read-only here: hub.crm.tags adds and removes the links.
+    tags: Mapped[list[Tag]] = relationship(secondary="relation_tag", order_by="Tag.name_key", viewonly=True)
 
 
 class Contact(Timestamps, Base):
@@ -126,6 +129,7 @@ class Contact(Timestamps, Base):
     phones: Mapped[list[PhoneNumber]] = relationship(
         back_populates="contact", order_by="PhoneNumber.id", cascade="all, delete-orphan"
     )
+    tags: Mapped[list[Tag]] = relationship(secondary="contact_tag", order_by="Tag.name_key", viewonly=True)
 
 
 class EmailAddress(Base):

@@ -389,3 +389,57 @@ def test_target_groups_select_relations_by_their_last_contact(any_db: Database) 
     assert members(not_contacted_since=since) == {"Old BV", "Never BV", "Bounce BV", "Cancelled BV"}
     long_ago = (now - timedelta(days=500)).date().isoformat()
     assert members(contacted_since=long_ago) == {"Mail BV", "Call BV", "Visit BV", "Old BV"}
+
+
+# --- the API ----------------------------------------------------------------------------------------
+
+
+def test_the_api_gives_the_same_numbers_as_the_page(any_db: Database, site: Flask) -> None:
+    from hub.accounts.users import create_token
+
+    world = World(any_db, fill=False)
+    now = datetime.now(AMS)
+    this_month = local(now.year, now.month, 1, 9)
+    with any_db.transaction() as s:
+        world.mail(s, this_month, "klant0@open.example", world.open)
+        world.mail(s, this_month, "sales@hub.example", world.open)
+        world.call(s, this_month, "outbound", world.open)
+        world.appointment(s, this_month, world.open)
+        world.mail(s, this_month, "x@secret.example", world.secret)
+        world.call(s, this_month, "inbound", world.secret)
+        tokens = {u.name: create_token(s, s.get_one(User, u.id)) for u in (world.viewer, world.insider)}
+    client = site.test_client()
+
+    def get(url: str, who: str = "Viewer") -> Any:
+        return client.get(url, headers={"Authorization": f"Bearer {tokens[who]}"})
+
+    expected = {"mail_in": 1, "mail_out": 1, "calls_in": 0, "calls_out": 1, "mailings": 0, "appointments": 1}
+    for url in ("/api/v1/channels", f"/api/v1/channels?relation_id={world.open}&months=12"):
+        body = get(url).json
+        assert len(body["months"]) == 12 and body["time_zone"] == "Europe/Amsterdam"
+        last = body["months"][-1]
+        assert last["start"] == this_month.date().isoformat() and last["counts"] == expected and last["total"] == 4
+        assert body["totals"] == expected and body["total"] == 4
+    body = get(f"/api/v1/channels?relation_id={world.open}&months=36").json
+    assert body["relation_id"] == world.open and len(body["months"]) == 36
+    assert body["months"][0]["start"] < body["months"][-1]["start"]  # oldest first
+    # The insider also sees Secret BV: overall and on its own.
+    assert get("/api/v1/channels?months=1", "Insider").json["totals"]["mail_in"] == 2
+    assert get(f"/api/v1/channels?relation_id={world.secret}", "Insider").json["total"] == 2
+
+    # A hidden relation answers exactly like a missing one; bad parameters are a 400 naming them.
+    hidden, missing = get(f"/api/v1/channels?relation_id={world.secret}"), get("/api/v1/channels?relation_id=999999")
+    assert hidden.status_code == missing.status_code == 404 and hidden.json == missing.json
+    for bad, field in (
+        ("months=0", "months"),
+        ("months=37", "months"),
+        ("months=abc", "months"),
+        ("relation_id=0", "relation_id"),
+        ("relation_id=99999999999999999999", "relation_id"),
+        ("relation_id=1%00", "relation_id"),
+        ("since=2026-01-01", "since"),
+    ):
+        response = get(f"/api/v1/channels?{bad}")
+        assert response.status_code == 400, bad
+        assert field in str(response.json["error"]), response.json
+    assert client.get("/api/v1/channels").status_code == 401

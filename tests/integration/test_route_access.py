@@ -99,6 +99,9 @@ def world(db: Database, make_user: Callable[..., User], app: Flask) -> World:
             "campaign_id": 999_999,
             "mailing_id": 999_999,
             "target_group_id": 999_999,
+            # Tags are not secret (every member of staff sees the list); this one is on the hidden
+            # relation and contact, and its settings pages are for admins.
+            "tag_id": _hidden_tag(s, relation, contact),
         }
     return World(admin, insider, outsider, ids)
 
@@ -177,6 +180,14 @@ def _hidden_note(s: Any, contact_id: int, author_id: int) -> int:
     s.add(note)
     s.flush()
     return note.id
+
+
+def _hidden_tag(s: Any, relation: Any, contact: Any) -> int:
+    """A tag on the hidden relation and its contact."""
+    from hub.crm.tags import tag_contact, tag_relation
+
+    tag_contact(s, contact, "Trade fair")
+    return tag_relation(s, relation, "Trade fair")[0].id
 
 
 def _hidden_appointment(s: Any, insider: User, project_id: int) -> int:

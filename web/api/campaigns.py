@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictStr
 from sqlalchemy import select
 
 from hub.campaigns import groups, mailings
+from hub.campaigns.channels import MAX_MONTHS
 from hub.i18n import shown
 from hub.models.campaigns import Campaign, Mailing, MailingRecipient, TargetGroup
 from hub.paging import MAX_ID, Sort
@@ -64,7 +65,9 @@ class GroupInput(schemas.Input):
         description="relation_status, relation_kind, owner_ids, city, country, has_open_project, project_type_ids,"
         " project_status_ids, project_chance_ids, project_free_choice_ids, project_free_text,"
         " relation_created_from/to, contact_created_from/to, contacted_since, not_contacted_since (the relation's"
-        " last mail, call or appointment)",
+        " last mail, call or appointment), relation_tags (the relation has any of these tags), contact_tags (the"
+        " contact has any of these), without_tags (neither the contact nor its relation has any of these); tags by"
+        ' id or by name, such as [3, "Trade fair 2026"] (saved as ids)',
     )
     exclude_ids: schemas.IdList = Field(default=[], description="Groups whose members are left out")
 
@@ -217,6 +220,41 @@ class Recipient(schemas.Output):
 
 class RecipientPage(schemas.Paged):
     items: list[Recipient]
+
+
+class ChannelQuery(schemas.Input):
+    relation_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="Only this relation's contact moments; without: every relation you may see",
+    )
+    months: int = Field(default=12, ge=1, le=MAX_MONTHS, description="How many calendar months, up to this one")
+
+
+class ChannelCounts(BaseModel):
+    mail_in: int = Field(description="E-mails received (not bounces or auto-replies)")
+    mail_out: int = Field(description="E-mails sent by staff")
+    calls_in: int
+    calls_out: int
+    mailings: int = Field(description="Mailing messages sent to the relation's contacts")
+    appointments: int = Field(description="Appointments not cancelled (a recurring one once, in its first month)")
+
+
+class ChannelMonth(BaseModel):
+    start: date = Field(description="The month's first day")
+    counts: ChannelCounts
+    total: int
+
+
+class ChannelOverview(BaseModel):
+    """Contact moments per calendar month and channel, only what you may see (as on the page)."""
+
+    relation_id: int | None
+    time_zone: str = Field(description="The clock the months are counted on")
+    months: list[ChannelMonth] = Field(description="Oldest first, this month last")
+    totals: ChannelCounts
+    total: int
 
 
 class RecipientQuery(schemas.ListQuery):
@@ -485,3 +523,49 @@ def list_mailing_recipients(mailing_id: int) -> Any:
     q = valid_query(RecipientQuery)
     query = mailings.ledger_query(me(), mailing_id, q.q, q.status or "")
     return _page(_keyset(query, _sort(MailingRecipient.id), "id", q), RecipientPage, q)
+
+
+# --- the channel overview --------------------------------------------------------------------------
+
+
+@bp.get("/channels")
+@declare(out=ChannelOverview, query=ChannelQuery, errors=(400, 401, 404))
+def channel_overview() -> Any:
+    """Contact moments per month and channel (mail in/out, calls in/out, mailings, appointments)
+
+    Overall (the relations you may see) or with relation_id for one relation (404 when you may not
+    see it, as for a missing one). Months are calendar months on your clock.
+    """
+    from zoneinfo import ZoneInfo
+
+    from flask_babel import get_timezone
+
+    from hub.calendar.appointments import appointment_visible
+    from hub.campaigns.channels import COMPANY_ZONE
+    from hub.campaigns.channels import channel_overview as overview_of
+    from hub.mail.privacy import email_visible
+    from hub.telephony.read import call_visible
+
+    q = valid_query(ChannelQuery)
+    zone = get_timezone()
+    clock = ZoneInfo(str(zone)) if zone is not None else COMPANY_ZONE
+    overview = overview_of(
+        db_session(),
+        me(),
+        relation_id=q.relation_id,
+        months=q.months,
+        zone=clock,
+        emails_visible=email_visible,
+        calls_visible=call_visible,
+        appointments_visible=appointment_visible,
+    )
+    return ChannelOverview(
+        relation_id=q.relation_id,
+        time_zone=str(clock),
+        months=[
+            ChannelMonth(start=m.start, counts=ChannelCounts.model_validate(m.counts), total=m.total)
+            for m in overview.months
+        ],
+        totals=ChannelCounts.model_validate(overview.totals),
+        total=overview.total,
+    )

@@ -21,6 +21,7 @@ from hub.crm import choices as choice_service
 from hub.crm import documents as document_service
 from hub.crm import projects as project_service
 from hub.crm import relations as relation_service
+from hub.crm import tags as tag_service
 from hub.crm.access import StaleVersion, may_manage_project, may_manage_relation
 from hub.crm.activities import ActivityInput
 from hub.crm.projects import CHOICE_FIELDS, PROJECT_SORTS, ProjectInput
@@ -292,6 +293,8 @@ def list_relations() -> Any:
         city=q.city,
         updated_since=q.updated_since,
     )
+    if q.tag is not None:
+        query = query.where(tag_service.relation_has_any(_tag_ids(q.tag)))
     return _page(_keyset(query, RELATION_SORTS, q.sort, q), schemas.RelationPage, q)
 
 
@@ -395,6 +398,7 @@ def _contact_input(data: dict[str, Any], current: Contact | None = None) -> Cont
 def list_contacts(relation_id: int) -> Any:
     """The relation's contacts"""
     contacts = relation_service.relation_contacts(db_session(), path_object("relation_id"))
+    tag_service.preload_contact_tags(db_session(), contacts)
     return schemas.Contacts.model_validate({"items": contacts})
 
 
@@ -1127,3 +1131,77 @@ def search() -> Any:
             if g.kind in kinds
         ],
     )
+
+
+# --- tags --------------------------------------------------------------------------------------------
+
+
+def _tag_ids(ref: str) -> list[int]:
+    """A tag filter's tag, by id (a number: no such tag is an empty list, as for other ids) or by name
+    (the name of no tag: a 400 naming it)."""
+    from hub.paging import MAX_ID
+
+    text = ref.strip()
+    if text.isdecimal():
+        return [int(text)] if len(text) < 19 and int(text) <= MAX_ID else []
+    return tag_service.ids_of(db_session(), [text], "tag")
+
+
+@bp.get("/tags")
+@declare(out=schemas.TagPage, query=schemas.TagQuery, errors=(400, 401))
+def list_tags() -> Any:
+    """Tags by name, each with how many relations and contacts you may see carry it"""
+    from hub.models import Tag
+    from hub.text import like_pattern
+
+    q = valid_query(schemas.TagQuery)
+    query = tag_service.tags_query()
+    if q.q.strip():
+        query = query.where(Tag.name_key.like(like_pattern(q.q), escape="\\"))
+    page = _keyset(query, {"name": Sort(Tag.name_key, Tag.id, lambda t: t.name_key)}, "name", q)
+    counted = tag_service.counts_of(db_session(), me(), page.items)
+    page.items = [
+        {**schemas.TagRef.model_validate(c.tag).model_dump(), "relations": c.relations, "contacts": c.contacts}
+        for c in counted
+    ]
+    return _page(page, schemas.TagPage, q)
+
+
+def _tags_of(owner: Any) -> schemas.TagRefs:
+    return schemas.TagRefs.model_validate({"items": owner.tags})
+
+
+@bp.post("/relations/<int:relation_id>/tags")
+@declare(out=schemas.TagRefs, body=schemas.TagsInput)
+def add_relation_tags(relation_id: int) -> Any:
+    """Tag the relation (tags by id or name; a new name makes a new tag); answers its tags"""
+    relation = path_object("relation_id")
+    chosen = tag_service.tags_for(db_session(), sent()["tags"])
+    tag_service.add_relation_tags(db_session(), relation, chosen)
+    return _tags_of(relation)
+
+
+@bp.delete("/relations/<int:relation_id>/tags/<int:tag_id>")
+@declare(ok=204)
+def remove_relation_tag(relation_id: int, tag_id: int) -> Any:
+    """Take a tag off the relation (a tag it does not carry: nothing to do)"""
+    tag_service.untag_relation(db_session(), path_object("relation_id"), tag_id)
+    return "", 204
+
+
+@bp.post("/contacts/<int:contact_id>/tags")
+@declare(out=schemas.TagRefs, body=schemas.TagsInput)
+def add_contact_tags(contact_id: int) -> Any:
+    """Tag the contact (tags by id or name; a new name makes a new tag); answers its tags"""
+    contact = path_object("contact_id")
+    chosen = tag_service.tags_for(db_session(), sent()["tags"])
+    tag_service.add_contact_tags(db_session(), contact, chosen)
+    return _tags_of(contact)
+
+
+@bp.delete("/contacts/<int:contact_id>/tags/<int:tag_id>")
+@declare(ok=204)
+def remove_contact_tag(contact_id: int, tag_id: int) -> Any:
+    """Take a tag off the contact (a tag it does not carry: nothing to do)"""
+    tag_service.untag_contact(db_session(), path_object("contact_id"), tag_id)
+    return "", 204

@@ -235,6 +235,14 @@ class RelationCreate(Input):
 RelationPatch = patch_of(RelationCreate, "RelationPatch")
 
 
+class TagRef(Output):
+    """A tag on a relation or contact (GET /tags lists them all)."""
+
+    id: int
+    name: str
+    colour: str = Field(description='"#rrggbb", or "" for none')
+
+
 class RelationSummary(Output):
     id: int
     kind: RelationKind
@@ -258,6 +266,7 @@ class Relation(RelationSummary):
     linked_user_ids: Ids = Field(validation_alias="linked_users")
     linked_group_ids: Ids = Field(validation_alias="linked_groups")
     version: int = Field(description="Raised by every change; the ETag. Send it as If-Match to change or delete")
+    tags: list[TagRef] = Field(default=[], description="Its tags, by name")
 
 
 class RelationQuery(ListQuery):
@@ -267,6 +276,7 @@ class RelationQuery(ListQuery):
     city: str | None = Field(default=None, max_length=100, description="Only relations in this city")
     updated_since: Since = None
     sort: Literal["name", "-name", "city", "-city", "status", "-status", "updated", "-updated"] = "name"
+    tag: str | None = Field(default=None, max_length=200, description="Only relations with this tag, by id or name")
 
 
 class RelationPage(Paged):
@@ -291,6 +301,7 @@ class Contact(Output):
     emails: Addresses
     phones: Phones
     version: int = Field(description="Raised by every change; the ETag. Send it as If-Match to change or delete")
+    tags: list[TagRef] = Field(default=[], description="Its tags, by name")
 
 
 class Contacts(Output):
@@ -899,3 +910,32 @@ class SearchGroup(Output):
 class SearchResults(Output):
     q: str = Field(description="The text searched for (control characters removed)")
     groups: list[SearchGroup]
+
+
+# --- tags -----------------------------------------------------------------------------------------
+
+
+class TagQuery(ListQuery):
+    q: str = Field(default="", max_length=200, description="Part of the name (capitals and accents ignored)")
+
+
+class Tag(TagRef):
+    relations: int = Field(description="Relations you may see with this tag")
+    contacts: int = Field(description="Contacts you may see with this tag")
+
+
+class TagPage(Paged):
+    items: list[Tag]
+
+
+class TagsInput(Input):
+    """Tags to put on a relation or contact: a tag's id, or a name (a name that is no tag yet becomes one;
+    capitals and accents do not make another tag)."""
+
+    tags: Annotated[
+        list[Id | Annotated[StrictStr, Field(min_length=1, max_length=200)]], Field(min_length=1, max_length=100)
+    ]
+
+
+class TagRefs(Output):
+    items: list[TagRef]
