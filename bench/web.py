@@ -5,8 +5,12 @@ and a trivial Flask app with the same server (gunicorn, one sync worker each), l
 staff member (so the access rule is evaluated) and times over HTTP, as a browser sees it: relation
 search, the project list (sorted; page 1 and page 50, reached by following "Next" 49 times, and
 the old ``?page=50`` link) and a project page. ``--in-process`` times
-with Flask's test client instead (no server, no sockets). Prints each median and its ratio to the
-trivial page; the last line is ``web: ratio=R target=3.0``, R = project page median / trivial median.
+with Flask's test client instead (no server, no sockets). The pages are timed in turn, one request
+each per round, so a busy moment on a shared machine falls on all of them alike. Prints each median
+and its ratio to the trivial page, and the median CPU time the server worker spent on the request
+(read from /proc; in-process: this process's) with its ratio, which other load on the machine
+hardly changes; the last line is ``web: ratio=R target=3.0``, R = project page median / trivial
+median. ``--database-url`` runs it on PostgreSQL (an empty database).
 """
 
 from __future__ import annotations
@@ -38,24 +42,58 @@ from hub.migrate import upgrade  # noqa: E402
 TARGET = 3.0
 
 
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        call()
-    samples = []
+def interleaved_medians_ms(
+    cases: dict[str, Callable[[], object]], runs: int, cpu_of_last: Callable[[], float] | None = None, warmup: int = 3
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each case's median time and median CPU time, the cases timed in turn (one request of each,
+    ``runs`` times over): on a shared machine a busy moment then slows every case alike, the
+    reference included; timed one case after another, a busy spell fell on whichever ran then.
+
+    The CPU time is what serving the request cost, whatever else the machine was doing: the server
+    worker's (``cpu_of_last``, ms of the last request) or, in-process, this process's."""
+    for call in cases.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
+        for name, call in cases.items():
+            cpu_started = time.process_time_ns()
+            started = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - started) * 1000)
+            cpu[name].append(cpu_of_last() if cpu_of_last else (time.process_time_ns() - cpu_started) / 1e6)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    return medians, {name: statistics.median(values) for name, values in cpu.items()}
+
+
+def cpu_ns(pid: int) -> int:
+    """The CPU time process ``pid`` has had, in ns (Linux's scheduler statistics)."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[0])
+
+
+def worker_pid(proc: subprocess.Popen[bytes]) -> int | None:
+    """The one gunicorn worker of ``proc`` (its master); None where /proc does not tell."""
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        cpu_ns(int(children[0]))
+    except (OSError, IndexError, ValueError):
+        return None
+    return int(children[0])
 
 
 class HttpClient:
     """One new connection per request (gunicorn's sync worker closes it), keeping hub's session cookie."""
 
-    def __init__(self, port: int, token: str = "") -> None:
+    # The serving worker's CPU time for the last request (ns), for clients given the worker's pid.
+    last_server_cpu_ns = 0
+
+    def __init__(self, port: int, token: str = "", server_pid: int | None = None) -> None:
         self.port = port
         self.cookie = ""
         self.token = token
+        self.server_pid = server_pid
 
     def request(self, method: str, path: str, body: str = "") -> tuple[int, bytes, dict[str, str]]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -64,9 +102,12 @@ class HttpClient:
             headers["Authorization"] = f"Bearer {self.token}"
         if body:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        cpu_before = cpu_ns(self.server_pid) if self.server_pid else 0
         conn.request(method, path, body=body or None, headers=headers)
         response = conn.getresponse()
         data = response.read()
+        if self.server_pid:
+            HttpClient.last_server_cpu_ns = cpu_ns(self.server_pid) - cpu_before
         for cookie in response.msg.get_all("Set-Cookie") or []:
             if cookie.startswith("session="):
                 self.cookie = cookie.split(";", 1)[0]
@@ -150,11 +191,21 @@ def _cases(
         "API project list, page 1": api_get("/api/v1/projects?sort=name"),
         "API project list, page 50 (cursor)": api_get(api_page_url(api_fetch, "/api/v1/projects?sort=name", 50)),
         "API project": api_get(f"/api/v1/projects/{project_id}"),
+        "API me (token, no query of its own)": api_get("/api/v1/me"),
     }
 
 
-def _http_cases(hub_port: int, trivial_port: int, seeded: dict[str, object]) -> dict[str, Callable[[], object]]:
-    hub, trivial = HttpClient(hub_port), HttpClient(trivial_port)
+def _http_cases(
+    hub_server: tuple[subprocess.Popen[bytes], int],
+    trivial_server: tuple[subprocess.Popen[bytes], int],
+    seeded: dict[str, object],
+) -> dict[str, Callable[[], object]]:
+    (hub_proc, hub_port), (trivial_proc, trivial_port) = hub_server, trivial_server
+    HttpClient(hub_port).get("/login")
+    HttpClient(trivial_port).get("/")
+    # Both workers have answered, so they exist: their CPU time per request is measured too.
+    hub_worker, trivial_worker = worker_pid(hub_proc), worker_pid(trivial_proc)
+    hub, trivial = HttpClient(hub_port, server_pid=hub_worker), HttpClient(trivial_port, server_pid=trivial_worker)
     page = hub.get("/login").decode()
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
         r'value="([^"]+)"[^>]*name="csrf_token"', page
@@ -165,7 +216,7 @@ def _http_cases(hub_port: int, trivial_port: int, seeded: dict[str, object]) -> 
     )
     status, data, _ = hub.request("POST", "/login", body)
     assert status == 302, f"benchmark login failed: {status} {data[-600:]!r}"
-    api = HttpClient(hub_port, token=str(seeded["token"]))
+    api = HttpClient(hub_port, token=str(seeded["token"]), server_pid=hub_worker)
     return _cases(
         lambda url: lambda: hub.get(url),
         lambda: trivial.get("/"),
@@ -261,17 +312,21 @@ def main() -> None:
         hub_port, trivial_port = free_port(), free_port()
         procs.append(serve("web:create_app()", hub_port, env))
         procs.append(serve("bench.trivial_app:app", trivial_port, {}))
-        cases = _http_cases(hub_port, trivial_port, seeded)
+        cases = _http_cases((procs[0], hub_port), (procs[1], trivial_port), seeded)
     try:
-        results = {name: median_ms(call, args.runs) for name, call in cases.items()}
+        server_cpu = None if args.in_process else (lambda: HttpClient.last_server_cpu_ns / 1e6)
+        results, cpu = interleaved_medians_ms(cases, args.runs, server_cpu)
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
-    reference = results["trivial Flask page (reference)"]
-    print(f"{'page':40} {'median ms':>10} {'ratio':>8}")
+    reference, cpu_reference = results["trivial Flask page (reference)"], cpu["trivial Flask page (reference)"]
+    # CPU: the serving worker's CPU time (in-process: this process's), which a busy machine does not
+    # inflate as it does the wall time; 0 where /proc gives no per-process CPU time.
+    print(f"{'page':40} {'median ms':>10} {'ratio':>8} {'CPU ms':>8} {'ratio':>8}")
     for name, ms in results.items():
-        print(f"{name:40} {ms:10.2f} {ms / reference:8.2f}")
+        cpu_ratio = cpu[name] / cpu_reference if cpu_reference else 0.0
+        print(f"{name:40} {ms:10.2f} {ms / reference:8.2f} {cpu[name]:8.2f} {cpu_ratio:8.2f}")
     ratio = results["project page"] / reference
     print(f"web: ratio={ratio:.2f} target={TARGET}")
 

@@ -8,9 +8,10 @@ that fails validation never leaves half a change behind.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, g, render_template, request
+from flask import Flask, Response, abort, current_app, g, has_request_context, render_template, request
 from sqlalchemy.orm import Session
 
 from hub.blobs import BlobStore
@@ -89,7 +90,44 @@ def _method_not_allowed(error: Exception) -> Any:
     return error
 
 
+# URLs the templates build, kept: a list page builds one or two per row (each a few microseconds of
+# Werkzeug's rule matching), and the same rows and menus come back on every request.
+URLS_KEPT = 8192
+
+
+def _template_url_for(app: Flask) -> Any:
+    """Flask's ``url_for`` for templates, remembering what it built.
+
+    A URL without ``_external``/``_scheme``/``_anchor``/``_method`` and with an absolute endpoint is a
+    function of the endpoint, its values and the script root alone (hub registers no url_defaults:
+    while any are registered nothing is remembered), the same for every user: nothing private is kept,
+    only what any request with the same values builds anyway.
+    """
+    build = app.url_for
+
+    @functools.lru_cache(maxsize=URLS_KEPT)
+    def remembered(script_root: str, endpoint: str, values: tuple[tuple[str, Any], ...]) -> str:
+        return build(endpoint, **dict(values))
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        if (
+            endpoint[:1] == "."
+            or any(app.url_default_functions.values())
+            or any(k[:1] == "_" for k in values)
+            or not has_request_context()  # outside a request Flask builds full URLs from SERVER_NAME
+        ):
+            return build(endpoint, **values)
+        try:
+            # In the order given: the query string keeps it.
+            return remembered(request.script_root, endpoint, tuple(values.items()))
+        except TypeError:  # a value that cannot be a dict key (a list): built each time
+            return build(endpoint, **values)
+
+    return url_for
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["url_for"] = _template_url_for(app)
     app.after_request(_commit_before_response)
     app.teardown_request(_rollback_on_teardown)
     app.register_error_handler(NotFound, _not_found)

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager, defer, joinedload
 from wtforms import (
     BooleanField,
     DateField,
@@ -340,6 +340,18 @@ def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any
     return filters, errors, options
 
 
+# What a row of the list shows, in the list's own query: the relation from the join the query already
+# has (joinedload would join it a second time), without the long texts no row shows.
+LIST_LOADS = (
+    contains_eager(Project.relation),
+    joinedload(Project.responsible_user),
+    joinedload(Project.status),
+    joinedload(Project.type),
+    defer(Project.description),
+    defer(Project.notepad),
+)
+
+
 @bp.route("/")
 @bp.route("/projects")
 @login_required
@@ -347,12 +359,7 @@ def index() -> Any:
     from hub.crm.projects import PROJECT_SORTS
 
     filters, errors, options = _filter_form("all")
-    query = filters.query(user()).options(
-        joinedload(Project.relation),
-        joinedload(Project.responsible_user),
-        joinedload(Project.status),
-        joinedload(Project.type),
-    )
+    query = filters.query(user()).options(*LIST_LOADS)
     page, sort = cursor_page(query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated")
     return render_template(
         "projects/index.html",

@@ -22,11 +22,29 @@ someone else saved in between.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select, true, update
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    false,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.util import HasMemoized
 
 from hub.models import Project, Relation, User
 from hub.models.crm import project_groups, project_users, relation_groups, relation_users
@@ -34,7 +52,7 @@ from hub.models.users import group_members
 
 
 def _linked_clause(
-    user: User, object_id: Any, users_table: Table, groups_table: Table, key: str
+    user: BindParameter[int], object_id: Any, users_table: Table, groups_table: Table, key: str
 ) -> ColumnElement[bool]:
     u_col = users_table.c[key]
     g_col = groups_table.c[key]
@@ -42,19 +60,97 @@ def _linked_clause(
         ~exists().where(u_col == object_id),
         ~exists().where(g_col == object_id),
     )
-    user_linked = exists().where(u_col == object_id, users_table.c.user_id == user.id)
+    user_linked = exists().where(u_col == object_id, users_table.c.user_id == user)
     group_linked = exists().where(
         g_col == object_id,
-        groups_table.c.group_id.in_(select(group_members.c.group_id).where(group_members.c.user_id == user.id)),
+        groups_table.c.group_id.in_(select(group_members.c.group_id).where(group_members.c.user_id == user)),
     )
     return or_(no_links, user_linked, group_linked)
 
 
-def _relation_rule(user: User, relation: Any) -> ColumnElement[bool]:
+def _relation_rule(user: BindParameter[int], relation: Any) -> ColumnElement[bool]:
     return or_(
-        relation.owner_id == user.id,
+        relation.owner_id == user,
         _linked_clause(user, relation.id, relation_users, relation_groups, "relation_id"),
     )
+
+
+class _Rule(ColumnElement[bool]):
+    """One user's visibility rule as a single SQL element that renders as its whole clause.
+
+    Why: SQLAlchemy finds a statement's compiled SQL in its cache by a key it computes from the
+    statement on every execution, walking every element. The rule's dozen EXISTS made that walk cost
+    more than running the query (0.3 ms a query on a list page). This element's key is only its kind
+    and its one bound parameter, the user's id: the rule's SQL is the same for every user, only that
+    value differs, and every place in the clause uses that one parameter object, so a cached
+    statement compiled for one user runs with the next user's id (SQLAlchemy substitutes the
+    parameters the key collected, as it does for any literal). The clause itself stays a child for
+    copying and adapting (``_traverse_internals``), so the ORM can still rewrite it.
+    """
+
+    __visit_name__ = "hub_visibility_rule"
+    type = Boolean()
+    _traverse_internals = [
+        ("kind", InternalTraversal.dp_string),
+        ("user", InternalTraversal.dp_clauseelement),
+        ("clause", InternalTraversal.dp_clauseelement),
+    ]
+    # The tables it filters are in the key too: the rule adapted to an alias renders other SQL.
+    _cache_key_traversal = [
+        ("kind", InternalTraversal.dp_string),
+        ("user", InternalTraversal.dp_clauseelement),
+        ("_from_objects", InternalTraversal.dp_fromclause_ordered_set),
+    ]
+
+    def __init__(self, kind: str, user: BindParameter[int], clause: ColumnElement[bool]) -> None:
+        self.kind, self.user, self.clause = kind, user, clause
+
+    @HasMemoized.memoized_attribute
+    def _from_objects(self) -> list[Any]:  # forgotten by a copy (an adapted rule), so found anew
+        return self.clause._from_objects
+
+    def self_group(self, against: Any = None) -> ColumnElement[bool]:
+        return self  # always rendered in parentheses
+
+
+@compiles(_Rule)
+def _render_rule(element: _Rule, compiler: Any, **kw: Any) -> str:
+    return "(" + str(compiler.process(element.clause, **kw)) + ")"
+
+
+def _user_parameter(user_id: int) -> BindParameter[int]:
+    # Typed, so comparing a column with it uses this very object (an untyped one would be copied).
+    return bindparam("visible_to", user_id, type_=Integer(), unique=True)
+
+
+# Each user's rules are built once and reused: building one (an alias, a dozen EXISTS) cost about as
+# much as running the query it goes into. Only the id is in them: who is linked, group membership and
+# owners are read by the database on every query, so a change of access counts from the next query
+# on; whether the user is an admin or still active is asked of the user object on every call, below.
+# SQL expressions are immutable, so one rule may serve many statements and threads at once.
+_RULES_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=_RULES_KEPT)
+def _project_rule(user_id: int) -> ColumnElement[bool]:
+    user = _user_parameter(user_id)
+    # An alias: the queries this clause goes into often join Relation themselves.
+    its_relation = aliased(Relation)
+    relation_ok = exists().where(its_relation.id == Project.relation_id, _relation_rule(user, its_relation))
+    clause = and_(
+        relation_ok,
+        or_(
+            Project.responsible_user_id == user,
+            _linked_clause(user, Project.id, project_users, project_groups, "project_id"),
+        ),
+    )
+    return _Rule("project", user, clause)
+
+
+@functools.lru_cache(maxsize=_RULES_KEPT)
+def _relation_visible_rule(user_id: int) -> ColumnElement[bool]:
+    user = _user_parameter(user_id)
+    return _Rule("relation", user, _relation_rule(user, Relation))
 
 
 def project_visible(user: User | None) -> ColumnElement[bool]:
@@ -63,16 +159,7 @@ def project_visible(user: User | None) -> ColumnElement[bool]:
         return false()
     if user.is_admin:
         return true()
-    # An alias: the queries this clause goes into often join Relation themselves.
-    its_relation = aliased(Relation)
-    relation_ok = exists().where(its_relation.id == Project.relation_id, _relation_rule(user, its_relation))
-    return and_(
-        relation_ok,
-        or_(
-            Project.responsible_user_id == user.id,
-            _linked_clause(user, Project.id, project_users, project_groups, "project_id"),
-        ),
-    )
+    return _project_rule(user.id)
 
 
 def relation_visible(user: User | None) -> ColumnElement[bool]:
@@ -81,7 +168,7 @@ def relation_visible(user: User | None) -> ColumnElement[bool]:
         return false()
     if user.is_admin:
         return true()
-    return _relation_rule(user, Relation)
+    return _relation_visible_rule(user.id)
 
 
 def may_manage_project(user: User | None, project: Project) -> bool:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.accounts.users import users_and_groups
 from hub.crm.access import claim_version, may_manage_project, project_visible, relation_visible
@@ -18,6 +19,7 @@ from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import Choice, ChoiceField, Contact, Project, Relation, User
 from hub.models.base import utcnow
+from hub.models.crm import project_contacts
 from hub.paging import Page, Sort, paginate, sort_clause
 from hub.text import like_pattern
 
@@ -205,12 +207,29 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
         # Held in session.info: the identity map only keeps weak references, and the choices must
         # stay there for the page's lifetime to be found without SQL.
         session.info["hub_choices"] = session.scalars(select(Choice)).all()
-        # selectin, not joined: SQLite scans a parenthesised many-to-many join in full.
-        query = query.options(selectinload(Project.contacts).selectinload(Contact.emails))
+        # The responsible user is shown too: joined, not a query of its own when the page reads it.
+        query = query.options(joinedload(Project.responsible_user))
     project = session.scalars(query).unique().one_or_none()
     if project is None:
         raise NotFound(project_id)
+    if full and "contacts" not in inspect(project).dict:
+        _load_contacts(session, project)
     return project
+
+
+def _load_contacts(session: Session, project: Project) -> None:
+    """``project.contacts`` (in the relationship's order, by name) with their addresses, in one
+    query and one indexed IN query for the addresses. Not a joined load: SQLite scans a
+    parenthesised many-to-many join in full; and a plain query by the link table's project id costs
+    a quarter of what SQLAlchemy's selectin loader does for one project."""
+    contacts = session.scalars(
+        select(Contact)
+        .join(project_contacts, project_contacts.c.contact_id == Contact.id)
+        .where(project_contacts.c.project_id == project.id)
+        .order_by(Contact.name)
+        .options(selectinload(Contact.emails))
+    ).all()
+    set_committed_value(project, "contacts", list(contacts))
 
 
 # The ways a project list may be ordered: the pages and the API page by these (cursor or number).

@@ -13,13 +13,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hub.accounts.users import save_group
+from hub.accounts.users import UserInput, create_token, create_user, save_group
+from hub.config import Settings
 from hub.crm.choices import ChoiceInput, get_choice, save_choice, save_field_labels
 from hub.crm.documents import add_document
 from hub.crm.projects import ProjectInput, save_project, set_linked
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation, set_relation_linked
 from hub.db import Database
-from hub.models import Project, Relation, User
+from hub.models import Project, Relation, User, UserGroup
 from tests.conftest import csrf_token
 
 Login = Callable[[FlaskClient, User], FlaskClient]
@@ -396,3 +397,43 @@ def test_dates_are_shown_on_the_summary(
     login(client, staff)
     page = client.get(f"/projects/{project_id}").text
     assert "2026-02-03" in page and "closed" in page
+
+
+def test_each_user_gets_their_own_answer_and_access_changes_count_at_once(
+    any_db: Database, settings: Settings, login: Login
+) -> None:
+    """The visibility rule is built once per user and its compiled SQL is shared by all users (only
+    the user id is a parameter): alternating users on one app each see only their own projects, and a
+    group change counts from the next request on, in the pages and the API, on both databases."""
+    from tests.conftest import PASSWORD, EnglishClient
+    from web import create_app
+
+    with any_db.transaction() as s:
+        member, outsider, admin = (
+            create_user(s, UserInput(email=f"{n}@staff.example", name=n, password=PASSWORD, is_admin=n == "boss"))
+            for n in ("member", "outsider", "boss")
+        )
+        group = save_group(s, "Sales", [member.id])
+        relation = save_relation(s, RelationInput(name="Quiet BV"))
+        project = save_project(s, admin, ProjectInput(relation_id=relation.id, name="Quiet deal"))
+        set_linked(s, project, [], [group.id])
+        project_id, group_id = project.id, group.id
+        tokens = {u.id: create_token(s, u, "t", scope="read") for u in (member, outsider)}
+    app = create_app(settings, database=any_db, TESTING=True)
+    app.test_client_class = EnglishClient
+    inside, outside = login(app.test_client(), member), login(app.test_client(), outsider)
+
+    def sees(client: FlaskClient, user: User) -> bool:
+        page = client.get(f"/projects/{project_id}").status_code
+        listed = "Quiet deal" in client.get("/projects").text
+        bearer = {"Authorization": f"Bearer {tokens[user.id]}"}
+        api = client.get(f"/api/v1/projects/{project_id}", headers=bearer).status_code
+        api_listed = any(p["id"] == project_id for p in client.get("/api/v1/projects", headers=bearer).json["items"])
+        assert {page, api} <= {200, 404} and (page == 200) == listed == (api == 200) == api_listed
+        return page == 200
+
+    for _ in range(2):
+        assert sees(inside, member) and not sees(outside, outsider)
+    with any_db.transaction() as s:
+        save_group(s, "Sales", [outsider.id], group=s.get_one(UserGroup, group_id))
+    assert not sees(inside, member) and sees(outside, outsider)

@@ -24,7 +24,7 @@ from hub.crm.search import search
 from hub.db import Database
 from hub.mail.privacy import email_visible
 from hub.models import Email, EmailRelation, Mailbox, MailboxEmail, MailSecurity, MailSharing, User
-from tests.conftest import PASSWORD, EnglishClient
+from tests.conftest import PASSWORD, EnglishClient, csrf_token
 
 Login = Callable[[FlaskClient, User], FlaskClient]
 _n = itertools.count(1)
@@ -394,3 +394,16 @@ def test_bad_input_never_fails(any_db: Database, site: Flask) -> None:
     assert "Only the first 200 characters were searched." in browser.get("/search?q=" + "y" * 10_000).text
     for typed in ['"Zoë"', "(NEAR)", "* 100%", "_x_"]:
         assert found(any_db, viewer, typed, "relations") == ['Quote "Zoë" (NEAR) * 100% _x_'], typed
+
+
+def test_typed_markup_is_shown_as_text_in_every_language(
+    client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    """The typed text goes into a translated sentence ("Search results for “…”"): it is escaped there,
+    and a % in it is kept, in English and in Dutch."""
+    for language, heading in (("en", "Search results for"), ("nl", "Zoekresultaten voor")):
+        login(client, make_user(language=language))
+        page = client.get("/search", query_string={"q": '<b onclick="x()">100%</b>'}).text
+        assert f"{heading} “&lt;b onclick=&#34;x()&#34;&gt;100%&lt;/b&gt;”" in page
+        assert "<b onclick" not in page
+        client.post("/logout", data={"csrf_token": csrf_token(page)})

@@ -14,7 +14,7 @@ from flask import current_app, g, request, send_file
 from pydantic import BaseModel
 from spectree import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager, defer, joinedload
 
 from hub.crm import activities as activity_service
 from hub.crm import choices as choice_service
@@ -544,8 +544,15 @@ def list_projects() -> Any:
         open_only=q.open,
         updated_since=q.updated_since,
     )
-    # What a summary shows comes in the same query, so a page costs the same queries at any size.
-    query = query.options(joinedload(Project.relation), joinedload(Project.status), joinedload(Project.type))
+    # What a summary shows comes in the same query, so a page costs the same queries at any size: the
+    # relation from the join the query already has, without the long texts a summary leaves out.
+    query = query.options(
+        contains_eager(Project.relation),
+        joinedload(Project.status),
+        joinedload(Project.type),
+        defer(Project.description),
+        defer(Project.notepad),
+    )
     return _page(_keyset(query, PROJECT_SORTS, q.sort, q), schemas.ProjectPage, q)
 
 
