@@ -83,8 +83,17 @@ def match_numbers(session: Session, numbers: Iterable[str]) -> dict[str, NumberM
     several contacts of one relation (a switchboard), matches the relation. A number on several
     relations matches nothing: taking the first would file a call with the wrong company.
     """
+    return numbers_matched(number_owners(session, numbers))
+
+
+NumberOwners = dict[str, set[tuple[int | None, int]]]
+
+
+def number_owners(session: Session, numbers: Iterable[str]) -> NumberOwners:
+    """E.164 numbers → every (contact, relation) that has it stored; numbers nobody has are left out.
+    (Also tells which numbers are stored at all, ambiguous ones included: telephony's number book.)"""
     keys = sorted({n for n in numbers if n})
-    owners: dict[str, set[tuple[int | None, int]]] = {}
+    owners: NumberOwners = {}
     for start in range(0, len(keys), 5000):
         rows = session.execute(
             select(PhoneNumber.e164, PhoneNumber.contact_id, PhoneNumber.relation_id).where(
@@ -93,6 +102,11 @@ def match_numbers(session: Session, numbers: Iterable[str]) -> dict[str, NumberM
         )
         for e164, contact_id, relation_id in rows:
             owners.setdefault(e164, set()).add((contact_id, relation_id))
+    return owners
+
+
+def numbers_matched(owners: NumberOwners) -> dict[str, NumberMatch]:
+    """The owners of numbers (:func:`number_owners`) → the match of each, by :func:`match_numbers`' rule."""
     found: dict[str, NumberMatch] = {}
     for e164, pairs in owners.items():
         relations = {relation_id for _contact, relation_id in pairs}
@@ -101,6 +115,49 @@ def match_numbers(session: Session, numbers: Iterable[str]) -> dict[str, NumberM
         contacts = {contact_id for contact_id, _relation in pairs}
         relation_id = relations.pop()
         found[e164] = NumberMatch(contacts.pop() if len(contacts) == 1 else None, relation_id)
+    return found
+
+
+@dataclass(frozen=True)
+class OneOffMatch:
+    relation_id: int
+    project_id: int | None  # None: several open projects of the relation have the number
+
+
+def one_off_phones(session: Session, region: str = "NL") -> dict[str, set[tuple[int, int]]]:
+    """E.164 → (project id, relation id) of the open projects whose one-off contact has that phone.
+
+    The field is free text as typed on the project, so it is read here with the contacts' own rule
+    (:func:`hub.phones.to_e164`); open projects are few, and a caller keeps the answer for a batch
+    of numbers (an import reads it once)."""
+    from hub.phones import to_e164
+
+    found: dict[str, set[tuple[int, int]]] = {}
+    rows = session.execute(
+        select(Project.id, Project.relation_id, Project.one_off_contact_phone).where(
+            Project.one_off_contact_phone != "", Project.closed.is_(False)
+        )
+    )
+    for project_id, relation_id, phone in rows:
+        e164 = to_e164(phone, region)
+        if e164:
+            found.setdefault(e164, set()).add((project_id, relation_id))
+    return found
+
+
+def one_off_matches(phones: Mapping[str, set[tuple[int, int]]], numbers: Iterable[str]) -> dict[str, OneOffMatch]:
+    """Numbers no contact or relation has (:func:`match_numbers` found nothing) → the relation whose
+    open project has it as its one-off contact's phone, when only one relation does, and that
+    project when it is the only one (as mail's one-off addresses, a number on two relations is
+    nobody's)."""
+    found: dict[str, OneOffMatch] = {}
+    for number in numbers:
+        projects = phones.get(number)
+        if not projects:
+            continue
+        relations = {relation_id for _project, relation_id in projects}
+        if len(relations) == 1:
+            found[number] = OneOffMatch(relations.pop(), next(iter(projects))[0] if len(projects) == 1 else None)
     return found
 
 

@@ -9,17 +9,22 @@ mapping. Pure: no database; the caller groups legs into calls and stores them.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+import operator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from itertools import accumulate
+from typing import BinaryIO, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from hub.i18n import N_
 from hub.telephony.numbers import is_extension
 from hub.telephony.records import (
+    BOM,
     Clock,
     Leg,
     RawRecord,
@@ -179,8 +184,7 @@ TWILIO_OUTCOMES = {
 }
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """A parsed record, and where a reader resumes after it (byte offset, line number)."""
 
     result: Leg | Rejected
@@ -255,40 +259,89 @@ def _epoch_of(uniqueid: str) -> float | None:
 # --- Asterisk CDR (cdr_csv and cdr_custom) --------------------------------------------------------------
 
 
+# The fields an Asterisk CDR leg is made of, in the order :func:`_asterisk` takes them.
+ASTERISK_LEG_FIELDS = (
+    *("uniqueid", "start", "dstchannel", "channel", "src", "dst", "disposition", "lastapp", "linkedid"),
+    *("answer", "end", "duration", "billsec", "recordingfile"),
+)
+
+
 def asterisk_leg(row: Mapping[str, str], text: str, config: SourceConfig, clock: Clock) -> Leg:
-    uniqueid = row.get("uniqueid", "").strip()
-    started = _moment(row.get("start", ""), clock, near=_epoch_of(uniqueid))
+    return _asterisk(*(row.get(name, "") for name in ASTERISK_LEG_FIELDS), text=text, config=config, clock=clock)
+
+
+def _asterisk(
+    uniqueid: str,
+    start: str,
+    dstchannel: str,
+    channel: str,
+    src: str,
+    dst: str,
+    disposition: str,
+    lastapp: str,
+    linkedid: str,
+    answer: str,
+    end: str,
+    duration: str,
+    billsec: str,
+    recordingfile: str,
+    *,
+    text: str,
+    config: SourceConfig,
+    clock: Clock,
+) -> Leg:
+    uniqueid = uniqueid.strip()
+    started = _moment(start, clock, near=_epoch_of(uniqueid))
     if started is None:
         raise Reject(N_("bad date: no start"))
-    answered_by = channel_extension(row.get("dstchannel", ""))
-    caller_ext = channel_extension(row.get("channel", ""))
-    src = row.get("src", "")
-    if not src.strip() and internal(caller_ext, config):
-        src = caller_ext
-    direction, number, extension = classify(src, row.get("dst", ""), config, answered_by=answered_by)
-    disposition = row.get("disposition", "").strip().upper()
+    answered_by = channel_extension(dstchannel)
+    if not src.strip():
+        caller_ext = channel_extension(channel)
+        if internal(caller_ext, config):
+            src = caller_ext
+    direction, number, extension = classify(src, dst, config, answered_by=answered_by)
+    disposition = disposition.strip().upper()
     if disposition not in ASTERISK_OUTCOMES:
         raise Reject(N_("unknown disposition: %(value)s", value=disposition[:20]))
     outcome = ASTERISK_OUTCOMES[disposition]
-    if row.get("lastapp", "").strip().lower() == "voicemail":
+    if lastapp.strip().lower() == "voicemail":
         outcome = "voicemail"
     key = uniqueid or _hash_key(text)
     return finish(
         Leg(
             key=key,
-            group=row.get("linkedid", "").strip() or key,
+            group=linkedid.strip() or key,
             started_at=started,
-            answered_at=_moment(row.get("answer", ""), clock),
-            ended_at=_moment(row.get("end", ""), clock),
-            duration=parse_seconds(row.get("duration", "")),
-            billsec=parse_seconds(row.get("billsec", "")),
+            answered_at=_moment(answer, clock),
+            ended_at=_moment(end, clock),
+            duration=parse_seconds(duration),
+            billsec=parse_seconds(billsec),
             direction=direction,
             number=number,
             outcome=outcome,
             extension=extension,
-            recording_url=row.get("recordingfile", "").strip(),
+            recording_url=recordingfile.strip(),
         )
     )
+
+
+def _asterisk_positions(names: tuple[str, ...] | list[str]) -> Callable[[list[str]], list[str]]:
+    """A row's fields by position → the (stripped) fields :func:`_asterisk` takes, as
+    :func:`split_fields` and ``row.get`` give them; a field the format lacks is empty."""
+    last = {name: i for i, name in enumerate(names)}  # a name given twice: its last place (as a dict)
+    where = [last.get(name, -1) for name in ASTERISK_LEG_FIELDS]
+    if all(i >= 0 for i in where[:-1]) and where[-1] < 0:  # cdr_csv: no recordingfile
+        getter = operator.itemgetter(*where[:-1])
+
+        def pick(fields: list[str]) -> list[str]:
+            return [f.strip() for f in getter(fields)] + [""]
+
+        return pick
+
+    def pick_any(fields: list[str]) -> list[str]:
+        return [fields[i].strip() if i >= 0 else "" for i in where]
+
+    return pick_any
 
 
 def _asterisk_csv(record: RawRecord, config: SourceConfig, clock: Clock) -> Leg:
@@ -667,10 +720,17 @@ def _cel_leg(channel: _Channel, ended: datetime, config: SourceConfig) -> Leg:
 
 
 def parse_stream(
-    stream: BinaryIO, config: SourceConfig, *, offset: int = 0, line: int = 1, final: bool = True
+    stream: BinaryIO,
+    config: SourceConfig,
+    *,
+    offset: int = 0,
+    line: int = 1,
+    final: bool = True,
+    by_line: bool = True,
 ) -> Iterator[Item]:
     """Every record of ``stream`` from ``offset`` on, as a leg or a rejected row (never raises for a
-    bad row: good rows are imported whatever the bad ones do)."""
+    bad row: good rows are imported whatever the bad ones do). ``by_line=False``: the CSV formats
+    record by record only (the reference the faster line reader is tested against)."""
     fmt = config.format
     if fmt == "freeswitch-json":
         yield from _json_items(stream, config, offset)
@@ -687,11 +747,35 @@ def parse_stream(
         def convert(record: RawRecord) -> Leg:
             return _asterisk_csv(record, config, clock)
 
+        picks = {count: _asterisk_positions(names) for count, names in _ASTERISK_CSV_NAMES.items()}
+
+        def fast(fields: list[str], text: str) -> Leg | None:
+            pick = picks.get(len(fields))
+            if pick is None:
+                return None
+            return _asterisk(*pick(fields), text=text, config=config, clock=clock)
+
+        if by_line:
+            yield from _line_items(stream, offset, line, final, fast, convert)
+            return
+
     elif fmt == "asterisk-custom":
         row_of = _by_fields(names)
+        custom_names = tuple(names)
 
         def convert(record: RawRecord) -> Leg:
             return asterisk_leg(row_of(record), record.text, config, clock)
+
+        pick_custom = _asterisk_positions(custom_names)
+
+        def fast(fields: list[str], text: str) -> Leg | None:
+            if len(fields) != len(custom_names):
+                return None
+            return _asterisk(*pick_custom(fields), text=text, config=config, clock=clock)
+
+        if by_line:
+            yield from _line_items(stream, offset, line, final, fast, convert)
+            return
 
     elif fmt == "freeswitch-csv":
 
@@ -735,6 +819,10 @@ def parse_stream(
 
     else:
         raise ValueError(f"unknown format {fmt!r}")
+    yield from _record_items(records, convert)
+
+
+def _record_items(records: Iterator[RawRecord], convert: Callable[[RawRecord], Leg]) -> Iterator[Item]:
     for record in records:
         result: Leg | Rejected
         try:
@@ -746,6 +834,105 @@ def parse_stream(
             reason = str(exc) if record.complete else f"truncated record ({exc})"
             result = Rejected(record.line, reason)
         yield Item(result, record.end, record.line + record.text.count("\n") + 1)
+
+
+# Bytes read at a time by the line-at-a-time reader (a few MB of memory, whatever the file's size).
+LINE_CHUNK = 1 << 20
+_ASTERISK_CSV_NAMES = {
+    count: tuple(ASTERISK_CSV[:16] + (["uniqueid", "userfield"][: count - 16] if count < 21 else ASTERISK_CSV[16:]))
+    for count in ASTERISK_CSV_COUNTS
+}
+
+
+def _line_items(
+    stream: BinaryIO,
+    offset: int,
+    line: int,
+    final: bool,
+    fast: Callable[[list[str], str], Leg | None],
+    convert: Callable[[RawRecord], Leg],
+) -> Iterator[Item]:
+    """What :func:`read_records` + ``convert`` yield, read a chunk at a time: the lines of a chunk go
+    through one CSV reader (``fast``: the record's fields and text → its leg, or None when it takes
+    another shape), and from the first line that is not a plain record on its own (an odd quote,
+    an embedded newline, a broken encoding, a blank line, another column count) the rest of the
+    chunk goes through :func:`read_records` itself, record by record. Same items, same lines and
+    offsets (tests/unit/test_telephony_parsers.py compares the two on odd files)."""
+    stream.seek(offset)
+    base, buffer = offset, b""
+    while True:
+        data = stream.read(LINE_CHUNK)
+        buffer += data
+        if base == 0 and buffer:
+            if len(buffer) < len(BOM) and data and BOM.startswith(buffer):
+                continue
+            if buffer.startswith(BOM):
+                buffer, base = buffer[len(BOM) :], len(BOM)
+        if not data:  # the end: what is left (a last line without its newline) as read_records reads it
+            if buffer:
+                yield from _slow_chunk(buffer, 0, base, line, final, convert)
+            return
+        cut = buffer.rfind(b"\n") + 1
+        if not cut:
+            continue  # a line longer than a chunk: read on
+        whole, buffer = buffer[:cut], buffer[cut:]
+        consumed, line = yield from _fast_chunk(whole, base, line, fast, convert)
+        buffer, base = whole[consumed:] + buffer, base + consumed
+
+
+def _fast_chunk(
+    whole: bytes,
+    base: int,
+    line: int,
+    fast: Callable[[list[str], str], Leg | None],
+    convert: Callable[[RawRecord], Leg],
+) -> Generator[Item, None, tuple[int, int]]:
+    """Whole lines (``whole`` ends with a newline) → items; returns the bytes consumed (a record
+    still open at the end is left for the next chunk) and the next line number."""
+    try:
+        text = whole.decode("utf-8")
+    except UnicodeDecodeError:  # read_records decodes record by record (Latin-1 where UTF-8 fails)
+        return (yield from _slow_chunk(whole, 0, base, line, False, convert))
+    lines = text.split("\n")
+    lines.pop()  # after the last newline
+    ends = list(accumulate(len(piece) + 1 for piece in (lines if whole.isascii() else whole.split(b"\n")[:-1])))
+    reader = csv.reader(lines, skipinitialspace=True, strict=False)
+    index = 0
+    try:
+        for fields in reader:
+            current = lines[index]
+            if reader.line_num != index + 1 or current.count('"') % 2:
+                break
+            result: Leg | Rejected | None
+            try:
+                result = fast(fields, current.rstrip("\r"))
+                if result is None:
+                    break
+                result.line = line + index
+            except Reject as exc:
+                result = Rejected(line + index, str(exc))
+            index += 1
+            yield Item(result, base + ends[index - 1], line + index)
+    except csv.Error:
+        pass
+    if index == len(lines):
+        return len(whole), line + index
+    start = ends[index - 1] if index else 0
+    return (yield from _slow_chunk(whole, start, base, line + index, False, convert))
+
+
+def _slow_chunk(
+    data: bytes, start: int, base: int, line: int, final: bool, convert: Callable[[RawRecord], Leg]
+) -> Generator[Item, None, tuple[int, int]]:
+    """``data[start:]`` through :func:`read_records` (``base``: the file offset of ``data``); returns
+    the bytes of ``data`` consumed and the next line number, as :func:`_fast_chunk`."""
+    # One byte before the data: read_records strips a BOM only at the very start of a file.
+    stream = io.BytesIO(b"\n" + data)
+    consumed, next_line = start, line
+    for item in _record_items(read_records(stream, offset=start + 1, line=line, final=final), convert):
+        consumed, next_line = item.end - 1, item.next_line
+        yield Item(item.result, base + consumed, next_line)
+    return consumed, next_line
 
 
 class _Header(Exception):

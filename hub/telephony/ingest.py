@@ -12,6 +12,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -93,28 +94,72 @@ def import_stream(
     batch: list[Leg] = []
     pending = ImportResult()  # this batch's rejected rows, counted on the source with its calls
     position, next_line = offset, line
-    for item in parse_stream(stream, context.config, offset=offset, line=line, final=final):
-        result.rows += 1
-        if isinstance(item.result, Rejected):
-            result.reject(item.result.line, item.result.reason)
-            pending.rejected += 1
+    with _Flusher(db, context, cursor_path, result) as flusher:
+        for item in parse_stream(stream, context.config, offset=offset, line=line, final=final):
+            result.rows += 1
+            if isinstance(item.result, Rejected):
+                result.reject(item.result.line, item.result.reason)
+                pending.rejected += 1
+            else:
+                batch.append(item.result)
+            position, next_line = item.end, item.next_line
+            if len(batch) >= BATCH:
+                flusher.flush(batch, pending.rejected, position, next_line)
+                batch, pending = [], ImportResult()
+                if on_progress:
+                    on_progress(flusher.position or offset)
+                if should_stop and should_stop():
+                    break
         else:
-            batch.append(item.result)
-        position, next_line = item.end, item.next_line
-        if len(batch) >= BATCH:
-            result.add(_flush(db, context, batch, pending.rejected, cursor_path, position, next_line))
-            batch, pending = [], ImportResult()
-            if on_progress:
-                on_progress(position)
-            if should_stop and should_stop():
-                break
-    else:
-        if batch or pending.rejected or (cursor_path and position != offset):
-            result.add(_flush(db, context, batch, pending.rejected, cursor_path, position, next_line))
+            if batch or pending.rejected or (cursor_path and position != offset):
+                flusher.flush(batch, pending.rejected, position, next_line)
     if on_progress:
         on_progress(position)
     result.seconds = time.monotonic() - started
     return result
+
+
+class _Flusher:
+    """Stores batches in order, one transaction each. On PostgreSQL a batch is stored by a second
+    thread while the next one is read: the database's work (indexes, foreign keys) and the
+    parsing then use both cores instead of taking turns. At most one batch waits, so memory stays
+    bounded; batches still commit one after the other, in file order (a leg in a later batch
+    merges with its call stored by an earlier one, and the cursor only moves forward)."""
+
+    def __init__(self, db: Database, context: SourceContext, cursor_path: str | None, result: ImportResult) -> None:
+        self.db, self.context, self.cursor_path, self.result = db, context, cursor_path, result
+        self.position: int | None = None  # the end of the last batch stored
+        self._pool = ThreadPoolExecutor(1) if db.engine.dialect.name == "postgresql" else None
+        self._running: Future[tuple[ImportResult, int]] | None = None
+
+    def __enter__(self) -> _Flusher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+
+    def flush(self, legs: list[Leg], rejected: int, position: int, next_line: int) -> None:
+        self._wait()
+        if self._pool is None:
+            self._done(self._store(legs, rejected, position, next_line))
+        else:
+            self._running = self._pool.submit(self._store, legs, rejected, position, next_line)
+
+    def _store(self, legs: list[Leg], rejected: int, position: int, next_line: int) -> tuple[ImportResult, int]:
+        return _flush(self.db, self.context, legs, rejected, self.cursor_path, position, next_line), position
+
+    def _wait(self) -> None:
+        if self._running is not None:
+            running, self._running = self._running, None
+            self._done(running.result())
+
+    def _done(self, stored: tuple[ImportResult, int]) -> None:
+        self.result.add(stored[0])
+        self.position = stored[1]
 
 
 def _flush(

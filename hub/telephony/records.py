@@ -147,6 +147,9 @@ class Clock:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {timezone!r}") from None
         self.last: datetime | None = None
+        # Local hour → the zone's UTC offsets in it (the earlier and the later reading of a repeated
+        # hour): the zone's rules are asked once per hour of a file, not three times per row.
+        self._hours: dict[datetime, tuple[timedelta, timedelta] | None] = {}
 
     def to_utc(self, moment: datetime, *, near: float | None = None) -> datetime:
         if moment.tzinfo is not None:
@@ -154,8 +157,7 @@ class Clock:
         elif self.zone is None:
             result = moment.replace(tzinfo=UTC)
         else:
-            first = moment.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
-            second = moment.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+            first, second = self._readings(moment)
             if first == second:
                 result = first
             elif near is not None:
@@ -168,10 +170,48 @@ class Clock:
             self.last = result
         return result
 
+    def _readings(self, moment: datetime) -> tuple[datetime, datetime]:
+        """The two UTC readings of a local time (fold 0 and 1; equal unless the hour is repeated
+        or skipped), as ``moment.replace(tzinfo=zone, fold=…).astimezone(UTC)`` gives them."""
+        assert self.zone is not None
+        hour = moment.replace(minute=0, second=0, microsecond=0)
+        if hour not in self._hours:
+            if len(self._hours) > 100_000:
+                self._hours.clear()
+            self._hours[hour] = self._offsets(hour)
+        offsets = self._hours[hour]
+        if offsets is None:  # the zone changes its offset within this hour: ask it for each time
+            return (
+                moment.replace(tzinfo=self.zone, fold=0).astimezone(UTC),
+                moment.replace(tzinfo=self.zone, fold=1).astimezone(UTC),
+            )
+        plain = moment.replace(tzinfo=UTC)
+        return plain - offsets[0], plain - offsets[1]
+
+    def _offsets(self, hour: datetime) -> tuple[timedelta, timedelta] | None:
+        """The zone's offsets (fold 0, fold 1) for the whole local hour, or None if they change in it."""
+        found = []
+        for fold in (0, 1):
+            start = hour.replace(tzinfo=self.zone, fold=fold).utcoffset()
+            end = (
+                (hour + timedelta(minutes=59, seconds=59, microseconds=999_999))
+                .replace(tzinfo=self.zone, fold=fold)
+                .utcoffset()
+            )
+            if start is None or start != end:
+                return None
+            found.append(start)
+        return found[0], found[1]
+
 
 def parse_moment(text: str) -> datetime:
     """``2025-03-04 10:15:02``, ``2023/09/19 13:33:54``, ISO 8601 with a zone, or epoch seconds."""
     value = text.strip()
+    if len(value) == 19 and value[10] == " " and value[4] == "-" and "/" not in value and "Z" not in value:
+        try:  # Asterisk's own shape, read without the conversions below (they would change nothing)
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
     if not value:
         raise Reject(N_("bad date: empty"))
     if value.replace(".", "", 1).isdigit() and len(value) >= 9:

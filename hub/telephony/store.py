@@ -9,21 +9,29 @@ a re-imported file, a retried webhook or one that arrives out of order changes n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.crm.activities import ActivityInput, can_see_project, save_activity, set_done
-from hub.crm.matching import match_numbers, single_open_projects
+from hub.crm.matching import (
+    NumberOwners,
+    number_owners,
+    numbers_matched,
+    one_off_matches,
+    one_off_phones,
+    single_open_projects,
+)
 from hub.db import COPY_FROM_ROWS, among, insert_ignore_returning
 from hub.i18n import _
 from hub.models import Activity, Call, CallExtension, CallSource, Project, User
 from hub.models.base import utcnow
-from hub.telephony.numbers import normalise, prefixes
+from hub.telephony.numbers import NumberBook, prefixes
 from hub.telephony.records import Leg, SourceConfig
 
 # How good an outcome is, for merging legs: a call is missed only if no leg was answered.
@@ -45,6 +53,13 @@ class SourceContext:
     strip_prefixes: tuple[str, ...]
     users: dict[str, int]  # extension → user id
     missed_call_activities: bool
+    # The import's numbers to E.164 (phonenumbers asked once per distinct unknown number).
+    numbers: NumberBook = field(default_factory=NumberBook)
+    # E.164 → the open projects with it as their one-off contact's phone (read once per import).
+    one_offs: dict[str, set[tuple[int, int]]] | None = None
+    # Child leg → its call's key, and the calls this import inserted, while legs name children.
+    parents: dict[str, str] = field(default_factory=dict)
+    inserted: dict[str, str] = field(default_factory=dict)
 
 
 def load_context(session: Session, source: CallSource) -> SourceContext:
@@ -68,6 +83,7 @@ def load_context(session: Session, source: CallSource) -> SourceContext:
         strip_prefixes=prefixes(source.strip_prefixes),
         users=users,
         missed_call_activities=source.missed_call_activities,
+        numbers=NumberBook(source.region, prefixes(source.strip_prefixes)),
     )
 
 
@@ -137,24 +153,82 @@ def merge(a: dict[str, Any], b: dict[str, Any], *, legs: str = "sum") -> dict[st
     }
 
 
-def group_legs(legs: Iterable[Leg]) -> dict[str, dict[str, Any]]:
-    """Legs of one batch → calls by key: a leg's group, or the leg that named it as its child."""
+def group_legs(legs: Iterable[Leg], parents: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Legs of one batch → calls by key: a leg's group, or the leg that named it as its child (in
+    this batch, or in ``parents``: child → call key, of earlier batches of the import)."""
     legs = list(legs)
     parent_of = {child: leg.group for leg in legs for child in leg.children}
+    known = parents or {}
     calls: dict[str, dict[str, Any]] = {}
     for leg in legs:
-        key = parent_of.get(leg.group, leg.group)
+        key = parent_of.get(leg.group) or known.get(leg.group) or leg.group
         row = _row(leg)
         calls[key] = merge(calls[key], row) if key in calls else row
     return calls
 
 
+# Children remembered per import (a FreeSWITCH CSV a-leg names its b-leg, which may lie in another
+# batch): bounded, the oldest forgotten first; a- and b-leg records are written close together.
+REMEMBERED = 100_000
+
+
+def _remember(memory: dict[str, str], key: str, value: str) -> None:
+    memory[key] = value
+    if len(memory) > REMEMBERED:
+        for old in list(itertools.islice(memory, REMEMBERED // 2)):
+            del memory[old]
+
+
+def _adopt(session: Session, context: SourceContext, legs: list[Leg], calls: dict[str, dict[str, Any]]) -> int:
+    """Legs that name children (a FreeSWITCH a-leg its b-leg): the children in later batches of the
+    import join the call (``context.parents``), and a child stored earlier as a call of its own (its
+    record came first, without the a-leg's uuid) is merged into this call and removed. Returns how
+    many of those this import had counted as imported."""
+    parent_of = {child: leg.group for leg in legs for child in leg.children}
+    if not parent_of:
+        return 0
+    here = {leg.key for leg in legs} | {leg.group for leg in legs}
+    adopted: dict[str, str] = {}
+    for leg in legs:
+        key = parent_of.get(leg.group) or context.parents.get(leg.group) or leg.group
+        for child in leg.children:
+            _remember(context.parents, child, key)
+            if child not in here and child != key:
+                adopted[child] = key
+    orphans = _existing(session, context.id, list(adopted)) if adopted else {}
+    counted = 0
+    for child, orphan in orphans.items():
+        parent = adopted[child]
+        calls[parent] = merge(calls[parent], {name: getattr(orphan, name) for name in MERGED})
+        if orphan.callback_activity_id is not None and calls[parent]["outcome"] == "answered":
+            _close(session, [orphan.callback_activity_id])  # the b-leg alone looked missed; it was answered
+        counted += context.inserted.pop(child, None) is not None
+    if orphans:
+        session.execute(delete(Call).where(Call.id.in_([orphan.id for orphan in orphans.values()])))
+    return counted
+
+
 def store_legs(session: Session, context: SourceContext, legs: Iterable[Leg]) -> Stored:
     """Store one batch of legs as calls (in the caller's transaction)."""
-    calls = group_legs(legs)
+    legs = list(legs)
+    calls = group_legs(legs, context.parents)
     result = Stored()
     if not calls:
         return result
+    merged_away = _adopt(session, context, legs, calls)
+    now = utcnow()
+    completed: dict[str, dict[str, Any]] = {}
+    if _postgresql(session) and len(calls) >= COPY_FROM_ROWS and not _existing(session, context.id, _probe(calls)):
+        # Most batches hold only calls never seen: COPY them all first, without looking up all
+        # the batch's keys (only its first and last: a re-import goes the way below at once). A
+        # key stored already fails the COPY on the unique key; then the batch goes the way below
+        # too, which merges with what is there.
+        fresh = [(key, dict(row)) for key, row in calls.items()]
+        _complete(session, context, fresh)
+        copied = _copy_new(session, [{"source_id": context.id, "call_key": k, "stored_at": now, **r} for k, r in fresh])
+        if copied is not None:
+            return _stored(session, context, len(calls), dict(fresh), copied, {}, {}, merged_away)
+        completed = dict(fresh)
     existing = _existing(session, context.id, list(calls))
     changed: dict[str, dict[str, Any]] = {}
     for key, call in existing.items():
@@ -162,22 +236,43 @@ def store_legs(session: Session, context: SourceContext, legs: Iterable[Leg]) ->
         after = merge(before, calls[key], legs="max")
         if after != before:
             changed[key] = after
-    new = {key: row for key, row in calls.items() if key not in existing}
-    rows = [*new.items(), *changed.items()]
-    _complete(session, context, rows)
-    now = utcnow()
+    new = {key: completed.get(key, row) for key, row in calls.items() if key not in existing}
+    _complete(session, context, [*((k, r) for k, r in new.items() if k not in completed), *changed.items()])
     inserted = _insert(
         session, [{"source_id": context.id, "call_key": key, "stored_at": now, **row} for key, row in new.items()]
     )
+    return _stored(session, context, len(calls), new, inserted, existing, changed, merged_away)
+
+
+def _probe(calls: dict[str, dict[str, Any]]) -> list[str]:
+    """The batch's first and last call keys: stored already when the file was imported before."""
+    return [next(iter(calls)), next(reversed(calls))]
+
+
+def _stored(
+    session: Session,
+    context: SourceContext,
+    count: int,
+    new: dict[str, dict[str, Any]],
+    inserted: list[tuple[int, str]],
+    existing: dict[str, Any],
+    changed: dict[str, dict[str, Any]],
+    merged_away: int,
+) -> Stored:
+    """The batch's changes to stored calls, its call-back activities, and what it counts."""
+    result = Stored()
     inserted_keys = {key for _id, key in inserted}
-    result.imported = len(inserted)
-    result.known = len(calls) - len(inserted)
+    if context.config.format.startswith("freeswitch"):  # a call may yet turn out to be a b-leg
+        for key in inserted_keys:
+            _remember(context.inserted, key, key)
+    result.imported = len(inserted) - merged_away
+    result.known = count - len(inserted)
     result.matched = sum(1 for key in inserted_keys if new[key]["relation_id"] is not None)
     result.ids = [call_id for call_id, _key in inserted]
     if changed:
         session.execute(update(Call), [{"id": existing[key].id, **row} for key, row in changed.items()])
     ids = {key: call_id for call_id, key in inserted} | {key: existing[key].id for key in changed}
-    touched = {key: row for key, row in rows if key in ids}
+    touched = {key: row for key, row in [*new.items(), *changed.items()] if key in ids}
     _follow_up_activities(session, context, touched, ids, {key: existing[key] for key in changed})
     return result
 
@@ -208,52 +303,85 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str
     if not rows:
         return []
     if _postgresql(session) and len(rows) >= COPY_FROM_ROWS:
-        import psycopg
-
-        ids = session.execute(
-            text("SELECT nextval(pg_get_serial_sequence('call', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}
-        ).scalars()
-        for row, call_id in zip(rows, ids, strict=True):
-            row["id"] = call_id
-        names = ", ".join(f'"{name}"' for name in _INSERTED)
-        savepoint = session.begin_nested()
-        try:
-            connection: Any = session.connection().connection.dbapi_connection
-            with connection.cursor() as cursor, cursor.copy(f'COPY "call" ({names}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row([row[name] for name in _INSERTED])
-        except psycopg.errors.UniqueViolation:
-            savepoint.rollback()
-            for row in rows:
-                del row["id"]
-        else:
-            savepoint.commit()
-            return [(row["id"], row["call_key"]) for row in rows]
+        copied = _copy_new(session, rows)
+        if copied is not None:
+            return copied
     return [
         (call_id, key)
         for call_id, key in insert_ignore_returning(session, Call, rows, ["source_id", "call_key"], ["id", "call_key"])
     ]
 
 
+def _copy_new(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]] | None:
+    """COPY calls none of which is stored yet (PostgreSQL), ids taken from the table's sequence:
+    their (id, call key); None, and nothing stored, if one of them was there after all."""
+    import psycopg
+
+    ids = session.execute(
+        text("SELECT nextval(pg_get_serial_sequence('call', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}
+    ).scalars()
+    for row, call_id in zip(rows, ids, strict=True):
+        row["id"] = call_id
+    names = ", ".join(f'"{name}"' for name in _INSERTED)
+    savepoint = session.begin_nested()
+    try:
+        connection: Any = session.connection().connection.dbapi_connection
+        with connection.cursor() as cursor, cursor.copy(f'COPY "call" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in _INSERTED])
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+        for row in rows:
+            del row["id"]
+        return None
+    savepoint.commit()
+    return [(row["id"], row["call_key"]) for row in rows]
+
+
 def _complete(session: Session, context: SourceContext, rows: list[tuple[str, dict[str, Any]]]) -> None:
     """Numbers to E.164, the extension's user, and the contact, relation and project they match."""
-    region = context.config.region
     for _key, row in rows:
         if row["direction"] is None:
             row["direction"] = "inbound"  # only b-legs seen so far: they ring a phone inside
         if row["direction"] == "internal":
             row["number"] = ""
         row["number"] = row["number"][:80]
-        row["e164"] = normalise(row["number"], region, context.strip_prefixes) or "" if row["number"] else ""
         row["extension"] = row["extension"][:40]
         row["user_id"] = context.users.get(row["extension"])
-    matches = match_numbers(session, {row["e164"] for _key, row in rows if row["e164"]})
+    # One query finds which candidate numbers are stored (the number book accepts those without
+    # phonenumbers' full parse) and who has them; a second one those phonenumbers had to read.
+    owners: NumberOwners = {}
+    asked: set[str] = set()
+
+    def stored(candidates: set[str]) -> Iterable[str]:
+        asked.update(candidates)
+        owners.update(number_owners(session, candidates))
+        return owners.keys()
+
+    e164 = context.numbers.resolve({row["number"] for _key, row in rows if row["number"]}, stored)
+    for _key, row in rows:
+        row["e164"] = e164.get(row["number"]) or "" if row["number"] else ""
+    owners.update(number_owners(session, {row["e164"] for _key, row in rows if row["e164"]} - asked))
+    matches = numbers_matched(owners)
     projects = single_open_projects(session, {m.relation_id for m in matches.values()})
+    unknown = {row["e164"] for _key, row in rows if row["e164"] and row["e164"] not in owners}
+    if unknown and context.one_offs is None:
+        context.one_offs = one_off_phones(session, context.config.region)
+    one_offs = one_off_matches(context.one_offs or {}, unknown)
     for _key, row in rows:
         match = matches.get(row["e164"])
-        row["contact_id"] = match.contact_id if match else None
-        row["relation_id"] = match.relation_id if match else None
-        row["project_id"] = projects.get(match.relation_id) if match else None
+        if match is not None:
+            row["contact_id"] = match.contact_id
+            row["relation_id"] = match.relation_id
+            row["project_id"] = projects.get(match.relation_id)
+        elif (one_off := one_offs.get(row["e164"])) is not None:
+            # Only a project's one-off contact has the number: the call is with that relation, on
+            # that project (when one open project has it, else on none: a guess files nothing).
+            row["contact_id"] = None
+            row["relation_id"] = one_off.relation_id
+            row["project_id"] = one_off.project_id
+        else:
+            row["contact_id"] = row["relation_id"] = row["project_id"] = None
 
 
 def _follow_up_activities(

@@ -292,3 +292,89 @@ def test_a_missed_call_of_a_relation_with_several_open_projects_gets_its_call_ba
         assert activity.project_id == older and activity.project_id != newer
         assert activity.assigned_user_id == admin.id and "+33612345678" in activity.title
         assert {c.project_id for c in session.scalars(select(Call))} == {None}
+
+
+def test_a_number_only_a_projects_one_off_contact_has_files_the_call_on_that_project(
+    any_db: Database, admin: User, tmp_path: Path
+) -> None:
+    """A one-off contact typed on a project (no contact record) calls: the call is with the project's
+    relation and on that project, the missed call becomes its call-back, and a number that is also
+    stored on a contact, or that one-off contacts of two relations share, stays as matching says."""
+    with any_db.transaction() as session:
+        relation = save_relation(session, RelationInput(name="Eenmalig BV"))
+        other = save_relation(session, RelationInput(name="Ander BV"))
+        project = save_project(
+            session,
+            admin,
+            ProjectInput(
+                relation_id=relation.id, name="Stand", one_off_contact_name="Piet", one_off_contact_phone="06-1234 5678"
+            ),
+        )
+        # a second open project of the relation: the single-open-project rule would file nothing
+        save_project(session, admin, ProjectInput(relation_id=relation.id, name="Later"))
+        for relation_id in (relation.id, other.id):  # a number two relations' one-off contacts share
+            save_project(
+                session,
+                admin,
+                ProjectInput(relation_id=relation_id, name="Beurs", one_off_contact_phone="+31 20 765 4321"),
+            )
+        closed = save_project(
+            session,
+            admin,
+            ProjectInput(relation_id=other.id, name="Oud", one_off_contact_phone="0687654321", closed=True),
+        )
+        relation_id, project_id, closed_id = relation.id, project.id, closed.id
+    row = (SAMPLES / "asterisk_master_18.csv").read_text().splitlines()[1]  # a missed inbound call to 100
+    rows = [
+        row.replace("0612345678", number).replace("1741083600.20", f"1741083600.{n}")
+        for n, number in enumerate(["0031612345678", "+31207654321", "0687654321"])
+    ]
+    (tmp_path / "one-off.csv").write_text("\n".join(rows) + "\n")
+    source_id = add_source(any_db, "pbx", "asterisk-csv", tz="Europe/Paris", extensions={"100": admin.id})
+    result = import_path(any_db, source_id, tmp_path / "one-off.csv")
+    assert (result.imported, result.matched) == (3, 1)
+    by_number = {c.e164: c for c in calls(any_db)}
+    piet = by_number["+31612345678"]
+    assert (piet.relation_id, piet.project_id, piet.contact_id) == (relation_id, project_id, None)
+    assert by_number["+31207654321"].relation_id is None  # two relations: nobody's
+    assert by_number["+31687654321"].relation_id is None  # only on a closed project
+    assert closed_id != project_id
+    with any_db.transaction() as session:
+        (activity,) = session.scalars(select(Activity))
+        assert (activity.project_id, activity.title) == (project_id, "Call back +31612345678")
+
+
+def _freeswitch_pair(n: int) -> list[str]:
+    """An a-leg that rang out (cancelled on its own record) naming its b-leg, which extension 100
+    answered; the b-leg's record has no originating uuid (mod_cdr_csv's example template)."""
+    a_uuid, b_uuid = f"a0000000-0000-4000-8000-{n:012d}", f"b0000000-0000-4000-8000-{n:012d}"
+    minute = f"2025-03-04 {10 + n // 3600 % 10:02d}:{n // 60 % 60:02d}:{n % 60:02d}"
+    a_leg = (
+        f'"Klant {n}","+316{n:08d}","100","public","{minute}","","{minute}","0","0","ORIGINATOR_CANCEL",'
+        f'"{a_uuid}","{b_uuid}","","PCMA","PCMA"'
+    )
+    b_leg = (
+        f'"Klant {n}","+316{n:08d}","100","default","{minute}","{minute}","{minute}","30","30","NORMAL_CLEARING",'
+        f'"{b_uuid}","","","PCMA","PCMA"'
+    )
+    return [b_leg, a_leg] if n % 2 else [a_leg, b_leg]  # half of the b-legs come first
+
+
+def test_freeswitch_a_and_b_legs_in_different_batches_are_one_call(any_db: Database, tmp_path: Path) -> None:
+    """2,600 a-/b-leg pairs (more than one batch of 5,000 records, b-legs before and after their
+    a-leg): one answered call per pair whichever batch each leg lands in, also on a re-import."""
+    from hub.telephony.ingest import BATCH
+
+    pairs = BATCH // 2 + 100
+    rows = [row for n in range(pairs) for row in _freeswitch_pair(n)]
+    # Around the batch boundary a pair is split, both ways round: shift the file by one record.
+    (tmp_path / "Master.csv").write_text("\n".join(rows[1:] + rows[:1]) + "\n")
+    source_id = add_source(any_db, "fs", "freeswitch-csv", tz="UTC")
+    first = import_path(any_db, source_id, tmp_path / "Master.csv")
+    stored = calls(any_db)
+    assert len(stored) == pairs == first.imported
+    assert {c.call_key[0] for c in stored} == {"a"}
+    assert {(c.outcome, c.extension, c.direction) for c in stored} == {("answered", "100", "inbound")}
+    again = import_path(any_db, source_id, tmp_path / "Master.csv")
+    assert (again.imported, len(calls(any_db))) == (0, pairs)
+    assert [(c.id, c.outcome) for c in calls(any_db)] == [(c.id, c.outcome) for c in stored]

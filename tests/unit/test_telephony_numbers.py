@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.phones import to_e164
-from hub.telephony.numbers import normalise, prefixes
+from hub.telephony.numbers import NumberBook, normalise, prefixes
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,109 @@ def test_every_written_form_of_a_number_gives_the_same_e164(e164: str, form: str
 def test_the_normaliser_never_raises_and_gives_e164_or_nothing(raw: str, region: str) -> None:
     result = normalise(raw, region, ("9",))
     assert result is None or (result.startswith("+") and result[1:].isdigit())
+
+
+# --- the number book: phonenumbers' full parse skipped only where it gives the same answer ---------
+
+_COUNTRIES = {"NL": "31", "BE": "32", "DE": "49"}
+
+
+def _numbers_of(region: str) -> st.SearchStrategy[str]:
+    """Numbers of a country as digits after its country code: valid ones (phonenumbers' own examples
+    of every number type, with their last digits varied) and arbitrary digit strings."""
+    code = _COUNTRIES[region]
+    examples = []
+    for kind in (
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.VOIP,
+        phonenumbers.PhoneNumberType.PAGER,
+        phonenumbers.PhoneNumberType.UAN,
+    ):
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is not None:
+            examples.append(str(example.national_number))
+    varied = st.tuples(st.sampled_from(examples), st.integers(min_value=0, max_value=9999)).map(
+        lambda pair: pair[0][: -len(str(pair[1]))] + str(pair[1]) if len(pair[0]) > 4 else pair[0]
+    )
+    digits = st.text("0123456789", min_size=1, max_size=13)
+    return st.one_of(varied, digits).map(lambda national: code + national)
+
+
+def _written(digits: str, region: str, form: str) -> str:
+    """The number ``+<digits>`` as a PBX of ``region`` may write it."""
+    code = _COUNTRIES[region]
+    national = digits[len(code) :] if digits.startswith(code) else digits
+    return {
+        "e164": "+" + digits,
+        "00": "00" + digits,
+        "no plus": digits,
+        "national": "0" + national,
+        "national spaced": "0" + " ".join([national[:2], national[2:5], national[5:]]).strip(),
+        "(0)": f"+{code} (0){national}",
+        "dashes": f"+{code}-{national[:3]}-{national[3:]}",
+        "route": "9" + "0" + national,
+        "tel uri": f"tel:+{digits}",
+        "extension": f"+{digits} ext. 12",
+    }[form]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from(sorted(_COUNTRIES)).flatmap(
+        lambda region: st.tuples(st.just(region), st.lists(_numbers_of(region), min_size=1, max_size=6))
+    ),
+    st.sampled_from(sorted(_COUNTRIES)),
+    st.lists(
+        st.sampled_from(
+            ["e164", "00", "no plus", "national", "national spaced", "(0)", "dashes", "route", "tel uri", "extension"]
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.data(),
+)
+def test_the_number_book_gives_what_phonenumbers_full_parse_gives(
+    numbers: tuple[str, list[str]], read_in: str, forms: list[str], data: st.DataObject
+) -> None:
+    """Dutch, Belgian and German numbers (valid and not) in every written form, read in each of those
+    regions, with some of them stored as contacts' numbers (valid or not, so a stored number
+    phonenumbers would not accept as written is never taken on sight): the book's E.164 is the one
+    of :func:`normalise`, which asks phonenumbers every time."""
+    region, digits = numbers
+    raws = {_written(d, region, form) for d in digits for form in forms}
+    candidates = {"+" + d for d in digits} | {"+" + _COUNTRIES[read_in] + d[len(_COUNTRIES[region]) :] for d in digits}
+    stored = set(data.draw(st.lists(st.sampled_from(sorted(candidates)), max_size=len(candidates))))
+    book = NumberBook(read_in, ("9",))
+    asked: list[set[str]] = []
+
+    def lookup(wanted: set[str]) -> set[str]:
+        asked.append(wanted)
+        return wanted & stored
+
+    found = book.resolve(raws, lookup)
+    assert found == {raw: normalise(raw, read_in, ("9",)) for raw in raws}
+    assert len(asked) <= 1  # one look-up of the stored numbers per batch
+
+
+def test_the_number_book_takes_a_stored_number_on_sight_only_when_it_is_valid() -> None:
+    book = NumberBook("NL")
+    # +31 20 123 4567 is valid; +31 1 is not a number; +266696687 is Twilio's anonymous caller
+    stored = {"+31201234567", "+311234567", "+266696687"}
+    found = book.resolve(["020 1234567", "01234567", "+266696687", "00266696687"], lambda c: c & stored)
+    assert found == {
+        "020 1234567": "+31201234567",
+        "01234567": normalise("01234567", "NL"),
+        "+266696687": None,
+        "00266696687": None,
+    }
+
+
+def test_the_number_book_forgets_past_its_limit() -> None:
+    book = NumberBook("NL", limit=10)
+    for start in range(0, 100, 20):
+        raws = [f"06{n:08d}" for n in range(start, start + 20)]
+        assert book.resolve(raws, lambda c: set()) == {raw: normalise(raw, "NL") for raw in raws}
+    assert len(book._slow) <= 30

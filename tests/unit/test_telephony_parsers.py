@@ -4,16 +4,18 @@ row, and a row it writes back reads the same."""
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hub.i18n import english
+from hub.telephony import formats
 from hub.telephony.formats import parse_stream
-from hub.telephony.records import Leg, Rejected, SourceConfig, read_records
+from hub.telephony.records import Clock, Leg, Rejected, SourceConfig, read_records
 from hub.telephony.store import group_legs, merge
 
 SAMPLES = Path(__file__).resolve().parents[1] / "telephony_samples"
@@ -295,3 +297,151 @@ def test_merging_legs_does_not_depend_on_order_or_repetition(order: list[int], r
 def test_records_join_lines_only_inside_quotes() -> None:
     data = b'"a","b\nc"\n"d","e"\r\n'
     assert [(r.line, r.text) for r in read_records(io.BytesIO(data))] == [(1, '"a","b\nc"'), (3, '"d","e"')]
+
+
+# --- the line reader (a chunk of lines through one CSV reader) reads what read_records reads ----------
+
+
+def _both(data: bytes, config: SourceConfig, **kwargs: object) -> tuple[list[object], list[object]]:
+    fast = list(parse_stream(io.BytesIO(data), config, **kwargs))  # type: ignore[arg-type]
+    reference = list(parse_stream(io.BytesIO(data), config, by_line=False, **kwargs))  # type: ignore[arg-type]
+    return fast, reference
+
+
+def test_the_line_reader_reads_the_sample_files_as_read_records_does() -> None:
+    for name, fmt, tz in [
+        ("asterisk_master_18.csv", "asterisk-csv", "Europe/Paris"),
+        ("asterisk_master_mixed_crlf.csv", "asterisk-csv", "Europe/Amsterdam"),
+        ("asterisk_dst_amsterdam.csv", "asterisk-csv", "Europe/Amsterdam"),
+        ("asterisk_custom_bom.csv", "asterisk-custom", "Europe/Paris"),
+    ]:
+        fast, reference = _both((SAMPLES / name).read_bytes(), SourceConfig(fmt, timezone=tz))
+        assert fast == reference, name
+
+
+_GOOD_ROW = (
+    '"","+31201234567","100","from-trunk","""Jan"" <+31201234567>","PJSIP/trunk-1","PJSIP/100-2","Dial",'
+    '"PJSIP/100,30","2025-03-04 10:15:02","2025-03-04 10:15:09","2025-03-04 10:18:41",219,212,"ANSWERED",'
+    '"DOCUMENTATION","1741083302.18",""'
+)
+# bare (unquoted) first and last fields: a line that neither starts nor ends with a quote
+_BARE = _GOOD_ROW[2:] + ',"peer","1741083302.18",3'
+_ODD_LINES = [
+    _GOOD_ROW,
+    _GOOD_ROW.replace("1741083302.18", "1741083302.19").replace("+31201234567", "0612345678"),
+    _GOOD_ROW.replace('"ANSWERED"', '"NO ANSWER"').replace('"2025-03-04 10:15:09"', ""),
+    _GOOD_ROW.replace('"DOCUMENTATION",', ""),  # 17 columns
+    _GOOD_ROW.replace('"DOCUMENTATION","1741083302.18",""', '"DOCUMENTATION"'),  # 16: no uniqueid
+    _GOOD_ROW + ',"peer","1741083302.18","3"',  # 21 columns
+    _GOOD_ROW.replace("2025-03-04 10:15:02", "yesterday"),  # bad date
+    _GOOD_ROW.replace(',"DOCUMENTATION"', ""),  # 17 columns, other shape
+    '"a","b"',  # wrong column count
+    "",  # blank
+    "   ",
+    _GOOD_ROW.replace('"Dial"', '"Di\nal"'),  # an embedded newline
+    _GOOD_ROW.replace('"Dial"', '"Di"al"'),  # an unescaped quote
+    _GOOD_ROW.replace('"Dial"', '"Di""al'),  # a quote left open
+    _GOOD_ROW.replace("Jan", "José Müller"),
+    _GOOD_ROW.replace("Jan", "Jos\udce9"),  # Latin-1 é (written as a raw byte below)
+    _GOOD_ROW.replace("Jan", "J\ran"),  # a lone carriage return
+    _GOOD_ROW.replace(',"100",', ', "100" ,'),  # a stray space around a field
+    _GOOD_ROW.replace("+31201234567", "+31 20 ab"),  # an unparsable number
+    "\ufeff" + _GOOD_ROW,  # a byte order mark in the middle of a file
+    _BARE,
+    _BARE.replace('"Dial"', '"Di"al"'),
+    _BARE.replace('"Dial"', 'Di"al'),
+    _BARE.replace('"Dial"', '"Di\nal"'),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(range(len(_ODD_LINES))), max_size=14),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.integers(min_value=0, max_value=400),
+    st.booleans(),
+    st.sampled_from([7, 64, 333, 1 << 20]),
+    st.sampled_from(["UTC", "Europe/Amsterdam"]),
+)
+def test_the_line_reader_reads_odd_files_as_read_records_does(
+    picks: list[int], newline: str, bom: bool, cut: int, final: bool, chunk: int, tz: str
+) -> None:
+    """Any mix of good and odd lines, CRLF or LF, with or without BOM, a file cut anywhere (still
+    being written or truncated), read in chunks of any size: the same legs, rejected rows, line
+    numbers and offsets as the record-by-record reader."""
+    text = newline.join(_ODD_LINES[i] for i in picks) + newline
+    data = text.encode("utf-8", "surrogateescape")
+    data = (b"\xef\xbb\xbf" if bom else b"") + data
+    data = data[: max(len(data) - cut, 0)]
+    previous = formats.LINE_CHUNK
+    formats.LINE_CHUNK = chunk
+    try:
+        fast, reference = _both(data, SourceConfig("asterisk-csv", timezone=tz), final=final)
+    finally:
+        formats.LINE_CHUNK = previous
+    assert fast == reference
+
+
+def test_the_line_reader_resumes_at_an_offset_as_read_records_does() -> None:
+    whole = (SAMPLES / "asterisk_master_mixed_crlf.csv").read_bytes()
+    first = list(parse_stream(io.BytesIO(whole), SourceConfig("asterisk-csv")))
+    for item in first:
+        fast, reference = _both(whole, SourceConfig("asterisk-csv"), offset=item.end, line=item.next_line)
+        assert fast == reference
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2027, 12, 31)),
+    st.sampled_from(["Europe/Amsterdam", "Europe/Brussels", "America/St_Johns", "Australia/Lord_Howe", "Asia/Kolkata"]),
+    st.sampled_from([0, 1, 2, 3, 4, 5]),
+)
+@example(datetime(2025, 4, 6, 1, 45), "Australia/Lord_Howe", 0)  # 01:30-02:00 happens twice
+@example(datetime(2025, 4, 6, 1, 15), "Australia/Lord_Howe", 4)
+@example(datetime(2025, 10, 5, 2, 15), "Australia/Lord_Howe", 0)  # 02:00-02:30 does not exist
+@example(datetime(2025, 10, 26, 2, 30), "Europe/Amsterdam", 0)
+@example(datetime(2025, 3, 30, 2, 30), "Europe/Amsterdam", 3)
+def test_the_clock_reads_local_times_as_the_zone_does(moment: datetime, zone: str, step: int) -> None:
+    """The offsets kept per local hour give what the zone itself gives, also in the hours clocks
+    change (Lord Howe changes by half an hour, at 02:00; St John's is 3½ hours behind UTC)."""
+    from zoneinfo import ZoneInfo
+
+    clock = Clock(zone)
+    # Near a change the hour's first and last minutes matter: move onto them now and then.
+    moment = [moment, moment.replace(minute=0, second=0), moment.replace(minute=59, second=59)][step % 3]
+    if step > 2:
+        clock.to_utc(moment.replace(minute=(moment.minute + 17) % 60))  # the hour is cached already
+    tz = ZoneInfo(zone)
+    assert clock._readings(moment) == (
+        moment.replace(tzinfo=tz, fold=0).astimezone(UTC),
+        moment.replace(tzinfo=tz, fold=1).astimezone(UTC),
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.permutations(list(range(19))),
+    st.integers(min_value=0, max_value=18),
+    st.lists(st.sampled_from(range(len(_ODD_LINES))), max_size=6),
+)
+def test_the_line_reader_reads_an_admins_field_order_as_read_records_does(
+    order: list[int], twice: int, picks: list[int]
+) -> None:
+    """cdr_custom with the fields in any order (one of them named twice: the last one counts, as in a
+    dict), rows of the sample mapping and odd lines: the same legs either way."""
+    from hub.telephony.formats import ASTERISK_CUSTOM
+
+    names = [ASTERISK_CUSTOM[i] for i in order]
+    sample = (SAMPLES / "asterisk_custom_bom.csv").read_bytes()[3:].decode("latin-1").splitlines()
+    rows = []
+    for fields in csv.reader(sample):  # the sample's rows rewritten in the admin's order
+        value = dict(zip(ASTERISK_CUSTOM, fields, strict=True))
+        rows.append([value[name] for name in names])
+    # One name twice: the field in its first place holds what the name there held before.
+    replaced, names[twice] = names[twice], names[(twice + 1) % len(names)]
+    assert replaced != names[twice]
+    text = "\n".join(",".join(f'"{f}"' for f in row) for row in rows) + "\n"
+    odd = "\n".join(_ODD_LINES[i] for i in picks).encode("utf-8", "surrogateescape")
+    fast, reference = _both(text.encode("latin-1") + odd + b"\n", SourceConfig("asterisk-custom", fields=tuple(names)))
+    assert fast == reference
