@@ -13,7 +13,8 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.header import Header
+from email.headerregistry import Address
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from functools import cache, lru_cache
 from html import escape
@@ -21,6 +22,7 @@ from html import escape
 from itsdangerous import BadSignature, Signer
 from itsdangerous.encoding import base64_encode
 
+from hub.campaigns.render import Form, fill
 from hub.i18n import _
 
 _UNSUBSCRIBE_SALT = "hub.campaigns.unsubscribe"
@@ -133,13 +135,28 @@ def _formatted_second(moment: datetime) -> str:
 
 def _header_text(value: str) -> str:
     value = " ".join(value.split())  # no CR/LF can reach a header: no header injection
-    if value.isascii() and len(value) < 900:
+    if value.isascii() and len(value) < 60:
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+    return _folded("Subject", value)
 
 
 def _address_header(name: str, address: str) -> str:
-    return formataddr((" ".join(name.split()), address), charset="utf-8")
+    name = " ".join(name.split())
+    if name.isascii() or not address.isascii():  # (not ASCII: the relay must take SMTPUTF8)
+        shown = formataddr((name, address), charset="utf-8")  # quoted where the name needs it
+        if len(shown) < 60 or not address.isascii():
+            return shown
+    # A name that is not ASCII, or a long one: the email package encodes and folds it (its parser
+    # costs ten times formataddr, so only for these).
+    return _folded("To", str(Address(name, addr_spec=address)) if name else address)
+
+
+def _folded(name: str, value: str) -> str:
+    """The value of a long or non-ASCII header, folded by the email package (RFC 5322 lines of at
+    most 78 characters, RFC 2047 encoded words where it is not ASCII); the name is put back by the
+    caller. The plain short ones, nearly all, are written as they are."""
+    folded = SMTP.header_factory(name, value).fold(policy=SMTP)
+    return folded[len(name) + 2 :].rstrip("\r\n")
 
 
 def _qp(text: str) -> bytes:
@@ -153,10 +170,27 @@ def with_unsubscribe_footer(html: str, text: str, url: str, label: str = "") -> 
     if text and url not in text:
         text = f"{text.rstrip()}\n\n--\n{label}: {url}\n"
     if html and url not in html and escape(url) not in html:
-        footer = f'<p style="font-size:12px;color:#666"><a href="{escape(url)}">{escape(label)}</a></p>'
-        at = html.lower().rfind("</body>")
-        html = f"{html[:at]}{footer}{html[at:]}" if at != -1 else f"{html}{footer}"
+        at = _body_end(html)
+        html = f"{html[:at]}{_html_footer(url, label)}{html[at:]}"
     return html, text
+
+
+_BODY_END = re.compile(r"(?s).*(</body>)", re.I)
+
+
+def _body_end(html: str) -> int:
+    """Where the last ``</body>`` starts (the end when there is none). ``lower().rfind`` alone put the
+    footer in the wrong place when lowering changed the text's length (İ becomes two characters)."""
+    lowered = html.lower()
+    if len(lowered) == len(html):  # every character lowered to one: the positions are the same
+        at = lowered.rfind("</body>")
+        return at if at != -1 else len(html)
+    match = _BODY_END.match(html)
+    return match.start(1) if match else len(html)
+
+
+def _html_footer(url: str, label: str) -> str:
+    return f'<p style="font-size:12px;color:#666"><a href="{escape(url)}">{escape(label)}</a></p>'
 
 
 @dataclass(frozen=True)
@@ -226,6 +260,55 @@ def build(
     headers.append(f"Content-Type: text/{kind}; charset=utf-8")
     headers.append(qp)
     return ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8") + _qp(html or text)
+
+
+# --- the per-mailing skeleton ------------------------------------------------------------------------------
+
+
+class Skeleton:
+    """What every message of one mailing shares, prepared once per run: the envelope and the three
+    templates in fill-in form (:func:`hub.campaigns.render.fill_in_form`), so a recipient costs the
+    filling in of the fields, not a render in the sandbox. The message is then built exactly as for
+    a rendered one: the same bytes, the same footer rule.
+
+    (Quoted-printable is applied to each whole body, in C, by binascii: encoding the constant text
+    once per mailing and only the fields per recipient cost more in Python than it saved.)"""
+
+    def __init__(self, envelope: Envelope, fills: tuple[Form, Form, Form], label: str) -> None:
+        self.envelope = envelope
+        self.subject, self.html, self.text = fills
+        self.label = label
+
+    def build(
+        self,
+        values: dict[str, str],
+        *,
+        to_name: str,
+        to_address: str,
+        message_id: str,
+        list_unsubscribe: str,
+        date: datetime,
+        boundary: str,
+    ) -> tuple[str, bytes]:
+        """(subject, message) for one recipient: what rendering the templates, adding the footer
+        (:func:`with_unsubscribe_footer`) and :func:`build` give."""
+        subject = " ".join(fill(self.subject, values).split())
+        html, text = with_unsubscribe_footer(
+            fill(self.html, values), fill(self.text, values), list_unsubscribe, self.label
+        )
+        message = build(
+            self.envelope,
+            to_name=to_name,
+            to_address=to_address,
+            subject=subject,
+            html=html,
+            text=text,
+            message_id=message_id,
+            list_unsubscribe=list_unsubscribe,
+            date=date,
+            boundary=boundary,
+        )
+        return subject, message
 
 
 class Dkim:

@@ -13,15 +13,12 @@ hub.outbound is unchanged.)
 
 from __future__ import annotations
 
-import re
 import smtplib
 import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 
 from hub.outbound import Connection, Refused
-
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class BodySent(smtplib.SMTPServerDisconnected):
@@ -30,7 +27,10 @@ class BodySent(smtplib.SMTPServerDisconnected):
 
 
 def _stuffed(data: bytes) -> bytes:
-    body = _LEADING_DOT.sub(b"..", data)
+    # A dot that begins a line is doubled (RFC 5321 4.5.2): two replaces, not a regex over the message.
+    body = data.replace(b"\n.", b"\n..")
+    if body.startswith(b"."):
+        body = b"." + body
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     return body + b".\r\n"

@@ -164,3 +164,142 @@ def test_headers_cannot_be_injected_through_personal_fields() -> None:
     )
     head = data.split(b"\r\n\r\n", 1)[0]
     assert not any(line.lower().startswith(b"bcc:") for line in head.split(b"\r\n"))
+
+
+# --- the fill-in form: the same messages as rendering in the sandbox -----------------------------------
+
+FILL_SUBJECT = "{{ contact.first_name }}, news for {{ relation.name }}"
+FILL_TEXT = (
+    "Dear {{ contact.name }},\n\nAs {{ contact.function or 'a customer' }} at {{ relation.name }}"
+    " in {{ relation.city }} {# a comment #}you get our offers first. {{ owner.name }} will call.\n"
+    + "A long constant line that goes on and on past the seventy-six characters of quoted-printable. " * 3
+    + "\n{{ contact['email'] }} {{- '  ' }}\n"
+)
+FILL_HTML = (
+    "<html><body><p>Dear {{ contact.name }},</p><p>As {{ contact.function or 'a customer' }} at"
+    " <b>{{ relation.name }}</b> in {{ relation.city }}.</p>{{ owner.name }} &amp; {{ owner.email }}</body></html>"
+)
+NASTY_NAMES = [
+    "Anna de Vries",
+    "Zoë Ünal-Øster Łukasz 山田太郎",
+    "Evil\r\nBcc: victim@example.org",
+    "Eve\nX-Injected: yes",
+    "<script>alert('x')</script> & \"quotes\" {0} {name} }{",
+    "W" * 300 + " Longname",
+    "   ",
+    "İstanbul İnci",  # lowers to a longer text: the footer still goes before </body>
+]
+
+
+def _parts(data: bytes) -> tuple[dict[str, str], str, str]:
+    """Headers (decoded) and the decoded text and HTML bodies, as a mail program sees them."""
+    import email
+    from email.policy import default
+
+    message = email.message_from_bytes(data, policy=default)
+    headers = {name.lower(): str(value) for name, value in message.items()}
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    return (
+        headers,
+        text.get_content().replace("\r\n", "\n") if text is not None else "",
+        html.get_content().replace("\r\n", "\n") if html is not None else "",
+    )
+
+
+def _reference(envelope: messages.Envelope, name: str, subject: str, html: str, text: str, url: str) -> bytes:
+    """The standard library's own build of the same message (EmailMessage, as_bytes)."""
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address("News", addr_spec="news@hub.example")
+    message["To"] = Address(" ".join(name.split()), addr_spec="p1@example.test")
+    message["Subject"] = subject
+    message["List-Unsubscribe"] = f"<{url}>"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize("name", NASTY_NAMES)
+@pytest.mark.parametrize("function", ["", "Director"])
+def test_filled_in_messages_are_the_rendered_ones(name: str, function: str) -> None:
+    from datetime import UTC, datetime
+
+    from hub.campaigns.render import context_for, field_values
+
+    templates = Templates.compile(FILL_SUBJECT, FILL_HTML, FILL_TEXT)
+    assert templates.fills is not None  # fields only: filled in, never rendered per recipient
+    envelope = messages.Envelope.of("News", "news@hub.example", "")
+    url = messages.unsubscribe_url("https://hub.example", "secret-key-0123456789", 7)
+    fields: dict[str, Any] = {
+        "contact_name": name,
+        "contact_function": function,
+        "address": "p1@example.test",
+        "relation": {
+            "name": f"{name} B.V.",
+            "street": "",
+            "postcode": "",
+            "city": "Zürich",
+            "country": "CH",
+            "website": "",
+        },
+        "owner_name": "Olga <Owner>",
+        "owner_email": "owner@hub.example",
+        "unsubscribe_url": url,
+    }
+    common: dict[str, Any] = {
+        "to_name": name,
+        "to_address": "p1@example.test",
+        "message_id": "<7.1.abc.hub@hub.example>",
+        "list_unsubscribe": url,
+        "date": datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        "boundary": "=_hub_1_7",
+    }
+    subject, html, text = templates.render(context_for(**fields))
+    html, text = messages.with_unsubscribe_footer(html, text, url, "Unsubscribe")
+    rendered = messages.build(envelope, subject=subject, html=html, text=text, **common)
+    filled_subject, filled = messages.Skeleton(envelope, templates.fills, "Unsubscribe").build(
+        field_values(**fields), **common
+    )
+    assert (filled_subject, filled) == (subject, rendered)
+
+    headers, plain, markup = _parts(filled)
+    # Nothing a name holds becomes a header of its own; every line stays within the limits.
+    assert "bcc" not in headers and "x-injected" not in headers
+    # (RFC 5322: 78 characters a line, 998 at most; a 300-letter word can only be folded at its ends)
+    limit = 78 if max(len(word) for word in f"{name} x".split()) < 60 else 998
+    assert all(len(line) <= limit for line in filled.split(b"\r\n"))
+    assert filled.isascii()  # non-ASCII only encoded (RFC 2047 headers, quoted-printable bodies)
+    assert headers["list-unsubscribe-post"] == "List-Unsubscribe=One-Click"
+    assert plain.rstrip("\n").endswith(f"Unsubscribe: {url}")
+    assert markup.index('href="https://hub.example/u/') < markup.index("</body>")
+    # And it reads as the standard library's own build of the same message reads.
+    ref_headers, ref_plain, ref_markup = _parts(_reference(envelope, name, subject, html, text, url))
+    for header in ("from", "to", "subject", "list-unsubscribe"):
+        assert headers[header] == ref_headers[header], header
+    # (set_content ends a body with a newline and makes a lone CR one; the rest is the same text)
+    assert plain.rstrip("\n") == ref_plain.replace("\r", "\n").rstrip("\n")
+    assert markup.rstrip("\n") == ref_markup.replace("\r", "\n").rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% if contact.function %}Dear {{ contact.function }}{% endif %}",
+        "{{ contact.name | upper }}",
+        "{% for x in [1, 2] %}{{ x }}{% endfor %}",
+        "{{ contact.nickname }}",
+        "{{ contact.__class__ }}",
+        "{{ relation }}",
+    ],
+)
+def test_templates_with_logic_are_rendered_in_the_sandbox(template: str) -> None:
+    # Anything beyond placing fields is not filled in: the sandbox renders (or refuses) it per recipient.
+    try:
+        templates = Templates.compile("Hi", "", template)
+    except TemplateProblem:
+        return
+    assert templates.fills is None

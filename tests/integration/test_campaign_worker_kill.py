@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select, update
 
+from hub.campaigns import sending
 from hub.db import Database
 from hub.models.campaigns import Mailing, MailingRecipient
 from tests.conftest import make_settings, settings_env
@@ -211,3 +212,73 @@ def test_killed_after_the_relay_accepted_is_resent_and_marked_in_doubt(
     with db.transaction() as s:
         doubtful = s.scalars(select(MailingRecipient.address).where(MailingRecipient.in_doubt.is_(True))).all()
     assert doubtful == ["r10@example.test"]
+
+
+def _alive_in_group(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies, ended but not yet reaped, do not count)."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(entry))
+    return alive
+
+
+def test_sending_processes_stop_when_their_run_is_killed(
+    tmp_path: Path, pg_url: str, holding_server: HoldingServer
+) -> None:
+    # Two sessions on a 2-core machine with PostgreSQL run in two sending processes under the run.
+    # Only the run is killed: its processes must not send on for a dead run (the next run would
+    # send the same rows).
+    if len(sending.session_plan(2)) < 2:
+        pytest.skip("one core: the sessions run as threads of the run")
+    db = Database(pg_url)
+    settings = make_settings(
+        tmp_path / "var", pg_url, HUB_SMTP_URL=holding_server.url, HUB_BASE_URL="https://hub.example"
+    )
+    env = {**settings_env(settings, HUB_SMTP_URL=holding_server.url, HUB_BASE_URL="https://hub.example")}
+    env["HUB_CAMPAIGN_CONNECTIONS"] = "2"
+    seed_contacts(db, 250)  # more than a chunk each
+    mailing_id = make_mailing(db)
+    holding_server.hold_rcpt = "r150@example.test"
+    log = tmp_path / "send.log"
+    process = _start(["campaign", "send", str(mailing_id), "--now"], env, log)
+    assert holding_server.holding.wait(60), log.read_text(errors="replace")
+    assert len(_alive_in_group(process.pid)) >= 2, "the run and (at least) the sending process held"
+    os.kill(process.pid, signal.SIGKILL)  # the run alone, not its group
+    process.wait(30)
+    holding_server.release.set()
+    deadline = time.monotonic() + 60
+    while _alive_in_group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive_in_group(process.pid), log.read_text(errors="replace")[-3000:]
+    # They stopped cleanly: the message in flight was finished and marked, the rest given back.
+    with db.transaction() as s:
+        in_flight = s.scalar(select(func.count()).where(MailingRecipient.status == "sending"))
+    assert in_flight == 0
+    sent_before = Counter(holding_server.recipients())
+    assert set(sent_before.values()) == {1} and len(sent_before) < 250
+
+    _lease_passed(db, mailing_id)
+    result = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "campaign", "send", str(mailing_id), "--now"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    received = Counter(holding_server.recipients())
+    assert sorted(received) == sorted(f"r{i}@example.test" for i in range(250))
+    assert set(received.values()) == {1}
+    with db.transaction() as s:
+        rows = s.execute(select(MailingRecipient.status, func.count()).group_by(MailingRecipient.status)).all()
+        assert dict(rows) == {"sent": 250}
+        assert not s.scalars(select(MailingRecipient.address).where(MailingRecipient.in_doubt.is_(True))).all()
+    db.dispose()
