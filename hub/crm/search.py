@@ -17,13 +17,16 @@ names that start with the text, then the rest, each by name; e-mails newest firs
 cursor over that order. A search costs a constant number of statements however many rows match:
 one page per kind asked for (a first page counts its kind in the same scan), one that counts the
 other kinds, and three small ones that load the contacts' addresses and numbers and the relations'
-numbers.
+numbers. The statements are built once per shape of text (whether it can be a phone number, a
+project number, a number typed in groups) and kept: the text goes in as bound values, the user's
+access rule (hub.crm.access, itself kept per user) is added per search.
 
 How matching is made fast (the trade-offs are in migrations/versions/0010_search.py): on PostgreSQL
 ``hub_fold(column) LIKE '%text%'``, answered from pg_trgm GIN indexes (the typed text folded by the
 same ``hub_fold``: one statement more); on SQLite a scan with SQLite's
 own LIKE (case-insensitive for ASCII, at C speed), where only the rare non-ASCII rows go through a
-Python ``hub_fold``.
+Python ``hub_fold``; a relation's name is matched through its stored folded copy
+(``relation.search_name``, kept by hub.crm.relations), which needs no Python at all.
 """
 
 from __future__ import annotations
@@ -35,12 +38,27 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import ColumnElement, LargeBinary, Select, and_, case, false, func, literal, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from hub.crm.access import project_visible, relation_visible
@@ -166,6 +184,68 @@ def read_terms(text: str, region: str = "NL", folded: str | None = None) -> Term
     )
 
 
+# --- the text as parameters ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What of a search's SQL depends on the text: which ways of matching apply. Two texts of the
+    same shape share their statements, built once (building them cost as much as running them);
+    the text itself goes in as bound values (:func:`_values`)."""
+
+    compact: bool
+    # "prefix" (the start of an E.164 number), "anywhere" (digits), None (not a number).
+    phone: str | None
+    phone_exact: bool
+    number: bool
+
+
+def _shape(terms: Terms) -> _Shape:
+    phone = None
+    if terms.phone_pattern is not None:
+        phone = "anywhere" if terms.phone_pattern.startswith("%") else "prefix"
+    return _Shape(bool(terms.compact), phone, terms.phone_exact is not None, terms.number is not None)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The bound parameters a statement of ``shape`` holds in place of the text; one object per
+    name, used wherever that value goes."""
+
+    shape: _Shape
+    sqlite: bool
+    contains: Any = field(default_factory=lambda: bindparam("search_contains", type_=String()))
+    starts: Any = field(default_factory=lambda: bindparam("search_starts", type_=String()))
+    folded: Any = field(default_factory=lambda: bindparam("search_folded", type_=String()))
+    exact: Any = field(default_factory=lambda: bindparam("search_exact", type_=String()))
+    compact_contains: Any = field(default_factory=lambda: bindparam("search_compact_contains", type_=String()))
+    compact_exact: Any = field(default_factory=lambda: bindparam("search_compact_exact", type_=String()))
+    phone: Any = field(default_factory=lambda: bindparam("search_phone", type_=String()))
+    phone_exact: Any = field(default_factory=lambda: bindparam("search_phone_exact", type_=String()))
+    number: Any = field(default_factory=lambda: bindparam("search_number", type_=Integer()))
+
+
+def _values(terms: Terms, shape: _Shape, sqlite: bool) -> dict[str, Any]:
+    """The values of :class:`_Bound`'s parameters for ``terms``."""
+    values: dict[str, Any] = {
+        "search_contains": terms.contains,
+        "search_starts": terms.starts,
+        "search_folded": terms.folded,
+        "search_exact": _escape(terms.folded),
+    }
+    if shape.compact:
+        values["search_compact_contains"] = f"%{_escape(terms.compact)}%"
+        values["search_compact_exact"] = _escape(terms.compact)
+    if terms.phone_pattern is not None:
+        prefix = sqlite and shape.phone == "prefix"
+        values["search_phone"] = terms.phone_pattern[:-1] + "*" if prefix else terms.phone_pattern
+    if terms.phone_exact is not None:
+        values["search_phone_exact"] = terms.phone_exact
+    if terms.number is not None:
+        values["search_number"] = terms.number
+    return values
+
+
 # --- matching, per database -------------------------------------------------------------------------
 
 
@@ -204,26 +284,34 @@ class _Match:
             )
         return func.hub_fold(column).like(pattern, escape="\\")
 
-    def equals(self, column: Any, folded: str) -> ColumnElement[bool]:
-        """``column``, folded, is ``folded``."""
-        return self.contains(column, _escape(folded))
+    def stored(self, column: Any, folded_column: Any, pattern: str) -> ColumnElement[bool]:
+        """Like :meth:`contains`, for a column kept beside its folded copy (``relation.search_name``):
+        SQLite reads the copy, so no row needs a call into Python; PostgreSQL folds the column, as
+        its trigram index does."""
+        if self.sqlite:
+            return folded_column.like(pattern, escape="\\")
+        return self.contains(column, pattern)
 
-    def text(self, column: Any, terms: Terms) -> ColumnElement[bool]:
+    def equals(self, column: Any, exact: Any) -> ColumnElement[bool]:
+        """``column``, folded, is the text (``exact``: the folded text, escaped for LIKE)."""
+        return self.contains(column, exact)
+
+    def text(self, column: Any, b: _Bound) -> ColumnElement[bool]:
         """``column`` holds the text (or, for numbers typed in groups, its compact form)."""
-        clause = self.contains(column, terms.contains)
-        if terms.compact:
-            clause = or_(clause, self.contains(column, f"%{_escape(terms.compact)}%"))
+        clause = self.contains(column, b.contains)
+        if b.shape.compact:
+            clause = or_(clause, self.contains(column, b.compact_contains))
         return clause
 
-    def phone(self, column: Any, terms: Terms) -> ColumnElement[bool]:
-        if terms.phone_pattern is None:
+    def phone(self, column: Any, b: _Bound) -> ColumnElement[bool]:
+        if b.shape.phone is None:
             return false()
-        if self.sqlite and not terms.phone_pattern.startswith("%"):
+        if self.sqlite and b.shape.phone == "prefix":
             # A prefix: GLOB is case-sensitive, so SQLite reads it from the E.164 index.
-            return column.op("GLOB")(terms.phone_pattern[:-1] + "*")
+            return column.op("GLOB")(b.phone)
         if self.sqlite:
-            return column.like(terms.phone_pattern)
-        return func.hub_fold(column).like(terms.phone_pattern)
+            return column.like(b.phone)
+        return func.hub_fold(column).like(b.phone)
 
 
 def _register_fold(session: Session) -> bool:
@@ -254,6 +342,26 @@ class _Kind:
     key_is_moment: bool = False
 
 
+@dataclass(frozen=True)
+class _Matching:
+    """A kind's text matching, the same for every user (so built once per shape): which rows match,
+    their rank, and how the kind is ordered and loaded. ``visible(user)`` adds the access rule."""
+
+    model: Any
+    matched: ColumnElement[bool]
+    rank: ColumnElement[int]
+    key: Any
+    visible: Callable[[User], ColumnElement[bool]]
+    descending: bool = False
+    options: tuple[Any, ...] = ()
+    key_is_moment: bool = False
+
+    def kind(self, user: User) -> _Kind:
+        # The cheap text test first: the access rule's subqueries then run only for rows that match.
+        base = select(self.model).where(self.matched, self.visible(user))
+        return _Kind(base, self.model, self.rank, self.key, self.descending, self.options, self.key_is_moment)
+
+
 def _ids(branches: list[Select[Any]]) -> Any:
     """The ids any branch finds. A UNION of separate SELECTs, not one OR over tables: each branch
     is answered from its own index (PostgreSQL's trigram indexes, the E.164 and choice indexes)
@@ -265,90 +373,90 @@ def _rank(exact: ColumnElement[bool], prefix: ColumnElement[bool]) -> ColumnElem
     return case((exact, literal(EXACT)), (prefix, literal(PREFIX)), else_=literal(ANYWHERE))
 
 
-def _relations(user: User, terms: Terms, m: _Match) -> _Kind:
+def _relations(b: _Bound, m: _Match) -> _Matching:
     own_phone = select(PhoneNumber.relation_id).where(PhoneNumber.contact_id.is_(None))
     texts = or_(
-        m.contains(Relation.name, terms.contains),
-        m.contains(Relation.city, terms.contains),
-        m.text(Relation.coc_number, terms),
-        m.text(Relation.vat_number, terms),
+        m.stored(Relation.name, Relation.search_name, b.contains),
+        m.contains(Relation.city, b.contains),
+        m.text(Relation.coc_number, b),
+        m.text(Relation.vat_number, b),
     )
     branches: list[Select[Any]] = [select(Relation.id).where(texts)]
-    if terms.phone_pattern:
-        branches.append(own_phone.where(m.phone(PhoneNumber.e164, terms)))
+    if b.shape.phone:
+        branches.append(own_phone.where(m.phone(PhoneNumber.e164, b)))
     matched = Relation.id.in_(_ids(branches))
-    exact_number = [m.equals(Relation.coc_number, terms.folded), m.equals(Relation.vat_number, terms.folded)]
-    if terms.compact:
+    exact_number = [m.equals(Relation.coc_number, b.exact), m.equals(Relation.vat_number, b.exact)]
+    if b.shape.compact:
         exact_number += [
-            m.equals(Relation.coc_number, terms.compact),
-            m.equals(Relation.vat_number, terms.compact),
+            m.equals(Relation.coc_number, b.compact_exact),
+            m.equals(Relation.vat_number, b.compact_exact),
         ]
-    if terms.phone_exact:
-        exact_number.append(Relation.id.in_(own_phone.where(PhoneNumber.e164 == terms.phone_exact)))
-    rank = _rank(or_(m.equals(Relation.name, terms.folded), *exact_number), m.contains(Relation.name, terms.starts))
-    # The cheap text test first: the access rule's subqueries then run only for rows that match.
-    base = select(Relation).where(matched, relation_visible(user))
-    return _Kind(base, Relation, rank, Relation.search_name, options=(selectinload(Relation.phones),))
+    if b.shape.phone_exact:
+        exact_number.append(Relation.id.in_(own_phone.where(PhoneNumber.e164 == b.phone_exact)))
+    name_is = m.stored(Relation.name, Relation.search_name, b.exact)
+    rank = _rank(or_(name_is, *exact_number), m.stored(Relation.name, Relation.search_name, b.starts))
+    options = (selectinload(Relation.phones),)
+    return _Matching(Relation, matched, rank, Relation.search_name, relation_visible, options=options)
 
 
-def _contacts(user: User, terms: Terms, m: _Match) -> _Kind:
-    addresses = select(EmailAddress.contact_id).where(EmailAddress.contact_id.is_not(None))
-    numbers = select(PhoneNumber.contact_id).where(PhoneNumber.contact_id.is_not(None))
-    branches: list[Select[Any]] = [
-        select(Contact.id).where(m.contains(Contact.name, terms.contains)),
-        addresses.where(m.contains(EmailAddress.address_key, terms.contains)),
-    ]
-    if terms.phone_pattern:
-        branches.append(numbers.where(m.phone(PhoneNumber.e164, terms)))
-    matched = Contact.id.in_(_ids(branches))
-    exact = [
-        m.equals(Contact.name, terms.folded),
-        Contact.id.in_(addresses.where(EmailAddress.address_key == terms.folded)),
-    ]
-    if terms.phone_exact:
-        exact.append(Contact.id.in_(numbers.where(PhoneNumber.e164 == terms.phone_exact)))
-    rank = _rank(or_(*exact), m.contains(Contact.name, terms.starts))
+def _contact_visible(user: User) -> ColumnElement[bool]:
     # A contact is visible with its relation: the visible relations' ids are read once, and the
     # contacts scanned in their own order, rather than each relation's contacts looked up in turn.
     # ("+ 0": SQLite would otherwise look the contacts up relation by relation in its index.)
-    visible = (Contact.relation_id + 0).in_(select(Relation.id).where(relation_visible(user)))
-    base = select(Contact).where(matched, visible)
+    return (Contact.relation_id + 0).in_(select(Relation.id).where(relation_visible(user)))
+
+
+def _contacts(b: _Bound, m: _Match) -> _Matching:
+    addresses = select(EmailAddress.contact_id).where(EmailAddress.contact_id.is_not(None))
+    numbers = select(PhoneNumber.contact_id).where(PhoneNumber.contact_id.is_not(None))
+    branches: list[Select[Any]] = [
+        select(Contact.id).where(m.contains(Contact.name, b.contains)),
+        addresses.where(m.contains(EmailAddress.address_key, b.contains)),
+    ]
+    if b.shape.phone:
+        branches.append(numbers.where(m.phone(PhoneNumber.e164, b)))
+    matched = Contact.id.in_(_ids(branches))
+    exact = [
+        m.equals(Contact.name, b.exact),
+        Contact.id.in_(addresses.where(EmailAddress.address_key == b.folded)),
+    ]
+    if b.shape.phone_exact:
+        exact.append(Contact.id.in_(numbers.where(PhoneNumber.e164 == b.phone_exact)))
+    rank = _rank(or_(*exact), m.contains(Contact.name, b.starts))
     options = (joinedload(Contact.relation), selectinload(Contact.emails), selectinload(Contact.phones))
-    return _Kind(base, Contact, rank, Contact.name, options=options)
+    return _Matching(Contact, matched, rank, Contact.name, _contact_visible, options=options)
 
 
-def _projects(user: User, terms: Terms, m: _Match) -> _Kind:
+def _projects(b: _Bound, m: _Match) -> _Matching:
     # A free choice's name matches: the projects with that choice in its field (a choice only ever
     # sits in its own field, so one list of ids serves all five).
     choices = select(Choice.id).where(
-        Choice.field.in_([ChoiceField(f) for f in FREE_CHOICE_FIELDS]), m.contains(Choice.name, terms.contains)
+        Choice.field.in_([ChoiceField(f) for f in FREE_CHOICE_FIELDS]), m.contains(Choice.name, b.contains)
     )
     texts = or_(
-        m.contains(Project.name, terms.contains),
-        *(m.contains(getattr(Project, name), terms.contains) for name in FREE_TEXT_FIELDS),
-        *([Project.id == terms.number] if terms.number is not None else []),
+        m.contains(Project.name, b.contains),
+        *(m.contains(getattr(Project, name), b.contains) for name in FREE_TEXT_FIELDS),
+        *([Project.id == b.number] if b.shape.number else []),
     )
     branches: list[Select[Any]] = [select(Project.id).where(texts)]
     branches += [select(Project.id).where(getattr(Project, f"{name}_id").in_(choices)) for name in FREE_CHOICE_FIELDS]
     matched = Project.id.in_(_ids(branches))
-    exact = m.equals(Project.name, terms.folded)
-    if terms.number is not None:
-        exact = or_(Project.id == terms.number, exact)
-    rank = _rank(exact, m.contains(Project.name, terms.starts))
-    base = select(Project).where(matched, project_visible(user))
+    exact = m.equals(Project.name, b.exact)
+    if b.shape.number:
+        exact = or_(Project.id == b.number, exact)
+    rank = _rank(exact, m.contains(Project.name, b.starts))
     options = (joinedload(Project.relation), joinedload(Project.status))
-    return _Kind(base, Project, rank, Project.name, options=options)
+    return _Matching(Project, matched, rank, Project.name, project_visible, options=options)
 
 
-def _emails(user: User, terms: Terms, m: _Match, visible: EmailRule) -> _Kind:
+def _emails(b: _Bound, m: _Match) -> _Matching:
     matched = or_(
-        m.contains(Email.subject, terms.contains),
-        m.contains(Email.from_name, terms.contains),
-        m.contains(Email.from_address, terms.contains),
+        m.contains(Email.subject, b.contains),
+        m.contains(Email.from_name, b.contains),
+        m.contains(Email.from_address, b.contains),
     )
-    exact = or_(m.equals(Email.from_address, terms.folded), m.equals(Email.subject, terms.folded))
-    rank = _rank(exact, m.contains(Email.subject, terms.starts))
-    base = select(Email).where(matched, visible(user))
+    exact = or_(m.equals(Email.from_address, b.exact), m.equals(Email.subject, b.exact))
+    rank = _rank(exact, m.contains(Email.subject, b.starts))
     # The list shows a summary: the bodies (often large) stay in the database.
     summary = load_only(
         Email.id,
@@ -363,14 +471,27 @@ def _emails(user: User, terms: Terms, m: _Match, visible: EmailRule) -> _Kind:
         Email.size,
     )
     key = func.coalesce(Email.sent_at, Email.stored_at)
-    return _Kind(base, Email, rank, key, descending=True, options=(summary,), key_is_moment=True)
+    # The access rule is the mail capability's, given with each search (see :func:`search`).
+    return _Matching(Email, matched, rank, key, _no_rule, descending=True, options=(summary,), key_is_moment=True)
 
 
-_BUILDERS: dict[str, Callable[[User, Terms, _Match], _Kind]] = {
+def _no_rule(user: User) -> ColumnElement[bool]:  # pragma: no cover - replaced by the caller's rule
+    return false()
+
+
+_BUILDERS: dict[str, Callable[[_Bound, _Match], _Matching]] = {
     "contacts": _contacts,
     "relations": _relations,
     "projects": _projects,
+    "emails": _emails,
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _matching(kind: str, shape: _Shape, sqlite: bool) -> _Matching:
+    """A kind's matching for texts of ``shape``, built once: SQL expressions are immutable, so one
+    serves every search and thread; the text goes in as the values of its bound parameters."""
+    return _BUILDERS[kind](_Bound(shape, sqlite), _Match(sqlite))
 
 
 # --- cursors --------------------------------------------------------------------------------------------
@@ -467,11 +588,14 @@ def search(
     terms = read_terms(cleaned, region, folded)
     if terms is None:
         return Results(cleaned, truncated, [Group(kind, 0) for kind in searched])
-    builders = dict(_BUILDERS)
-    if emails_visible is not None:
-        rule = emails_visible
-        builders["emails"] = lambda user, terms, m: _emails(user, terms, m, rule)
-    specs = {kind: builders[kind](user, terms, m) for kind in searched}
+    shape = _shape(terms)
+    values = _values(terms, shape, m.sqlite)
+    specs = {}
+    for kind in searched:
+        matching = _matching(kind, shape, m.sqlite)
+        if kind == "emails" and emails_visible is not None:
+            matching = replace(matching, visible=emails_visible)
+        specs[kind] = matching.kind(user)
     after = None
     if cursor:
         if len(paged) != 1:
@@ -493,7 +617,8 @@ def search(
                     .scalar_subquery()
                     for k in apart
                 )
-            )
+            ),
+            values,
         ).one()
         totals = {k: int(n or 0) for k, n in zip(apart, row, strict=True)}
     groups = []
@@ -501,11 +626,13 @@ def search(
         group = Group(kind, totals.get(kind, 0), cursor=cursor if after is not None else None)
         groups.append(group)
         if kind in paged and (kind in counted_in_page or group.total):
-            _read_page(session, spec, group, after, per_page, count=kind in counted_in_page)
+            _read_page(session, spec, values, group, after, per_page, count=kind in counted_in_page)
     return Results(cleaned, truncated, groups)
 
 
-def _read_page(session: Session, spec: _Kind, group: Group, after: Any, per_page: int, *, count: bool) -> None:
+def _read_page(
+    session: Session, spec: _Kind, values: dict[str, Any], group: Group, after: Any, per_page: int, *, count: bool
+) -> None:
     rank, key = spec.rank.label("search_rank"), spec.key.label("search_key")
     columns = [rank, key, func.count().over().label("search_total")] if count else [rank, key]
     query = spec.base.add_columns(*columns).options(*spec.options)
@@ -513,7 +640,7 @@ def _read_page(session: Session, spec: _Kind, group: Group, after: Any, per_page
         query = query.where(after)
     direction = (lambda c: c.desc()) if spec.descending else (lambda c: c.asc())
     query = query.order_by(rank.asc(), direction(key), direction(spec.model.id)).limit(per_page + 1)
-    rows = list(session.execute(query).unique().tuples())
+    rows = list(session.execute(query, values).unique().tuples())
     group.items = [row[0] for row in rows[:per_page]]
     if count:
         group.total = int(rows[0][3]) if rows else 0

@@ -23,7 +23,7 @@ from hub.crm.relations import ContactInput, RelationInput, save_contact, save_re
 from hub.crm.search import search
 from hub.db import Database
 from hub.mail.privacy import email_visible
-from hub.models import Email, EmailRelation, Mailbox, MailboxEmail, MailSecurity, MailSharing, User
+from hub.models import Email, EmailRelation, Mailbox, MailboxEmail, MailSecurity, MailSharing, Relation, User
 from tests.conftest import PASSWORD, EnglishClient, csrf_token
 
 Login = Callable[[FlaskClient, User], FlaskClient]
@@ -224,6 +224,21 @@ def test_emails_by_subject_and_sender_only_those_the_user_may_see(any_db: Databa
 
 
 # --- visibility, ranking, paging ------------------------------------------------------------------------
+
+
+def test_a_renamed_relation_is_found_by_its_new_name_only(any_db: Database) -> None:
+    # The name is matched through its stored folded copy on SQLite: renaming must keep it in step.
+    user = person(any_db, "Viewer")
+    with any_db.transaction() as s:
+        relation = save_relation(s, RelationInput(name="Bakkerij Oud"))
+        save_relation(s, RelationInput(name="Bakkerij Oudewater"))
+    with any_db.transaction() as s:
+        save_relation(s, RelationInput(name="Bäckerei Nëu"), s.get_one(Relation, relation.id))
+    assert found(any_db, user, "bakkerij oud", "relations") == ["Bakkerij Oudewater"]
+    assert found(any_db, user, "backerei neu", "relations") == ["Bäckerei Nëu"]
+    # Searches of the same kind share their statements; each still gets its own text's rows and rank.
+    assert found(any_db, user, "bakkerij oudewater", "relations") == ["Bakkerij Oudewater"]
+    assert found(any_db, user, "e", "relations") == ["Bäckerei Nëu", "Bakkerij Oudewater"]
 
 
 def test_what_a_colleague_restricted_is_never_found_nor_counted(any_db: Database) -> None:
