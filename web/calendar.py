@@ -358,8 +358,11 @@ def _form_view(appointment: Appointment | None, project: Project | None, activit
                 visit_report=form.visit_report.data or "",
                 activity_id=appointment.activity_id if appointment is not None else (activity.id if activity else None),
             )
+            version = form.version.data or ""
             expected = (
-                int(form.version.data) if appointment is not None and (form.version.data or "").isdigit() else None
+                int(version)
+                if appointment is not None and version.isascii() and version.isdigit() and len(version) < 19
+                else None
             )
             saved = save_appointment(session, user(), data, appointment, expected_version=expected)
         except ValidationError as error:

@@ -202,7 +202,7 @@ def _ids(text: str | None) -> list[int]:
     values = []
     for part in (text or "").replace(";", ",").split(","):
         part = part.strip()
-        if part.isdigit() and len(part) < 10:
+        if part.isascii() and part.isdigit() and len(part) < 10:
             values.append(int(part))
         elif part:
             raise groups.GroupError(gettext("Not a number: %(value)s", value=part[:40]))
@@ -437,7 +437,9 @@ def _mailing_view(found_campaign: Campaign, mailing: Mailing | None) -> Any:
             reply_to=form.reply_to.data or "",
             html_body=form.html_body.data or "",
             text_body=form.text_body.data or "",
-            target_group_id=int(group_id) if group_id and group_id.isdigit() else None,
+            target_group_id=int(group_id)
+            if group_id and group_id.isascii() and group_id.isdigit() and len(group_id) < 10
+            else None,
         )
         try:
             saved = mailings.save_mailing(session, found_campaign, data, user(), mailing)
@@ -558,7 +560,7 @@ def preview(mailing_id: int) -> Any:
             db_session(),
             settings(),
             found,
-            int(contact_id) if contact_id.isdigit() and len(contact_id) < 10 else None,
+            int(contact_id) if contact_id.isascii() and contact_id.isdigit() and len(contact_id) < 10 else None,
             user(),
         )
     except LookupError:
@@ -728,7 +730,10 @@ def channels() -> Any:
     relation_id = None
     if raw_relation is not None:
         # Not a relation id (or one no database column holds): the same 404 as a hidden relation.
-        if not raw_relation.isdecimal() or not 0 < int(raw_relation) < 2**31:
+        if (
+            not (raw_relation.isascii() and raw_relation.isdigit() and len(raw_relation) < 11)
+            or not 0 < int(raw_relation) < 2**31
+        ):
             abort(404)
         relation_id = int(raw_relation)
     months = request.args.get("months", 12, type=int)

@@ -256,7 +256,7 @@ def _posted_id(name: str) -> int | None:
     raw = request.form.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         abort(404)  # not an id any picker gave out: like a missing one
     return _id_or_404(int(raw))
 

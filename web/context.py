@@ -105,9 +105,11 @@ def _template_url_for(app: Flask) -> Any:
     """
     build = app.url_for
 
+    # Each value with its type: True, 1 and 1.0 are equal keys but build different URLs (?page=True,
+    # ?page=1, ?page=1.0).
     @functools.lru_cache(maxsize=URLS_KEPT)
-    def remembered(script_root: str, endpoint: str, values: tuple[tuple[str, Any], ...]) -> str:
-        return build(endpoint, **dict(values))
+    def remembered(script_root: str, endpoint: str, values: tuple[tuple[str, type, Any], ...]) -> str:
+        return build(endpoint, **{name: value for name, _kind, value in values})
 
     def url_for(endpoint: str, **values: Any) -> str:
         if (
@@ -119,7 +121,7 @@ def _template_url_for(app: Flask) -> Any:
             return build(endpoint, **values)
         try:
             # In the order given: the query string keeps it.
-            return remembered(request.script_root, endpoint, tuple(values.items()))
+            return remembered(request.script_root, endpoint, tuple((k, type(v), v) for k, v in values.items()))
         except TypeError:  # a value that cannot be a dict key (a list): built each time
             return build(endpoint, **values)
 

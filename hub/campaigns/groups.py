@@ -234,9 +234,11 @@ class Preview:
 
 
 def preview(session: Session, group: TargetGroup, viewer: User | None) -> Preview:
-    """How many contacts the group holds now, how many can be mailed, and a sample of those the viewer
-    may see (hub.crm.access: a contact of a hidden relation never appears in a sample)."""
-    condition = member_condition(session, group)
+    """How many of the group's contacts the viewer may see, how many of those can be mailed, and a
+    sample of them. A contact of a hidden relation is neither shown nor counted (hub.crm.access: a
+    hidden object answers like a missing one, also in counts): a rule on a tag or a city must not tell
+    staff how many hidden relations match it."""
+    condition = and_(member_condition(session, group), relation_visible(viewer))
     base = select(Contact.id).join(Relation, Relation.id == Contact.relation_id).where(condition)
     count = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     addressed = base.where(exists().where(EmailAddress.contact_id == Contact.id))
@@ -251,7 +253,7 @@ def preview(session: Session, group: TargetGroup, viewer: User | None) -> Previe
     rows = session.execute(
         select(Contact.id, Contact.name, Relation.id, Relation.name, Relation.city, first_address())
         .join(Relation, Relation.id == Contact.relation_id)
-        .where(condition, relation_visible(viewer))
+        .where(condition)
         .order_by(Contact.name, Contact.id)
         .limit(SAMPLE_SIZE)
     ).all()

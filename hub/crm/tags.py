@@ -56,9 +56,13 @@ def name_key(name: str) -> str:
 
 def _checked_name(raw: str, field: str = "name") -> str:
     name = clean_name(raw)
-    if not name:
+    key = name_key(name)
+    # A name of combining marks alone reads as nothing and has no key: no name.
+    if not name or not key:
         raise ValidationError(_("A tag needs a name."), field)
-    if len(name) > MAX_NAME:
+    # The key is stored in as many characters as the name, but folding can lengthen it ("ß" is "ss",
+    # a ligature many letters): such a name is too long for its key, whatever its own length.
+    if len(name) > MAX_NAME or len(key) > MAX_NAME:
         raise ValidationError(_("A tag name can be at most %(max)s characters.", max=MAX_NAME), field)
     if "," in name:
         raise ValidationError(_("A tag name cannot contain a comma."), field)
@@ -302,7 +306,9 @@ def _counts(session: Session, user: User | None, tag_ids: Iterable[int] | None) 
 def tags_with_counts(session: Session, user: User | None) -> list[TagCount]:
     """Every tag (by name) with how many relations and contacts ``user`` may see carry it."""
     counts = _counts(session, user, None)
-    return [TagCount(t, *counts.get(t.id, (0, 0))) for t in all_tags(session)]
+    # Every one, not the first MAX_SUGGESTIONS: Settings → Tags is where too many are cleaned up.
+    every = session.scalars(select(Tag).order_by(Tag.name_key, Tag.id))
+    return [TagCount(t, *counts.get(t.id, (0, 0))) for t in every]
 
 
 def counts_of(session: Session, user: User | None, tags: Sequence[Tag]) -> list[TagCount]:

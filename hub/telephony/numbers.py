@@ -11,6 +11,7 @@ numbers are stored by :func:`hub.phones.to_e164`) come out.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
@@ -25,7 +26,8 @@ ANONYMOUS_WORDS = frozenset(
 CARRIER_ANONYMOUS = frozenset({"+266696687", "+86282452253", "+7378742833", "+2562533"})
 _URI = re.compile(r"^(?:sips?|tel):([^@;]+)", re.IGNORECASE)
 _TRUNK_ZERO = re.compile(r"\(0\)")
-_SEPARATORS = re.compile(r"[\s\-./()\[\]]")
+# Also the dashes, full-width brackets and dots a word processor or a web page writes.
+_SEPARATORS = re.compile(r"[\s\-./()\[\]\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff0f]")
 _EXTENSION_SUFFIX = re.compile(r"(?:;ext=|\s*(?:ext\.?|x|#)\s*)\d+$", re.IGNORECASE)
 
 
@@ -52,11 +54,15 @@ def _prepared(raw: str, strip_prefixes: tuple[str, ...]) -> tuple[bool, str] | N
     ``(0)``, an extension suffix, a route prefix and the ``00`` exit code gone; None for an
     extension, an anonymous marker or no number at all."""
     text = raw.strip()
-    if text.isdigit():  # the common shapes, without the regular expressions below
+    # isdecimal, not isdigit: "²" is a digit but no digit of a phone number (phonenumbers agrees).
+    if text.isdecimal():  # the common shapes, without the regular expressions below
         plus, digits = False, text
-    elif text[:1] == "+" and text[1:].isdigit():
+    elif text[:1] == "+" and text[1:].isdecimal():
         plus, digits = True, text[1:]
     else:
+        # Invisible characters (NUL, zero-width spaces, the bidi marks Windows adds on copying a
+        # number, a BOM) are no part of it: phonenumbers' own parse ignores them too.
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
         text = text.strip('"').strip()
         uri = _URI.match(text)
         if uri:
@@ -66,8 +72,10 @@ def _prepared(raw: str, strip_prefixes: tuple[str, ...]) -> tuple[bool, str] | N
         text = _EXTENSION_SUFFIX.sub("", text)
         plus = text.startswith("+")
         digits = _SEPARATORS.sub("", _TRUNK_ZERO.sub("", text)).lstrip("+")
-        if not digits.isdigit():
+        if not digits.isdecimal():
             return None  # "Ext.960", "client:alice"
+    if not digits.isascii():  # full-width or Arabic-Indic digits: the same number in ASCII
+        digits = "".join(str(unicodedata.decimal(ch)) for ch in digits)
     if not digits.strip("0"):
         return None  # "0000000000"
     if not plus:

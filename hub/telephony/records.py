@@ -18,7 +18,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.i18n import N_
-from hub.telephony.numbers import ANONYMOUS_WORDS
+from hub.telephony.numbers import _EXTENSION_SUFFIX, ANONYMOUS_WORDS
 
 BOM = b"\xef\xbb\xbf"
 # A record spanning more physical lines than this is a broken quote, not an embedded newline.
@@ -53,6 +53,10 @@ class Rejected:
 
 class Reject(Exception):
     """A row that cannot be read; its reason is shown in the import report."""
+
+    def __init__(self, reason: str) -> None:
+        # A reason quotes what the row held; a NUL in it would make PostgreSQL refuse the whole report.
+        super().__init__(reason.replace("\x00", "\u2400"))
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,13 @@ def read_records(stream: BinaryIO, *, offset: int = 0, line: int = 1, final: boo
             if text.strip():
                 yield RawRecord(first_line, position, text.rstrip("\r\n"), ends or quotes % 2 == 0)
             pending, quotes, first_line = [], 0, line
-    if pending:  # only with final=False: a quoted field still open at the end of what was written
-        return
+    if pending and final:
+        # The whole file read and a quoted field still open (a quote left open in one of the last
+        # rows): the lines it took are reported as one truncated record, never silently dropped.
+        # (Not final: the PBX may still be writing that field; they are read again next time.)
+        text = decode(b"".join(pending))
+        if text.strip():
+            yield RawRecord(first_line, position, text.rstrip("\r\n"), False)
 
 
 def decode(data: bytes) -> str:
@@ -122,7 +131,11 @@ def split_fields(text: str, counts: tuple[int, ...] = ()) -> list[str]:
         fields = next(csv.reader([text], skipinitialspace=True, strict=False), [])
     except csv.Error:
         # A newline outside quotes (a broken quote joined two physical lines): read as one line.
-        fields = next(csv.reader([text.replace("\r", " ").replace("\n", " ")], skipinitialspace=True, strict=False), [])
+        try:
+            flat = text.replace("\r", " ").replace("\n", " ")
+            fields = next(csv.reader([flat], skipinitialspace=True, strict=False), [])
+        except csv.Error:  # a field past the csv module's limit (128 KB): the row, not the import, fails
+            raise Reject(N_("a field longer than %(limit)s characters", limit=csv.field_size_limit())) from None
     if counts and len(fields) not in counts:
         stripped = text.strip()
         if stripped.startswith('"') and stripped.endswith('"'):
@@ -254,7 +267,10 @@ def parse_seconds(text: str) -> int:
         raise Reject(N_("bad duration: %(value)s", value=value[:20])) from None
 
 
-_NUMBER_CHARS = re.compile(r"^[+*#\d\s\-./()]*$")
+_NUMBER_CHARS = re.compile(r"^[+*#\d\s\-./()\u2010-\u2015\u2212]*$")
+# Control and invisible format characters (NUL, zero-width spaces, the bidi marks Windows adds when a
+# number is copied, a BOM): no part of a number, and PostgreSQL refuses a NUL in text.
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _NUMBER_WORDS = re.compile(r"^(?:ext\.|client:|sips?:|tel:)", re.IGNORECASE)
 
 
@@ -266,8 +282,14 @@ def check_number(raw: str) -> str:
 
 @lru_cache(maxsize=16_384)  # an unparsable number raises, and is not cached
 def _check_number(raw: str) -> str:
-    value = raw.strip()
-    if not value or _NUMBER_CHARS.match(value) or _NUMBER_WORDS.match(value) or value.casefold() in ANONYMOUS_WORDS:
+    value = _INVISIBLE.sub("", raw).strip()
+    if not value or _NUMBER_WORDS.match(value) or value.casefold() in ANONYMOUS_WORDS:
+        return value
+    # "+31 20 1234567 ext. 12": an extension after the number (hub.telephony.numbers drops it).
+    if _NUMBER_CHARS.match(value):
+        return value
+    number = _EXTENSION_SUFFIX.sub("", value)
+    if _NUMBER_CHARS.match(number) and any(ch.isdigit() for ch in number):
         return value
     raise Reject(N_("unparsable number: %(value)s", value=value[:40]))
 

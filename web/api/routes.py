@@ -499,7 +499,7 @@ def _choice_id(field: str, value: Any) -> int | None:
     if isinstance(value, schemas.ChoiceRefInput):
         return value.id
     text = str(value).strip()
-    if text.isdigit() and len(text) < 19:
+    if text.isascii() and text.isdigit() and len(text) < 19:
         return int(text)
     found = db_session().scalar(
         select(Choice.id).where(Choice.field == ChoiceField(field), func.lower(Choice.name) == text.lower())
@@ -1149,7 +1149,7 @@ def _tag_ids(ref: str) -> list[int]:
     from hub.paging import MAX_ID
 
     text = ref.strip()
-    if text.isdecimal():
+    if text.isascii() and text.isdigit():
         return [int(text)] if len(text) < 19 and int(text) <= MAX_ID else []
     return tag_service.ids_of(db_session(), [text], "tag")
 
