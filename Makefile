@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.mail_sync
 	$(BIN)/python -m bench.recovery
 	$(BIN)/python -m bench.calls
-	$(BIN)/python -m bench.campaign
+	$(BIN)/python -m bench.campaign --database sqlite --database postgresql
 	$(BIN)/python -m bench.calendar
 
 lint: $(STAMP)

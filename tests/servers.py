@@ -70,7 +70,10 @@ def _as_pg_user() -> tuple[list[str], str | None]:
 class PostgresServer:
     """A PostgreSQL server in a temp dir that a test can stop and start again on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        # durable: PostgreSQL's own defaults (fsync, synchronous_commit, full_page_writes on) for a
+        # benchmark where a commit is the guarantee being measured; tests run without them.
+        self.durable = durable
         self.bindir = _pg_bindir()
         self.prefix, owner = _as_pg_user()
         # Its own temp dir: pytest's are private to root, and the postgres user must reach this one.
@@ -118,12 +121,11 @@ class PostgresServer:
                     "127.0.0.1",
                     "-k",
                     str(self.base),
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
+                    *(
+                        []
+                        if self.durable
+                        else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+                    ),
                     "-c",
                     "max_connections=200",
                 ],
@@ -160,9 +162,11 @@ class PostgresServer:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start PostgreSQL; yield a server URL without a database name (…@127.0.0.1:PORT)."""
-    server = PostgresServer()
+def postgres_server(durable: bool = False) -> Iterator[str]:
+    """Start PostgreSQL; yield a server URL without a database name (…@127.0.0.1:PORT).
+
+    ``durable`` keeps PostgreSQL's default fsync and synchronous_commit (see PostgresServer)."""
+    server = PostgresServer(durable)
     try:
         server.start()
         yield server.url

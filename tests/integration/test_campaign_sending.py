@@ -216,28 +216,29 @@ def test_relay_refusing_with_421_pauses(tmp_path: Path, db: Database, smtp_serve
     assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(10)])
 
 
-def test_pause_and_resume_by_the_user(tmp_path: Path, db: Database, smtp_server: Any) -> None:
-    seed_contacts(db, 120)
-    mailing_id = make_mailing(db)
-    settings = mailing_settings(tmp_path, db, smtp_server.url)
+def test_pause_and_resume_by_the_user(tmp_path: Path, any_db: Database, smtp_server: Any) -> None:
+    seed_contacts(any_db, 120)
+    mailing_id = make_mailing(any_db)
+    settings = mailing_settings(tmp_path, any_db, smtp_server.url)
 
     paused = []
 
     def progress(done: int, _total: int) -> None:
-        # (two sessions run in two processes here, whose counts arrive a few at a time)
+        # (on PostgreSQL two sessions run in two processes, whose counts arrive a few at a time;
+        # each process sees the pause in its look at the mailing's state)
         if done >= 40 and not paused:
             paused.append(done)
-            with db.transaction() as s:
+            with any_db.transaction() as s:
                 pause(s, s.get(Mailing, mailing_id))
 
-    results = run_to_end(db, settings, mailing_id, connections=2, progress=progress)
+    results = run_to_end(any_db, settings, mailing_id, connections=2, progress=progress)
     assert results[-1].state == "paused"
     count = len(smtp_server.recipients())
     assert 40 <= count < 120
-    assert statuses(db, mailing_id)["sending"] == 0  # the rest went back to pending
-    with db.transaction() as s:
+    assert statuses(any_db, mailing_id)["sending"] == 0  # the rest went back to pending
+    with any_db.transaction() as s:
         resume(s, s.get(Mailing, mailing_id))
-    results = run_to_end(db, settings, mailing_id, connections=2)
+    results = run_to_end(any_db, settings, mailing_id, connections=2)
     assert results[-1].state == "sent"
     assert_exactly_once(smtp_server, [f"r{i}@example.test" for i in range(120)])
 
