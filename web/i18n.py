@@ -84,17 +84,19 @@ def _template_gettext() -> dict[str, Any]:
 
     @pass_context
     def gettext(context: Context, string: str, **variables: Any) -> str:
-        text = translations.ugettext(string)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)
-        return text % variables
+        return _filled(context, translations.ugettext(string), variables)
 
     @pass_context
     def ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
         variables.setdefault("num", num)
-        text = translations.ungettext(singular, plural, num)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)
-        return text % variables
+        return _filled(context, translations.ungettext(singular, plural, num), variables)
 
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
+
+
+def _filled(context: Context, text: str, variables: dict[str, Any]) -> str:
+    """A translated text escaped as the template escapes (autoescape: a Markup, so only the variables
+    are escaped) and always %-formatted, as Jinja's newstyle gettext does."""
+    if context.eval_ctx.autoescape:
+        text = Markup(text)
+    return text % variables

@@ -238,28 +238,22 @@ def _reason(exc: BaseException) -> str:
     return f"{message[:300]} (line {lineno})" if lineno else message[:300]
 
 
-def context_for(
-    *,
-    contact_name: str,
-    contact_function: str,
-    address: str,
-    relation: dict[str, str],
-    owner_name: str,
-    owner_email: str,
-    unsubscribe_url: str,
-) -> dict[str, Any]:
-    first, _space, last = contact_name.strip().partition(" ")
+def context_for(**fields: Any) -> dict[str, Any]:
+    """The sandbox's context for one recipient: :func:`field_values` (the same keyword arguments), its
+    dotted keys as attributes of ``contact``, ``relation`` and ``owner``."""
+    parts: dict[str, dict[str, str]] = {"contact": {}, "relation": {}, "owner": {}}
+    context: dict[str, Any] = {}
+    for key, value in field_values(**fields).items():
+        head, dot, name = key.partition(".")
+        if dot:
+            parts[head][name] = value
+        else:
+            context[key] = value
     # Plain attribute holders, not dicts: the sandbox reads contact.name as an attribute first, and
     # a dict made it fail (an exception) before looking the key up, for every field of every message.
     # contact['name'] still works (the sandbox falls back to its checked attribute look-up).
-    return {
-        "contact": SimpleNamespace(
-            name=contact_name, first_name=first, last_name=last, function=contact_function, email=address
-        ),
-        "relation": SimpleNamespace(**relation),
-        "owner": SimpleNamespace(name=owner_name, email=owner_email),
-        "unsubscribe_url": unsubscribe_url,
-    }
+    context.update({head: SimpleNamespace(**names) for head, names in parts.items()})
+    return context
 
 
 def sample_context() -> dict[str, Any]:
