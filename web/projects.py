@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
-from sqlalchemy.orm import contains_eager, defer, joinedload
+from sqlalchemy.orm import contains_eager, load_only
 from wtforms import (
     BooleanField,
     DateField,
@@ -329,7 +329,7 @@ def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any
     session = db_session()
     filters, errors = read_filters(session, user(), request.args.to_dict(), default_state=default_state)
     choices = all_choices(session)
-    options: dict[str, list[Any]] = {
+    options: dict[str, Any] = {
         name: [c for c in choices[ChoiceField(name)] if c.active or c.id == getattr(filters, f"{name}_id")]
         for name in CHOICE_FIELDS[:3]
     }
@@ -337,18 +337,42 @@ def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any
     if filters.responsible_user_id and all(u.id != filters.responsible_user_id for u in options["users"]):
         # A deactivated user's projects can still be filtered on (and the form shows it so).
         options["users"].append(session.get_one(User, filters.responsible_user_id))
+    # The list shows a row's status and type by these names: no join, no object per row.
+    options["choice_names"] = {c.id: c.name for field_choices in choices.values() for c in field_choices}
     return filters, errors, options
 
 
+def _user_names(projects: list[Project], users: list[User]) -> dict[int, str]:
+    """The names of the responsible users a page of projects shows: the filter form's active users,
+    and in one query those of the page's projects whose responsible user was deactivated."""
+    names = {u.id: u.name for u in users}
+    missing = {p.responsible_user_id for p in projects if p.responsible_user_id and p.responsible_user_id not in names}
+    if missing:
+        names.update(db_session().execute(select(User.id, User.name).where(User.id.in_(missing))).tuples().all())
+    return names
+
+
 # What a row of the list shows, in the list's own query: the relation from the join the query already
-# has (joinedload would join it a second time), without the long texts no row shows.
+# has (joinedload would join it a second time), without the long texts no row shows. Status, type and
+# responsible user are not joined: the filter form has just loaded every choice and every active user
+# into the session, where a row's many-to-one finds them without a query (_load_missing_users fetches
+# the deactivated ones a page names, in one query); joining them built three more objects a row.
 LIST_LOADS = (
-    contains_eager(Project.relation),
-    joinedload(Project.responsible_user),
-    joinedload(Project.status),
-    joinedload(Project.type),
-    defer(Project.description),
-    defer(Project.notepad),
+    contains_eager(Project.relation).load_only(Relation.name, Relation.search_name),
+    load_only(
+        Project.name,
+        Project.relation_id,
+        Project.closed,
+        Project.status_id,
+        Project.type_id,
+        Project.responsible_user_id,
+        Project.start_date,
+        Project.end_date,
+        Project.end_date_expected,
+        Project.value,
+        Project.currency,
+        Project.updated_at,
+    ),
 )
 
 
@@ -364,6 +388,7 @@ def index() -> Any:
     return render_template(
         "projects/index.html",
         page=page,
+        user_names=_user_names(page.items, options["users"]),
         sort=sort,
         args=list_args(*FILTER_ARGS, "sort"),
         filters=filters,

@@ -437,3 +437,47 @@ def test_each_user_gets_their_own_answer_and_access_changes_count_at_once(
     with any_db.transaction() as s:
         save_group(s, "Sales", [outsider.id], group=s.get_one(UserGroup, group_id))
     assert not sees(inside, member) and sees(outside, outsider)
+
+
+def test_list_names_inactive_choices_and_deactivated_users_in_a_constant_number_of_queries(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, data: dict[str, int], db: Database
+) -> None:
+    """The list shows status, type and responsible user by name without joining them: a row whose
+    choice was deactivated, or whose responsible user left, still shows the name, and a page of such
+    rows costs what a page of ordinary rows costs."""
+    from tests.integration.test_query_counts import counting
+
+    staff = make_user("Staff")
+    leavers = [make_user(f"Leaver {n}") for n in range(3)]
+    with db.transaction() as s:
+        old_status = save_choice(s, ChoiceInput(field="status", name="Old status"))
+        old_type = save_choice(s, ChoiceInput(field="type", name="Old type"))
+    for n in range(30):  # more than one page (25 rows)
+        _project(
+            db,
+            staff,
+            data["relation"],
+            f"Project {n:02}",
+            responsible_user_id=leavers[n % 3].id if n % 2 else staff.id,
+            choices={"status": old_status.id, "type": old_type.id},
+        )
+    login(client, staff)
+    with counting(app) as before:
+        assert client.get("/projects?sort=name").status_code == 200
+    with db.transaction() as s:
+        for choice_id in (old_status.id, old_type.id):
+            choice = get_choice(s, choice_id)
+            save_choice(s, ChoiceInput(field=choice.field.value, name=choice.name, active=False), choice)
+        for leaver in leavers:
+            s.get_one(User, leaver.id).is_active = False
+    with counting(app) as after:
+        page = client.get("/projects?sort=name").text
+    rows = re.findall(r"<tr>\s*<td><a href=\"/projects/\d+\">(Project \d+)</a>.*?</tr>", page, re.S)
+    assert len(rows) == 25
+    for n in range(25):
+        row = re.search(rf">Project {n:02}</a>.*?</tr>", page, re.S)
+        assert row is not None
+        assert "Old status" in row.group(0) and "Old type" in row.group(0)
+        assert (f"Leaver {n % 3}" if n % 2 else "Staff") in row.group(0)
+    # One more statement at most (the deactivated users' names, all in one), never one per row.
+    assert len(after) <= len(before) + 1
