@@ -30,6 +30,7 @@ from hub.crm.choices import all_choices, field_labels
 from hub.crm.documents import add_document, delete_document, get_document, human_size, project_documents
 from hub.crm.projects import (
     CHOICE_FIELDS,
+    SUMMARY_COLUMNS,
     ProjectInput,
     delete_project,
     get_project,
@@ -359,20 +360,7 @@ def _user_names(projects: list[Project], users: list[User]) -> dict[int, str]:
 # the deactivated ones a page names, in one query); joining them built three more objects a row.
 LIST_LOADS = (
     contains_eager(Project.relation).load_only(Relation.name, Relation.search_name),
-    load_only(
-        Project.name,
-        Project.relation_id,
-        Project.closed,
-        Project.status_id,
-        Project.type_id,
-        Project.responsible_user_id,
-        Project.start_date,
-        Project.end_date,
-        Project.end_date_expected,
-        Project.value,
-        Project.currency,
-        Project.updated_at,
-    ),
+    load_only(*SUMMARY_COLUMNS),
 )
 
 

@@ -204,9 +204,7 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     """
     query = select(Project).where(Project.id == project_id, project_visible(user)).options(joinedload(Project.relation))
     if full:
-        # Held in session.info: the identity map only keeps weak references, and the choices must
-        # stay there for the page's lifetime to be found without SQL.
-        session.info["hub_choices"] = session.scalars(select(Choice)).all()
+        keep_choices(session)
         # The responsible user is shown too: joined, not a query of its own when the page reads it.
         query = query.options(joinedload(Project.responsible_user))
     project = session.scalars(query).unique().one_or_none()
@@ -215,6 +213,31 @@ def get_project(session: Session, user: User, project_id: int, *, full: bool = F
     if full and "contacts" not in inspect(project).dict:
         _load_contacts(session, project)
     return project
+
+
+def keep_choices(session: Session) -> None:
+    """Every dropdown choice in the session (the whole small table, one query), so ``project.status``
+    and friends resolve from the identity map without SQL: cheaper than joining them, a join builds
+    the same few choices again for every row. Held in session.info: the identity map only keeps
+    weak references, and the choices must stay for the session's lifetime."""
+    session.info["hub_choices"] = session.scalars(select(Choice)).all()
+
+
+# The columns a project summary (a list's row) shows; the long texts and free fields stay unloaded.
+SUMMARY_COLUMNS = (
+    Project.name,
+    Project.relation_id,
+    Project.closed,
+    Project.status_id,
+    Project.type_id,
+    Project.responsible_user_id,
+    Project.start_date,
+    Project.end_date,
+    Project.end_date_expected,
+    Project.value,
+    Project.currency,
+    Project.updated_at,
+)
 
 
 def _load_contacts(session: Session, project: Project) -> None:
