@@ -377,6 +377,7 @@ def index() -> Any:
         "projects/index.html",
         page=page,
         user_names=_user_names(page.items, options["users"]),
+        choice_names=options["choice_names"],
         sort=sort,
         args=list_args(*FILTER_ARGS, "sort"),
         filters=filters,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -392,11 +392,18 @@ def test_only_admin_or_responsible_can_delete(
 def test_dates_are_shown_on_the_summary(
     client: FlaskClient, make_user: Callable[..., User], login: Login, data: dict[str, int], db: Database
 ) -> None:
-    staff = make_user()
+    staff, dutch = make_user(), make_user(language="nl")
     project_id = _project(db, staff, data["relation"], "Dated", start_date=date(2026, 2, 3), closed=True)
     login(client, staff)
     page = client.get(f"/projects/{project_id}").text
-    assert "2026-02-03" in page and "closed" in page
+    assert "<dd>2/3/26</dd>" in page and "closed" in page
+    # In the reader's language, on the summary and in the list (whose "changed" is a Dutch day too).
+    login(client, dutch)
+    assert "<dd>03-02-2026</dd>" in client.get(f"/projects/{project_id}").text
+    with db.transaction() as s:
+        s.get_one(Project, project_id).updated_at = datetime(2026, 3, 4, 23, 30, tzinfo=UTC)  # 00:30 on the 5th
+    listed = client.get("/projects").text
+    assert "<td>03-02-2026</td>" in listed and "<td>05-03-2026</td>" in listed
 
 
 def test_each_user_gets_their_own_answer_and_access_changes_count_at_once(
