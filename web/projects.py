@@ -11,7 +11,6 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
-from sqlalchemy.orm import contains_eager, load_only
 from wtforms import (
     BooleanField,
     DateField,
@@ -30,10 +29,10 @@ from hub.crm.choices import all_choices, field_labels
 from hub.crm.documents import add_document, delete_document, get_document, human_size, project_documents
 from hub.crm.projects import (
     CHOICE_FIELDS,
-    SUMMARY_COLUMNS,
     ProjectInput,
     delete_project,
     get_project,
+    project_rows,
     save_notepad,
     save_project,
     set_linked,
@@ -343,7 +342,7 @@ def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any
     return filters, errors, options
 
 
-def _user_names(projects: list[Project], users: list[User]) -> dict[int, str]:
+def _user_names(projects: list[Any], users: list[User]) -> dict[int, str]:
     """The names of the responsible users a page of projects shows: the filter form's active users,
     and in one query those of the page's projects whose responsible user was deactivated."""
     names = {u.id: u.name for u in users}
@@ -353,17 +352,6 @@ def _user_names(projects: list[Project], users: list[User]) -> dict[int, str]:
     return names
 
 
-# What a row of the list shows, in the list's own query: the relation from the join the query already
-# has (joinedload would join it a second time), without the long texts no row shows. Status, type and
-# responsible user are not joined: the filter form has just loaded every choice and every active user
-# into the session, where a row's many-to-one finds them without a query (_load_missing_users fetches
-# the deactivated ones a page names, in one query); joining them built three more objects a row.
-LIST_LOADS = (
-    contains_eager(Project.relation).load_only(Relation.name, Relation.search_name),
-    load_only(*SUMMARY_COLUMNS),
-)
-
-
 @bp.route("/")
 @bp.route("/projects")
 @login_required
@@ -371,8 +359,10 @@ def index() -> Any:
     from hub.crm.projects import PROJECT_SORTS
 
     filters, errors, options = _filter_form("all")
-    query = filters.query(user()).options(*LIST_LOADS)
-    page, sort = cursor_page(query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated")
+    # A row's columns as plain values, status, type and responsible user shown by name from the
+    # choices and users the filter form has just loaded: no object per row and no join for them.
+    query = project_rows(filters.query(user()))
+    page, sort = cursor_page(query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated", rows=True)
     return render_template(
         "projects/index.html",
         page=page,

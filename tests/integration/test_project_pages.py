@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections.abc import Callable
@@ -488,3 +489,42 @@ def test_list_names_inactive_choices_and_deactivated_users_in_a_constant_number_
         assert (f"Leaver {n % 3}" if n % 2 else "Staff") in row.group(0)
     # One more statement at most (the deactivated users' names, all in one), never one per row.
     assert len(after) <= len(before) + 1
+
+
+@pytest.mark.parametrize("sort", ["relation", "-relation", "-updated", "value", "end"])
+def test_following_next_and_previous_shows_every_project_once_in_order(
+    client: FlaskClient, make_user: Callable[..., User], login: Login, data: dict[str, int], db: Database, sort: str
+) -> None:
+    """The list's rows are plain columns with cursors made from them: following Next from page 1 to
+    the end, then Previous back, shows every project once, in the sort's order, whatever the sort."""
+    staff = make_user("Staff")
+    for n in range(60):  # three pages; equal sort values (two relations, empty end dates) need the id tie-break
+        relation_id = data["relation"] if n % 3 else data["other"]
+        end = date(2026, 1 + n % 12, 1) if n % 4 else None
+        _project(db, staff, relation_id, f"Q{n:02d}", value=Decimal(n % 5), end_date=end)
+    login(client, staff)
+    url, pages = f"/projects?sort={sort}", []
+    while url:
+        page = client.get(url).text
+        pages.append(_names_in_order(page))
+        found = re.search(r'<a href="([^"]+)" rel="next">', page)
+        url = html.unescape(found.group(1)) if found else ""
+    seen = [name for names in pages for name in names]
+    assert len(pages) == 3 and sorted(seen) == [f"Q{n:02d}" for n in range(60)]
+    bakker, other = [f"Q{n:02d}" for n in range(60) if n % 3], [f"Q{n:02d}" for n in range(60) if not n % 3]
+    if sort == "relation":  # Bakker BV before Other NV, each in the order they were made (id)
+        assert seen == bakker + other
+    elif sort == "-relation":
+        assert seen == other[::-1] + bakker[::-1]
+    back = re.search(r'<a href="([^"]+)" rel="prev">', client.get(_last_page_url(client, sort)).text)
+    assert back is not None
+    assert _names_in_order(client.get(html.unescape(back.group(1))).text) == pages[1]
+
+
+def _last_page_url(client: FlaskClient, sort: str) -> str:
+    url = f"/projects?sort={sort}"
+    for _ in range(2):
+        found = re.search(r'<a href="([^"]+)" rel="next">', client.get(url).text)
+        assert found is not None
+        url = html.unescape(found.group(1))
+    return url
