@@ -28,6 +28,11 @@ class ChoiceInput:
     active: bool = True
 
 
+def choice_names(session: Session) -> dict[int, str]:
+    """Every choice's name by id (active or not), for lists that show a row's choices by name."""
+    return dict(session.execute(select(Choice.id, Choice.name)).tuples().all())
+
+
 def choices_for(session: Session, field: ChoiceField, *, include_inactive: bool = False) -> list[Choice]:
     query = select(Choice).where(Choice.field == field)
     if not include_inactive:

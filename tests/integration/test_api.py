@@ -180,6 +180,9 @@ def test_project_serializes_every_field(
     assert project["linked_user_ids"] == [] and project["linked_group_ids"] == []
     assert project["description"] == "Two floors"
     assert client.get(f"/api/v1/projects/{project['id']}", headers=h).get_json() == project
+    # The list's summary (read as plain columns) says what the project itself says.
+    [listed] = client.get(f"/api/v1/projects?relation_id={rid}", headers=h).get_json()["items"]
+    assert listed == {key: project[key] for key in listed} and len(listed) == 14
 
     colleague = make_user("Colleague")
     linked = client.put(

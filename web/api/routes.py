@@ -14,7 +14,6 @@ from flask import current_app, g, request, send_file
 from pydantic import BaseModel
 from spectree import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import contains_eager, load_only
 
 from hub.crm import activities as activity_service
 from hub.crm import choices as choice_service
@@ -150,7 +149,9 @@ def _page(page: KeysetPage[Any], model: type[M], q: schemas.ListQuery) -> M:
     )
 
 
-def _keyset(query: Any, sorts: dict[str, Sort], sort: str, q: schemas.ListQuery) -> KeysetPage[Any]:
+def _keyset(
+    query: Any, sorts: dict[str, Sort], sort: str, q: schemas.ListQuery, *, rows: bool = False
+) -> KeysetPage[Any]:
     key = sort.lstrip("-")
     base = sorts[key]
     chosen = Sort(base.column, base.id_column, base.value_of, descending=sort.startswith("-"))
@@ -164,6 +165,7 @@ def _keyset(query: Any, sorts: dict[str, Sort], sort: str, q: schemas.ListQuery)
             per_page=q.per_page,
             with_total=q.total,
             offset=(q.page - 1) * q.per_page if q.page and not q.cursor else 0,
+            rows=rows,
         )
     except BadCursor:
         raise ApiError(400, _("cursor is not a cursor this list gave out (with this sort)."), "cursor") from None
@@ -544,15 +546,21 @@ def list_projects() -> Any:
         open_only=q.open,
         updated_since=q.updated_since,
     )
-    # What a summary shows comes in the same query, so a page costs the same queries at any size: the
-    # relation's name from the join the query already has, only the columns a summary shows; status
-    # and type from the choices put in the session beforehand (one small query, no join per row).
-    query = query.options(
-        contains_eager(Project.relation).load_only(Relation.name, Relation.search_name),
-        load_only(*project_service.SUMMARY_COLUMNS),
-    )
-    project_service.keep_choices(db_session())
-    return _page(_keyset(query, PROJECT_SORTS, q.sort, q), schemas.ProjectPage, q)
+    # A summary's columns as plain values in the page's one query (the relation's name from the join
+    # it already has), status and type named from the choices (one small query, no join per row).
+    page = _keyset(project_service.project_rows(query), PROJECT_SORTS, q.sort, q, rows=True)
+    names = choice_service.choice_names(db_session())
+    page.items = [_project_summary(row, names) for row in page.items]
+    return _page(page, schemas.ProjectPage, q)
+
+
+def _project_summary(row: Any, names: dict[int, str]) -> dict[str, Any]:
+    def choice(choice_id: int | None) -> dict[str, Any] | None:
+        return {"id": choice_id, "name": names[choice_id]} if choice_id in names else None
+
+    summary = dict(row._mapping)
+    summary.update(relation={"name": row.relation_name}, type=choice(row.type_id), status=choice(row.status_id))
+    return summary
 
 
 @bp.post("/projects")
