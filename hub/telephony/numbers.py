@@ -28,7 +28,7 @@ _URI = re.compile(r"^(?:sips?|tel):([^@;]+)", re.IGNORECASE)
 _TRUNK_ZERO = re.compile(r"\(0\)")
 # Also the dashes, full-width brackets and dots a word processor or a web page writes.
 _SEPARATORS = re.compile(r"[\s\-./()\[\]\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff0f]")
-_EXTENSION_SUFFIX = re.compile(r"(?:;ext=|\s*(?:ext\.?|x|#)\s*)\d+$", re.IGNORECASE)
+EXTENSION_SUFFIX = re.compile(r"(?:;ext=|\s*(?:ext\.?|x|#)\s*)\d+$", re.IGNORECASE)
 
 
 def normalise(raw: str, region: str = "NL", strip_prefixes: tuple[str, ...] = ()) -> str | None:
@@ -49,6 +49,15 @@ def _normalise(raw: str, region: str, strip_prefixes: tuple[str, ...]) -> str | 
     return _e164((f"+{digits}",) if plus else (digits, f"+{digits}"), region)
 
 
+def without_invisible(text: str) -> str:
+    """``text`` without control and invisible format characters (Unicode's Cc and Cf: NUL, zero-width
+    spaces, the bidi marks and isolates Windows adds on copying a number, a BOM): no part of a
+    number, and phonenumbers' own parse ignores them too. The one definition for every reader."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
 def _prepared(raw: str, strip_prefixes: tuple[str, ...]) -> tuple[bool, str] | None:
     """(plus, digits) of what a PBX wrote, before phonenumbers reads it: the URI, separators,
     ``(0)``, an extension suffix, a route prefix and the ``00`` exit code gone; None for an
@@ -60,16 +69,14 @@ def _prepared(raw: str, strip_prefixes: tuple[str, ...]) -> tuple[bool, str] | N
     elif text[:1] == "+" and text[1:].isdecimal():
         plus, digits = True, text[1:]
     else:
-        # Invisible characters (NUL, zero-width spaces, the bidi marks Windows adds on copying a
-        # number, a BOM) are no part of it: phonenumbers' own parse ignores them too.
-        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+        text = without_invisible(text).strip()
         text = text.strip('"').strip()
         uri = _URI.match(text)
         if uri:
             text = uri.group(1)
         if not text or text.casefold() in ANONYMOUS_WORDS:
             return None
-        text = _EXTENSION_SUFFIX.sub("", text)
+        text = EXTENSION_SUFFIX.sub("", text)
         plus = text.startswith("+")
         digits = _SEPARATORS.sub("", _TRUNK_ZERO.sub("", text)).lstrip("+")
         if not digits.isdecimal():

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.i18n import N_
-from hub.telephony.numbers import _EXTENSION_SUFFIX, ANONYMOUS_WORDS
+from hub.telephony.numbers import ANONYMOUS_WORDS, EXTENSION_SUFFIX, without_invisible
 
 BOM = b"\xef\xbb\xbf"
 # A record spanning more physical lines than this is a broken quote, not an embedded newline.
@@ -268,9 +268,6 @@ def parse_seconds(text: str) -> int:
 
 
 _NUMBER_CHARS = re.compile(r"^[+*#\d\s\-./()\u2010-\u2015\u2212]*$")
-# Control and invisible format characters (NUL, zero-width spaces, the bidi marks Windows adds when a
-# number is copied, a BOM): no part of a number, and PostgreSQL refuses a NUL in text.
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _NUMBER_WORDS = re.compile(r"^(?:ext\.|client:|sips?:|tel:)", re.IGNORECASE)
 
 
@@ -282,13 +279,14 @@ def check_number(raw: str) -> str:
 
 @lru_cache(maxsize=16_384)  # an unparsable number raises, and is not cached
 def _check_number(raw: str) -> str:
-    value = _INVISIBLE.sub("", raw).strip()
+    # Invisible marks are no part of a number (see without_invisible), and PostgreSQL refuses a NUL.
+    value = without_invisible(raw).strip()
     if not value or _NUMBER_WORDS.match(value) or value.casefold() in ANONYMOUS_WORDS:
         return value
     # "+31 20 1234567 ext. 12": an extension after the number (hub.telephony.numbers drops it).
     if _NUMBER_CHARS.match(value):
         return value
-    number = _EXTENSION_SUFFIX.sub("", value)
+    number = EXTENSION_SUFFIX.sub("", value)
     if _NUMBER_CHARS.match(number) and any(ch.isdigit() for ch in number):
         return value
     raise Reject(N_("unparsable number: %(value)s", value=value[:40]))
