@@ -115,6 +115,11 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=15),
                 "options": {"expires": 15},
             },
+            "prune-webhook-log": {
+                "task": "hub.webhooks.prune_log",
+                "schedule": timedelta(hours=1),
+                "options": {"expires": 3600},
+            },
             "remove-orphan-packs": {
                 "task": "hub.mail.remove_orphan_packs",
                 "schedule": timedelta(hours=1),

@@ -179,6 +179,17 @@ def sweep_webhooks() -> int:
     return len(delivery_ids)
 
 
+@shared_task(name="hub.webhooks.prune_log", acks_late=True)
+def prune_webhook_log() -> int:
+    """Beat's hourly tidy-up: finished webhook deliveries older than the delivery log keeps."""
+    from hub.webhooks.delivery import prune_log
+
+    removed = prune_log(context.database())
+    if removed:
+        log.info("removed %s finished webhook deliveries from the delivery log", removed)
+    return removed
+
+
 def _send_webhooks(delivery_ids: list[int]) -> None:
     for delivery_id in delivery_ids:
         send_webhook_task.delay(delivery_id)

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.claims import try_claim
 from hub.db import Database
+from hub.i18n import N_, english
 from hub.models.base import utcnow
 from hub.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from hub.net import AddressRefused, NotAWebAddress, pinned_http
@@ -45,6 +46,7 @@ RETRY_DELAYS: tuple[float, ...] = (60, 300, 1800, 7200, 21600, 46800)
 TIMEOUT_SECONDS = 10.0
 SIGNATURE_TOLERANCE = 300  # what the README advises receivers to accept
 USER_AGENT = "hub-webhooks/1"
+KEEP_LOG_DAYS = 30  # a finished delivery stays in the delivery log this long (see prune_log)
 
 
 def signature(secret: str, timestamp: int, body: str) -> str:
@@ -92,35 +94,39 @@ def post(url: str, body: str, headers: dict[str, str], *, allowed_hosts: str, ti
     try:
         connection, path = pinned_http(url, allowed_hosts, timeout)
     except NotAWebAddress:
-        return done(None, "The URL must start with http:// or https:// and name a host.")
+        return done(None, N_("The URL must start with http:// or https:// and name a host."))
     except AddressRefused as refused:
         return done(None, str(refused))
     except (OSError, ValueError, UnicodeError):
-        return done(None, f"The host name {urlsplit(url).hostname} cannot be found.")
+        return done(None, N_("The host name %(host)s cannot be found.", host=urlsplit(url).hostname or ""))
     try:
         connection.request("POST", path, body=body.encode(), headers=headers)
         response = connection.getresponse()
         response.read(64 * 1024)  # a polite read; what the receiver says is not kept
         status = response.status
     except ssl.SSLCertVerificationError as exc:
-        return done(None, f"The receiver's certificate is not valid: {exc.verify_message}.")
+        return done(None, N_("The receiver's certificate is not valid: %(reason)s.", reason=exc.verify_message or ""))
     except ssl.SSLError as exc:
-        return done(None, f"The secure connection failed: {exc.reason or exc}.")
+        return done(None, N_("The secure connection failed: %(reason)s.", reason=str(exc.reason or exc)))
     except TimeoutError:
-        return done(None, f"The receiver did not answer within {timeout:g} seconds.")
+        return done(None, N_("The receiver did not answer within %(seconds)s seconds.", seconds=f"{timeout:g}"))
     except ConnectionRefusedError:
-        return done(None, "The receiver refused the connection (nothing listens at that address and port).")
+        return done(None, N_("The receiver refused the connection (nothing listens at that address and port)."))
     except (OSError, http.client.HTTPException) as exc:
-        return done(None, f"The connection failed: {exc or type(exc).__name__}.")
+        return done(None, N_("The connection failed: %(reason)s.", reason=str(exc) or type(exc).__name__))
     finally:
         connection.close()
     if 200 <= status < 300:
         return done(status, "")
     if 300 <= status < 400:
         return done(
-            status, f"The receiver answered {status}, a redirect; hub does not follow redirects (use the final URL)."
+            status,
+            N_(
+                "The receiver answered %(code)s, a redirect; hub does not follow redirects (use the final URL).",
+                code=status,
+            ),
         )
-    return done(status, f"The receiver answered {status}.")
+    return done(status, N_("The receiver answered %(code)s.", code=status))
 
 
 def due_deliveries(session: Session, limit: int = 500) -> list[int]:
@@ -180,7 +186,7 @@ def deliver(
     try:
         secret = decrypt(secret_key, secret_encrypted)
     except SecretUnreadable:
-        outcome = Outcome(None, "The signing secret cannot be read (HUB_SECRET_KEY changed); make a new secret.", 0)
+        outcome = Outcome(None, N_("The signing secret cannot be read (HUB_SECRET_KEY changed); make a new secret."), 0)
         return _finish(db, claim.token, delivery_id, attempt, outcome, final=False, delays=delays)
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -193,7 +199,7 @@ def deliver(
     outcome = post(url, body, headers, allowed_hosts=allowed_hosts, timeout=timeout)
     if not outcome.ok:
         # Plain words, never the secret or the body.
-        log.info("webhook delivery %s attempt %s: %s", delivery_id, attempt, outcome.error)
+        log.info("webhook delivery %s attempt %s: %s", delivery_id, attempt, english(outcome.error))
     return _finish(db, claim.token, delivery_id, attempt, outcome, final=False, delays=delays)
 
 
@@ -236,6 +242,28 @@ def _finish(
             )
         )
     return str(values.get("status", DeliveryStatus.pending.value))
+
+
+def prune_log(db: Database, *, keep_days: int = KEEP_LOG_DAYS, batch: int = 1000) -> int:
+    """Forget finished deliveries (delivered, or failed after their last retry) made more than
+    ``keep_days`` ago, with their attempts: the log shows what happened lately, and a busy hub writes
+    thousands of deliveries a day. One still waiting for a retry is kept whatever its age. In
+    batches, each its own transaction, so the tidy-up never holds a long lock. Returns how many."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    removed = 0
+    while True:
+        with db.transaction() as session:
+            ids = session.scalars(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.status != DeliveryStatus.pending.value, WebhookDelivery.created_at < cutoff)
+                .order_by(WebhookDelivery.id)
+                .limit(batch)
+            ).all()
+            if not ids:
+                return removed
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        removed += len(ids)
 
 
 def send_due(

@@ -28,6 +28,7 @@ from hub.crm.projects import ProjectInput, delete_project, save_project, set_lin
 from hub.crm.relations import ContactInput, RelationInput, delete_contact, save_contact, save_relation
 from hub.db import Database
 from hub.errors import ValidationError
+from hub.i18n import english
 from hub.models import Project, Relation, User
 from hub.models.webhooks import WebhookAttempt, WebhookDelivery
 from hub.webhooks.delivery import send_due
@@ -133,7 +134,7 @@ def _attempts(db: Database, subscription_id: int) -> list[tuple[int, int | None,
             .where(WebhookDelivery.subscription_id == subscription_id)
             .order_by(WebhookAttempt.id)
         )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [(number, code, english(error)) for number, code, error in rows]
 
 
 def test_changes_reach_the_receiver_signed_once_each(any_db: Database, receiver: Receiver) -> None:
@@ -191,7 +192,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_answers(any_db: Dat
     with db.transaction() as s:
         delivery = s.scalars(select(WebhookDelivery)).one()
         assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
-        assert delivery.last_error == "The receiver answered 500."
+        assert english(delivery.last_error) == "The receiver answered 500."
     time.sleep(0.45)
     assert _send(db, delays=delays) == 1  # 500 again; now it waits the second, longer delay
     time.sleep(0.45)
@@ -336,6 +337,9 @@ def test_settings_pages_create_show_the_secret_once_test_and_log(
     log = admin.get(page_url).text
     assert "relation.created" in log and "The receiver answered 500." in log and "waiting for retry" in log
     assert "hub.test" in log and "delivered" in log
+    # The reasons are stored to be shown in the reader's language.
+    dutch = login(app.test_client(), make_user("Beheerder", admin=True, language="nl"))
+    assert "De ontvanger antwoordde 500." in dutch.get(page_url).text
 
 
 @pytest.fixture
@@ -428,3 +432,42 @@ def test_an_email_linked_to_a_project_is_told_only_when_the_owner_may_read_it(
     assert event["type"] == "email.linked"
     assert event["data"]["subject"] == "From the shared mailbox"
     assert event["data"]["project_ids"] == [project.id] and event["data"]["relation_ids"] == [relation.id]
+
+
+def test_the_delivery_log_forgets_finished_deliveries_after_thirty_days(any_db: Database, receiver: Receiver) -> None:
+    """Delivered and failed deliveries older than the log keeps go, with their attempts, in batches;
+    recent ones and one still waiting for a retry stay, whatever their age."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from hub.models.base import utcnow
+    from hub.webhooks.delivery import prune_log
+
+    db = any_db
+    admin = _user(db, "Ada", admin=True)
+    _subscribe(db, receiver, admin, ["relation.created"])
+    with db.transaction() as s:
+        for n in range(25):
+            save_relation(s, RelationInput(name=f"Old {n} BV"))
+    receiver.fail_first = 5  # five of the 25 fail their first attempt and wait for a retry
+    assert _send(db, delays=(3600,)) == 25
+    with db.transaction() as s:
+        ids = s.scalars(select(WebhookDelivery.id).order_by(WebhookDelivery.id)).all()
+        old, waiting = ids[5:20], ids[:5]
+        s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids[:20]))
+            .values(created_at=utcnow() - timedelta(days=31))
+        )
+        s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(old[:3])).values(status="failed"))
+        assert s.scalar(select(func.count()).select_from(WebhookAttempt)) == 25
+    assert prune_log(db, batch=4) == 15  # 15 finished and old, in four batches
+    with db.transaction() as s:
+        kept = s.scalars(select(WebhookDelivery.id).order_by(WebhookDelivery.id)).all()
+        assert kept == waiting + ids[20:]  # the five waiting for a retry (old) and the five recent
+        assert s.scalar(select(func.count()).select_from(WebhookAttempt)) == 10
+        assert {d.status for d in s.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(waiting)))} == {
+            "pending"
+        }
+    assert prune_log(db) == 0
