@@ -24,6 +24,7 @@ from hub.crm.relations import (
     delete_relation,
     get_contact,
     get_relation,
+    relation_rows,
     relations_query,
     save_contact,
     save_relation,
@@ -120,14 +121,13 @@ def _relation_input(form: RelationForm) -> RelationInput:
 def index() -> Any:
     from hub.crm.relations import RELATION_SORTS
 
-    query = relations_query(user(), request.args.get("q", ""), request.args.get("status", "")).options(
-        selectinload(Relation.owner)
-    )
+    query = relations_query(user(), request.args.get("q", ""), request.args.get("status", ""))
     # ?tag=<id>: only relations with that tag (a tag that does not exist: an empty list).
     tag_id = request.args.get("tag", type=int)
     if tag_id is not None:
         query = query.where(tag_service.relation_has_any([tag_id] if 0 < tag_id <= MAX_ID else []))
-    page, sort = cursor_page(query, RELATION_SORTS, request.args.get("sort", "name"), "name")
+    # A row's columns and its owner's name as plain values: no Relation or User object per row.
+    page, sort = cursor_page(relation_rows(query), RELATION_SORTS, request.args.get("sort", "name"), "name", rows=True)
     return render_template(
         "relations/index.html",
         page=page,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from hub.accounts.users import users_and_groups
 from hub.crm.access import claim_version, may_manage_relation, relation_visible
@@ -275,6 +276,21 @@ RELATION_SORTS = {
     "status": Sort(Relation.status, Relation.id, lambda r: r.status),
     "updated": Sort(Relation.updated_at, Relation.id, lambda r: r.updated_at),
 }
+
+
+def relation_rows(query: Select[tuple[Relation]]) -> Select[Any]:
+    """``query`` (a relations_query) as a list's rows: the columns a row shows and its owner's name,
+    plain values instead of Relation and User objects (hub.paging.keyset_page ``rows``)."""
+    owner = aliased(User)
+    return query.with_only_columns(
+        Relation.id,
+        Relation.name,
+        Relation.search_name,
+        Relation.city,
+        Relation.status,
+        Relation.updated_at,
+        owner.name.label("owner_name"),
+    ).outerjoin(owner, owner.id == Relation.owner_id)
 
 
 def list_relations(

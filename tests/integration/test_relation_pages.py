@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -229,3 +232,36 @@ def test_delete_is_refused_while_the_relation_has_projects(
     assert _post_from(client, f"/relations/{idle_id}", f"/relations/{idle_id}/delete").status_code == 302
     assert client.get(f"/relations/{idle_id}").status_code == 404
     assert client.get(f"/relations/{busy_id}").status_code == 200
+
+
+@pytest.mark.parametrize("sort", ["name", "-city", "status", "-updated"])
+def test_following_next_shows_every_relation_once_with_its_owner(
+    client: FlaskClient, make_user: Callable[..., User], login: Login, db: Database, sort: str
+) -> None:
+    """The list's rows are plain columns (the owner's name joined in): following Next to the end shows
+    every relation once, each with its owner's name (none for a relation without an owner)."""
+    staff, owner = make_user("Staff", admin=True), make_user("Olga Owner")
+    with db.transaction() as s:
+        for n in range(60):  # three pages; equal cities and statuses need the id tie-break
+            save_relation(
+                s,
+                RelationInput(
+                    name=f"R{n:02d} BV",
+                    city=("Utrecht", "Delft", "")[n % 3],
+                    status=("lead", "customer")[n % 2],
+                    owner_id=owner.id if n % 4 else None,
+                ),
+            )
+    login(client, staff)
+    url, seen = f"/relations?sort={sort}", []
+    while url:
+        page = client.get(url).text
+        rows = re.findall(r'<tr>\s*<td><a href="/relations/\d+">(R\d\d) BV</a></td>(.*?)</tr>', page, re.S)
+        seen += [name for name, _rest in rows]
+        for name, rest in rows:
+            assert ("Olga Owner" in rest) == (int(name[1:]) % 4 != 0), name
+        found = re.search(r'<a href="([^"]+)" rel="next">', page)
+        url = html.unescape(found.group(1)) if found else ""
+    assert sorted(seen) == [f"R{n:02d}" for n in range(60)]
+    if sort == "name":
+        assert seen == [f"R{n:02d}" for n in range(60)]
