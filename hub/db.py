@@ -8,6 +8,7 @@ and runs after the commit, never before (DESIGN.md convention 4).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.text import fold
+
 _AFTER_COMMIT = "hub_after_commit"
 
 
@@ -46,6 +49,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # Search's folding as SQL (migration 0014's triggers keep the SQLite search index with it).
+            dbapi_conn.create_function("hub_fold", 1, sqlite_fold, deterministic=True)
 
         return engine
     return create_engine(
@@ -61,6 +66,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args={"prepare_threshold": None},
         **kwargs,
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _cached_fold(value: str) -> str:
+    return fold(value)
+
+
+def sqlite_fold(value: Any) -> Any:
+    """``hub_fold(text)`` on SQLite: :func:`hub.text.fold` (PostgreSQL has its own, migration 0010).
+    Every hub SQLite connection has it: the triggers of migration 0014 fold what they index with it,
+    so a connection without it (the sqlite3 shell) cannot write the searched tables. Names repeat
+    (people share them), so short texts are folded once; long ones (subjects) afresh, so the cache
+    stays a few megabytes."""
+    if not isinstance(value, str):
+        return value
+    return _cached_fold(value) if len(value) <= 200 else fold(value)
 
 
 def _make_parent_dir(url: str) -> None:

@@ -21,12 +21,27 @@ numbers. The statements are built once per shape of text (whether it can be a ph
 project number, a number typed in groups) and kept: the text goes in as bound values, the user's
 access rule (hub.crm.access, itself kept per user) is added per search.
 
-How matching is made fast (the trade-offs are in migrations/versions/0010_search.py): on PostgreSQL
-``hub_fold(column) LIKE '%text%'``, answered from pg_trgm GIN indexes (the typed text folded by the
-same ``hub_fold``: one statement more); on SQLite a scan with SQLite's
-own LIKE (case-insensitive for ASCII, at C speed), where only the rare non-ASCII rows go through a
-Python ``hub_fold``; a relation's name is matched through its stored folded copy
-(``relation.search_name``, kept by hub.crm.relations), which needs no Python at all.
+How matching is made fast: from an index on both databases, so a search costs what its matches
+cost, not what the tables hold.
+
+- PostgreSQL (migrations/versions/0010_search.py): ``hub_fold(column) LIKE '%text%'``, answered from
+  pg_trgm GIN indexes (the typed text folded by the same ``hub_fold``: one statement more).
+- SQLite (migrations/versions/0014_search_sqlite_index.py, which says why this shape): per searched
+  table an FTS5 table ``search_<table>`` with the trigram tokenizer over the searched columns folded
+  by ``hub_fold`` (hub.text.fold, which hub.db gives every SQLite connection), kept by triggers, so
+  every write path keeps it without knowing of it. A text of three characters or more is looked up
+  as one FTS5 phrase (exactly the rows that hold it as a substring; what was typed is always quoted,
+  never read as FTS5 query syntax); a shorter one has no trigram and is matched with LIKE on the
+  index's folded copies (a scan, but of narrow rows and with no call into Python). A phone number
+  typed as its start is a range of the B-tree index on ``phone_number.e164``, bare digits a phrase
+  in ``search_phone_number``. Ranking reads only the rows found. The visibility rule is asked in
+  full only of rows someone is linked to (:func:`_relation_visible_sqlite`): the others are seen by
+  all staff, which a look-up in the few linked ids settles.
+
+Where a text is common ("bakker" in one name of eleven) the rows found are still each read, ranked
+and counted: the cost grows with the matches (at 300,000 contacts some 27,000 of them), no longer
+with the tables. SQLAlchemy's per-execution cache key is kept small (:class:`_Fixed`), and a page's
+rows are chosen by rank and key before their relation and status are joined (:func:`_read_page`).
 """
 
 from __future__ import annotations
@@ -52,14 +67,22 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
+    exists,
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    table,
     union,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
+from sqlalchemy.sql.elements import False_, True_
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.util import HasMemoized
 
 from hub.crm.access import project_visible, relation_visible
 from hub.models import (
@@ -74,7 +97,7 @@ from hub.models import (
     Relation,
     User,
 )
-from hub.models.crm import FREE_CHOICE_FIELDS
+from hub.models.crm import FREE_CHOICE_FIELDS, project_groups, project_users, relation_groups, relation_users
 from hub.paging import MAX_ID, BadCursor
 from hub.text import fold
 
@@ -82,6 +105,8 @@ KINDS = ("contacts", "relations", "projects", "emails")
 # Longer texts are cut to this: nobody types more into a search box, and every character costs.
 MAX_LENGTH = 200
 MIN_PHONE_DIGITS = 3
+# SQLite's index (FTS5's trigram tokenizer) finds texts of this many characters and more.
+TRIGRAM = 3
 # Exact, starts with, anywhere: a row's rank within its kind.
 EXACT, PREFIX, ANYWHERE = 0, 1, 2
 
@@ -198,13 +223,16 @@ class _Shape:
     phone: str | None
     phone_exact: bool
     number: bool
+    # A text (or its compact form) shorter than a trigram: SQLite's index cannot find it (see _Match).
+    short: bool = False
 
 
 def _shape(terms: Terms) -> _Shape:
     phone = None
     if terms.phone_pattern is not None:
         phone = "anywhere" if terms.phone_pattern.startswith("%") else "prefix"
-    return _Shape(bool(terms.compact), phone, terms.phone_exact is not None, terms.number is not None)
+    short = len(terms.folded) < TRIGRAM or 0 < len(terms.compact) < TRIGRAM
+    return _Shape(bool(terms.compact), phone, terms.phone_exact is not None, terms.number is not None, short)
 
 
 @dataclass(frozen=True)
@@ -223,6 +251,10 @@ class _Bound:
     phone: Any = field(default_factory=lambda: bindparam("search_phone", type_=String()))
     phone_exact: Any = field(default_factory=lambda: bindparam("search_phone_exact", type_=String()))
     number: Any = field(default_factory=lambda: bindparam("search_number", type_=Integer()))
+    # SQLite's index: the text as an FTS5 phrase; for relations, also its compact form (KvK/VAT).
+    phrase: Any = field(default_factory=lambda: bindparam("search_phrase", type_=String()))
+    numbers_phrase: Any = field(default_factory=lambda: bindparam("search_numbers_phrase", type_=String()))
+    digits_phrase: Any = field(default_factory=lambda: bindparam("search_digits_phrase", type_=String()))
 
 
 def _values(terms: Terms, shape: _Shape, sqlite: bool) -> dict[str, Any]:
@@ -243,23 +275,49 @@ def _values(terms: Terms, shape: _Shape, sqlite: bool) -> dict[str, Any]:
         values["search_phone_exact"] = terms.phone_exact
     if terms.number is not None:
         values["search_number"] = terms.number
+    if sqlite and not shape.short:
+        values["search_phrase"] = _phrase(terms.folded)
+        # KvK and VAT numbers also as typed in groups ("12 34 56 78" finds 12345678).
+        compact = f" OR {{{' '.join(_NUMBER_COLUMNS)}}} : {_phrase(terms.compact)}" if shape.compact else ""
+        values["search_numbers_phrase"] = _phrase(terms.folded) + compact
+    if sqlite and shape.phone == "anywhere" and terms.phone_pattern is not None:
+        values["search_digits_phrase"] = _phrase(terms.phone_pattern.strip("%"))
     return values
+
+
+def _phrase(text: str) -> str:
+    """``text`` as one FTS5 phrase: with the trigram tokenizer, the rows that hold it as a substring.
+    Within double quotes everything is literal but the double quote, which is doubled."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 # --- matching, per database -------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=65_536)
-def _cached_fold(value: str) -> str:
-    return fold(value)
+# SQLite's search index (migration 0014): per table, an FTS5 table of its searched columns, folded.
+_NUMBER_COLUMNS = ("coc_number", "vat_number")
+_INDEX_COLUMNS = {
+    "relation": ("name", "city", *_NUMBER_COLUMNS),
+    "contact": ("name",),
+    "email_address": ("address_key",),
+    "phone_number": ("e164",),
+    "project": ("name", *FREE_TEXT_FIELDS),
+    "email": ("subject", "from_name", "from_address"),
+}
 
 
-def _python_fold(value: Any) -> Any:
-    # Names repeat (the count and the page of one search read the same rows; people share names);
-    # long texts (subjects) are folded afresh, so the cache stays a few megabytes at most.
-    if not isinstance(value, str):
-        return value
-    return _cached_fold(value) if len(value) <= 200 else fold(value)
+def _index(name: str) -> Any:
+    """The FTS5 table ``search_<name>``, as much of it as SQL here needs."""
+    return table(f"search_{name}", column("rowid", Integer()), *(column(c, String()) for c in _INDEX_COLUMNS[name]))
+
+
+def _copies(name: str) -> Any:
+    """The folded copies FTS5 keeps of ``search_<name>``'s columns: its ``_content`` table, ``id`` and
+    ``c0``, ``c1``, … in the columns' order (FTS5's file format, which later SQLite versions keep
+    reading). Scanned directly it is read at plain-table speed, a third of the time a scan through
+    the virtual table takes."""
+    columns = (column(f"c{i}", String()) for i in range(len(_INDEX_COLUMNS[name])))
+    return table(f"search_{name}_content", column("id", Integer()), *columns)
 
 
 @dataclass(frozen=True)
@@ -303,6 +361,24 @@ class _Match:
             clause = or_(clause, self.contains(column, b.compact_contains))
         return clause
 
+    def found(self, name: str, b: _Bound, phrase: Any = None) -> Select[Any]:
+        """SQLite: the ids of the ``name`` rows whose searched columns hold the text (``phrase``: the
+        FTS5 query, default the text as one phrase), from the trigram index. A text shorter than a
+        trigram has none to look up: it is matched by a scan of the index's folded copies with
+        SQLite's LIKE (still no call into Python; so short a text matches a good part of the rows
+        anyway)."""
+        if not b.shape.short:
+            index = _index(name)
+            return select(index.c.rowid).where(
+                literal_column(index.name).op("MATCH")(b.phrase if phrase is None else phrase)
+            )
+        copies = _copies(name)
+        columns = dict(zip(_INDEX_COLUMNS[name], copies.c[1:], strict=True))
+        clauses = [c.like(b.contains, escape="\\") for c in columns.values()]
+        if b.shape.compact and name == "relation":
+            clauses += [columns[c].like(b.compact_contains, escape="\\") for c in _NUMBER_COLUMNS]
+        return select(copies.c.id).where(or_(*clauses))
+
     def phone(self, column: Any, b: _Bound) -> ColumnElement[bool]:
         if b.shape.phone is None:
             return false()
@@ -310,20 +386,19 @@ class _Match:
             # A prefix: GLOB is case-sensitive, so SQLite reads it from the E.164 index.
             return column.op("GLOB")(b.phone)
         if self.sqlite:
-            return column.like(b.phone)
+            # Digits anywhere in the number (at least three: a trigram), from the index.
+            return PhoneNumber.id.in_(
+                select(_index("phone_number").c.rowid).where(
+                    literal_column("search_phone_number").op("MATCH")(b.digits_phrase)
+                )
+            )
         return func.hub_fold(column).like(b.phone)
 
 
-def _register_fold(session: Session) -> bool:
-    """Whether the session's database is SQLite; there, give its connection ``hub_fold`` (PostgreSQL
-    has it from migration 0010). No statement is sent."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return False
-    driver = connection.connection.driver_connection
-    if driver is not None:
-        driver.create_function("hub_fold", 1, _python_fold, deterministic=True)
-    return True
+def _is_sqlite(session: Session) -> bool:
+    """Whether the session's database is SQLite (whose connections have ``hub_fold`` from hub.db;
+    PostgreSQL has it from migration 0010). No statement is sent."""
+    return bool(session.get_bind().dialect.name == "sqlite")
 
 
 # --- what each kind is --------------------------------------------------------------------------------
@@ -374,14 +449,21 @@ def _rank(exact: ColumnElement[bool], prefix: ColumnElement[bool]) -> ColumnElem
 
 
 def _relations(b: _Bound, m: _Match) -> _Matching:
-    own_phone = select(PhoneNumber.relation_id).where(PhoneNumber.contact_id.is_(None))
-    texts = or_(
-        m.stored(Relation.name, Relation.search_name, b.contains),
-        m.contains(Relation.city, b.contains),
-        m.text(Relation.coc_number, b),
-        m.text(Relation.vat_number, b),
-    )
-    branches: list[Select[Any]] = [select(Relation.id).where(texts)]
+    # The relation's own numbers. "+ 0" on SQLite: its planner would otherwise read every own number
+    # through the contact_id index (all of them have none) instead of the E.164 or trigram index.
+    no_contact = (PhoneNumber.contact_id + 0) if m.sqlite else PhoneNumber.contact_id
+    own_phone = select(PhoneNumber.relation_id).where(no_contact.is_(None))
+    branches: list[Select[Any]]
+    if m.sqlite:
+        branches = [m.found("relation", b, b.numbers_phrase)]
+    else:
+        texts = or_(
+            m.stored(Relation.name, Relation.search_name, b.contains),
+            m.contains(Relation.city, b.contains),
+            m.text(Relation.coc_number, b),
+            m.text(Relation.vat_number, b),
+        )
+        branches = [select(Relation.id).where(texts)]
     if b.shape.phone:
         branches.append(own_phone.where(m.phone(PhoneNumber.e164, b)))
     matched = Relation.id.in_(_ids(branches))
@@ -396,7 +478,8 @@ def _relations(b: _Bound, m: _Match) -> _Matching:
     name_is = m.stored(Relation.name, Relation.search_name, b.exact)
     rank = _rank(or_(name_is, *exact_number), m.stored(Relation.name, Relation.search_name, b.starts))
     options = (selectinload(Relation.phones),)
-    return _Matching(Relation, matched, rank, Relation.search_name, relation_visible, options=options)
+    visible = _relation_visible_sqlite if m.sqlite else relation_visible
+    return _Matching(Relation, matched, rank, Relation.search_name, visible, options=options)
 
 
 def _contact_visible(user: User) -> ColumnElement[bool]:
@@ -406,13 +489,60 @@ def _contact_visible(user: User) -> ColumnElement[bool]:
     return (Contact.relation_id + 0).in_(select(Relation.id).where(relation_visible(user)))
 
 
+# SQLite: the visibility rule asked only where it can say no. An object nobody is linked to, on a
+# relation nobody is linked to, is seen by all active staff (hub.crm.access): for those found rows a
+# look-up in the (few) linked ids settles it, and the whole rule (a relation look-up and four EXISTS)
+# is asked only of the others. Where a common name is found thousands of times, asking it of every
+# row cost three times what finding them did. tests/integration/test_search_index.py holds search
+# to the rule for every kind of link.
+
+
+def _linked_relations() -> Any:
+    return union(select(relation_users.c.relation_id), select(relation_groups.c.relation_id))
+
+
+def _linked_projects() -> Any:
+    return union(select(project_users.c.project_id), select(project_groups.c.project_id))
+
+
+def _constant(rule: ColumnElement[bool]) -> bool:
+    """Whether the rule is the same for every row (an admin sees all, an inactive user nothing)."""
+    return isinstance(rule, True_ | False_)
+
+
+def _relation_visible_sqlite(user: User) -> ColumnElement[bool]:
+    rule = relation_visible(user)
+    return rule if _constant(rule) else or_(Relation.id.not_in(_linked_relations()), rule)
+
+
+def _contact_visible_sqlite(user: User) -> ColumnElement[bool]:
+    rule = relation_visible(user)
+    if _constant(rule):
+        return rule
+    return or_(
+        Contact.relation_id.not_in(_linked_relations()), exists().where(Relation.id == Contact.relation_id, rule)
+    )
+
+
+def _project_visible_sqlite(user: User) -> ColumnElement[bool]:
+    rule = project_visible(user)
+    if _constant(rule):
+        return rule
+    unlinked = and_(Project.relation_id.not_in(_linked_relations()), Project.id.not_in(_linked_projects()))
+    return or_(unlinked, rule)
+
+
 def _contacts(b: _Bound, m: _Match) -> _Matching:
     addresses = select(EmailAddress.contact_id).where(EmailAddress.contact_id.is_not(None))
     numbers = select(PhoneNumber.contact_id).where(PhoneNumber.contact_id.is_not(None))
-    branches: list[Select[Any]] = [
-        select(Contact.id).where(m.contains(Contact.name, b.contains)),
-        addresses.where(m.contains(EmailAddress.address_key, b.contains)),
-    ]
+    branches: list[Select[Any]]
+    if m.sqlite:
+        branches = [m.found("contact", b), addresses.where(EmailAddress.id.in_(m.found("email_address", b)))]
+    else:
+        branches = [
+            select(Contact.id).where(m.contains(Contact.name, b.contains)),
+            addresses.where(m.contains(EmailAddress.address_key, b.contains)),
+        ]
     if b.shape.phone:
         branches.append(numbers.where(m.phone(PhoneNumber.e164, b)))
     matched = Contact.id.in_(_ids(branches))
@@ -424,7 +554,8 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
         exact.append(Contact.id.in_(numbers.where(PhoneNumber.e164 == b.phone_exact)))
     rank = _rank(or_(*exact), m.contains(Contact.name, b.starts))
     options = (joinedload(Contact.relation), selectinload(Contact.emails), selectinload(Contact.phones))
-    return _Matching(Contact, matched, rank, Contact.name, _contact_visible, options=options)
+    visible = _contact_visible_sqlite if m.sqlite else _contact_visible
+    return _Matching(Contact, matched, rank, Contact.name, visible, options=options)
 
 
 def _projects(b: _Bound, m: _Match) -> _Matching:
@@ -433,12 +564,18 @@ def _projects(b: _Bound, m: _Match) -> _Matching:
     choices = select(Choice.id).where(
         Choice.field.in_([ChoiceField(f) for f in FREE_CHOICE_FIELDS]), m.contains(Choice.name, b.contains)
     )
-    texts = or_(
-        m.contains(Project.name, b.contains),
-        *(m.contains(getattr(Project, name), b.contains) for name in FREE_TEXT_FIELDS),
-        *([Project.id == b.number] if b.shape.number else []),
-    )
-    branches: list[Select[Any]] = [select(Project.id).where(texts)]
+    branches: list[Select[Any]]
+    if m.sqlite:
+        branches = [m.found("project", b)]
+        if b.shape.number:
+            branches.append(select(Project.id).where(Project.id == b.number))
+    else:
+        texts = or_(
+            m.contains(Project.name, b.contains),
+            *(m.contains(getattr(Project, name), b.contains) for name in FREE_TEXT_FIELDS),
+            *([Project.id == b.number] if b.shape.number else []),
+        )
+        branches = [select(Project.id).where(texts)]
     branches += [select(Project.id).where(getattr(Project, f"{name}_id").in_(choices)) for name in FREE_CHOICE_FIELDS]
     matched = Project.id.in_(_ids(branches))
     exact = m.equals(Project.name, b.exact)
@@ -446,15 +583,20 @@ def _projects(b: _Bound, m: _Match) -> _Matching:
         exact = or_(Project.id == b.number, exact)
     rank = _rank(exact, m.contains(Project.name, b.starts))
     options = (joinedload(Project.relation), joinedload(Project.status))
-    return _Matching(Project, matched, rank, Project.name, project_visible, options=options)
+    visible = _project_visible_sqlite if m.sqlite else project_visible
+    return _Matching(Project, matched, rank, Project.name, visible, options=options)
 
 
 def _emails(b: _Bound, m: _Match) -> _Matching:
-    matched = or_(
-        m.contains(Email.subject, b.contains),
-        m.contains(Email.from_name, b.contains),
-        m.contains(Email.from_address, b.contains),
-    )
+    matched: ColumnElement[bool]
+    if m.sqlite:
+        matched = Email.id.in_(m.found("email", b))
+    else:
+        matched = or_(
+            m.contains(Email.subject, b.contains),
+            m.contains(Email.from_name, b.contains),
+            m.contains(Email.from_address, b.contains),
+        )
     exact = or_(m.equals(Email.from_address, b.exact), m.equals(Email.subject, b.exact))
     rank = _rank(exact, m.contains(Email.subject, b.starts))
     # The list shows a summary: the bodies (often large) stay in the database.
@@ -491,7 +633,47 @@ _BUILDERS: dict[str, Callable[[_Bound, _Match], _Matching]] = {
 def _matching(kind: str, shape: _Shape, sqlite: bool) -> _Matching:
     """A kind's matching for texts of ``shape``, built once: SQL expressions are immutable, so one
     serves every search and thread; the text goes in as the values of its bound parameters."""
-    return _BUILDERS[kind](_Bound(shape, sqlite), _Match(sqlite))
+    built = _BUILDERS[kind](_Bound(shape, sqlite), _Match(sqlite))
+    name = f"{kind}:{shape}:{sqlite}"
+    return replace(built, matched=_Fixed(f"{name}:matched", built.matched), rank=_Fixed(f"{name}:rank", built.rank))
+
+
+class _Fixed(ColumnElement[Any]):
+    """A clause built once by :func:`_matching`, renders as itself, with a cache key of its name.
+
+    Why: SQLAlchemy finds a statement's compiled SQL by a key it computes on every execution by
+    walking the whole statement; a search's matching and rank clauses (unions, subqueries, a dozen
+    columns) made that walk cost more than running the statements on SQLite. The clause's SQL is
+    fixed by its name (kind, shape of the text, database); its values are bound by name at execution
+    (:func:`_values`), so none need collecting from it. As hub.crm.access's rule, the tables it is
+    rendered against are in the key too, for an ORM-adapted copy renders other SQL.
+    """
+
+    __visit_name__ = "hub_search_fixed"
+    inherit_cache = False
+    _traverse_internals = [
+        ("name", InternalTraversal.dp_string),
+        ("clause", InternalTraversal.dp_clauseelement),
+    ]
+    _cache_key_traversal = [
+        ("name", InternalTraversal.dp_string),
+        ("_from_objects", InternalTraversal.dp_fromclause_ordered_set),
+    ]
+
+    def __init__(self, name: str, clause: ColumnElement[Any]) -> None:
+        self.name, self.clause, self.type = name, clause, clause.type
+
+    @HasMemoized.memoized_attribute
+    def _from_objects(self) -> list[Any]:  # forgotten by a copy (an adapted clause), so found anew
+        return self.clause._from_objects
+
+    def self_group(self, against: Any = None) -> ColumnElement[Any]:
+        return self  # always rendered in parentheses
+
+
+@compiles(_Fixed)
+def _render_fixed(element: _Fixed, compiler: Any, **kw: Any) -> str:
+    return "(" + str(compiler.process(element.clause, **kw)) + ")"
 
 
 # --- cursors --------------------------------------------------------------------------------------------
@@ -582,7 +764,7 @@ def search(
     paged = tuple(k for k in searched if k in kinds)
     if not fold(cleaned):
         return Results(cleaned, truncated, [Group(kind, 0) for kind in searched])
-    m = _Match(sqlite=_register_fold(session))
+    m = _Match(sqlite=_is_sqlite(session))
     # PostgreSQL folds the typed text with the very function its indexes hold, so both always agree.
     folded = None if m.sqlite else session.scalar(select(func.hub_fold(cleaned)))
     terms = read_terms(cleaned, region, folded)
@@ -633,13 +815,22 @@ def search(
 def _read_page(
     session: Session, spec: _Kind, values: dict[str, Any], group: Group, after: Any, per_page: int, *, count: bool
 ) -> None:
+    # The page's ids are chosen first, by rank and key alone, and only then are its rows loaded with
+    # what they show (a contact's relation, a project's status): joined before the choice, every
+    # match's relation was read and sorted along with it (a common name matches thousands).
     rank, key = spec.rank.label("search_rank"), spec.key.label("search_key")
     columns = [rank, key, func.count().over().label("search_total")] if count else [rank, key]
-    query = spec.base.add_columns(*columns).options(*spec.options)
+    chosen = spec.base.with_only_columns(spec.model.id.label("search_id"), *columns)
     if after is not None:
-        query = query.where(after)
+        chosen = chosen.where(after)
     direction = (lambda c: c.desc()) if spec.descending else (lambda c: c.asc())
-    query = query.order_by(rank.asc(), direction(key), direction(spec.model.id)).limit(per_page + 1)
+    page = chosen.order_by(rank.asc(), direction(key), direction(spec.model.id)).limit(per_page + 1).subquery()
+    query = (
+        select(spec.model, *(page.c[c.name] for c in columns))
+        .join(page, spec.model.id == page.c.search_id)
+        .options(*spec.options)
+        .order_by(page.c.search_rank.asc(), direction(page.c.search_key), direction(spec.model.id))
+    )
     rows = list(session.execute(query, values).unique().tuples())
     group.items = [row[0] for row in rows[:per_page]]
     if count:

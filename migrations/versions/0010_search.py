@@ -12,10 +12,8 @@ indexes on ``hub_fold(column)`` for every column search looks in, so ``hub_fold(
 trusted extension (PostgreSQL 13+): the database owner may create it. Where it cannot be created the
 indexes are left out and search still works, by scanning.
 
-SQLite: nothing. Search there scans (ASCII rows with SQLite's own case-insensitive LIKE, the rare
-non-ASCII rows through a Python ``hub_fold``; see hub.crm.search). FTS5 was weighed: its trigram
-tokenizer folds accents only from SQLite 3.45 (Python's bundled SQLite here is 3.40), unicode61
-gives no substring match, and its virtual and shadow tables are tables the models do not describe.
+SQLite: nothing here. Its index came with migration 0014 (FTS5 trigram tables of the folded texts,
+kept by triggers; that migration says why): until then search scanned there.
 """
 
 from __future__ import annotations
