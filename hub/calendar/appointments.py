@@ -32,6 +32,7 @@ from hub.i18n import _
 from hub.models import (
     Appointment,
     AppointmentAttendee,
+    AppointmentCancellation,
     AppointmentHistory,
     AppointmentOverride,
     CalendarAccount,
@@ -439,7 +440,7 @@ def save_appointment(
     appointment.relation_id = relation_id
     appointment.visit_report = visit_report
     appointment.activity_id = data.activity_id
-    _set_attendees(appointment, people)
+    _set_attendees(session, appointment, people)
     session.flush()
     changed = after_change(session, appointment, before)
     if before is None:
@@ -455,15 +456,36 @@ def save_appointment(
     return appointment
 
 
-def _set_attendees(appointment: Appointment, people: list[AppointmentAttendee]) -> None:
-    """Keep the answers (PARTSTAT) of attendees who stay; add and remove the others."""
+def _set_attendees(session: Session, appointment: Appointment, people: list[AppointmentAttendee]) -> None:
+    """Keep the answers (PARTSTAT) of attendees who stay; add and remove the others. Someone removed
+    after an invitation by e-mail reached him is owed a CANCEL (hub.calendar.imip sends it); someone
+    invited again before it went out is owed nothing."""
     wanted = {p.email_key: p for p in people}
+    owed = (
+        {
+            c.email_key: c
+            for c in session.scalars(
+                select(AppointmentCancellation).where(AppointmentCancellation.appointment_id == appointment.id)
+            )
+        }
+        if appointment.id is not None
+        else {}
+    )
     for current in list(appointment.attendees):
         if current.email_key not in wanted:
+            if current.invited_sequence > 0:
+                cancellation = owed.pop(current.email_key, None) or AppointmentCancellation(
+                    appointment_id=appointment.id, email_key=current.email_key
+                )
+                cancellation.name, cancellation.email, cancellation.sent = current.name, current.email, False
+                session.add(cancellation)
             appointment.attendees.remove(current)
         else:
             new = wanted.pop(current.email_key)
             current.name, current.user_id, current.contact_id = new.name, new.user_id, new.contact_id
+    for key in wanted:
+        if key in owed and not owed[key].sent:
+            session.delete(owed[key])  # invited again: the new invitation tells him, not a cancellation
     appointment.attendees.extend(wanted.values())
 
 

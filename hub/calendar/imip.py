@@ -3,7 +3,9 @@
 Who gets them: contacts invited to an appointment, and staff who chose "invitations" instead of
 CalDAV. A message is ``multipart/alternative``: a few lines of text and the ``text/calendar;
 method=REQUEST`` part (the method parameter equals the body's METHOD, which Outlook requires).
-An update is a REQUEST with a higher SEQUENCE, a delete a CANCEL. ``invited_sequence`` on the
+An update is a REQUEST with a higher SEQUENCE, a delete a CANCEL; someone taken off the appointment
+after his invitation went out gets a CANCEL naming him alone (``appointment_cancellation``, claimed
+before sending like an invitation), or his own calendar keeps it. ``invited_sequence`` on the
 attendee row remembers what each one has (SEQUENCE + 1; 0: nothing yet); it is raised by a
 conditional UPDATE *before* sending, so two workers never both send, and put back when the relay
 says "try later". Replies (METHOD:REPLY) come back through mail sync: the sync stores them as
@@ -14,18 +16,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, or_, select, union, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub.calendar import ical
 from hub.calendar.appointments import record_history, snapshot
 from hub.config import Settings
 from hub.db import Database
-from hub.models import Appointment, AppointmentAttendee, CalendarAccount, Email
+from hub.models import Appointment, AppointmentAttendee, AppointmentCancellation, CalendarAccount, Email
 from hub.models.calendar import Delivery
 from hub.outbound import Connection, Refused, relay_for
 
@@ -47,7 +49,9 @@ def _invitees(session: Session, appointment: Appointment) -> list[AppointmentAtt
     return [a for a in appointment.attendees if a.user_id is None or a.user_id in by_mail]
 
 
-def message(settings: Settings, shot: ical.Snapshot, method: str, attendee: AppointmentAttendee) -> EmailMessage:
+def message(
+    settings: Settings, shot: ical.Snapshot, method: str, attendee: AppointmentAttendee | AppointmentCancellation
+) -> EmailMessage:
     """One iMIP message to one attendee."""
     fields = shot.fields
     organizer = shot.organizer
@@ -89,10 +93,9 @@ def due_invitations(session: Session) -> list[int]:
         )
         # A deleted appointment cancels only for those who were invited before.
         .where(or_(Appointment.deleted_at.is_(None), AppointmentAttendee.invited_sequence > 0))
-        .distinct()
-        .limit(500)
     )
-    return list(session.scalars(query))
+    owed = select(AppointmentCancellation.appointment_id).where(AppointmentCancellation.sent.is_(False))
+    return list(session.scalars(union(query, owed).limit(500)))
 
 
 def send_invitations(db: Database, settings: Settings, appointment_id: int) -> SendResult:
@@ -116,45 +119,78 @@ def send_invitations(db: Database, settings: Settings, appointment_id: int) -> S
             for a in _invitees(session, appointment)
             if a.invited_sequence != target and (method == "REQUEST" or a.invited_sequence > 0)
         ]
-    if not todo:
+        cancellations = [
+            (c.id, message(settings, _cancelled_for(shot, c), "CANCEL", c))
+            for c in session.scalars(
+                select(AppointmentCancellation).where(
+                    AppointmentCancellation.appointment_id == appointment_id, AppointmentCancellation.sent.is_(False)
+                )
+            )
+        ]
+    if not todo and not cancellations:
         return result
     with Connection(relay_for(settings)) as connection:
+        for cancellation_id, mail in cancellations:
+            row = AppointmentCancellation.id == cancellation_id
+            claim = (
+                update(AppointmentCancellation).where(row, AppointmentCancellation.sent.is_(False)).values(sent=True)
+            )
+            back = update(AppointmentCancellation).where(row, AppointmentCancellation.sent.is_(True)).values(sent=False)
+            _claimed_send(db, connection, settings, mail, result, claim, back)
         for attendee_id, before, mail in todo:
-            with db.transaction() as session:
-                mine = session.execute(
-                    update(AppointmentAttendee)
-                    .where(AppointmentAttendee.id == attendee_id, AppointmentAttendee.invited_sequence == before)
-                    .values(invited_sequence=target)
-                    .execution_options(synchronize_session=False)
-                ).rowcount  # type: ignore[attr-defined]
-            if not mine:
-                continue  # another run sends it
-            to = mail["To"].addresses[0].addr_spec
-            try:
-                refused = connection.send(mail, sender=settings.mail_from or to, recipients=[to])
-            except Refused as exc:
-                if exc.temporary:
-                    _put_back(db, attendee_id, target, before)
-                    result.deferred += 1
-                else:
-                    log.warning("invitation to %s refused: %s", to, exc)
-                    result.refused += 1
-                continue
-            if refused:
-                result.refused += 1
-            else:
-                result.sent += 1
+            row = AppointmentAttendee.id == attendee_id
+            claim = update(AppointmentAttendee).where(row, AppointmentAttendee.invited_sequence == before)
+            back = update(AppointmentAttendee).where(row, AppointmentAttendee.invited_sequence == target)
+            _claimed_send(
+                db,
+                connection,
+                settings,
+                mail,
+                result,
+                claim.values(invited_sequence=target),
+                back.values(invited_sequence=before),
+            )
     return result
 
 
-def _put_back(db: Database, attendee_id: int, target: int, before: int) -> None:
+def _cancelled_for(shot: ical.Snapshot, removed: AppointmentCancellation) -> ical.Snapshot:
+    """The CANCEL a removed attendee gets: the appointment as it is, cancelled, naming him alone."""
+    return replace(
+        shot, fields={**shot.fields, "status": "cancelled"}, attendees=[ical.Person(removed.email, removed.name)]
+    )
+
+
+def _claimed_send(
+    db: Database,
+    connection: Connection,
+    settings: Settings,
+    mail: EmailMessage,
+    result: SendResult,
+    claim: Update,
+    put_back: Update,
+) -> None:
+    """Send ``mail`` if ``claim`` (a conditional UPDATE marking it sent) is this run's: another run that
+    claimed it first sends it. When the relay says "try later", ``put_back`` undoes the claim so the
+    next run sends it again; a permanent refusal is counted and not tried again."""
     with db.transaction() as session:
-        session.execute(
-            update(AppointmentAttendee)
-            .where(AppointmentAttendee.id == attendee_id, AppointmentAttendee.invited_sequence == target)
-            .values(invited_sequence=before)
-            .execution_options(synchronize_session=False)
-        )
+        if not session.execute(claim.execution_options(synchronize_session=False)).rowcount:  # type: ignore[attr-defined]
+            return
+    to = mail["To"].addresses[0].addr_spec
+    try:
+        refused = connection.send(mail, sender=settings.mail_from or to, recipients=[to])
+    except Refused as exc:
+        if exc.temporary:
+            with db.transaction() as session:
+                session.execute(put_back.execution_options(synchronize_session=False))
+            result.deferred += 1
+        else:
+            log.warning("invitation to %s refused: %s", to, exc)
+            result.refused += 1
+        return
+    if refused:
+        result.refused += 1
+    else:
+        result.sent += 1
 
 
 # --- replies ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from hub.models.base import Base
 from hub.models.calendar import (
     Appointment,
     AppointmentAttendee,
+    AppointmentCancellation,
     AppointmentHistory,
     AppointmentOverride,
     CalendarAccount,
@@ -69,6 +70,7 @@ __all__ = [
     "ApiToken",
     "Appointment",
     "AppointmentAttendee",
+    "AppointmentCancellation",
     "AppointmentHistory",
     "AppointmentOverride",
     "Attachment",

@@ -114,6 +114,27 @@ class AppointmentAttendee(Base):
     user: Mapped[User | None] = relationship()
 
 
+class AppointmentCancellation(Base):
+    """A CANCEL owed to someone taken off an appointment after an invitation by e-mail reached him: his
+    own calendar (Outlook, Gmail) keeps the appointment until told (RFC 5546, 3.2.5). Sent by the
+    invitation sender; ``sent`` is set by a conditional UPDATE before sending, so two workers never
+    both send, and put back when the relay says "try later"."""
+
+    __tablename__ = "appointment_cancellation"
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "email_key", name="uq_appointment_cancellation_email"),
+        Index("ix_appointment_cancellation_sent", "sent", "appointment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(254))
+    email_key: Mapped[str] = mapped_column(String(254))
+    sent: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AppointmentOverride(Base):
     """One occurrence of a series moved (or retitled): iCalendar's RECURRENCE-ID override."""
 

@@ -207,3 +207,87 @@ def test_a_reply_through_the_real_mail_sync_sets_the_answer(
     with db.transaction() as s:
         stored = s.get_one(Appointment, appointment_id)
         assert {a.email_key: a.partstat for a in stored.attendees}["piet@jansen.example"] == "DECLINED"
+
+
+def test_someone_taken_off_an_appointment_gets_a_cancel_naming_him_alone(
+    db: Database, tmp_path: Path, smtp_server: Any, make_user: Callable[..., User]
+) -> None:
+    """Removed after the invitation reached them, a contact and a staff member on invitations each get
+    one CANCEL (the relay deferring one first); who stays gets nothing new; someone removed and
+    invited again before the CANCEL left gets no CANCEL; nobody is told twice."""
+    settings = make_settings(
+        tmp_path / "var", db.url, HUB_SMTP_URL=smtp_server.url, HUB_MAIL_FROM="hub@company.example"
+    )
+    anna, olga = make_user("Anna"), make_user("Olga")
+    with db.transaction() as s:
+        save_account(s, settings.secret_key, s.get_one(User, olga.id), AccountInput(delivery="invitations"))
+        relation = save_relation(s, RelationInput(name="Jansen BV"))
+        piet = save_contact(s, relation, ContactInput(name="Piet Jansen", emails=["piet@jansen.example"]))
+        kees = save_contact(s, relation, ContactInput(name="Kees Jansen", emails=["kees@jansen.example"]))
+        appointment = save_appointment(
+            s,
+            s.get_one(User, anna.id),
+            AppointmentInput(
+                title="Oven demo",
+                start=datetime(2026, 12, 7, 10, 0),
+                end=datetime(2026, 12, 7, 11, 0),
+                relation_id=relation.id,
+                staff_ids=[anna.id, olga.id],
+                contact_ids=[piet.id, kees.id],
+            ),
+        )
+        appointment_id, uid = appointment.id, appointment.uid
+
+    def change(staff: list[int], contacts: list[int]) -> None:
+        with db.transaction() as s:
+            me = s.get_one(User, anna.id)
+            current = get_appointment(s, me, appointment_id)
+            save_appointment(
+                s,
+                me,
+                AppointmentInput(
+                    title="Oven demo",
+                    start=datetime(2026, 12, 7, 10, 0),
+                    end=datetime(2026, 12, 7, 11, 0),
+                    relation_id=relation.id,
+                    staff_ids=staff,
+                    contact_ids=contacts,
+                ),
+                current,
+            )
+
+    assert send_invitations(db, settings, appointment_id).sent == 3
+    smtp_server.clear()
+    change([anna.id], [kees.id])  # Olga and Piet are taken off
+    with db.transaction() as s:
+        assert due_invitations(s) == [appointment_id]
+    smtp_server.fail_next(451)
+    first = send_invitations(db, settings, appointment_id)
+    assert (first.sent, first.deferred) == (1, 1)
+    assert send_invitations(db, settings, appointment_id).sent == 1
+    assert send_invitations(db, settings, appointment_id).sent == 0
+    assert sorted(smtp_server.recipients()) == sorted(["piet@jansen.example", olga.email])
+    for message in smtp_server.messages():
+        method, cal = _calendar_part(message)
+        (event,) = cal.walk("VEVENT")
+        assert method == "CANCEL" and str(event["uid"]) == uid and str(event["status"]) == "CANCELLED"
+        attendees = event["attendee"] if isinstance(event["attendee"], list) else [event["attendee"]]
+        assert [str(a).lower() for a in attendees] == [f"mailto:{message['To'].addresses[0].addr_spec.lower()}"]
+    with db.transaction() as s:
+        assert due_invitations(s) == []
+    smtp_server.clear()
+
+    # Taken off and invited again before the CANCEL left: a new invitation, no CANCEL.
+    change([anna.id], [])
+    change([anna.id], [kees.id])
+    assert send_invitations(db, settings, appointment_id).sent == 1
+    ((method, _cal),) = [_calendar_part(m) for m in smtp_server.messages()]
+    assert method == "REQUEST" and smtp_server.recipients() == ["kees@jansen.example"]
+    smtp_server.clear()
+    # Piet, told once, is invited again, then taken off again: he is told again, once.
+    change([anna.id], [kees.id, piet.id])
+    assert send_invitations(db, settings, appointment_id).sent == 1
+    change([anna.id], [kees.id])
+    assert send_invitations(db, settings, appointment_id).sent == 1
+    assert send_invitations(db, settings, appointment_id).sent == 0
+    assert [_calendar_part(m)[0] for m in smtp_server.messages()] == ["REQUEST", "CANCEL"]
