@@ -38,15 +38,17 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
     update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.util import HasMemoized
 
-from hub.models import Project, Relation, User
+from hub.models import Contact, Project, Relation, User
 from hub.models.crm import project_groups, project_users, relation_groups, relation_users
 from hub.models.users import group_members
 
@@ -169,6 +171,53 @@ def relation_visible(user: User | None) -> ColumnElement[bool]:
     if user.is_admin:
         return true()
     return _relation_visible_rule(user.id)
+
+
+# --- the same rule, asked of very many rows -------------------------------------------------------------
+# A search that finds a common name thousands of times asked the whole rule (a relation look-up and
+# four EXISTS) of every row found: three times what finding them cost. These ask it only where it can
+# say no. By the rule's first case, an object nobody is linked to, on a relation nobody is linked to,
+# is seen by every active staff member, which a look-up in the (few) linked ids settles; the whole
+# rule is asked of the rest. The answers are relation_visible's and project_visible's
+# (tests/integration/test_search_index.py holds search to them for every kind of link).
+
+
+def _linked_relations() -> Any:
+    return union(select(relation_users.c.relation_id), select(relation_groups.c.relation_id))
+
+
+def _linked_projects() -> Any:
+    return union(select(project_users.c.project_id), select(project_groups.c.project_id))
+
+
+def _same_for_every_row(rule: ColumnElement[bool]) -> bool:
+    """Whether the rule is a constant (an admin sees all, an inactive user nothing)."""
+    return isinstance(rule, True_ | False_)
+
+
+def relation_visible_among_many(user: User | None) -> ColumnElement[bool]:
+    """:func:`relation_visible`, for a query that asks it of very many rows."""
+    rule = relation_visible(user)
+    return rule if _same_for_every_row(rule) else or_(Relation.id.not_in(_linked_relations()), rule)
+
+
+def contact_visible_among_many(user: User | None) -> ColumnElement[bool]:
+    """A contact is visible with its relation: :func:`relation_visible` of it, for very many rows."""
+    rule = relation_visible(user)
+    if _same_for_every_row(rule):
+        return rule
+    return or_(
+        Contact.relation_id.not_in(_linked_relations()), exists().where(Relation.id == Contact.relation_id, rule)
+    )
+
+
+def project_visible_among_many(user: User | None) -> ColumnElement[bool]:
+    """:func:`project_visible`, for a query that asks it of very many rows."""
+    rule = project_visible(user)
+    if _same_for_every_row(rule):
+        return rule
+    unlinked = and_(Project.relation_id.not_in(_linked_relations()), Project.id.not_in(_linked_projects()))
+    return or_(unlinked, rule)
 
 
 def may_manage_project(user: User | None, project: Project) -> bool:

@@ -35,7 +35,7 @@ cost, not what the tables hold.
   index's folded copies (a scan, but of narrow rows and with no call into Python). A phone number
   typed as its start is a range of the B-tree index on ``phone_number.e164``, bare digits a phrase
   in ``search_phone_number``. Ranking reads only the rows found. The visibility rule is asked in
-  full only of rows someone is linked to (:func:`_relation_visible_sqlite`): the others are seen by
+  full only of rows someone is linked to (hub.crm.access's ``*_visible_among_many``): the others are seen by
   all staff, which a look-up in the few linked ids settles.
 
 Where a text is common ("bakker" in one name of eleven) the rows found are still each read, ranked
@@ -68,7 +68,6 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
-    exists,
     false,
     func,
     literal,
@@ -80,11 +79,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, joinedload, load_only, selectinload
-from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.util import HasMemoized
 
-from hub.crm.access import project_visible, relation_visible
+from hub.crm.access import (
+    contact_visible_among_many,
+    project_visible,
+    project_visible_among_many,
+    relation_visible,
+    relation_visible_among_many,
+)
 from hub.models import (
     FREE_TEXT_FIELDS,
     Choice,
@@ -97,7 +101,7 @@ from hub.models import (
     Relation,
     User,
 )
-from hub.models.crm import FREE_CHOICE_FIELDS, project_groups, project_users, relation_groups, relation_users
+from hub.models.crm import FREE_CHOICE_FIELDS
 from hub.paging import MAX_ID, BadCursor
 from hub.text import fold
 
@@ -478,7 +482,7 @@ def _relations(b: _Bound, m: _Match) -> _Matching:
     name_is = m.stored(Relation.name, Relation.search_name, b.exact)
     rank = _rank(or_(name_is, *exact_number), m.stored(Relation.name, Relation.search_name, b.starts))
     options = (selectinload(Relation.phones),)
-    visible = _relation_visible_sqlite if m.sqlite else relation_visible
+    visible = relation_visible_among_many if m.sqlite else relation_visible
     return _Matching(Relation, matched, rank, Relation.search_name, visible, options=options)
 
 
@@ -487,49 +491,6 @@ def _contact_visible(user: User) -> ColumnElement[bool]:
     # contacts scanned in their own order, rather than each relation's contacts looked up in turn.
     # ("+ 0": SQLite would otherwise look the contacts up relation by relation in its index.)
     return (Contact.relation_id + 0).in_(select(Relation.id).where(relation_visible(user)))
-
-
-# SQLite: the visibility rule asked only where it can say no. An object nobody is linked to, on a
-# relation nobody is linked to, is seen by all active staff (hub.crm.access): for those found rows a
-# look-up in the (few) linked ids settles it, and the whole rule (a relation look-up and four EXISTS)
-# is asked only of the others. Where a common name is found thousands of times, asking it of every
-# row cost three times what finding them did. tests/integration/test_search_index.py holds search
-# to the rule for every kind of link.
-
-
-def _linked_relations() -> Any:
-    return union(select(relation_users.c.relation_id), select(relation_groups.c.relation_id))
-
-
-def _linked_projects() -> Any:
-    return union(select(project_users.c.project_id), select(project_groups.c.project_id))
-
-
-def _constant(rule: ColumnElement[bool]) -> bool:
-    """Whether the rule is the same for every row (an admin sees all, an inactive user nothing)."""
-    return isinstance(rule, True_ | False_)
-
-
-def _relation_visible_sqlite(user: User) -> ColumnElement[bool]:
-    rule = relation_visible(user)
-    return rule if _constant(rule) else or_(Relation.id.not_in(_linked_relations()), rule)
-
-
-def _contact_visible_sqlite(user: User) -> ColumnElement[bool]:
-    rule = relation_visible(user)
-    if _constant(rule):
-        return rule
-    return or_(
-        Contact.relation_id.not_in(_linked_relations()), exists().where(Relation.id == Contact.relation_id, rule)
-    )
-
-
-def _project_visible_sqlite(user: User) -> ColumnElement[bool]:
-    rule = project_visible(user)
-    if _constant(rule):
-        return rule
-    unlinked = and_(Project.relation_id.not_in(_linked_relations()), Project.id.not_in(_linked_projects()))
-    return or_(unlinked, rule)
 
 
 def _contacts(b: _Bound, m: _Match) -> _Matching:
@@ -554,7 +515,7 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
         exact.append(Contact.id.in_(numbers.where(PhoneNumber.e164 == b.phone_exact)))
     rank = _rank(or_(*exact), m.contains(Contact.name, b.starts))
     options = (joinedload(Contact.relation), selectinload(Contact.emails), selectinload(Contact.phones))
-    visible = _contact_visible_sqlite if m.sqlite else _contact_visible
+    visible = contact_visible_among_many if m.sqlite else _contact_visible
     return _Matching(Contact, matched, rank, Contact.name, visible, options=options)
 
 
@@ -583,7 +544,7 @@ def _projects(b: _Bound, m: _Match) -> _Matching:
         exact = or_(Project.id == b.number, exact)
     rank = _rank(exact, m.contains(Project.name, b.starts))
     options = (joinedload(Project.relation), joinedload(Project.status))
-    visible = _project_visible_sqlite if m.sqlite else project_visible
+    visible = project_visible_among_many if m.sqlite else project_visible
     return _Matching(Project, matched, rank, Project.name, visible, options=options)
 
 
