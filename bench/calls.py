@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CACHE = Path(os.environ.get("HUB_BENCH_CACHE", "") or Path(tempfile.gettempdir()) / "hub-bench-calls")
-GENERATOR = ROOT / "bench" / "gen_cdr.py"
+# Run as a module from the project root: run as a script, bench/ would come first on sys.path and
+# bench/calendar.py would stand in for Python's own calendar module (which e-mail and CSV code use).
+GENERATOR = ["-m", "bench.gen_cdr"]
 
 
 def generated(rows: int, contacts: int) -> tuple[Path, Path]:
@@ -39,7 +41,7 @@ def generated(rows: int, contacts: int) -> tuple[Path, Path]:
         subprocess.run(
             [
                 sys.executable,
-                str(GENERATOR),
+                *GENERATOR,
                 str(cdr),
                 str(rows),
                 "--contacts",
@@ -48,6 +50,7 @@ def generated(rows: int, contacts: int) -> tuple[Path, Path]:
                 str(contacts),
             ],
             check=True,
+            cwd=ROOT,
         )
     return cdr, people
 

@@ -36,7 +36,9 @@ from imapclient import IMAPClient  # noqa: E402
 from tests.mail_server import ImapServer, dovecot_server  # noqa: E402
 from tests.servers import redis_server  # noqa: E402
 
-GENERATOR = ROOT / "bench" / "gen_mailbox.py"
+# Run as a module from the project root: run as a script, bench/ would come first on sys.path and
+# bench/calendar.py would stand in for Python's own calendar module (which e-mail and CSV code use).
+GENERATOR = ["-m", "bench.gen_mailbox"]
 CACHE = Path(os.environ.get("HUB_BENCH_CACHE", "") or Path(tempfile.gettempdir()) / "hub-bench-mail")
 PASSWORD = "bench-secret"
 
@@ -49,9 +51,10 @@ def generated(n: int) -> tuple[Path, Path]:
         CACHE.mkdir(parents=True, exist_ok=True)
         print(f"generating {n:,} messages …", file=sys.stderr)
         subprocess.run(
-            [sys.executable, str(GENERATOR), str(maildir), str(n), "--contacts", str(contacts)],
+            [sys.executable, *GENERATOR, str(maildir), str(n), "--contacts", str(contacts)],
             check=True,
             stdout=subprocess.DEVNULL,
+            cwd=ROOT,
         )
     return maildir, contacts
 
