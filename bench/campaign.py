@@ -31,13 +31,13 @@ import os
 import resource
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,8 +82,13 @@ def hub_env(database_url: str, var_dir: Path, smtp_url: str, connections: int) -
 
 
 def seed_sqlite(path: Path, count: int) -> None:
-    """Relations, contacts and addresses straight into SQLite (the generator, not what is measured)."""
-    conn = sqlite3.connect(path)
+    """Relations, contacts and addresses straight into SQLite (the generator, not what is measured).
+    Through a connection of hub's own engine: it has the SQL functions hub's triggers use (the
+    search index's ``hub_fold``), which a plain sqlite3 connection lacks."""
+    from hub.db import make_engine
+
+    engine = make_engine(f"sqlite:///{path}")
+    conn: Any = engine.raw_connection()
     now = "2026-01-01 00:00:00"
     conn.execute(
         "INSERT INTO user (id, email, name, password_hash, is_admin, is_active, session_epoch, created_at, updated_at)"
@@ -107,6 +112,7 @@ def seed_sqlite(path: Path, count: int) -> None:
     )
     conn.commit()
     conn.close()
+    engine.dispose()
 
 
 def seed_postgresql(database_url: str, count: int) -> None:

@@ -7,6 +7,13 @@ two round trips per message. Everything else (opening, TLS, login, the idle chec
 session after a 421 or a lost connection, how answers are sorted into temporary and permanent)
 is hub.outbound's own; a relay without PIPELINING gets hub.outbound's plain ``send``.
 
+A mailing hands the relay each message only once the previous one's ledger mark is committed
+(hub.campaigns.sending's rule). ``ready`` is that wait, and it is called as late as the rule
+allows: after the relay answered MAIL, RCPT and DATA (354) and before the message's text goes.
+Until the text and its final dot have gone nothing can be delivered (a session closed after the
+354 ends the transaction with nothing queued), so the relay's first round trip overlaps the
+previous mark's commit instead of following it.
+
 (For the lead: this could move into hub.outbound.Connection as an option; it is kept here so
 hub.outbound is unchanged.)
 """
@@ -15,7 +22,7 @@ from __future__ import annotations
 
 import smtplib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 
 from hub.outbound import Connection, Refused
@@ -36,11 +43,23 @@ def _stuffed(data: bytes) -> bytes:
     return body + b".\r\n"
 
 
+def _nothing() -> None:
+    return None
+
+
 class PipeliningConnection(Connection):
     def send(
-        self, message: EmailMessage | bytes, *, sender: str, recipients: Sequence[str]
+        self,
+        message: EmailMessage | bytes,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        ready: Callable[[], None] = _nothing,
     ) -> dict[str, tuple[int, str]]:
+        """hub.outbound's ``send``; ``ready()`` is called before the message can reach the relay (see
+        the module's note). When it raises, the message is not sent and the session is dropped."""
         if isinstance(message, EmailMessage) or len(recipients) != 1 or not (sender + recipients[0]).isascii():
+            ready()
             return super().send(message, sender=sender, recipients=recipients)
         try:
             smtp = self._session()
@@ -48,20 +67,38 @@ class PipeliningConnection(Connection):
             self._drop()
             raise Refused(421, str(exc) or exc.__class__.__name__, temporary=True) from exc
         if not smtp.has_extn("pipelining"):
+            ready()
             return super().send(message, sender=sender, recipients=recipients)
         try:
-            return self._pipelined(smtp, message, sender, recipients[0])
-        except smtplib.SMTPResponseException as exc:
+            self._envelope(smtp, message, sender, recipients[0])
+        except (OSError, smtplib.SMTPException) as exc:
+            raise self._refusal(exc) from exc
+        try:
+            ready()
+        except BaseException:
+            # The relay waits for the text after its 354: closing the session ends the transaction
+            # with nothing delivered.
+            self._drop()
+            raise
+        try:
+            self._message(smtp, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise self._refusal(exc) from exc
+        return {}
+
+    def _refusal(self, exc: OSError | smtplib.SMTPException) -> Refused:
+        """The relay's refusal, or a lost session as a temporary one (the session dropped)."""
+        if isinstance(exc, smtplib.SMTPResponseException):
             if exc.smtp_code == 421:
                 self._drop()
             else:
                 self._reset()
-            raise Refused(exc.smtp_code, _text(exc.smtp_error), temporary=400 <= exc.smtp_code < 500) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            self._drop()
-            raise Refused(421, str(exc) or exc.__class__.__name__, temporary=True) from exc
+            return Refused(exc.smtp_code, _text(exc.smtp_error), temporary=400 <= exc.smtp_code < 500)
+        self._drop()
+        return Refused(421, str(exc) or exc.__class__.__name__, temporary=True)
 
-    def _pipelined(self, smtp: smtplib.SMTP, data: bytes, sender: str, recipient: str) -> dict[str, tuple[int, str]]:
+    def _envelope(self, smtp: smtplib.SMTP, data: bytes, sender: str, recipient: str) -> None:
+        """MAIL, RCPT and DATA in one write; returns once the relay said 354 (raises otherwise)."""
         size = f" SIZE={len(data)}" if smtp.has_extn("size") else ""
         commands = f"MAIL FROM:<{sender}>{size}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
         if smtp.sock is None:
@@ -84,6 +121,11 @@ class PipeliningConnection(Connection):
             raise smtplib.SMTPResponseException(rcpt_code, rcpt_reply)
         if data_code != 354:
             raise smtplib.SMTPResponseException(data_code, data_reply)
+
+    def _message(self, smtp: smtplib.SMTP, data: bytes) -> None:
+        """The message after the relay's 354; returns once the relay took it (250)."""
+        if smtp.sock is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
         smtp.sock.sendall(_stuffed(data))
         try:
             code, reply = smtp.getreply()
@@ -92,7 +134,6 @@ class PipeliningConnection(Connection):
         if code != 250:
             raise smtplib.SMTPResponseException(code, reply)
         self._last_used = time.monotonic()
-        return {}
 
 
 def _text(reason: bytes | str) -> str:

@@ -7,7 +7,8 @@ memory). A run claims the mailing (hub.claims: short, renewed), then each of its
 claims ledger rows in small chunks with a conditional UPDATE (pending → sending) and sends them in
 id order, marking each row sent, with its Message-ID, in its own commit right after the relay
 accepted it. A second beat, a redelivered task or the sweep finds the mailing claimed and does
-nothing; pause and cancel are seen before the next message. The connections (SMTP sessions) run
+nothing; pause and cancel are seen within two messages of each connection (every ledger mark
+returns the mailing's state). The connections (SMTP sessions) run
 as threads of the run, or, with more sessions than one on a machine with more cores than one, in
 sending processes the run starts (:func:`session_plan`, "sending processes" below): the rules
 here hold per session either way.
@@ -45,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from select import select as wait_for_io
 from typing import Any
 
 from sqlalchemy import Connection as DbConnection
@@ -82,7 +84,7 @@ from hub.models.campaigns import (
     SuppressionReason,
     TargetGroup,
 )
-from hub.outbound import Connection, Refused, Relay, relay_for
+from hub.outbound import Refused, Relay, relay_for
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,6 @@ PAUSE_AFTER_FAILURES = 3
 STATE_CHECK_SECONDS = 1.0
 # The visible unsubscribe link's words, in the company's language (HUB_DEFAULT_LANGUAGE).
 _UNSUBSCRIBE_LABEL = {"nl": "Afmelden", "en": "Unsubscribe"}
-STATE_CHECK_EVERY = 10  # messages per connection between two looks at the mailing's state
 R: Table = MailingRecipient.__table__  # type: ignore[assignment]  # (a FromClause to mypy)
 M: Table = Mailing.__table__  # type: ignore[assignment]
 
@@ -269,7 +270,7 @@ class _Job:
     retry_base: float
     deadline: float | None
     progress: ProgressFn | None
-    writer: _Writer
+    writer: _Writer | None  # SQLite's; on PostgreSQL each session has its own (_SentAheadWriter)
     total: int
     done_before: int
     stop: threading.Event = field(default_factory=threading.Event)
@@ -329,12 +330,14 @@ _RELEASE = (
 class _Writer:
     """Writes the per-message ledger marks of one run, each committed before its sender goes on.
 
-    One thread with its own connection takes the marks of every sending connection and commits what
-    has arrived together (group commit): each sender waits until its row is durable before it hands
-    its next message to the relay, which keeps the rule in the module's note, while the database
-    sees one commit per batch instead of one per message and SQLite's single writer is never fought
-    over. The statements run through the driver's own cursor (SQLAlchemy's per-statement work cost
-    more than the statement); the SQL is the same on SQLite and PostgreSQL but for the placeholder.
+    On SQLite one thread with its own connection takes the marks of every sending connection of the
+    process and commits what has arrived together (group commit): each sender waits until its row
+    is durable before it hands its next message to the relay, which keeps the rule in the module's
+    note, while the database sees one commit per batch instead of one per message and SQLite's
+    single writer is never fought over (:class:`_InlineWriter` for a single session; on PostgreSQL
+    each session sends its own marks ahead, :class:`_SentAheadWriter`). The statements run through
+    the driver (SQLAlchemy's per-statement work cost more than the statement); the SQL is the same
+    on SQLite and PostgreSQL but for the placeholder.
     """
 
     def __init__(self, db: Database, *, thread: bool = True) -> None:
@@ -360,15 +363,16 @@ class _Writer:
         self.moment = R.c.sent_at.type.bind_processor(self._conn.dialect) or (lambda value: value)
         # "Sent" is the truth once the relay took the message, whoever holds the row now (a run that
         # took over and put it back to pending must not send it again); the other outcomes are this
-        # connection's only while it still holds the row.
+        # connection's only while it still holds the row. Each mark returns the mailing's state as
+        # it commits: pause and cancel are seen by the next message with no statement of their own.
         self.sent_sql = (
             f"UPDATE mailing_recipient SET status = 'sent', message_id = {mark}, sent_at = {mark},"
             f" attempts = attempts + 1, claimed_until = NULL, error = ''"
-            f" WHERE id = {mark} AND status IN ('sending', 'pending')"
+            f" WHERE id = {mark} AND status IN ('sending', 'pending') {_RETURNING_STATE}"
         )
         self.done_sql = (
             f"UPDATE mailing_recipient SET status = {mark}, error = {mark}, claimed_until = NULL"
-            f" WHERE id = {mark} AND status = 'sending' AND claimed_by = {mark}"
+            f" WHERE id = {mark} AND status = 'sending' AND claimed_by = {mark} {_RETURNING_STATE}"
         )
         self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...], _Waiter] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -406,45 +410,47 @@ class _Writer:
                     self._queue.put(None)  # finish this batch, then stop
                     break
                 batch.append(more)
-            error = self._commit([(sql, params) for sql, params, _waiter in batch])
-            for _sql, _params, waiter in batch:
-                waiter.finish(error)
+            error, states = self._commit([(sql, params) for sql, params, _waiter in batch])
+            for index, (_sql, _params, waiter) in enumerate(batch):
+                waiter.finish(error, states[index] if error is None else "")
 
-    def _commit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> BaseException | None:
-        """Run and commit the marks; the error if that failed (then nothing was marked)."""
+    def _commit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> tuple[BaseException | None, list[str]]:
+        """Run and commit the marks: (None, the mailing's state seen by each mark, "" where the row
+        was not this connection's to mark), or (the error, []) when that failed (nothing marked)."""
         pause, waited = _BUSY_FIRST_PAUSE, 0.0
         while True:
             try:
                 if self._sqlite:
                     cursor = self._raw.cursor()
                     try:
+                        states = []
                         for sql, params in statements:
                             cursor.execute(sql, params)
+                            states.append(_first(cursor.fetchall()))
                     finally:
                         cursor.close()
                     self._raw.commit()
                 else:
-                    self._commit_postgresql(statements)
-                return None
+                    states = self._commit_postgresql(statements)
+                return None, states
             except BaseException as exc:
                 with contextlib.suppress(Exception):
                     self._raw.rollback()
                 if not (self._sqlite and _busy(exc)) or waited >= self._busy_timeout / 1000:
-                    return exc
+                    return exc, []
             time.sleep(pause)  # another process is committing: its turn takes tens of µs
             waited += pause
             pause = min(pause * 2, _BUSY_MAX_PAUSE)
 
-    def _commit_postgresql(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _commit_postgresql(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[str]:
         # Prepared on the server (a primary-key update: its generic plan is the plan), so each mark
         # is one Bind/Execute. A batch of several marks is one transaction sent in one go (pipeline).
         if len(statements) == 1:
             sql, params = statements[0]
-            self._raw.execute(sql, params, prepare=True)
-            return
+            return [_first(self._raw.execute(sql, params, prepare=True).fetchall())]
         with self._raw.pipeline(), self._raw.transaction():
-            for sql, params in statements:
-                self._raw.execute(sql, params, prepare=True)
+            cursors = [self._raw.execute(sql, params, prepare=True) for sql, params in statements]
+        return [_first(cursor.fetchall()) for cursor in cursors]
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -456,8 +462,14 @@ class _Writer:
         self._conn.close()
 
 
+_RETURNING_STATE = "RETURNING (SELECT state FROM mailing WHERE mailing.id = mailing_recipient.mailing_id)"
 _BUSY_FIRST_PAUSE = 0.00005
 _BUSY_MAX_PAUSE = 0.002
+
+
+def _first(rows: list[Any]) -> str:
+    """The state a mark returned; "" when it changed no row (not this connection's to mark)."""
+    return str(rows[0][0]) if rows else ""
 
 
 def _busy(exc: BaseException) -> bool:
@@ -466,9 +478,9 @@ def _busy(exc: BaseException) -> bool:
 
 
 class _InlineWriter(_Writer):
-    """The marks of a process with one session, committed in that session's thread before it goes
-    on: with nobody to share a commit with, handing each mark to a writer thread and waiting for it
-    cost more (two thread switches a message) than the commit itself."""
+    """The marks of a process with one session on SQLite, committed in that session's thread before
+    it goes on: with nobody to share a commit with, handing each mark to a writer thread and waiting
+    for it cost more (two thread switches a message) than the commit itself (see :func:`_writer`)."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db, thread=False)
@@ -477,11 +489,94 @@ class _InlineWriter(_Writer):
         waiter.settle()
         waiter.outcome = outcome
         # An error is raised by the session's next settle, as the writer thread's is.
-        waiter.finish(self._commit([(sql, params)]))
+        error, states = self._commit([(sql, params)])
+        waiter.finish(error, states[0] if states else "")
 
 
-def _writer(db: Database, sessions: int) -> _Writer:
+def _writer(db: Database, sessions: int) -> _Writer | None:
+    """The writer the sessions of a process on SQLite share; None on PostgreSQL, where each session
+    sends its marks ahead on a connection of its own (:class:`_SentAheadWriter`)."""
+    if db.engine.dialect.name != "sqlite":
+        return None
     return _InlineWriter(db) if sessions == 1 else _Writer(db)
+
+
+class _SentAheadWriter(_Writer):
+    """PostgreSQL, one per session: each mark goes to the server at once, on the session's own
+    connection (libpq's asynchronous send of a prepared statement; in autocommit the UPDATE is its
+    own transaction, durable when it answers), and its answer is read when the session settles it,
+    after the relay answered the next envelope. The commit (a log flush with durability on) runs
+    while the relay answers; committed inline the two waits came one after the other, and a writer
+    thread to hand the mark to cost two thread switches a message (measured: more hub CPU per
+    message than the overlap saved with fsync off)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, thread=False)
+        self._pq: Any = self._raw.pgconn
+        self._names: dict[str, bytes] = {}
+        for sql in (self.sent_sql, self.done_sql):
+            # A name of its own: the connection goes back to the pool (DEALLOCATEd in close).
+            name = f"hub_mark_{id(self):x}_{len(self._names)}".encode()
+            numbered = sql.replace("%s", "{}").format(*(f"${n}" for n in range(1, sql.count("%s") + 1)))
+            _check(self._pq.prepare(name, numbered.encode()))
+            self._names[sql] = name
+        self._waiting = False
+
+    def _submit(self, waiter: _Waiter, outcome: str, sql: str, params: tuple[Any, ...]) -> None:
+        waiter.settle()
+        waiter.event.clear()
+        waiter.outcome = outcome
+        try:
+            self._pq.send_query_prepared(self._names[sql], [_pq_text(value) for value in params])
+        except BaseException as exc:  # (raised by the session's next settle, as any failed mark)
+            waiter.finish(exc)
+            return
+        self._waiting = True
+        waiter.collect = self._answer
+
+    def _answer(self) -> tuple[BaseException | None, str]:
+        """The outstanding mark's outcome: (None, the mailing's state) or (the error, "")."""
+        self._waiting = False
+        result: Any = None
+        try:
+            while True:
+                self._pq.consume_input()
+                while not self._pq.is_busy():
+                    answer = self._pq.get_result()
+                    if answer is None:
+                        # Only now, the server ready for the next query (the implicit transaction
+                        # ended at Sync), is the mark committed; the UPDATE's own result comes first.
+                        _check(result)
+                        return None, result.get_value(0, 0).decode() if result.ntuples else ""
+                    result = answer
+                wait_for_io([self._pq.socket], [], [])  # (without holding the GIL)
+        except BaseException as exc:
+            return exc, ""
+
+    def close(self) -> None:
+        if self._waiting:
+            self._answer()
+        with contextlib.suppress(Exception):
+            for name in self._names.values():
+                _check(self._pq.exec_(b"DEALLOCATE " + name))
+        super().close()
+
+
+def _pq_text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
+
+
+def _check(result: Any) -> None:
+    from psycopg import DatabaseError, pq
+
+    if result is None or result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        message = result.error_message.decode("utf-8", "replace") if result is not None else "no answer"
+        raise DatabaseError(f"the ledger mark failed: {message.strip()}")
 
 
 @dataclass
@@ -494,45 +589,31 @@ class _Waiter:
     event: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     outcome: str = ""
+    writer: Any = None  # where its marks go (a _Writer)
+    # A mark sent ahead (_SentAheadWriter): reads its outcome, (error, state).
+    collect: Callable[[], tuple[BaseException | None, str]] | None = None
+    # The mailing's state as the last committed mark saw it ("" until one did): how a connection
+    # sees a pause or cancel between two messages without a statement of its own.
+    state: str = ""
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, error: BaseException | None, state: str = "") -> None:
         self.error = error
+        if state:
+            self.state = state
         self.event.set()
 
     def settle(self) -> None:
         if not self.outcome:
             return
+        if self.collect is not None:
+            collect, self.collect = self.collect, None
+            self.finish(*collect())
         self.event.wait()
         outcome, self.outcome = self.outcome, ""
         if self.error is not None:
             raise self.error
         if self.job is not None:
             self.job.count(outcome)
-
-
-def _state(conn: DbConnection, mailing_id: int) -> str:
-    # Through the driver: SQLAlchemy's per-statement work cost more than this primary-key read.
-    raw: Any = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql" and raw.info.transaction_status.name == "IDLE":
-        # One round trip instead of three (psycopg would send BEGIN and COMMIT around it); the
-        # connection is idle here (every claim, release and deferral is committed before).
-        raw.autocommit = True
-        try:
-            row = raw.execute(_STATE_SQL[False], (mailing_id,), prepare=True).fetchone()
-        finally:
-            raw.autocommit = False
-        return str(row[0]) if row else ""
-    cursor = raw.cursor()
-    try:
-        cursor.execute(_STATE_SQL[conn.dialect.name == "sqlite"], (mailing_id,))
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    raw.commit()  # ends the read's transaction (PostgreSQL opens one)
-    return str(row[0]) if row else ""
-
-
-_STATE_SQL = {True: "SELECT state FROM mailing WHERE id = ?", False: "SELECT state FROM mailing WHERE id = %s"}
 
 
 def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
@@ -553,9 +634,15 @@ def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
         due = due.with_for_update(skip_locked=True)
     # Only while the run still holds the mailing: a sending process whose run died or was overtaken
     # claims nothing more (the run that took over may be recovering this very mailing's rows).
+    # A paused or cancelled mailing gets no new chunk (its state is read here, not per message).
     held = (
         select(M.c.id)
-        .where(M.c.id == bindparam("mailing"), M.c.claimed_by == bindparam("run"), M.c.claimed_until > now)
+        .where(
+            M.c.id == bindparam("mailing"),
+            M.c.claimed_by == bindparam("run"),
+            M.c.claimed_until > now,
+            M.c.state == MailingState.sending.value,
+        )
         .exists()
     )
     claim = (
@@ -642,12 +729,14 @@ def _backoff(job: _Job, attempts: int) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
 
 
-def _send_row(job: _Job, conn: DbConnection, waiter: _Waiter, smtp: Connection, limiter: Limiter, row: Any) -> None:
+def _send_row(
+    job: _Job, conn: DbConnection, waiter: _Waiter, smtp: PipeliningConnection, limiter: Limiter, row: Any
+) -> None:
     (row_id, address, attempts, name, function, consent, rel_name, street, postcode, city, country, website) = row[:12]
     owner_name, owner_email, suppressed_reason = row[12:15]
 
     def done(status: str, why: str) -> None:
-        job.writer.done(waiter, row_id, status, why)
+        waiter.writer.done(waiter, row_id, status, why)
 
     if suppressed_reason:
         return done(RecipientStatus.skipped.value, _SUPPRESSED_WORDS.get(suppressed_reason, N_("suppressed")))
@@ -708,12 +797,14 @@ def _send_row(job: _Job, conn: DbConnection, waiter: _Waiter, smtp: Connection, 
     if job.dkim is not None:
         data = job.dkim.sign(data)
     sender = messages.verp_address(settings.bounce_address, row_id, mid) if settings.bounce_address else job.sender
-    waiter.settle()  # the previous message's outcome is durable before this one leaves
     limiter.wait()
     pipelined = isinstance(smtp, PipeliningConnection) and smtp._smtp is not None and smtp._smtp.has_extn("pipelining")
     try:
-        smtp.send(data, sender=sender, recipients=[address])
+        # The previous message's outcome is durable before this one can reach the relay: settled
+        # after the relay's answer to MAIL, RCPT and DATA, before the text goes (pipelining.py).
+        smtp.send(data, sender=sender, recipients=[address], ready=waiter.settle)
     except Refused as exc:
+        waiter.settle()  # (refused before the text went: the previous mark was not waited for yet)
         cause = exc.__cause__
         replied = isinstance(cause, smtplib.SMTPResponseException)
         if exc.temporary:
@@ -754,14 +845,14 @@ def _send_row(job: _Job, conn: DbConnection, waiter: _Waiter, smtp: Connection, 
                     job.result.deferred += 1
             job.temporary_failure(str(exc))
             return None
-        job.writer.done(waiter, row_id, RecipientStatus.failed.value, str(exc)[:1000])
+        waiter.writer.done(waiter, row_id, RecipientStatus.failed.value, str(exc)[:1000])
         if exc.code in (550, 551, 553) and " 5.1." in f" {exc.reason}":
             _record_refusal_bounce(job, row_id, address, exc)
         job.count("failed")
         with job.lock:
             job.failures_in_a_row = 0
         return None
-    job.writer.sent(waiter, row_id, mid)
+    waiter.writer.sent(waiter, row_id, mid)
     return None
 
 
@@ -782,10 +873,14 @@ def _record_refusal_bounce(job: _Job, row_id: int, address: str, exc: Refused) -
 
 def _connection_loop(job: _Job, label: str) -> None:
     chunk_token = f"{job.token}/{label}"
-    waiter = _Waiter(job, chunk_token)
+    waiter = _Waiter(job, chunk_token, writer=job.writer)
     limiter = Limiter(job.db, f"{job.relay.host}:{job.relay.port}", job.settings.smtp_rate_per_minute)
+    smtp = PipeliningConnection(job.relay)
+    own: _Writer | None = None
     try:
-        with job.db.engine.connect() as conn, PipeliningConnection(job.relay) as smtp:
+        if waiter.writer is None:
+            waiter.writer = own = _SentAheadWriter(job.db)
+        with job.db.engine.connect() as conn, smtp:
             while not job.stop.is_set():
                 if job.deadline is not None and time.monotonic() > job.deadline:
                     break
@@ -793,10 +888,8 @@ def _connection_loop(job: _Job, label: str) -> None:
                 if not rows:
                     break
                 for position, row in enumerate(rows):
-                    # Pause and cancel are seen within a few messages (one primary-key read).
-                    if position % STATE_CHECK_EVERY == 0 and (
-                        _state(conn, job.mailing_id) != MailingState.sending.value
-                    ):
+                    # Pause and cancel are seen within two messages: every mark returns the state.
+                    if waiter.state not in ("", MailingState.sending.value):
                         job.stop.set()
                     if job.stop.is_set():
                         # Never handed to the relay: simply back to pending.
@@ -812,6 +905,10 @@ def _connection_loop(job: _Job, label: str) -> None:
         with job.lock:
             job.error = job.error or exc
         job.stop.set()
+    finally:
+        if own is not None:
+            with contextlib.suppress(Exception):  # (a connection already lost: nothing to give back)
+                own.close()
 
 
 def session_plan(connections: int, cores: int | None = None) -> list[int]:
@@ -1024,7 +1121,8 @@ def child_main() -> None:
             for thread in threads:
                 thread.join(0.2)
             report(force=True)
-        job.writer.close()
+        if job.writer is not None:
+            job.writer.close()
     except BaseException as exc:  # said to the run, which records it on the mailing
         if job is None:
             out.write({**dict.fromkeys(_COUNTS, 0), "error": f"{type(exc).__name__}: {exc}"})
@@ -1171,8 +1269,8 @@ def send_mailing(
             retry_base=retry_base,
             deadline=began + budget_seconds if budget_seconds else None,
             progress=progress,
-            # (with sending processes, each writes its own marks: this one's writer stays unused)
-            writer=_writer(db, plan[0] if len(plan) == 1 else 1),
+            # (with sending processes, each writes its own marks)
+            writer=_writer(db, plan[0]) if len(plan) == 1 else None,
             total=total,
             done_before=done_before,
         )
@@ -1206,7 +1304,8 @@ def send_mailing(
                 thread.join()
             for child in children:
                 child.wait()
-            job.writer.close()
+            if job.writer is not None:
+                job.writer.close()
         result = job.result
         result.seconds = time.monotonic() - began
         if job.pause_reason:

@@ -34,6 +34,15 @@ from tests.smtp_server import SmtpServer, _Handler
 
 
 class _HoldingHandler(_Handler):
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        holding: HoldingServer = self.server  # type: ignore[assignment]
+        if not holding.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
@@ -62,6 +71,8 @@ class HoldingServer(SmtpServer):
         super().__init__()
         self.hold_rcpt = ""
         self.hold_after_data = ""
+        # Announce PIPELINING (as postfix does): the mailing then takes its pipelined path.
+        self.pipelining = False
         self.holding = threading.Event()
         self.release = threading.Event()
 
@@ -180,13 +191,15 @@ def test_worker_killed_mid_send_then_restarted(
     database.dispose()
 
 
+@pytest.mark.parametrize("pipelining", [False, True])
 def test_killed_after_the_relay_accepted_is_resent_and_marked_in_doubt(
-    tmp_path: Path, db: Database, holding_server: HoldingServer
+    tmp_path: Path, db: Database, holding_server: HoldingServer, pipelining: bool
 ) -> None:
     settings = make_settings(tmp_path / "var", HUB_SMTP_URL=holding_server.url, HUB_BASE_URL="https://hub.example")
     env = settings_env(settings, HUB_SMTP_URL=holding_server.url, HUB_BASE_URL="https://hub.example")
     seed_contacts(db, 30)
     mailing_id = make_mailing(db)
+    holding_server.pipelining = pipelining
     holding_server.hold_after_data = "r10@example.test"
     log = tmp_path / "send.log"
     process = _start(["campaign", "send", str(mailing_id), "--now"], {**env, "HUB_CAMPAIGN_CONNECTIONS": "1"}, log)
