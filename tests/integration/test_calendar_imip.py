@@ -209,6 +209,25 @@ def test_a_reply_through_the_real_mail_sync_sets_the_answer(
         assert {a.email_key: a.partstat for a in stored.attendees}["piet@jansen.example"] == "DECLINED"
 
 
+def _oven_demo(
+    db: Database, organizer_id: int, relation_id: int, staff: list[int], contacts: list[int], appointment_id: int = 0
+) -> tuple[int, str]:
+    """Make (or, given its id, change) the demo appointment with these attendees: (its id, its UID)."""
+    with db.transaction() as s:
+        me = s.get_one(User, organizer_id)
+        current = get_appointment(s, me, appointment_id) if appointment_id else None
+        fields = AppointmentInput(
+            title="Oven demo",
+            start=datetime(2026, 12, 7, 10, 0),
+            end=datetime(2026, 12, 7, 11, 0),
+            relation_id=relation_id,
+            staff_ids=staff,
+            contact_ids=contacts,
+        )
+        saved = save_appointment(s, me, fields, current)
+        return saved.id, saved.uid
+
+
 def test_someone_taken_off_an_appointment_gets_a_cancel_naming_him_alone(
     db: Database, tmp_path: Path, smtp_server: Any, make_user: Callable[..., User]
 ) -> None:
@@ -224,41 +243,15 @@ def test_someone_taken_off_an_appointment_gets_a_cancel_naming_him_alone(
         relation = save_relation(s, RelationInput(name="Jansen BV"))
         piet = save_contact(s, relation, ContactInput(name="Piet Jansen", emails=["piet@jansen.example"]))
         kees = save_contact(s, relation, ContactInput(name="Kees Jansen", emails=["kees@jansen.example"]))
-        appointment = save_appointment(
-            s,
-            s.get_one(User, anna.id),
-            AppointmentInput(
-                title="Oven demo",
-                start=datetime(2026, 12, 7, 10, 0),
-                end=datetime(2026, 12, 7, 11, 0),
-                relation_id=relation.id,
-                staff_ids=[anna.id, olga.id],
-                contact_ids=[piet.id, kees.id],
-            ),
-        )
-        appointment_id, uid = appointment.id, appointment.uid
+        relation_id, piet_id, kees_id = relation.id, piet.id, kees.id
+    appointment_id, uid = _oven_demo(db, anna.id, relation_id, [anna.id, olga.id], [piet_id, kees_id])
 
     def change(staff: list[int], contacts: list[int]) -> None:
-        with db.transaction() as s:
-            me = s.get_one(User, anna.id)
-            current = get_appointment(s, me, appointment_id)
-            save_appointment(
-                s,
-                me,
-                AppointmentInput(
-                    title="Oven demo",
-                    start=datetime(2026, 12, 7, 10, 0),
-                    end=datetime(2026, 12, 7, 11, 0),
-                    relation_id=relation.id,
-                    staff_ids=staff,
-                    contact_ids=contacts,
-                ),
-                current,
-            )
+        _oven_demo(db, anna.id, relation_id, staff, contacts, appointment_id)
 
     assert send_invitations(db, settings, appointment_id).sent == 3
     smtp_server.clear()
-    change([anna.id], [kees.id])  # Olga and Piet are taken off
+    change([anna.id], [kees_id])  # Olga and Piet are taken off
     with db.transaction() as s:
         assert due_invitations(s) == [appointment_id]
     smtp_server.fail_next(451)
@@ -279,15 +272,15 @@ def test_someone_taken_off_an_appointment_gets_a_cancel_naming_him_alone(
 
     # Taken off and invited again before the CANCEL left: a new invitation, no CANCEL.
     change([anna.id], [])
-    change([anna.id], [kees.id])
+    change([anna.id], [kees_id])
     assert send_invitations(db, settings, appointment_id).sent == 1
     ((method, _cal),) = [_calendar_part(m) for m in smtp_server.messages()]
     assert method == "REQUEST" and smtp_server.recipients() == ["kees@jansen.example"]
     smtp_server.clear()
     # Piet, told once, is invited again, then taken off again: he is told again, once.
-    change([anna.id], [kees.id, piet.id])
+    change([anna.id], [kees_id, piet_id])
     assert send_invitations(db, settings, appointment_id).sent == 1
-    change([anna.id], [kees.id])
+    change([anna.id], [kees_id])
     assert send_invitations(db, settings, appointment_id).sent == 1
     assert send_invitations(db, settings, appointment_id).sent == 0
     assert [_calendar_part(m)[0] for m in smtp_server.messages()] == ["REQUEST", "CANCEL"]
