@@ -671,13 +671,6 @@ def contact_marketing(contact_id: int) -> Any:
     )
 
 
-@bp.app_template_filter("campaign_date")
-def campaign_date(value: Any) -> str:
-    from flask_babel import format_date
-
-    return format_date(value, "short") if value is not None else ""
-
-
 # --- channel overview -----------------------------------------------------------------------------
 
 

@@ -36,7 +36,6 @@ from hub.models import Contact, ContactNote, ContactNoteKind, Email, Project, Re
 from hub.paging import MAX_ID
 from web.context import db_session, settings
 from web.forms import show_errors
-from web.i18n import day
 from web.mail import EMAIL_SORTS
 from web.projects import conflict_rows, form_version
 from web.relations import ContactForm
@@ -56,10 +55,6 @@ class NoteForm(FlaskForm):
     date = DateField(_l("Date"), validators=[Optional()])
     text = TextAreaField(_l("What was discussed"))
     version = HiddenField()
-
-
-# A note's date in the reader's locale (27-11-2026 in Dutch): the day filter every list uses.
-bp.app_template_filter("contact_day")(day)
 
 
 def _id_or_404(value: int | None) -> int:
