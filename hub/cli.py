@@ -828,9 +828,14 @@ def campaign() -> None:
 @click.option("--now", is_flag=True, help="Send here in the foreground instead of asking the workers.")
 def campaign_send(mailing: str, now: bool) -> None:
     """Send MAILING (its id or name): start it now if it is a draft or scheduled, then send it."""
+    settings = _settings()
+    if now and not settings.embedded:  # (SQLite: every session in this process, see send_mailing)
+        from hub.campaigns.processes import start_ahead
+
+        # Sending processes import hub (a second each) while this one imports and fills the ledger.
+        start_ahead(settings.campaign_connections)
     from hub.campaigns.sending import find_mailing, ledger_counts, send_foreground, start_now
 
-    settings = _settings()
     database = Database(settings.database_url)
     try:
         before = ledger_counts(database, find_mailing(database, mailing))

@@ -193,12 +193,27 @@ def verp_recipient(session: Session, address: str) -> int | None:
 
 
 def _by_message_id(session: Session, values: list[str]) -> int | None:
-    # Only Message-IDs hub made for a mailing (they end in ".hub@domain>") are looked up.
-    wanted = [v.strip() for v in values if v and ".hub@" in v]
-    wanted = [v if v.startswith("<") else f"<{v}>" for v in wanted][:20]
+    # Only Message-IDs hub made for a mailing are looked up: "<row.mailing.mac.hub@domain>" names
+    # its ledger row, which must have been sent with exactly that Message-ID (the ledger has no
+    # index on it: marking a row sent then leaves every index alone, see migration 0016).
+    wanted: dict[int, str] = {}
+    for value in values[:20]:
+        value = (value or "").strip()
+        value = value if value.startswith("<") else f"<{value}>"
+        row, dot, _rest = value[1:].partition(".")
+        if dot and ".hub@" in value and row.isascii() and row.isdigit() and len(row) < 19:
+            wanted.setdefault(int(row), value)
     if not wanted:
         return None
-    return session.scalar(select(MailingRecipient.id).where(MailingRecipient.message_id.in_(wanted)).limit(1))
+    return session.scalar(
+        select(MailingRecipient.id)
+        .where(
+            MailingRecipient.id.in_(list(wanted)),
+            MailingRecipient.message_id.in_(list(wanted.values())),
+        )
+        .order_by(MailingRecipient.id)
+        .limit(1)
+    )
 
 
 def _recipient_of_mail(session: Session, recipients: list[str], message_ids: list[str]) -> int | None:

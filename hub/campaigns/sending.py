@@ -45,7 +45,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from select import select as wait_for_io
 from typing import Any
 
@@ -64,7 +63,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub.campaigns import messages
+from hub.campaigns import messages, processes
 from hub.campaigns.groups import first_address, member_condition
 from hub.campaigns.pipelining import BodySent, PipeliningConnection
 from hub.campaigns.ratelimit import Limiter
@@ -620,10 +619,14 @@ def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
     """The chunk claim and the chunk's read, built once with bound parameters (building them per
     chunk cost SQLAlchemy more than the database took to run them)."""
     now: Any = bindparam("now")
+    # The rows after the last one this connection claimed ("after"), along the work index
+    # (mailing, id): no index holds the status (see MailingRecipient), so without a place to start
+    # each claim would walk past every row already sent.
     due = (
         select(R.c.id)
         .where(
             R.c.mailing_id == bindparam("mailing"),
+            R.c.id > bindparam("after"),
             R.c.status == RecipientStatus.pending.value,
             or_(R.c.next_attempt_at.is_(None), R.c.next_attempt_at <= now),
         )
@@ -649,6 +652,7 @@ def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
         R.update()
         .where(R.c.id.in_(due.scalar_subquery()), R.c.status == RecipientStatus.pending.value, held)
         .values(status=RecipientStatus.sending.value, claimed_by=bindparam("chunk"), claimed_until=bindparam("until"))
+        .returning(R.c.id)
     )
     owner = User.__table__.alias("owner")
     suppressed = select(Suppression.reason).where(Suppression.address_key == R.c.address_key).limit(1).scalar_subquery()
@@ -673,10 +677,11 @@ def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
         .join(Contact.__table__, Contact.id == R.c.contact_id)
         .join(Relation.__table__, Relation.id == Contact.relation_id)
         .outerjoin(owner, owner.c.id == Relation.owner_id)
-        # mailing_id first: the work index (mailing, status, id) finds the chunk among the few rows in
-        # flight; without it every chunk scanned the whole ledger of every mailing.
+        # Between the chunk's first and last row (the work index finds them; rows of other
+        # connections in between are not this chunk's).
         .where(
             R.c.mailing_id == bindparam("mailing"),
+            R.c.id.between(bindparam("first"), bindparam("last")),
             R.c.status == RecipientStatus.sending.value,
             R.c.claimed_by == bindparam("chunk"),
         )
@@ -688,23 +693,37 @@ def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
 _CLAIM = {postgresql: _claim_statements(postgresql) for postgresql in (False, True)}
 
 
-def _claim_chunk(conn: DbConnection, job: _Job, chunk_token: str) -> list[Any]:
-    now = utcnow()
+def _claim_chunk(conn: DbConnection, job: _Job, chunk_token: str, after: int) -> tuple[list[Any], int]:
+    """The next chunk of due rows after row ``after``, claimed and read, and the new ``after``. When
+    none is left after it, once more from the start: rows put back (a stopped connection's, a
+    recovered run's) or deferred rows now due lie behind it. ([], 0) when nothing is due."""
     claim, read = _CLAIM[conn.dialect.name == "postgresql"]
-    conn.execute(
-        claim,
-        {
-            "now": now,
-            "mailing": job.mailing_id,
-            "run": job.token,
-            "chunk": chunk_token,
-            "until": now + timedelta(minutes=10),
-        },
-    )
-    conn.commit()
-    rows = conn.execute(read, {"mailing": job.mailing_id, "chunk": chunk_token}).all()
-    conn.commit()
-    return list(rows)
+    for start in (after, 0) if after else (0,):
+        now = utcnow()
+        ids = (
+            conn.execute(
+                claim,
+                {
+                    "now": now,
+                    "mailing": job.mailing_id,
+                    "after": start,
+                    "run": job.token,
+                    "chunk": chunk_token,
+                    "until": now + timedelta(minutes=10),
+                },
+            )
+            .scalars()
+            .all()
+        )
+        conn.commit()
+        if ids:
+            first, last = min(ids), max(ids)
+            rows = conn.execute(
+                read, {"mailing": job.mailing_id, "chunk": chunk_token, "first": first, "last": last}
+            ).all()
+            conn.commit()
+            return list(rows), last
+    return [], 0
 
 
 _SUPPRESSED_WORDS = {
@@ -881,10 +900,11 @@ def _connection_loop(job: _Job, label: str) -> None:
         if waiter.writer is None:
             waiter.writer = own = _SentAheadWriter(job.db)
         with job.db.engine.connect() as conn, smtp:
+            after = 0  # the last row this connection claimed
             while not job.stop.is_set():
                 if job.deadline is not None and time.monotonic() > job.deadline:
                     break
-                rows = _claim_chunk(conn, job, chunk_token)
+                rows, after = _claim_chunk(conn, job, chunk_token, after)
                 if not rows:
                     break
                 for position, row in enumerate(rows):
@@ -919,9 +939,9 @@ def session_plan(connections: int, cores: int | None = None) -> list[int]:
     Per message hub spends more on the processor (the template, the message, the ledger) than the
     relay needs; sessions in one interpreter share one core, so a mailing with more sessions than
     one uses every core of the machine (``HUB_CAMPAIGN_CONNECTIONS``)."""
-    processes = max(1, min(connections, cores or os.cpu_count() or 1))
-    base, extra = divmod(connections, processes)
-    return [base + (1 if index < extra else 0) for index in range(processes)]
+    count = processes.how_many(connections, cores)
+    base, extra = divmod(connections, count)
+    return [base + (1 if index < extra else 0) for index in range(count)]
 
 
 def _start_sessions(job: _Job, process: int, count: int) -> list[threading.Thread]:
@@ -992,15 +1012,7 @@ class _Child:
 
     @classmethod
     def start(cls, spec: _ChildSpec, index: int, sessions: int) -> _Child:
-        # hub importable in the child as it is here (an installed hub, or a checkout run from elsewhere)
-        root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from hub.campaigns.sending import child_main; child_main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": path},
-        )
+        process = processes.take()
         assert process.stdin is not None
         data = pickle.dumps(replace(spec, index=index, sessions=sessions))
         process.stdin.write(len(data).to_bytes(8, "big") + data)
@@ -1073,7 +1085,10 @@ def child_main() -> None:
     """A sending process of a run (see above): the spec comes pickled on stdin, from the run."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the run, which stops its children
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    spec: _ChildSpec = pickle.loads(_read(int.from_bytes(_read(8), "big")))
+    try:
+        spec: _ChildSpec = pickle.loads(_read(int.from_bytes(_read(8), "big")))
+    except EOFError:  # started ahead (hub.campaigns.processes) for a run that did not come
+        return
     out = _Out()
     lock = threading.Lock()
     reported = [0.0]

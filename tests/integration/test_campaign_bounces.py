@@ -96,6 +96,11 @@ def test_bounces_complaints_and_replies_through_the_bounce_mailbox(
     client.append("INBOX", _arf("bounces@hub.example", "r4@example.test", mid))
     client.append("INBOX", _reply("r5@example.test", sent["r5@example.test"][1]))
     client.append("INBOX", _reply("r6@example.test", sent["r6@example.test"][1], auto=True))
+    # A Message-ID names its ledger row, but only the one hub sent counts: r7's row with another
+    # signature, or with r5's, is no reply of r7's.
+    row, mailing, _mac, rest = sent["r7@example.test"][1].split(".", 3)
+    client.append("INBOX", _reply("r7@example.test", f"{row}.{mailing}.forged.{rest}"))
+    client.append("INBOX", _reply("r7@example.test", f"{row}.{sent['r5@example.test'][1].split('.', 1)[1]}"))
     # Someone's own bounce, not of a mailing: nothing happens.
     client.append("INBOX", _dsn("anna@staff.example", "stranger@else.example", "<x@staff.example>", "5.1.1"))
     client.logout()
