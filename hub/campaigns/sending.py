@@ -51,12 +51,14 @@ from typing import Any
 from sqlalchemy import Connection as DbConnection
 from sqlalchemy import (
     Table,
+    any_,
     bindparam,
     case,
     func,
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -137,6 +139,9 @@ def fill_ledger(session: Session, mailing: Mailing) -> int:
         select(Contact.id.label("contact_id"), first_address().label("address"))
         .join(Relation, Relation.id == Contact.relation_id)
         .where(true(), member_condition(session, group))
+        # OFFSET 0 keeps the databases from merging this query into the INSERT's, which wrote the
+        # address look-up out four times (once for each use of it below) and ran it four times a row.
+        .offset(0)
         .subquery()
     )
     address = func.coalesce(addressed.c.address, "")
@@ -155,6 +160,11 @@ def fill_ledger(session: Session, mailing: Mailing) -> int:
         .on_conflict_do_nothing(index_elements=["mailing_id", "contact_id"])
     )
     session.execute(statement)
+    if session.get_bind().dialect.name == "postgresql":
+        # Statistics for the rows just added, as after any bulk load: without them PostgreSQL took
+        # the ledger for nearly empty and claimed each chunk by sorting every pending row of the
+        # mailing instead of reading the first hundred along the work index (9 ms a chunk at 20,000).
+        session.execute(text("ANALYZE mailing_recipient"))
     total = session.scalar(select(func.count()).where(MailingRecipient.mailing_id == mailing.id)) or 0
     mailing.progress_total = total
     return total
@@ -648,9 +658,18 @@ def _claim_statements(postgresql: bool) -> tuple[Any, Any]:
         )
         .exists()
     )
+    chosen: Any = due.scalar_subquery()
+    if postgresql:
+        # "= ANY(ARRAY(…))": the chunk's ids first, then each row by its primary key. Written as
+        # IN (…), PostgreSQL joined the chunk's 100 ids to a scan of the whole ledger (measured:
+        # 7.5 ms a chunk on a ledger of 40,000, 75 µs of the server's time a message).
+        chosen = any_(func.array(chosen))
+        in_chunk = R.c.id == chosen
+    else:
+        in_chunk = R.c.id.in_(chosen)
     claim = (
         R.update()
-        .where(R.c.id.in_(due.scalar_subquery()), R.c.status == RecipientStatus.pending.value, held)
+        .where(in_chunk, R.c.status == RecipientStatus.pending.value, held)
         .values(status=RecipientStatus.sending.value, claimed_by=bindparam("chunk"), claimed_until=bindparam("until"))
         .returning(R.c.id)
     )
