@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from select import select as wait_for_io
 from typing import Any
 
@@ -531,13 +531,21 @@ class _SentAheadWriter(_Writer):
             self._names[sql] = name
         self._waiting = False
 
+    def sent(self, waiter: _Waiter, row_id: int, message_id: str) -> None:
+        # (the parameters as text, as _pq_text makes them, without its per-value type tests)
+        moment = datetime.now(UTC).isoformat().encode()
+        self._send(waiter, "sent", self.sent_sql, [message_id.encode(), moment, b"%d" % row_id])
+
     def _submit(self, waiter: _Waiter, outcome: str, sql: str, params: tuple[Any, ...]) -> None:
+        self._send(waiter, outcome, sql, [_pq_text(value) for value in params])
+
+    def _send(self, waiter: _Waiter, outcome: str, sql: str, params: list[bytes | None]) -> None:
         waiter.settle()
-        waiter.event.clear()
         waiter.outcome = outcome
         try:
-            self._pq.send_query_prepared(self._names[sql], [_pq_text(value) for value in params])
+            self._pq.send_query_prepared(self._names[sql], params)
         except BaseException as exc:  # (raised by the session's next settle, as any failed mark)
+            waiter.event.clear()
             waiter.finish(exc)
             return
         self._waiting = True
@@ -581,11 +589,14 @@ def _pq_text(value: Any) -> bytes | None:
 
 
 def _check(result: Any) -> None:
-    from psycopg import DatabaseError, pq
+    if result is None or result.status not in _ANSWERED:
+        from psycopg import DatabaseError
 
-    if result is None or result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
         message = result.error_message.decode("utf-8", "replace") if result is not None else "no answer"
         raise DatabaseError(f"the ledger mark failed: {message.strip()}")
+
+
+_ANSWERED = (1, 2)  # psycopg.pq.ExecStatus.COMMAND_OK, TUPLES_OK (libpq's PGRES_ values; not imported on SQLite)
 
 
 @dataclass
@@ -614,10 +625,13 @@ class _Waiter:
     def settle(self) -> None:
         if not self.outcome:
             return
-        if self.collect is not None:
+        if self.collect is not None:  # read here, in this thread: no event to wait for
             collect, self.collect = self.collect, None
-            self.finish(*collect())
-        self.event.wait()
+            self.error, state = collect()
+            if state:
+                self.state = state
+        else:
+            self.event.wait()
         outcome, self.outcome = self.outcome, ""
         if self.error is not None:
             raise self.error
