@@ -55,9 +55,12 @@ class PipeliningConnection(Connection):
         sender: str,
         recipients: Sequence[str],
         ready: Callable[[], None] = _nothing,
+        meanwhile: Callable[[], None] | None = None,
     ) -> dict[str, tuple[int, str]]:
         """hub.outbound's ``send``; ``ready()`` is called before the message can reach the relay (see
-        the module's note). When it raises, the message is not sent and the session is dropped."""
+        the module's note). When it raises, the message is not sent and the session is dropped.
+        ``meanwhile()`` (which must not raise) is work for the time the relay reads the message: it
+        is called once the text has gone, before the relay's answer is read, or not at all."""
         if isinstance(message, EmailMessage) or len(recipients) != 1 or not (sender + recipients[0]).isascii():
             ready()
             return super().send(message, sender=sender, recipients=recipients)
@@ -81,7 +84,7 @@ class PipeliningConnection(Connection):
             self._drop()
             raise
         try:
-            self._message(smtp, message)
+            self._message(smtp, message, meanwhile)
         except (OSError, smtplib.SMTPException) as exc:
             raise self._refusal(exc) from exc
         return {}
@@ -122,11 +125,13 @@ class PipeliningConnection(Connection):
         if data_code != 354:
             raise smtplib.SMTPResponseException(data_code, data_reply)
 
-    def _message(self, smtp: smtplib.SMTP, data: bytes) -> None:
+    def _message(self, smtp: smtplib.SMTP, data: bytes, meanwhile: Callable[[], None] | None = None) -> None:
         """The message after the relay's 354; returns once the relay took it (250)."""
         if smtp.sock is None:
             raise smtplib.SMTPServerDisconnected("not connected")
         smtp.sock.sendall(_stuffed(data))
+        if meanwhile is not None:
+            meanwhile()
         try:
             code, reply = smtp.getreply()
         except smtplib.SMTPServerDisconnected as exc:

@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from select import select as wait_for_io
 from typing import Any
 
@@ -781,21 +782,31 @@ def _backoff(job: _Job, attempts: int) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
 
 
-def _send_row(
-    job: _Job, conn: DbConnection, waiter: _Waiter, smtp: PipeliningConnection, limiter: Limiter, row: Any
-) -> None:
-    (row_id, address, attempts, name, function, consent, rel_name, street, postcode, city, country, website) = row[:12]
-    owner_name, owner_email, suppressed_reason = row[12:15]
-
-    def done(status: str, why: str) -> None:
-        waiter.writer.done(waiter, row_id, status, why)
-
+def _skip_reason(job: _Job, row: Any) -> str:
+    """Why this row is not sent at all ("" when it is)."""
+    address, consent, suppressed_reason = row[1], row[5], row[14]
     if suppressed_reason:
-        return done(RecipientStatus.skipped.value, _SUPPRESSED_WORDS.get(suppressed_reason, N_("suppressed")))
+        return _SUPPRESSED_WORDS.get(suppressed_reason, N_("suppressed"))
     if job.consent_required and not consent:
-        return done(RecipientStatus.skipped.value, N_("no marketing consent"))
+        return N_("no marketing consent")
     if not messages.valid_address(address):
-        return done(RecipientStatus.skipped.value, N_("not a valid e-mail address: %(address)s", address=address[:100]))
+        return N_("not a valid e-mail address: %(address)s", address=address[:100])
+    return ""
+
+
+@dataclass(slots=True)
+class _Made:
+    """A recipient's message, ready for the relay."""
+
+    data: bytes
+    message_id: str
+    sender: str  # the return path (VERP when there is a bounce mailbox)
+
+
+def _make(job: _Job, row: Any) -> _Made | str:
+    """The row's message, or why its template failed for it."""
+    row_id, address, name, function = row[0], row[1], row[3], row[4]
+    rel_name, street, postcode, city, country, website, owner_name, owner_email = row[6:14]
     settings = job.settings
     url = messages.unsubscribe_url(settings.base_url, settings.secret_key, row_id)
     relation = {
@@ -832,7 +843,7 @@ def _send_row(
         try:
             subject, html, text = job.templates.render(context_for(**fields))
         except TemplateProblem as exc:
-            return done(RecipientStatus.failed.value, N_("template: %(reason)s", reason=str(exc)))
+            return N_("template: %(reason)s", reason=str(exc))
         html, text = messages.with_unsubscribe_footer(html, text, url, _label(settings))
         data = messages.build(
             job.envelope,
@@ -849,12 +860,51 @@ def _send_row(
     if job.dkim is not None:
         data = job.dkim.sign(data)
     sender = messages.verp_address(settings.bounce_address, row_id, mid) if settings.bounce_address else job.sender
+    return _Made(data, mid, sender)
+
+
+def _make_ahead(job: _Job, row: Any, made: dict[int, _Made | str]) -> None:
+    """Make the next row's message while the relay reads this one (see :func:`_send_row`): the
+    session would otherwise sit idle until the relay's answer. Only what is pure work: the row is
+    settled in its turn, and whatever goes wrong here happens again there, where it is handled."""
+    try:
+        if not _skip_reason(job, row):
+            made[row[0]] = _make(job, row)
+    except Exception:  # (handled in its turn; never in the middle of this row's exchange)
+        made.pop(row[0], None)
+
+
+def _send_row(
+    job: _Job,
+    conn: DbConnection,
+    waiter: _Waiter,
+    smtp: PipeliningConnection,
+    limiter: Limiter,
+    row: Any,
+    made: _Made | str | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> None:
+    """Send one row's message and settle the row. ``made``: its message, made ahead; ``meanwhile``:
+    work for the time the relay reads the message (the next row's message)."""
+    row_id, address, attempts = row[0], row[1], row[2]
+
+    def done(status: str, why: str) -> None:
+        waiter.writer.done(waiter, row_id, status, why)
+
+    skipped = _skip_reason(job, row)
+    if skipped:
+        return done(RecipientStatus.skipped.value, skipped)
+    if made is None:
+        made = _make(job, row)
+    if isinstance(made, str):
+        return done(RecipientStatus.failed.value, made)
+    data, mid, sender = made.data, made.message_id, made.sender
     limiter.wait()
     pipelined = isinstance(smtp, PipeliningConnection) and smtp._smtp is not None and smtp._smtp.has_extn("pipelining")
     try:
         # The previous message's outcome is durable before this one can reach the relay: settled
         # after the relay's answer to MAIL, RCPT and DATA, before the text goes (pipelining.py).
-        smtp.send(data, sender=sender, recipients=[address], ready=waiter.settle)
+        smtp.send(data, sender=sender, recipients=[address], ready=waiter.settle, meanwhile=meanwhile)
     except Refused as exc:
         waiter.settle()  # (refused before the text went: the previous mark was not waited for yet)
         cause = exc.__cause__
@@ -940,6 +990,7 @@ def _connection_loop(job: _Job, label: str) -> None:
                 rows, after = _claim_chunk(conn, job, chunk_token, after)
                 if not rows:
                     break
+                made: dict[int, _Made | str] = {}  # messages made ahead, by row
                 for position, row in enumerate(rows):
                     # Pause and cancel are seen within two messages: every mark returns the state.
                     if waiter.state not in ("", MailingState.sending.value):
@@ -951,7 +1002,9 @@ def _connection_loop(job: _Job, label: str) -> None:
                             conn.execute(_RELEASE, {"row_id": rest[0], "token": chunk_token})
                         conn.commit()
                         break
-                    _send_row(job, conn, waiter, smtp, limiter, row)
+                    following = rows[position + 1] if position + 1 < len(rows) else None
+                    ahead = None if following is None else partial(_make_ahead, job, following, made)
+                    _send_row(job, conn, waiter, smtp, limiter, row, made.pop(row[0], None), ahead)
                 waiter.settle()
     except BaseException as exc:  # the run stops; rows left in "sending" are recovered by the next run
         log.exception("mailing %s: connection %s stopped", job.mailing_id, label)
