@@ -160,8 +160,14 @@ def fill_ledger(session: Session, mailing: Mailing) -> int:
         .from_select(["mailing_id", "contact_id", "address", "address_key", "status", "error"], rows)
         .on_conflict_do_nothing(index_elements=["mailing_id", "contact_id"])
     )
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        # The INSERT's estimated cost (a row per member) makes PostgreSQL compile it to machine
+        # code first: 160 ms at 20,000 members and more after, for a statement that mostly writes
+        # index entries. For this transaction only.
+        session.execute(text("SET LOCAL jit = off"))
     session.execute(statement)
-    if session.get_bind().dialect.name == "postgresql":
+    if postgresql:
         # Statistics for the rows just added, as after any bulk load: without them PostgreSQL took
         # the ledger for nearly empty and claimed each chunk by sorting every pending row of the
         # mailing instead of reading the first hundred along the work index (9 ms a chunk at 20,000).
