@@ -133,8 +133,7 @@ def campaign(campaign_id: int) -> Any:
     session = db_session()
     found: Campaign = _get(Campaign, campaign_id)
     its_mailings = mailings.mailings_of(session, campaign_id)
-    results = mailings.results(session, [m.id for m in its_mailings], found.costs_actual)
-    per_mailing = {m.id: mailings.results(session, [m.id]) for m in its_mailings}
+    results, per_mailing = mailings.results_and_each(session, [m.id for m in its_mailings], found.costs_actual)
     return render_template(
         "campaigns/campaign.html",
         campaign=found,

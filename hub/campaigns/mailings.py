@@ -349,49 +349,61 @@ class Results:
 
 
 def results(session: Session, mailing_ids: list[int], costs: Decimal | None = None) -> Results:
-    """Counts over the ledgers of ``mailing_ids``; delivered = sent and not bounced.
+    """Counts over the ledgers of ``mailing_ids``; delivered = sent and not bounced."""
+    return results_and_each(session, mailing_ids, costs)[0]
 
-    One pass over the ledger: its rows grouped by status and the days of their events (a few
-    hundred groups at most), which this function adds up. Six queries, one per figure, read a
-    ledger of 100,000 six times (230 ms on PostgreSQL)."""
-    out = Results()
+
+_EVENTS = (
+    ("sent", MailingRecipient.sent_at),
+    ("bounced", MailingRecipient.bounced_at),
+    ("unsubscribed", MailingRecipient.unsubscribed_at),
+    ("replies", MailingRecipient.replied_at),
+)
+
+
+def results_and_each(
+    session: Session, mailing_ids: list[int], costs: Decimal | None = None
+) -> tuple[Results, dict[int, Results]]:
+    """The results of ``mailing_ids`` together (``costs`` gives the cost per response) and of each.
+
+    One pass over the ledgers: their rows grouped by mailing, status and the days of their events
+    (a few hundred groups at most), added up here. One query per figure read a ledger of 100,000
+    six times (230 ms on PostgreSQL), and a campaign's page did that again for each mailing."""
+    together = Results()
+    each = {mailing_id: Results() for mailing_id in mailing_ids}
     if not mailing_ids:
-        return out
-    events = (
-        ("sent", MailingRecipient.sent_at),
-        ("bounced", MailingRecipient.bounced_at),
-        ("unsubscribed", MailingRecipient.unsubscribed_at),
-        ("replies", MailingRecipient.replied_at),
-    )
+        return together, each
     sqlite = session.get_bind().dialect.name == "sqlite"
-    days = [func.date(column) if sqlite else func.to_char(column, "YYYY-MM-DD") for _label, column in events]
+    days = [func.date(column) if sqlite else func.to_char(column, "YYYY-MM-DD") for _label, column in _EVENTS]
     grouped = (
-        select(MailingRecipient.status, MailingRecipient.in_doubt, *days, func.count())
+        select(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days, func.count())
         .where(MailingRecipient.mailing_id.in_(mailing_ids))
-        .group_by(MailingRecipient.status, MailingRecipient.in_doubt, *days)
+        .group_by(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days)
     )
-    by_day: dict[str, dict[str, Any]] = {}
-    for status, in_doubt, *on, count in session.execute(grouped):
-        out.total += count
-        if status in (RecipientStatus.pending.value, RecipientStatus.sending.value):
-            out.pending += count
-        elif status in (RecipientStatus.sent.value, RecipientStatus.failed.value, RecipientStatus.skipped.value):
-            setattr(out, status, getattr(out, status) + count)
-        out.in_doubt += count if in_doubt else 0
-        for (label, _column), day in zip(events, on, strict=True):
-            if day is None:
-                continue
-            if label != "sent":
-                setattr(out, label, getattr(out, label) + count)
-            entry = by_day.setdefault(
-                str(day), {"day": str(day), "sent": 0, "bounced": 0, "unsubscribed": 0, "replies": 0}
-            )
-            entry[label] += count
-    out.delivered = max(out.sent - out.bounced, 0)
-    if costs is not None and out.replies:
-        out.cost_per_response = (costs / out.replies).quantize(Decimal("0.01"))
-    out.by_day = [by_day[key] for key in sorted(by_day)]
-    return out
+    by_day: dict[int, dict[str, dict[str, Any]]] = {id(out): {} for out in (together, *each.values())}
+    for mailing_id, status, in_doubt, *on, count in session.execute(grouped):
+        for out in (together, each[mailing_id]):
+            out.total += count
+            if status in (RecipientStatus.pending.value, RecipientStatus.sending.value):
+                out.pending += count
+            elif status in (RecipientStatus.sent.value, RecipientStatus.failed.value, RecipientStatus.skipped.value):
+                setattr(out, status, getattr(out, status) + count)
+            out.in_doubt += count if in_doubt else 0
+            for (label, _column), day in zip(_EVENTS, on, strict=True):
+                if day is None:
+                    continue
+                if label != "sent":
+                    setattr(out, label, getattr(out, label) + count)
+                entry = by_day[id(out)].setdefault(
+                    str(day), {"day": str(day), "sent": 0, "bounced": 0, "unsubscribed": 0, "replies": 0}
+                )
+                entry[label] += count
+    for out in (together, *each.values()):
+        out.delivered = max(out.sent - out.bounced, 0)
+        out.by_day = [by_day[id(out)][key] for key in sorted(by_day[id(out)])]
+    if costs is not None and together.replies:
+        together.cost_per_response = (costs / together.replies).quantize(Decimal("0.01"))
+    return together, each
 
 
 def mailings_of(session: Session, campaign_id: int) -> list[Mailing]:

@@ -4,13 +4,14 @@ different days."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select, update
 
 from hub.campaigns import sending
-from hub.campaigns.mailings import results
+from hub.campaigns.mailings import results, results_and_each
 from hub.db import Database
 from hub.models.campaigns import MailingRecipient
 from tests.integration.test_campaign_sending import make_mailing, seed_contacts
@@ -62,6 +63,8 @@ def test_results_count_every_state_and_event_by_day(any_db: Database) -> None:
         {"day": "2026-03-05", "sent": 0, "bounced": 0, "unsubscribed": 2, "replies": 4},
     ]
     with any_db.transaction() as s:
-        both = results(s, [mailing_id, other])
-        assert (both.total, both.sent) == (80, 70)
+        both, each = results_and_each(s, [mailing_id, other], Decimal("100"))
+        assert (both.total, both.sent, both.replies, both.cost_per_response) == (80, 70, 5, Decimal("20.00"))
+        assert each[mailing_id] == replace(counted, cost_per_response=None)
+        assert (each[other].total, each[other].sent, each[other].by_day[0]["sent"]) == (40, 40, 40)
         assert results(s, []).total == 0
