@@ -197,12 +197,13 @@ def _by_message_id(session: Session, values: list[str]) -> int | None:
     # its ledger row, which must have been sent with exactly that Message-ID (the ledger has no
     # index on it: marking a row sent then leaves every index alone, see migration 0016).
     wanted: dict[int, str] = {}
-    for value in values[:20]:
-        value = (value or "").strip()
+    for value in [v.strip() for v in values if v and ".hub@" in v]:
         value = value if value.startswith("<") else f"<{value}>"
         row, dot, _rest = value[1:].partition(".")
-        if dot and ".hub@" in value and row.isascii() and row.isdigit() and len(row) < 19:
+        if dot and row.isascii() and row.isdigit() and len(row) < 19:
             wanted.setdefault(int(row), value)
+        if len(wanted) == 20:
+            break
     if not wanted:
         return None
     return session.scalar(
