@@ -20,6 +20,7 @@ hub.outbound is unchanged.)
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 from collections.abc import Callable, Sequence
@@ -34,13 +35,18 @@ class BodySent(smtplib.SMTPServerDisconnected):
 
 
 def _stuffed(data: bytes) -> bytes:
-    # A dot that begins a line is doubled (RFC 5321 4.5.2): two replaces, not a regex over the message.
-    body = data.replace(b"\n.", b"\n..")
+    # A dot that begins a line is doubled (RFC 5321 4.5.2). Few messages have one: looked for with
+    # the regex engine (which scans for a two-byte literal about three times faster than bytes.find
+    # or bytes.replace do), and replaced only when there is one.
+    body = data.replace(b"\n.", b"\n..") if _LINE_DOT.search(data) is not None else data
     if body.startswith(b"."):
         body = b"." + body
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     return body + b".\r\n"
+
+
+_LINE_DOT = re.compile(rb"\n\.")
 
 
 def _nothing() -> None:
@@ -87,6 +93,8 @@ class PipeliningConnection(Connection):
             self._message(smtp, message, meanwhile)
         except (OSError, smtplib.SMTPException) as exc:
             raise self._refusal(exc) from exc
+        if smtp.sock is None:  # (closed after a relay out of step answered)
+            self._drop()
         return {}
 
     def _refusal(self, exc: OSError | smtplib.SMTPException) -> Refused:
@@ -108,16 +116,15 @@ class PipeliningConnection(Connection):
             raise smtplib.SMTPServerDisconnected("not connected")
         try:
             smtp.sock.sendall(commands)
-            mail_code, mail_reply = smtp.getreply()
-            rcpt_code, rcpt_reply = smtp.getreply()
-            data_code, data_reply = smtp.getreply()
+            (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = _replies(smtp, 3)
         except smtplib.SMTPServerDisconnected as exc:
             # Lost before the message went out: certainly not delivered (unlike BodySent).
             raise ConnectionResetError(str(exc)) from exc
-        if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
+        if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)) and smtp.sock is not None:
             # The relay would take a message with nobody to deliver it to: end it empty, unused.
+            # (A session _replies closed ends it by closing.)
             smtp.sock.sendall(b".\r\n")
-            smtp.getreply()
+            _replies(smtp, 1)
         if mail_code != 250:
             raise smtplib.SMTPResponseException(mail_code, mail_reply)
         if rcpt_code not in (250, 251):
@@ -133,12 +140,67 @@ class PipeliningConnection(Connection):
         if meanwhile is not None:
             meanwhile()
         try:
-            code, reply = smtp.getreply()
+            ((code, reply),) = _replies(smtp, 1)
         except smtplib.SMTPServerDisconnected as exc:
             raise BodySent(str(exc)) from exc
         if code != 250:
             raise smtplib.SMTPResponseException(code, reply)
         self._last_used = time.monotonic()
+
+
+def _replies(smtp: smtplib.SMTP, count: int) -> list[tuple[int, bytes]]:
+    """The relay's next ``count`` replies, as smtplib's ``getreply`` reads each (code, the lines'
+    texts joined by newlines; -1 for a line without a code; a line over 8 kB is a 500), but read
+    straight from the socket, all that has arrived at a time: smtplib reads line by line through
+    a file object, which cost more than the rest of sending a message.
+
+    The relay says nothing unasked, so the last reply ends what it sent; anything after it is a
+    relay out of step, and the session is closed once these replies are taken (none after them
+    could be trusted to answer what it seems to)."""
+    sock = smtp.sock
+    if sock is None:
+        raise smtplib.SMTPServerDisconnected("not connected")
+    buffer = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except OSError as exc:
+            smtp.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
+        if not chunk:
+            smtp.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        buffer += chunk
+        if len(buffer) - buffer.rfind(b"\n") - 1 > _MAXLINE:
+            smtp.close()
+            raise smtplib.SMTPResponseException(500, "Line too long.")
+        if buffer.count(b"\n") < count:
+            continue
+        replies: list[tuple[int, bytes]] = []
+        texts: list[bytes] = []
+        lines = buffer.split(b"\n")
+        for line in lines[:-1]:
+            if len(line) >= _MAXLINE:
+                smtp.close()
+                raise smtplib.SMTPResponseException(500, "Line too long.")
+            texts.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+            else:
+                if line[3:4] == b"-":
+                    continue
+            replies.append((code, b"\n".join(texts)))
+            texts = []
+        if len(replies) < count:
+            continue  # (a reply of several lines, not all here yet)
+        if len(replies) > count or texts or lines[-1]:
+            smtp.close()
+        return replies[:count]
+
+
+_MAXLINE = 8192  # smtplib's limit of a reply line
 
 
 def _text(reason: bytes | str) -> str:

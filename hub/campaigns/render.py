@@ -162,9 +162,12 @@ def field_values(
         "owner.email": owner_email,
         "unsubscribe_url": unsubscribe_url,
     }
-    for name, value in relation.items():
-        values[f"relation.{name}"] = value
+    for name, value in relation.items():  # (the keys made once, not per recipient)
+        values[_RELATION_KEYS.get(name) or f"relation.{name}"] = value
     return values
+
+
+_RELATION_KEYS = {name: f"relation.{name}" for name in FIELDS["relation"]}
 
 
 @dataclass(frozen=True)
