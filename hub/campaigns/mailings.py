@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
@@ -314,7 +315,8 @@ def preview(
 
 def test_message(settings: Settings, mailing: Mailing, rendered: Rendered, to: str) -> EmailMessage:
     message = EmailMessage(policy=SMTP)
-    message["From"] = messages.Envelope.of(mailing.from_name, mailing.from_address, "").from_header
+    # (the header registry encodes and folds the name itself: a folded header string is refused)
+    message["From"] = Address(" ".join(mailing.from_name.split()), addr_spec=mailing.from_address)
     message["To"] = to
     message["Subject"] = f"[TEST] {rendered.subject}"
     if mailing.reply_to:

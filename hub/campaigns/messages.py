@@ -46,8 +46,9 @@ _SIGNED_HEADERS = [
 
 
 def valid_address(address: str) -> bool:
-    """Whether ``address`` can be put in RCPT TO at all (the relay judges the rest)."""
-    return len(address) <= 254 and _ADDRESS.match(address) is not None
+    """Whether ``address`` can be put in RCPT TO at all (the relay judges the rest). ASCII only:
+    an address with other characters needs SMTPUTF8 (RFC 6531), which hub does not send with."""
+    return len(address) <= 254 and address.isascii() and _ADDRESS.match(address) is not None
 
 
 def _mac(secret: str, purpose: str, value: str, length: int) -> str:

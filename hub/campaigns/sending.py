@@ -795,6 +795,11 @@ def _skip_reason(job: _Job, row: Any) -> str:
         return _SUPPRESSED_WORDS.get(suppressed_reason, N_("suppressed"))
     if job.consent_required and not consent:
         return N_("no marketing consent")
+    if not address.isascii():
+        return N_(
+            "%(address)s has characters outside ASCII, which need SMTPUTF8; hub does not send with it",
+            address=address[:100],
+        )
     if not messages.valid_address(address):
         return N_("not a valid e-mail address: %(address)s", address=address[:100])
     return ""

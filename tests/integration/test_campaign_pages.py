@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.campaigns import sending
 from hub.db import Database
@@ -204,8 +204,16 @@ def test_test_send_reaches_the_relay(
     app = create_app(mailing_settings(tmp_path, db, smtp_server.url), database=db, TESTING=True)
     client = login(app.test_client(), make_user("Marketer"))
     token = csrf_token(client.get(f"/campaigns/mailings/{mailing_id}").text)
-    bad = client.post(f"/campaigns/mailings/{mailing_id}/test", data={"csrf_token": token, "test_to": "nope"})
-    assert "valid address" in client.get(bad.headers["Location"]).text
+    for wrong in ("nope", "jörg@hub.example"):  # (an address beyond ASCII needs SMTPUTF8: not sent with)
+        bad = client.post(f"/campaigns/mailings/{mailing_id}/test", data={"csrf_token": token, "test_to": wrong})
+        assert "valid address" in client.get(bad.headers["Location"]).text
+    # A sender's name long and non-ASCII enough to be folded into encoded words.
+    with db.transaction() as s:
+        s.execute(
+            update(Mailing)
+            .where(Mailing.id == mailing_id)
+            .values(from_name="Müller & Söhne Marketing Team Düsseldorf, Abteilung Kundenbindung")
+        )
     sent = client.post(
         f"/campaigns/mailings/{mailing_id}/test", data={"csrf_token": token, "test_to": "me@hub.example"}
     )
@@ -213,6 +221,10 @@ def test_test_send_reaches_the_relay(
     assert smtp_server.recipients() == ["me@hub.example"]
     message = next(smtp_server.messages())
     assert str(message["Subject"]).startswith("[TEST] Hello Person")
+    assert (
+        message["From"].addresses[0].display_name == "Müller & Söhne Marketing Team Düsseldorf, Abteilung Kundenbindung"
+    )
+    assert message["From"].addresses[0].addr_spec == "news@hub.example"
     with db.transaction() as s:
         assert s.scalar(select(Mailing.state).where(Mailing.id == mailing_id)) == "draft"  # a test changes nothing
 

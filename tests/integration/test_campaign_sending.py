@@ -325,6 +325,28 @@ def test_template_failure_and_bad_address_affect_only_that_recipient(
     assert shown(rows["skipped"]) == "not a valid e-mail address: not an address"
 
 
+def test_addresses_beyond_ascii_are_skipped_with_the_reason(tmp_path: Path, db: Database, smtp_server: Any) -> None:
+    """hub sends without SMTPUTF8: such an address is skipped and says why; the others go out."""
+    seed_contacts(db, 5)
+    with db.transaction() as s:
+        for old, new in (("r1@example.test", "jörg@example.test"), ("r3@example.test", "info@bücher.test")):
+            s.execute(update(EmailAddress).where(EmailAddress.address == old).values(address=new, address_key=new))
+    mailing_id = make_mailing(db)
+    results = run_to_end(db, mailing_settings(tmp_path, db, smtp_server.url), mailing_id)
+    assert results[-1].state == "sent"
+    assert_exactly_once(smtp_server, ["r0@example.test", "r2@example.test", "r4@example.test"])
+    with db.transaction() as s:
+        skipped = dict(
+            s.execute(
+                select(MailingRecipient.address, MailingRecipient.error).where(MailingRecipient.status == "skipped")
+            ).all()
+        )
+    assert {address: shown(why) for address, why in skipped.items()} == {
+        address: f"{address} has characters outside ASCII, which need SMTPUTF8; hub does not send with it"
+        for address in ("jörg@example.test", "info@bücher.test")
+    }
+
+
 def test_relay_refusing_a_recipient_fails_it_and_suppresses(tmp_path: Path, db: Database, smtp_server: Any) -> None:
     seed_contacts(db, 5)
     smtp_server.refuse_recipient("r2@example.test", 550)
