@@ -39,12 +39,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.extensions["hub.celery"] = create_celery(settings)
 
-    from web import context, i18n, security
+    from web import context, i18n, lists, menu, security
 
     context.init_app(app)
     i18n.init_app(app)
+    lists.init_app(app)
+    menu.init_app(app)
     security.init_app(app)
     csrf = CSRFProtect(app)
+    security.init_csrf(app)
 
     from web.activities import bp as activities_bp
     from web.api import bp as api_bp

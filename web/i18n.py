@@ -138,4 +138,6 @@ def _filled(context: Context, text: str, variables: dict[str, Any]) -> str:
     are escaped) and always %-formatted, as Jinja's newstyle gettext does."""
     if context.eval_ctx.autoescape:
         text = Markup(text)
+    if not variables and "%" not in text:
+        return text  # what formatting would give: a page's texts mostly have no placeholders
     return text % variables

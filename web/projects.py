@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -25,14 +25,17 @@ from wtforms.validators import DataRequired, Length, Optional
 from hub.accounts.users import active_users, all_groups
 from hub.crm.access import StaleVersion, may_manage_project
 from hub.crm.activities import ActivityInput, is_overdue, project_activities, save_activity, stranded_activities
-from hub.crm.choices import all_choices, field_labels
+from hub.crm.choices import all_choices, field_labels, labels_from
 from hub.crm.documents import add_document, delete_document, get_document, human_size, project_documents
 from hub.crm.projects import (
     CHOICE_FIELDS,
+    Option,
     ProjectInput,
+    ProjectSheet,
     delete_project,
+    filter_options,
     get_project,
-    project_rows,
+    project_sheet,
     save_notepad,
     save_project,
     set_linked,
@@ -43,6 +46,8 @@ from hub.mail.read import thread_sizes
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
+from web.i18n import link_pattern
+from web.menu import kept
 from web.security import login_required, user
 from web.views import cursor_page, int_arg, list_args, page_arg, safe_next
 
@@ -70,6 +75,17 @@ TABS = (
     ("users", _l("Linked users")),
 )
 CHOICE_LABELS = {"type": _l("Type"), "status": _l("Status"), "chance": _l("Chance")}
+
+
+def _tab_links() -> tuple[tuple[str, str, str], ...]:
+    """(tab, URL with ``%d`` for the project's id, label in the reader's language) for every tab.
+    Built and translated once per language: eight URLs and eight lazy texts were a tenth of a tab's
+    rendering (the script root and language are only the key: this request gives them)."""
+    return kept(
+        "project_tabs",
+        (request.script_root, str(get_locale() or "")),
+        lambda: tuple((key, link_pattern(f"projects.{key}", "project_id"), str(label)) for key, label in TABS),
+    )
 
 
 class ProjectForm(FlaskForm):
@@ -328,21 +344,22 @@ def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any
 
     session = db_session()
     filters, errors = read_filters(session, user(), request.args.to_dict(), default_state=default_state)
-    choices = all_choices(session)
+    choices, users = filter_options(session)
     options: dict[str, Any] = {
         name: [c for c in choices[ChoiceField(name)] if c.active or c.id == getattr(filters, f"{name}_id")]
         for name in CHOICE_FIELDS[:3]
     }
-    options["users"] = active_users(session)
-    if filters.responsible_user_id and all(u.id != filters.responsible_user_id for u in options["users"]):
+    options["users"] = users
+    if filters.responsible_user_id and all(u.id != filters.responsible_user_id for u in users):
         # A deactivated user's projects can still be filtered on (and the form shows it so).
-        options["users"].append(session.get_one(User, filters.responsible_user_id))
+        gone = session.get_one(User, filters.responsible_user_id)
+        users.append(Option(gone.id, gone.name, gone.is_active))
     # The list shows a row's status and type by these names: no join, no object per row.
     options["choice_names"] = {c.id: c.name for field_choices in choices.values() for c in field_choices}
     return filters, errors, options
 
 
-def _user_names(projects: list[Any], users: list[User]) -> dict[int, str]:
+def _user_names(projects: list[Any], users: list[Any]) -> dict[int, str]:
     """The names of the responsible users a page of projects shows: the filter form's active users,
     and in one query those of the page's projects whose responsible user was deactivated."""
     names = {u.id: u.name for u in users}
@@ -361,8 +378,12 @@ def index() -> Any:
     filters, errors, options = _filter_form("all")
     # A row's columns as plain values, status, type and responsible user shown by name from the
     # choices and users the filter form has just loaded: no object per row and no join for them.
-    query = project_rows(filters.query(user()))
-    page, sort = cursor_page(query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated", rows=True)
+    # An old ?page=N link is read from an OFFSET: the rows before it are walked to be skipped.
+    skipping = page_arg() > 1 and not (request.args.get("cursor") or request.args.get("before"))
+    query, kept = filters.rows(user(), skipping=skipping)
+    page, sort = cursor_page(
+        query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated", rows=True, kept=kept
+    )
     return render_template(
         "projects/index.html",
         page=page,
@@ -444,23 +465,28 @@ def edit(project_id: int) -> Any:
     return _save_project_view(get_project(db_session(), user(), project_id, full=True))
 
 
-def _may_manage(project: Project) -> bool:
+def _may_manage(project: Project | ProjectSheet) -> bool:
     """Who may delete a project or change who sees it: admins and its responsible user."""
     return may_manage_project(user(), project)
 
 
-def _render_tab(tab: str, project: Project, **context: Any) -> str:
+def _render_tab(tab: str, project: Project | ProjectSheet, **context: Any) -> str:
     return render_template(
-        f"projects/{tab}.html", project=project, tab=tab, tabs=TABS, can_manage=_may_manage(project), **context
+        f"projects/{tab}.html",
+        project=project,
+        tab=tab,
+        tabs=_tab_links(),
+        can_manage=_may_manage(project),
+        **context,
     )
 
 
 @bp.route("/projects/<int:project_id>")
 @login_required
 def show(project_id: int) -> Any:
-    session = db_session()
-    project = get_project(session, user(), project_id, full=True)
-    return _render_tab("show", project, labels=field_labels(session))
+    # The summary shows the project, it changes nothing: its values read plainly, in two queries.
+    sheet = project_sheet(db_session(), user(), project_id)
+    return _render_tab("show", sheet, labels=labels_from(sheet.stored_labels))
 
 
 @bp.route("/projects/<int:project_id>/notepad", methods=["GET", "POST"])

@@ -24,6 +24,7 @@ from hub.crm.relations import (
     delete_relation,
     get_contact,
     get_relation,
+    relation_list_rows,
     relation_rows,
     relations_query,
     save_contact,
@@ -121,20 +122,26 @@ def _relation_input(form: RelationForm) -> RelationInput:
 def index() -> Any:
     from hub.crm.relations import RELATION_SORTS
 
-    query = relations_query(user(), request.args.get("q", ""), request.args.get("status", ""))
+    search, status = request.args.get("q", ""), request.args.get("status", "")
     # ?tag=<id>: only relations with that tag (a tag that does not exist: an empty list).
     tag_id = request.args.get("tag", type=int)
-    if tag_id is not None:
-        query = query.where(tag_service.relation_has_any([tag_id] if 0 < tag_id <= MAX_ID else []))
+    sort_arg = request.args.get("sort", "name")
     # A row's columns and its owner's name as plain values: no Relation or User object per row.
-    page, sort = cursor_page(relation_rows(query), RELATION_SORTS, request.args.get("sort", "name"), "name", rows=True)
+    if tag_id is None:
+        # The statement is kept (the searched text bound when it runs): see relation_list_rows.
+        query, values = relation_list_rows(user(), search, status)
+        page, sort = cursor_page(query, RELATION_SORTS, sort_arg, "name", rows=True, kept=True, params=values)
+    else:
+        query = relations_query(user(), search, status)
+        query = query.where(tag_service.relation_has_any([tag_id] if 0 < tag_id <= MAX_ID else []))
+        page, sort = cursor_page(relation_rows(query), RELATION_SORTS, sort_arg, "name", rows=True)
     return render_template(
         "relations/index.html",
         page=page,
         sort=sort,
         args=list_args("q", "status", "sort", "tag"),
         status_labels=STATUS_LABELS,
-        tags=tag_service.all_tags(db_session()),
+        tags=tag_service.tag_options(db_session()),
         tag_id=tag_id,
     )
 

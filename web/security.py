@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Request, Response, abort, current_app, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_login import login_required as _login_required
+from flask_wtf.csrf import generate_csrf
+from itsdangerous import BadSignature
+from sqlalchemy import bindparam, select
 
 from hub.models import User
 from web.context import db_session
@@ -51,6 +56,11 @@ def user() -> User:
     return current_user._get_current_object()
 
 
+# Built once: every page asks it first, and Session.get (which builds its query each time) cost twice
+# what running this one does.
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+
+
 def _load_user(session_id: str) -> User | None:
     """The user of a login session: its id as ``User.get_id`` wrote it, "<user id>.<session epoch>".
 
@@ -59,7 +69,7 @@ def _load_user(session_id: str) -> User | None:
     """
     user_id, _dot, epoch = session_id.partition(".")
     try:
-        found = db_session().get(User, int(user_id))
+        found = db_session().scalars(_USER_BY_ID, {"user_id": int(user_id)}).one_or_none()
         # Sessions made before epochs existed carry the bare id: valid until the first ending.
         session_epoch = int(epoch) if epoch else 0
     except ValueError:
@@ -67,6 +77,67 @@ def _load_user(session_id: str) -> User | None:
     if found is None or not found.is_active or found.session_epoch != session_epoch:
         return None
     return found
+
+
+# Sessions whose signed CSRF token is kept (each a few dozen bytes).
+CSRF_TOKENS_KEPT = 4096
+
+
+def csrf_token() -> str:
+    """Flask-WTF's ``csrf_token()`` for templates, signed once per session rather than per page.
+
+    Every page has one (the logout button), and signing it was a twelfth of a project page. The
+    signed token stands for the session's own random token, which it is checked against; hub sets
+    no time limit on it (WTF_CSRF_TIME_LIMIT None), so the moment it was signed at does not matter
+    and the token signed for a session serves all its pages. With a time limit configured, each
+    page signs its own, as Flask-WTF does.
+    """
+    from web.menu import kept
+
+    raw = session.get(current_app.config["WTF_CSRF_FIELD_NAME"])
+    if raw is None or current_app.config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return str(generate_csrf())
+    return kept("csrf", raw, lambda: str(generate_csrf()), CSRF_TOKENS_KEPT)
+
+
+# Session cookies whose check is kept (a few hundred bytes each).
+SESSIONS_KEPT = 4096
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class KeptSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, each cookie's signature checked once rather than on every
+    request: checking it and decoding its JSON was a fifteenth of a page.
+
+    A cookie is its own key: the same cookie always carries the same signed data, so what it was
+    found to hold is kept (with the moment it was signed, so an expired cookie is still refused, as
+    Flask refuses it) and each request gets its own copy. Only sessions of plain values are kept (a
+    list, such as pending flash messages, could be changed in place by the request holding it).
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not app.secret_key:
+            return None
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if not cookie:
+            return self.session_class()
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        key = (cookie, app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        kept: dict[Any, tuple[dict[str, Any], float]] = app.extensions.setdefault("hub.kept.sessions", {})
+        if (found := kept.get(key)) is not None and 0 <= time.time() - found[1] <= max_age:
+            return self.session_class(found[0])
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        try:
+            data, signed = serializer.loads(cookie, max_age=max_age, return_timestamp=True)
+        except BadSignature:
+            return self.session_class()
+        if isinstance(data, dict) and all(isinstance(value, _PLAIN) for value in data.values()):
+            if len(kept) >= SESSIONS_KEPT:
+                kept.clear()
+            kept[key] = (dict(data), signed.timestamp())
+        return self.session_class(data)
 
 
 def _headers(response: Response) -> Response:
@@ -86,3 +157,11 @@ def init_app(app: Flask) -> None:
     manager.session_protection = "strong"
     manager.user_loader(_load_user)
     app.after_request(_headers)
+    app.session_interface = KeptSessionInterface()
+
+
+def init_csrf(app: Flask) -> None:
+    """After CSRFProtect: templates' ``csrf_token()`` is :func:`csrf_token` (a context processor,
+    as Flask-WTF gives its own: the later one wins)."""
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.context_processor(lambda: {"csrf_token": csrf_token})

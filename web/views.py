@@ -25,13 +25,22 @@ def page_arg() -> int:
 
 
 def cursor_page(
-    query: Select[Any], sorts: dict[str, Sort], sort: str, default: str, per_page: int = 25, *, rows: bool = False
+    query: Select[Any],
+    sorts: dict[str, Sort],
+    sort: str,
+    default: str,
+    per_page: int = 25,
+    *,
+    rows: bool = False,
+    kept: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> tuple[KeysetPage[Any], str]:
     """One page of a web list by cursor: ``?cursor=`` (a page's Next) or ``?before=`` (its Previous),
     the API's keyset paging (:func:`hub.paging.keyset_page`). ``?page=N`` still opens an old link
     (by OFFSET; its Next is a cursor again). A cursor of another sort, or a broken one, opens the
     first page rather than an error: it comes from an old or edited link. Returns the sort used.
-    ``rows``: the query selects a list's plain columns (see :func:`hub.paging.keyset_page`)."""
+    ``rows``: the query selects a list's plain columns; ``kept``: it is a kept statement, run with
+    ``params`` (see :func:`hub.paging.keyset_page`)."""
     sort, chosen = pick_sort(sorts, sort, default)
     cursor, before = request.args.get("cursor") or None, request.args.get("before") or None
     offset = 0 if cursor or before else (page_arg() - 1) * per_page
@@ -46,9 +55,21 @@ def cursor_page(
             per_page=per_page,
             offset=offset,
             rows=rows,
+            kept=kept,
+            params=params,
         )
     except BadCursor:
-        page = keyset_page(db_session(), query, sort_name=sort, sort=chosen, cursor=None, per_page=per_page, rows=rows)
+        page = keyset_page(
+            db_session(),
+            query,
+            sort_name=sort,
+            sort=chosen,
+            cursor=None,
+            per_page=per_page,
+            rows=rows,
+            kept=kept,
+            params=params,
+        )
     return page, sort
 
 

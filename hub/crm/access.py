@@ -23,7 +23,7 @@ someone else saved in between.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BindParameter,
@@ -134,7 +134,7 @@ _RULES_KEPT = 4096
 
 
 @functools.lru_cache(maxsize=_RULES_KEPT)
-def _project_rule(user_id: int) -> ColumnElement[bool]:
+def _project_rule(user_id: int) -> _Rule:
     user = _user_parameter(user_id)
     # An alias: the queries this clause goes into often join Relation themselves.
     its_relation = aliased(Relation)
@@ -150,7 +150,7 @@ def _project_rule(user_id: int) -> ColumnElement[bool]:
 
 
 @functools.lru_cache(maxsize=_RULES_KEPT)
-def _relation_visible_rule(user_id: int) -> ColumnElement[bool]:
+def _relation_visible_rule(user_id: int) -> _Rule:
     user = _user_parameter(user_id)
     return _Rule("relation", user, _relation_rule(user, Relation))
 
@@ -198,29 +198,75 @@ def _same_for_every_row(rule: ColumnElement[bool]) -> bool:
 def relation_visible_among_many(user: User | None) -> ColumnElement[bool]:
     """:func:`relation_visible`, for a query that asks it of very many rows."""
     rule = relation_visible(user)
-    return rule if _same_for_every_row(rule) else or_(Relation.id.not_in(_linked_relations()), rule)
+    return rule if _same_for_every_row(rule) else _relation_many_rule(user.id)  # type: ignore[union-attr]
 
 
 def contact_visible_among_many(user: User | None) -> ColumnElement[bool]:
     """A contact is visible with its relation: :func:`relation_visible` of it, for very many rows."""
     rule = relation_visible(user)
-    if _same_for_every_row(rule):
-        return rule
-    return or_(
-        Contact.relation_id.not_in(_linked_relations()), exists().where(Relation.id == Contact.relation_id, rule)
-    )
+    return rule if _same_for_every_row(rule) else _contact_many_rule(user.id)  # type: ignore[union-attr]
 
 
 def project_visible_among_many(user: User | None) -> ColumnElement[bool]:
     """:func:`project_visible`, for a query that asks it of very many rows."""
     rule = project_visible(user)
-    if _same_for_every_row(rule):
-        return rule
+    return rule if _same_for_every_row(rule) else _project_many_rule(user.id)  # type: ignore[union-attr]
+
+
+# Built once per user and keyed as cheaply as the rules they restate (see _Rule): built anew, with
+# their unions of linked ids, keying them cost a search more than a millisecond a query.
+
+
+@functools.lru_cache(maxsize=_RULES_KEPT)
+def _relation_many_rule(user_id: int) -> ColumnElement[bool]:
+    rule = _relation_visible_rule(user_id)
+    return _Rule("relation_many", rule.user, or_(Relation.id.not_in(_linked_relations()), rule))
+
+
+@functools.lru_cache(maxsize=_RULES_KEPT)
+def _contact_many_rule(user_id: int) -> ColumnElement[bool]:
+    rule = _relation_visible_rule(user_id)
+    clause = or_(
+        Contact.relation_id.not_in(_linked_relations()), exists().where(Relation.id == Contact.relation_id, rule)
+    )
+    return _Rule("contact_many", rule.user, clause)
+
+
+@functools.lru_cache(maxsize=_RULES_KEPT)
+def _project_many_rule(user_id: int) -> ColumnElement[bool]:
+    rule = _project_rule(user_id)
     unlinked = and_(Project.relation_id.not_in(_linked_relations()), Project.id.not_in(_linked_projects()))
-    return or_(unlinked, rule)
+    return _Rule("project_many", rule.user, or_(unlinked, rule))
 
 
-def may_manage_project(user: User | None, project: Project) -> bool:
+def project_visible_walking(user: User | None) -> ColumnElement[bool]:
+    """:func:`project_visible`, for a query that walks very many rows in order to skip them (a list
+    opened at an OFFSET, by an old ?page=N link): the rule's first case asked first, as four indexed
+    look-ups a row (nobody linked to the project or its relation), the whole rule only of the rest.
+    Skipping 1,200 rows took 5.5 ms with the rule alone, 3.5 ms so (SQLite); the NOT IN form of
+    :func:`project_visible_among_many` suits a search's few thousand rows, not an ordered walk."""
+    rule = project_visible(user)
+    return rule if _same_for_every_row(rule) else _project_walking_rule(user.id)  # type: ignore[union-attr]
+
+
+@functools.lru_cache(maxsize=_RULES_KEPT)
+def _project_walking_rule(user_id: int) -> ColumnElement[bool]:
+    rule = _project_rule(user_id)
+    nobody_linked = and_(
+        ~exists().where(project_users.c.project_id == Project.id),
+        ~exists().where(project_groups.c.project_id == Project.id),
+        ~exists().where(relation_users.c.relation_id == Project.relation_id),
+        ~exists().where(relation_groups.c.relation_id == Project.relation_id),
+    )
+    return _Rule("project_walking", rule.user, or_(nobody_linked, rule))
+
+
+class _HasResponsible(Protocol):
+    @property
+    def responsible_user_id(self) -> int | None: ...
+
+
+def may_manage_project(user: User | None, project: _HasResponsible) -> bool:
     """Whether ``user`` may change who sees ``project``, who is responsible for it, or delete it."""
     if user is None or not user.is_active:
         return False

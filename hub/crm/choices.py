@@ -28,9 +28,13 @@ class ChoiceInput:
     active: bool = True
 
 
+# Built once: lists ask it on every page.
+_CHOICE_NAMES = select(Choice.id, Choice.name)
+
+
 def choice_names(session: Session) -> dict[int, str]:
     """Every choice's name by id (active or not), for lists that show a row's choices by name."""
-    return dict(session.execute(select(Choice.id, Choice.name)).tuples().all())
+    return dict(session.connection().execute(_CHOICE_NAMES).tuples().all())
 
 
 def choices_for(session: Session, field: ChoiceField, *, include_inactive: bool = False) -> list[Choice]:
@@ -127,10 +131,16 @@ def _reader_locale() -> str:
 
 def field_labels(session: Session) -> dict[str, str]:
     """Every free field's label: the company's own, or (never changed) the default in the reader's language."""
+    return labels_from(dict(session.execute(select(FieldLabel.field, FieldLabel.label)).tuples().all()))
+
+
+def labels_from(stored: dict[str, str | None]) -> dict[str, str]:
+    """:func:`field_labels` from the stored labels by field (None or absent: never stored), for a
+    page that reads them in a query of its own (see :func:`hub.crm.projects.project_sheet`)."""
     labels = default_labels()
-    for row in session.scalars(select(FieldLabel)):
-        if not is_default_label(row.field, row.label):
-            labels[row.field] = row.label
+    for name, label in stored.items():
+        if label is not None and not is_default_label(name, label):
+            labels[name] = label
     return labels
 
 

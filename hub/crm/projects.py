@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Row, Select, func, inspect, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    exists,
+    func,
+    inspect,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.accounts.users import users_and_groups
-from hub.crm.access import claim_version, may_manage_project, project_visible, relation_visible
+from hub.crm.access import (
+    claim_version,
+    may_manage_project,
+    project_visible,
+    project_visible_walking,
+    relation_visible,
+)
 from hub.crm.events import RecordChanged, announce
 from hub.crm.relations import EMAIL_RE
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
-from hub.models import Choice, ChoiceField, Contact, Project, Relation, User
+from hub.models import (
+    FREE_TEXT_FIELDS,
+    Choice,
+    ChoiceField,
+    Contact,
+    EmailAddress,
+    FieldLabel,
+    Project,
+    Relation,
+    User,
+    UserGroup,
+)
 from hub.models.base import utcnow
-from hub.models.crm import project_contacts
+from hub.models.crm import project_contacts, project_groups, project_users
 from hub.paging import Page, Sort, paginate, sort_clause
 from hub.text import like_pattern
 
@@ -259,6 +291,273 @@ def _load_contacts(session: Session, project: Project) -> None:
     set_committed_value(project, "contacts", list(contacts))
 
 
+# --- one project as its page and GET /projects/{id} show it: plain values, two queries -------------
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """A relation, user or dropdown choice as a project shows it."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShownAddress:
+    address: str
+
+
+@dataclass(slots=True)
+class ShownContact:
+    id: int
+    name: str
+    emails: list[ShownAddress] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProjectSheet:
+    """What a project's summary shows, read as plain values (see :func:`project_sheet`): the
+    attributes the summary page and the API read of a :class:`Project`, under the same names."""
+
+    id: int
+    relation_id: int
+    name: str
+    description: str
+    start_date: date | None
+    end_date: date | None
+    end_date_expected: bool
+    responsible_user_id: int | None
+    value: Decimal | None
+    currency: str
+    free_text_1: str
+    free_text_2: str
+    free_text_3: str
+    free_text_4: str
+    one_off_contact_name: str
+    one_off_contact_email: str
+    one_off_contact_phone: str
+    notepad: str
+    notepad_updated_by_id: int | None
+    notepad_updated_at: datetime | None
+    notepad_version: int
+    closed: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    relation: Named
+    responsible_user: Named | None
+    type: Named | None
+    status: Named | None
+    chance: Named | None
+    free_choice_1: Named | None
+    free_choice_2: Named | None
+    free_choice_3: Named | None
+    free_choice_4: Named | None
+    free_choice_5: Named | None
+    # The free fields' labels as the company stored them (None: never renamed); see hub.crm.choices.labels_from.
+    stored_labels: dict[str, str | None]
+    contacts: list[ShownContact] = field(default_factory=list)
+    # Ids, by name as the API lists them.
+    linked_users: list[int] = field(default_factory=list)
+    linked_groups: list[int] = field(default_factory=list)
+
+
+_SHEET_COLUMNS = (
+    "id",
+    "relation_id",
+    "name",
+    "description",
+    "start_date",
+    "end_date",
+    "end_date_expected",
+    "responsible_user_id",
+    "value",
+    "currency",
+    *FREE_TEXT_FIELDS,
+    "one_off_contact_name",
+    "one_off_contact_email",
+    "one_off_contact_phone",
+    "notepad",
+    "notepad_updated_by_id",
+    "notepad_updated_at",
+    "notepad_version",
+    "closed",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_LABELLED_FIELDS = (*FREE_TEXT_FIELDS, *(f"free_choice_{i}" for i in range(1, 6)))
+
+
+def _sheet_base() -> Select[Any]:
+    """The project's columns with, by name, its relation, responsible user and eight choices, the free
+    fields' stored labels, and whether anything is linked to it (else the second query is skipped).
+    Subqueries by primary key rather than eight joins of one table: the same plan, simpler SQL."""
+
+    def choice_name(name: str) -> Any:
+        return select(Choice.name).where(Choice.id == getattr(Project, f"{name}_id")).scalar_subquery()
+
+    def stored_label(name: str) -> Any:
+        return select(FieldLabel.label).where(FieldLabel.field == name).scalar_subquery()
+
+    linked = or_(
+        exists().where(project_contacts.c.project_id == Project.id),
+        exists().where(project_users.c.project_id == Project.id),
+        exists().where(project_groups.c.project_id == Project.id),
+    )
+    return (
+        select(
+            *(getattr(Project, name) for name in _SHEET_COLUMNS),
+            Relation.name.label("relation_name"),
+            User.name.label("responsible_name"),
+            *(getattr(Project, f"{name}_id").label(f"{name}_id") for name in CHOICE_FIELDS),
+            *(choice_name(name).label(f"{name}_name") for name in CHOICE_FIELDS),
+            *(stored_label(name).label(f"label_{name}") for name in _LABELLED_FIELDS),
+            linked.label("has_links"),
+        )
+        .join(Relation, Relation.id == Project.relation_id)
+        .outerjoin(User, User.id == Project.responsible_user_id)
+        .where(Project.id == bindparam("project_id"))
+    )
+
+
+# What is linked to a project, in one query: its contacts (by name) with their addresses (in the order
+# they were added), and the users and groups who see it (by name, as the API lists their ids).
+_CONTACT, _ADDRESS, _USER, _GROUP = 0, 1, 2, 3
+
+
+def _links_statement() -> Select[Any]:
+    project_id: Any = bindparam("project_id")
+
+    def kind(number: int) -> Any:
+        return literal_column(str(number), Integer).label("kind")
+
+    linked = union_all(
+        select(
+            kind(_CONTACT),
+            Contact.id.label("key"),
+            Contact.name.label("text"),
+            Contact.name.label("sort"),
+            Contact.id.label("tie"),
+        )
+        .join(project_contacts, project_contacts.c.contact_id == Contact.id)
+        .where(project_contacts.c.project_id == project_id),
+        select(kind(_ADDRESS), EmailAddress.contact_id, EmailAddress.address, literal_column("''"), EmailAddress.id)
+        .join(project_contacts, project_contacts.c.contact_id == EmailAddress.contact_id)
+        .where(project_contacts.c.project_id == project_id),
+        select(kind(_USER), User.id, User.name, User.name, User.id)
+        .join(project_users, project_users.c.user_id == User.id)
+        .where(project_users.c.project_id == project_id),
+        select(kind(_GROUP), UserGroup.id, UserGroup.name, UserGroup.name, UserGroup.id)
+        .join(project_groups, project_groups.c.group_id == UserGroup.id)
+        .where(project_groups.c.project_id == project_id),
+    ).subquery()
+    return select(linked.c.kind, linked.c.key, linked.c.text).order_by(linked.c.kind, linked.c.sort, linked.c.tie)
+
+
+_LINKS = _links_statement()
+
+
+@functools.lru_cache(maxsize=4096)
+def _sheet_statement(rule: ColumnElement[bool]) -> Select[Any]:
+    # One statement per visibility rule (each user's is kept by hub.crm.access), kept too: SQLAlchemy
+    # keys its compiled SQL by the statement's cache key, which a kept statement computes only once
+    # (a new one of ~50 columns and subqueries took as long to key as the query took to run).
+    return _sheet_base().where(rule)
+
+
+def project_sheet(session: Session, user: User, project_id: int) -> ProjectSheet:
+    """The project's summary if ``user`` may see it (:class:`NotFound` otherwise, as a missing one),
+    as plain values: one query for the project with the names it shows and the free fields' labels,
+    one for its contacts, addresses and linked users and groups (none when nothing is linked). The
+    summary page and GET /projects/{id} showed it from Project objects in five to six queries, at
+    three times the cost; what may change a project still loads it (:func:`get_project`)."""
+    connection = session.connection()
+    row = connection.execute(_sheet_statement(project_visible(user)), {"project_id": project_id}).one_or_none()
+    if row is None:
+        raise NotFound(project_id)
+    values = row._mapping
+
+    def named(name: str) -> Named | None:
+        chosen = values[f"{name}_id"]
+        return None if chosen is None else Named(chosen, values[f"{name}_name"])
+
+    fields: dict[str, Any] = {name: values[name] for name in _SHEET_COLUMNS}
+    fields.update({name: named(name) for name in CHOICE_FIELDS})
+    responsible = values["responsible_user_id"]
+    sheet = ProjectSheet(
+        **fields,
+        relation=Named(values["relation_id"], values["relation_name"]),
+        responsible_user=None if responsible is None else Named(responsible, values["responsible_name"]),
+        stored_labels={name: values[f"label_{name}"] for name in _LABELLED_FIELDS},
+    )
+    if values["has_links"]:
+        _fill_links(connection, sheet)
+    return sheet
+
+
+def _fill_links(connection: Any, sheet: ProjectSheet) -> None:
+    contacts: dict[int, ShownContact] = {}
+    for kind, key, text in connection.execute(_LINKS, {"project_id": sheet.id}):
+        if kind == _CONTACT:
+            contacts[key] = ShownContact(key, text)
+            sheet.contacts.append(contacts[key])
+        elif kind == _ADDRESS:
+            contacts[key].emails.append(ShownAddress(text))
+        elif kind == _USER:
+            sheet.linked_users.append(key)
+        else:
+            sheet.linked_groups.append(key)
+
+
+# --- the list's and the board's filter form: its dropdowns' options in one query -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A dropdown choice or a user, as a filter form offers it."""
+
+    id: int
+    name: str
+    active: bool
+
+
+def _options_statement() -> Select[Any]:
+    options = union_all(
+        select(
+            literal_column("0", Integer).label("kind"),
+            Choice.field.label("field"),
+            Choice.sort_order.label("sort_order"),
+            Choice.name.label("name"),
+            Choice.id.label("id"),
+            Choice.active.label("active"),
+        ),
+        select(
+            literal_column("1", Integer), null(), literal_column("0", Integer), User.name, User.id, User.is_active
+        ).where(User.is_active),
+    ).subquery()
+    return select(options.c.kind, options.c.field, options.c.name, options.c.id, options.c.active).order_by(
+        options.c.kind, options.c.field, options.c.sort_order, options.c.name, options.c.id
+    )
+
+
+_OPTIONS = _options_statement()
+
+
+def filter_options(session: Session) -> tuple[dict[ChoiceField, list[Option]], list[Option]]:
+    """Every dropdown's choices, active or not (per field, in their order), and the active users (by
+    name), as plain values in one query: the filter form loaded them as Choice and User objects in
+    two, a sixth of a list page."""
+    choices: dict[ChoiceField, list[Option]] = {f: [] for f in ChoiceField}
+    users: list[Option] = []
+    for kind, choice_field, name, key, active in session.connection().execute(_OPTIONS):
+        if kind == 0:
+            choices[ChoiceField(choice_field)].append(Option(key, name, bool(active)))
+        else:
+            users.append(Option(key, name, True))
+    return choices, users
+
+
 # The ways a project list may be ordered: the pages and the API page by these (cursor or number).
 PROJECT_SORTS = {
     "name": Sort(Project.name, Project.id, lambda p: p.name),
@@ -272,7 +571,7 @@ PROJECT_SORTS = {
 
 def _relation_key(project: Any) -> Any:
     # A list's row (project_rows) carries it as a column; a Project reaches it through its relation.
-    return project.relation_search_name if isinstance(project, Row) else project.relation.search_name
+    return project.relation_search_name if hasattr(project, "relation_search_name") else project.relation.search_name
 
 
 def project_rows(query: Select[tuple[Project]]) -> Select[Any]:
@@ -287,6 +586,33 @@ def project_rows(query: Select[tuple[Project]]) -> Select[Any]:
     )
 
 
+# List statements kept by what makes them: the user's access rule (kept per user by hub.crm.access)
+# and the filters. A list's statement is then the same object on every request, and
+# hub.paging.keyset_page keeps its page statements too (``kept``): building and keying them cost
+# as much as running them. Lists searched by a text are built each time (too many texts to keep).
+_KEPT_LISTS: dict[tuple[Any, ...], Select[Any]] = {}
+KEPT_LISTS = 2048
+
+
+def _kept_list(key: tuple[Any, ...], make: Callable[[], Select[Any]]) -> Select[Any]:
+    statement = _KEPT_LISTS.get(key)
+    if statement is None:
+        if len(_KEPT_LISTS) >= KEPT_LISTS:
+            _KEPT_LISTS.clear()
+        statement = _KEPT_LISTS[key] = make()
+    return statement
+
+
+def project_list_rows(user: User, *, skipping: bool = False, **criteria: Any) -> tuple[Select[Any], bool]:
+    """:func:`project_rows` of :func:`projects_query` (``criteria`` are its filters), and whether the
+    statement is a kept one (see :func:`_kept_list`; for ``keyset_page(kept=...)``)."""
+    if criteria.get("search", "").strip() or criteria.get("updated_since") is not None:
+        return project_rows(projects_query(user, skipping=skipping, **criteria)), False
+    rule = project_visible_walking(user) if skipping else project_visible(user)
+    key = ("criteria", rule, skipping, *sorted(criteria.items()))
+    return _kept_list(key, lambda: project_rows(projects_query(user, skipping=skipping, **criteria))), True
+
+
 def projects_query(
     user: User,
     *,
@@ -299,8 +625,13 @@ def projects_query(
     responsible_user_id: int | None = None,
     updated_since: datetime | None = None,
     closed_only: bool = False,
+    skipping: bool = False,
 ) -> Select[tuple[Project]]:
-    query = select(Project).join(Project.relation).where(project_visible(user))
+    """The projects ``user`` may see, filtered. ``skipping``: the query will be read from an OFFSET
+    (an old ?page=N link), walking many rows to skip them: the rule in the form that costs least so
+    (:func:`hub.crm.access.project_visible_walking`; the same rows)."""
+    visible = project_visible_walking(user) if skipping else project_visible(user)
+    query = select(Project).join(Project.relation).where(visible)
     if search.strip():
         pattern = like_pattern(search)
         query = query.where(Project.name.ilike(pattern, escape="\\") | Relation.search_name.like(pattern, escape="\\"))
@@ -427,9 +758,19 @@ class ProjectFilters:
     # Only projects without a status (the board's "No status" column).
     no_status: bool = False
 
-    def query(self, user: User) -> Select[tuple[Project]]:
+    def rows(self, user: User, *, skipping: bool = False) -> tuple[Select[Any], bool]:
+        """:func:`project_rows` of :meth:`query`, and whether it is a kept statement (see
+        :func:`project_list_rows`)."""
+        if self.search.strip():
+            return project_rows(self.query(user, skipping=skipping)), False
+        rule = project_visible_walking(user) if skipping else project_visible(user)
+        key = ("filters", rule, skipping, *(getattr(self, f.name) for f in fields(self) if f.name != "relation_name"))
+        return _kept_list(key, lambda: project_rows(self.query(user, skipping=skipping))), True
+
+    def query(self, user: User, *, skipping: bool = False) -> Select[tuple[Project]]:
         query = projects_query(
             user,
+            skipping=skipping,
             search=self.search,
             relation_id=self.relation_id,
             status_id=self.status_id,

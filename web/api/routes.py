@@ -150,7 +150,7 @@ def _page(page: KeysetPage[Any], model: type[M], q: schemas.ListQuery) -> M:
 
 
 def _keyset(
-    query: Any, sorts: dict[str, Sort], sort: str, q: schemas.ListQuery, *, rows: bool = False
+    query: Any, sorts: dict[str, Sort], sort: str, q: schemas.ListQuery, *, rows: bool = False, kept: bool = False
 ) -> KeysetPage[Any]:
     key = sort.lstrip("-")
     base = sorts[key]
@@ -166,6 +166,7 @@ def _keyset(
             with_total=q.total,
             offset=(q.page - 1) * q.per_page if q.page and not q.cursor else 0,
             rows=rows,
+            kept=kept,
         )
     except BadCursor:
         raise ApiError(400, _("cursor is not a cursor this list gave out (with this sort)."), "cursor") from None
@@ -195,6 +196,14 @@ def _load_mailbox(mailbox_id: int) -> Any:
     return box
 
 
+def _load_project(project_id: int) -> Any:
+    # Reading one project answers from its plain values (two queries instead of six); what may
+    # change a project loads the Project itself.
+    if request.endpoint == "api.get_project":
+        return project_service.project_sheet(db_session(), me(), project_id)
+    return project_service.get_project(db_session(), me(), project_id, full=True)
+
+
 def _load_email(email_id: int) -> Any:
     from hub.mail.read import get_email
 
@@ -207,7 +216,7 @@ LOADERS.update(
         "contact_id": lambda i: relation_service.get_contact(db_session(), me(), i),
         # Loaded with what its summary shows: most project endpoints answer with it, and loading
         # it twice (once to say 404, once to answer) was half the cost of GET /projects/{id}.
-        "project_id": lambda i: project_service.get_project(db_session(), me(), i, full=True),
+        "project_id": _load_project,
         "activity_id": lambda i: activity_service.get_activity(db_session(), me(), i),
         "document_id": lambda i: document_service.get_document(db_session(), me(), i),
         "choice_id": lambda i: choice_service.get_choice(db_session(), i),
@@ -535,7 +544,7 @@ def _full_project(project_id: int) -> Project:
 def list_projects() -> Any:
     """Projects you may see"""
     q = valid_query(schemas.ProjectQuery)
-    query = project_service.projects_query(
+    query, kept = project_service.project_list_rows(
         me(),
         search=q.q,
         relation_id=q.relation_id,
@@ -545,10 +554,11 @@ def list_projects() -> Any:
         responsible_user_id=q.responsible_user_id,
         open_only=q.open,
         updated_since=q.updated_since,
+        skipping=bool(q.page and q.page > 1 and not q.cursor),  # read from an OFFSET (see _keyset)
     )
     # A summary's columns as plain values in the page's one query (the relation's name from the join
     # it already has), status and type named from the choices (one small query, no join per row).
-    page = _keyset(project_service.project_rows(query), PROJECT_SORTS, q.sort, q, rows=True)
+    page = _keyset(query, PROJECT_SORTS, q.sort, q, rows=True, kept=kept)
     names = choice_service.choice_names(db_session())
     page.items = [_project_summary(row, names) for row in page.items]
     return _page(page, schemas.ProjectPage, q)
@@ -558,7 +568,7 @@ def _project_summary(row: Any, names: dict[int, str]) -> dict[str, Any]:
     def choice(choice_id: int | None) -> dict[str, Any] | None:
         return {"id": choice_id, "name": names[choice_id]} if choice_id in names else None
 
-    summary = dict(row._mapping)
+    summary = row._asdict()
     summary.update(relation={"name": row.relation_name}, type=choice(row.type_id), status=choice(row.status_id))
     return summary
 
@@ -576,7 +586,7 @@ def create_project() -> Any:
 @declare(out=schemas.Project)
 def get_project(project_id: int) -> Any:
     """One project with every field; its ETag is its version (the notepad has its own, notepad_version)"""
-    project = _full_project(project_id)
+    project = path_object("project_id")
     etag(project.version)
     return schemas.Project.model_validate(project)
 
