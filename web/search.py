@@ -5,12 +5,14 @@ those the user may see. ``/search?q=`` shows the first few of each kind with the
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import format_decimal
 from markupsafe import Markup, escape
 
-from hub.crm.search import KINDS, search
+from hub.crm.search import CAP, KINDS, search
 from hub.mail.privacy import email_visible
 from hub.paging import BadCursor
 from hub.text import fold
@@ -51,12 +53,21 @@ def index() -> Any:
         results = run(None)
     # Contacts link to their own page where it exists, else to their relation's.
     contact_page = "contacts.show" in current_app.view_functions
-    return render_template("search/index.html", results=results, q=results.text, kind=kind, contact_page=contact_page)
+    return render_template(
+        "search/index.html", results=results, q=results.text, kind=kind, contact_page=contact_page, cap=CAP
+    )
 
 
 def _fold_char(ch: str) -> str:
     decomposed = unicodedata.normalize("NFKD", ch.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@bp.app_template_filter("found")
+def found(total: int, capped: bool = False) -> str:
+    """A count of matches in the locale's digits; "1,000+" (Dutch "1.000+") when there are more
+    than were counted (hub.crm.search.CAP)."""
+    return format_decimal(total) + ("+" if capped else "")
 
 
 @bp.app_template_filter("highlight")
@@ -67,12 +78,18 @@ def highlight(value: Any, query: str) -> Markup:
     needle = fold(query or "")
     if not needle or not text:
         return escape(text)
-    folded, owner = [], []
-    for index, ch in enumerate(text):
-        part = _fold_char(ch)
-        folded.append(part)
-        owner.extend([index] * len(part))
-    haystack = "".join(folded)
+    owner: Sequence[int]
+    if text.isascii():
+        # Each ASCII character folds to itself in lower case: the same places, found without
+        # folding the text character by character (most names and addresses).
+        haystack, owner = text.lower(), range(len(text))
+    else:
+        folded, places = [], []
+        for index, ch in enumerate(text):
+            part = _fold_char(ch)
+            folded.append(part)
+            places.extend([index] * len(part))
+        haystack, owner = "".join(folded), places
     out, done, start = Markup(""), 0, haystack.find(needle)
     while start >= 0:
         first, last = owner[start], owner[start + len(needle) - 1] + 1

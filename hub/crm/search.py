@@ -12,14 +12,20 @@ the start of the stored E.164 form (+3130231…), bare digits ("231 45") any par
 
 Visibility is the lists' own rule (hub.crm.access; for e-mails the mail capability's rule,
 hub.mail.privacy.email_visible, which the caller passes in: the core imports no capability) in the
-same SQL, so a hidden object is never found, never counted. Each kind is ranked (exact matches first, then
-names that start with the text, then the rest, each by name; e-mails newest first) and paged by a
-cursor over that order. A search costs a constant number of statements however many rows match:
-one page per kind asked for (a first page counts its kind in the same scan), one that counts the
-other kinds, and three small ones that load the contacts' addresses and numbers and the relations'
-numbers. The statements are built once per shape of text (whether it can be a phone number, a
-project number, a number typed in groups) and kept: the text goes in as bound values, the user's
-access rule (hub.crm.access, itself kept per user) is added per search.
+same SQL, so a hidden object is never found, never counted.
+
+A kind is counted up to :data:`CAP` (1,000) of the matches the user may see: beyond, its count is
+shown as "1,000+" (:attr:`Group.capped`; the API's ``total_capped``), and only the first CAP found
+(in id order; e-mails the last CAP) are ranked and paged, with a note to refine the search. Ranked:
+exact matches first, then names that start with the text, then the rest, each by name (e-mails
+newest first), paged by a cursor over that order, so following Next lists each of those once.
+Fewer than CAP visible matches (whatever is hidden) are all counted exactly and all ranked.
+
+A search costs a constant number of statements however many rows match: one that counts every
+kind, one page per kind asked for, and three small ones that load the contacts' addresses and
+numbers and the relations' numbers. The statements are built once per shape of text (whether it
+can be a phone number, a project number, a number typed in groups) and user's access rule, and
+kept (:func:`_kept`): the text goes in as bound values.
 
 How matching is made fast: from an index on both databases, so a search costs what its matches
 cost, not what the tables hold.
@@ -38,10 +44,12 @@ cost, not what the tables hold.
   full only of rows someone is linked to (hub.crm.access's ``*_visible_among_many``): the others are seen by
   all staff, which a look-up in the few linked ids settles.
 
-Where a text is common ("bakker" in one name of eleven) the rows found are still each read, ranked
-and counted: the cost grows with the matches (at 300,000 contacts some 27,000 of them), no longer
-with the tables. SQLAlchemy's per-execution cache key is kept small (:class:`_Fixed`), and a page's
-rows are chosen by rank and key before their relation and status are joined (:func:`_read_page`).
+Where a text is common ("bakker" in one name of eleven: some 27,000 of 300,000 contacts) a search
+reads no more than CAP + 1 of its matches per kind: on SQLite each index look-up drives a join
+(FTS5 yields its rows in rowid order) and the look-ups are merged in id order (:meth:`_Kind.first`),
+so reading stops at CAP + 1. SQLAlchemy's per-execution cache key is kept small (:class:`_Fixed`),
+and a page's rows are chosen by rank and key before their relation and status are joined
+(:func:`_page`).
 """
 
 from __future__ import annotations
@@ -113,6 +121,10 @@ MIN_PHONE_DIGITS = 3
 TRIGRAM = 3
 # Exact, starts with, anywhere: a row's rank within its kind.
 EXACT, PREFIX, ANYWHERE = 0, 1, 2
+# A kind is counted up to this many matches (and shown as "1,000+" beyond): counting, ranking and
+# sorting every match of a common word ("bakker": 27,000 contacts) cost 70 ms a search. Beyond it
+# only the first this many found (by id; e-mails the last) are ranked and paged.
+CAP = 1000
 
 # Which e-mails a user may see, as SQL: hub.mail.privacy.email_visible.
 EmailRule = Callable[[User], ColumnElement[bool]]
@@ -419,6 +431,30 @@ class _Kind:
     descending: bool = False
     options: tuple[Any, ...] = ()
     key_is_moment: bool = False
+    visible: Any = None
+    parts: tuple[tuple[Any, ColumnElement[bool]], ...] = ()
+
+    def first(self, limit: int) -> Select[Any]:
+        """The ids of the first ``limit`` visible matches in id order (e-mails: the last), as
+        ``search_id``. On SQLite each index look-up drives its own join (FTS5 gives its rows in rowid
+        order) and the parts are merged in that order, so only as many rows are read as are asked
+        for: a common word costs no more than a rare one. (``id IN (look-up)`` would first collect
+        every match of the look-up.)"""
+        model, order = self.model, (lambda c: c.desc()) if self.descending else (lambda c: c.asc())
+        if not self.parts:
+            ids = self.base.with_only_columns(model.id.label("search_id"))
+            return ids.order_by(order(model.id)).limit(limit)
+        selects = []
+        for index, clause in self.parts:
+            if index is None:
+                selects.append(select(model.id.label("search_id")).where(clause, self.visible))
+            else:
+                driven = select(index.c.rowid.label("search_id")).join(model, model.id == index.c.rowid)
+                selects.append(driven.where(clause, self.visible))
+        if len(selects) == 1:
+            return selects[0].order_by(order(selects[0].selected_columns[0])).limit(limit)
+        merged = union(*selects)
+        return merged.order_by(order(merged.selected_columns.search_id)).limit(limit)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -434,11 +470,17 @@ class _Matching:
     descending: bool = False
     options: tuple[Any, ...] = ()
     key_is_moment: bool = False
+    # SQLite: the look-ups whose union ``matched`` is, as (FTS5 table, its MATCH) or (None, ``id IN
+    # (ids)``), for :meth:`_Kind.first`.
+    branches: tuple[Select[Any], ...] = ()
+    parts: tuple[tuple[Any, ColumnElement[bool]], ...] = ()
 
     def kind(self, user: User) -> _Kind:
         # The cheap text test first: the access rule's subqueries then run only for rows that match.
-        base = select(self.model).where(self.matched, self.visible(user))
-        return _Kind(base, self.model, self.rank, self.key, self.descending, self.options, self.key_is_moment)
+        visible = self.visible(user)
+        base = select(self.model).where(self.matched, visible)
+        kind = _Kind(base, self.model, self.rank, self.key, self.descending, self.options, self.key_is_moment)
+        return replace(kind, visible=visible, parts=self.parts)
 
 
 def _ids(branches: list[Select[Any]]) -> Any:
@@ -483,7 +525,9 @@ def _relations(b: _Bound, m: _Match) -> _Matching:
     rank = _rank(or_(name_is, *exact_number), m.stored(Relation.name, Relation.search_name, b.starts))
     options = (selectinload(Relation.phones),)
     visible = relation_visible_among_many if m.sqlite else relation_visible
-    return _Matching(Relation, matched, rank, Relation.search_name, visible, options=options)
+    return _Matching(
+        Relation, matched, rank, Relation.search_name, visible, options=options, branches=_sqlite(m, branches)
+    )
 
 
 def _contact_visible(user: User) -> ColumnElement[bool]:
@@ -516,7 +560,7 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
     rank = _rank(or_(*exact), m.contains(Contact.name, b.starts))
     options = (joinedload(Contact.relation), selectinload(Contact.emails), selectinload(Contact.phones))
     visible = contact_visible_among_many if m.sqlite else _contact_visible
-    return _Matching(Contact, matched, rank, Contact.name, visible, options=options)
+    return _Matching(Contact, matched, rank, Contact.name, visible, options=options, branches=_sqlite(m, branches))
 
 
 def _projects(b: _Bound, m: _Match) -> _Matching:
@@ -545,13 +589,15 @@ def _projects(b: _Bound, m: _Match) -> _Matching:
     rank = _rank(exact, m.contains(Project.name, b.starts))
     options = (joinedload(Project.relation), joinedload(Project.status))
     visible = project_visible_among_many if m.sqlite else project_visible
-    return _Matching(Project, matched, rank, Project.name, visible, options=options)
+    return _Matching(Project, matched, rank, Project.name, visible, options=options, branches=_sqlite(m, branches))
 
 
 def _emails(b: _Bound, m: _Match) -> _Matching:
     matched: ColumnElement[bool]
+    branches: list[Select[Any]] = []
     if m.sqlite:
-        matched = Email.id.in_(m.found("email", b))
+        branches = [m.found("email", b)]
+        matched = Email.id.in_(branches[0])
     else:
         matched = or_(
             m.contains(Email.subject, b.contains),
@@ -575,7 +621,21 @@ def _emails(b: _Bound, m: _Match) -> _Matching:
     )
     key = func.coalesce(Email.sent_at, Email.stored_at)
     # The access rule is the mail capability's, given with each search (see :func:`search`).
-    return _Matching(Email, matched, rank, key, _no_rule, descending=True, options=(summary,), key_is_moment=True)
+    return _Matching(
+        Email,
+        matched,
+        rank,
+        key,
+        _no_rule,
+        descending=True,
+        options=(summary,),
+        key_is_moment=True,
+        branches=tuple(branches),
+    )
+
+
+def _sqlite(m: _Match, branches: list[Select[Any]]) -> tuple[Select[Any], ...]:
+    return tuple(branches) if m.sqlite else ()
 
 
 def _no_rule(user: User) -> ColumnElement[bool]:  # pragma: no cover - replaced by the caller's rule
@@ -596,7 +656,26 @@ def _matching(kind: str, shape: _Shape, sqlite: bool) -> _Matching:
     serves every search and thread; the text goes in as the values of its bound parameters."""
     built = _BUILDERS[kind](_Bound(shape, sqlite), _Match(sqlite))
     name = f"{kind}:{shape}:{sqlite}"
-    return replace(built, matched=_Fixed(f"{name}:matched", built.matched), rank=_Fixed(f"{name}:rank", built.rank))
+    # The index look-ups each drive a part of :meth:`_Kind.first`; the other branches (a project's
+    # five choice fields, a contact's addresses and numbers) go together in one, for each part
+    # costs its own test of the access rule.
+    parts: list[tuple[Any, ColumnElement[bool]]] = []
+    others = []
+    for i, branch in enumerate(built.branches):
+        froms = branch.get_final_froms()
+        index: Any = froms[0] if len(froms) == 1 else None
+        if index is not None and index.name in {f"search_{n}" for n in _INDEX_COLUMNS}:
+            parts.append((index, _Fixed(f"{name}:match{i}", branch.whereclause)))  # type: ignore[arg-type]
+        else:
+            others.append(branch)
+    if others:
+        parts.append((None, _Fixed(f"{name}:among", built.model.id.in_(_ids(others)))))
+    return replace(
+        built,
+        matched=_Fixed(f"{name}:matched", built.matched),
+        rank=_Fixed(f"{name}:rank", built.rank),
+        parts=tuple(parts),
+    )
 
 
 class _Fixed(ColumnElement[Any]):
@@ -685,6 +764,8 @@ class Group:
     next_cursor: str | None = None
     # The cursor this page was read after (None: the first page).
     cursor: str | None = None
+    # More than CAP match: ``total`` is CAP, and only the first CAP found are ranked and paged.
+    capped: bool = False
 
 
 @dataclass
@@ -697,6 +778,11 @@ class Results:
     @property
     def total(self) -> int:
         return sum(g.total for g in self.groups)
+
+    @property
+    def capped(self) -> bool:
+        """Some kind has more than CAP matches (``total`` is then a lower bound)."""
+        return any(g.capped for g in self.groups)
 
     def group(self, kind: str) -> Group | None:
         return next((g for g in self.groups if g.kind == kind), None)
@@ -733,69 +819,92 @@ def search(
         return Results(cleaned, truncated, [Group(kind, 0) for kind in searched])
     shape = _shape(terms)
     values = _values(terms, shape, m.sqlite)
-    specs = {}
-    for kind in searched:
-        matching = _matching(kind, shape, m.sqlite)
-        if kind == "emails" and emails_visible is not None:
-            matching = replace(matching, visible=emails_visible)
-        specs[kind] = matching.kind(user)
+    # What the statements depend on besides the text (which is bound): its shape, the database and
+    # the user's access rule (hub.crm.access's and the mail capability's, made of these).
+    key = (shape, m.sqlite, searched, user.id, user.is_active, user.is_admin, emails_visible)
+
+    def make_specs() -> dict[str, _Kind]:
+        specs = {}
+        for kind in searched:
+            matching = _matching(kind, shape, m.sqlite)
+            if kind == "emails" and emails_visible is not None:
+                matching = replace(matching, visible=emails_visible)
+            specs[kind] = matching.kind(user)
+        return specs
+
+    specs: dict[str, _Kind] = _kept(("specs", *key), make_specs)
     after = None
     if cursor:
         if len(paged) != 1:
             raise BadCursor(cursor)
         spec = specs[paged[0]]
         after = _after(spec, *_read_cursor(cursor, paged[0], spec.key_is_moment))
-    # A first page counts its kind itself (count(*) OVER (), in the same scan); the other kinds, and
-    # a kind read after a cursor, are counted together in one statement. Same conditions either
-    # way: what is hidden is not counted.
-    counted_in_page = [k for k in paged if after is None]
-    apart = [k for k in specs if k not in counted_in_page]
-    totals: dict[str, int] = {}
-    if apart:
-        row = session.execute(
-            select(
-                *(
-                    select(func.count())
-                    .select_from(specs[k].base.with_only_columns(specs[k].model.id).subquery())
-                    .scalar_subquery()
-                    for k in apart
-                )
-            ),
-            values,
-        ).one()
-        totals = {k: int(n or 0) for k, n in zip(apart, row, strict=True)}
+
+    # Every kind is counted in one statement, each up to CAP + 1 of its matches (what is hidden is not
+    # counted: the same conditions as its pages).
+    def make_count() -> Select[Any]:
+        counts = (
+            select(func.count()).select_from(s.first(CAP + 1).subquery()).scalar_subquery() for s in specs.values()
+        )
+        return select(*counts)
+
+    row = session.execute(_kept(("count", *key), make_count), values).one()
     groups = []
-    for kind, spec in specs.items():
-        group = Group(kind, totals.get(kind, 0), cursor=cursor if after is not None else None)
+    for (kind, spec), counted in zip(specs.items(), row, strict=True):
+        total = int(counted or 0)
+        group = Group(kind, min(total, CAP), cursor=cursor if after is not None else None, capped=total > CAP)
         groups.append(group)
-        if kind in paged and (kind in counted_in_page or group.total):
-            _read_page(session, spec, values, group, after, per_page, count=kind in counted_in_page)
+        if kind in paged and group.total:
+            if after is None:
+                query = _kept(("page", kind, per_page, *key), functools.partial(_page, spec, None, per_page))
+            else:
+                query = _page(spec, after, per_page)
+            _read_page(session, query, values, group, per_page)
     return Results(cleaned, truncated, groups)
 
 
-def _read_page(
-    session: Session, spec: _Kind, values: dict[str, Any], group: Group, after: Any, per_page: int, *, count: bool
-) -> None:
+# Statements kept by what makes them (see :func:`search`): the same objects on every search of that
+# shape by that user, so SQLAlchemy keys them (a walk of the whole statement) only once, and they
+# are built only once: building and keying cost more than running them on SQLite.
+_KEPT: dict[tuple[Any, ...], Any] = {}
+KEPT = 2048
+
+
+def _kept(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    kept = _KEPT.get(key)
+    if kept is None:
+        if len(_KEPT) >= KEPT:
+            _KEPT.clear()
+        kept = _KEPT[key] = make()
+    return kept
+
+
+def _page(spec: _Kind, after: Any, per_page: int) -> Select[Any]:
     # The page's ids are chosen first, by rank and key alone, and only then are its rows loaded with
     # what they show (a contact's relation, a project's status): joined before the choice, every
     # match's relation was read and sorted along with it (a common name matches thousands).
+    direction = (lambda c: c.desc()) if spec.descending else (lambda c: c.asc())
+    # Only the first CAP found (in id order, as the index gives them) are ranked: all of them when
+    # fewer match, and the same rows on every page, so Next lists each of them once.
+    first = spec.first(CAP).subquery()
+    base = select(spec.model).where(spec.model.id.in_(select(first.c.search_id)))
     rank, key = spec.rank.label("search_rank"), spec.key.label("search_key")
-    columns = [rank, key, func.count().over().label("search_total")] if count else [rank, key]
-    chosen = spec.base.with_only_columns(spec.model.id.label("search_id"), *columns)
+    chosen = base.with_only_columns(spec.model.id.label("search_id"), rank, key)
     if after is not None:
         chosen = chosen.where(after)
-    direction = (lambda c: c.desc()) if spec.descending else (lambda c: c.asc())
     page = chosen.order_by(rank.asc(), direction(key), direction(spec.model.id)).limit(per_page + 1).subquery()
     query = (
-        select(spec.model, *(page.c[c.name] for c in columns))
+        select(spec.model, page.c.search_rank, page.c.search_key)
         .join(page, spec.model.id == page.c.search_id)
         .options(*spec.options)
         .order_by(page.c.search_rank.asc(), direction(page.c.search_key), direction(spec.model.id))
     )
+    return query
+
+
+def _read_page(session: Session, query: Select[Any], values: dict[str, Any], group: Group, per_page: int) -> None:
     rows = list(session.execute(query, values).unique().tuples())
     group.items = [row[0] for row in rows[:per_page]]
-    if count:
-        group.total = int(rows[0][3]) if rows else 0
     if len(rows) > per_page:
         last = rows[per_page - 1]
         group.next_cursor = _make_cursor(group.kind, int(last[1]), last[2], last[0].id)

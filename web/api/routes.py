@@ -1148,6 +1148,7 @@ def search() -> Any:
             schemas.SearchGroup(
                 kind=g.kind,  # type: ignore[arg-type]
                 total=g.total,
+                total_capped=g.capped,
                 items=[_search_hit(g.kind, item) for item in g.items],
                 next=g.next_cursor,
             )
