@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import (
     BooleanField,
@@ -30,6 +35,7 @@ from hub.crm.documents import add_document, delete_document, get_document, human
 from hub.crm.projects import (
     CHOICE_FIELDS,
     Option,
+    ProjectFilters,
     ProjectInput,
     ProjectSheet,
     delete_project,
@@ -47,6 +53,7 @@ from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
 from web.i18n import link_pattern
+from web.lists import day_of, day_of_key, kept_rows, row_link
 from web.menu import kept
 from web.security import login_required, user
 from web.views import cursor_page, int_arg, list_args, page_arg, safe_next
@@ -359,6 +366,42 @@ def _filter_form(default_state: str) -> tuple[Any, dict[str, str], dict[str, Any
     return filters, errors, options
 
 
+_FILTER_FIELDS = tuple(f.name for f in fields(ProjectFilters))
+_OPTION_LISTS = ("status", "type", "chance", "users")
+
+
+@bp.app_template_global("project_filter_form")
+@pass_context
+def project_filter_form(context: Context) -> Markup:
+    """The list's and the board's filter form (projects/_filters.html), rendered once for what it
+    shows and kept: it was a fifth of a list page, and is the same on every page of a list. It shows
+    the filters (each value the reader gave), their error messages, the dropdowns' options, the
+    reader's language, their id (the "My open projects" link) and the page's URL, and is kept under
+    exactly those: a choice or user added, renamed or (de)activated is a new key on the next page
+    (the options are read on every request anyway), never a stale form."""
+    filters: ProjectFilters = context["filters"]
+    errors: dict[str, str] = context["filter_errors"]
+    options: dict[str, Any] = context["options"]
+    key = (
+        request.script_root,
+        request.endpoint,
+        context.get("current_language"),
+        current_user.id,
+        tuple(getattr(filters, name) for name in _FILTER_FIELDS),
+        tuple(errors.items()),
+        tuple(tuple(options[name]) for name in _OPTION_LISTS),
+    )
+    return kept(
+        "project_filters",
+        key,
+        lambda: Markup(
+            render_template(
+                "projects/_filters.html", filters=filters, filter_errors=errors, options=options, labels=CHOICE_LABELS
+            )
+        ),
+    )
+
+
 def _user_names(projects: list[Any], users: list[Any]) -> dict[int, str]:
     """The names of the responsible users a page of projects shows: the filter form's active users,
     and in one query those of the page's projects whose responsible user was deactivated."""
@@ -367,6 +410,50 @@ def _user_names(projects: list[Any], users: list[Any]) -> dict[int, str]:
     if missing:
         names.update(db_session().execute(select(User.id, User.name).where(User.id.in_(missing))).tuples().all())
     return names
+
+
+@bp.app_template_global("project_rows_html")
+@pass_context
+def project_rows_html(
+    context: Context, items: list[Any], choice_names: dict[int, str], user_names: dict[int, str]
+) -> Markup:
+    """The project list's rows (a list_rows page's plain rows), the HTML the template's loop over
+    them gave, byte for byte: as a Jinja loop the 25 rows were a fifth of a list page. Every value
+    shown is escaped as the template escaped it (autoescape: markupsafe.escape)."""
+    gettext, day = context["_"], day_of(context)  # the rendering's: as {{ _('closed') }} gives it
+    closed = f' <span class="badge inactive">{gettext(context, "closed")}</span>'
+    expected = f" ({gettext(context, 'expected')})"
+    project_href, relation_href = row_link("projects.show", "project_id"), row_link("relations.show", "relation_id")
+    # Names of statuses, types and users: the same few on every row, each escaped once (an id of 0
+    # or none shows nothing, as the template's ``if p.status_id else ''`` did).
+    choices = {key: str(escape(name)) for key, name in choice_names.items() if key}
+    users = {key: str(escape(name)) for key, name in user_names.items() if key}
+    kept = kept_rows("projects", (day_of_key(context), project_href, relation_href, closed, expected))
+    html = []
+    for p in items:
+        status, kind, responsible = (
+            choices.get(p.status_id, ""),
+            choices.get(p.type_id, ""),
+            users.get(p.responsible_user_id, ""),
+        )
+        key = (p, status, kind, responsible)
+        row = kept.get(key)
+        if row is None:
+            row = kept[key] = (
+                "\n    <tr>\n"
+                f'      <td><a href="{project_href % p.id}">{escape(p.name)}</a>{closed if p.closed else ""}</td>\n'
+                f'      <td><a href="{relation_href % p.relation_id}">{escape(p.relation_name)}</a></td>\n'
+                f"      <td>{status}</td>\n"
+                f"      <td>{kind}</td>\n"
+                f"      <td>{responsible}</td>\n"
+                f"      <td>{escape(day(p.start_date))}</td>\n"
+                f"      <td>{escape(day(p.end_date))}{expected if p.end_date and p.end_date_expected else ''}</td>\n"
+                f'      <td class="num">{escape(money(p.value, p.currency))}</td>\n'
+                f"      <td>{escape(day(p.updated_at))}</td>\n"
+                "    </tr>\n  "
+            )
+        html.append(row)
+    return Markup("".join(html))
 
 
 @bp.route("/")

@@ -7,6 +7,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
@@ -37,6 +40,8 @@ from hub.models import Contact, Relation, RelationKind, RelationStatus
 from hub.paging import MAX_ID
 from web.context import db_session, settings
 from web.forms import optional_text, show_errors
+from web.lists import day_of, day_of_key, kept_rows, row_link
+from web.menu import kept as kept_once
 from web.projects import conflict_rows, form_version, warn_stranded
 from web.security import login_required, user
 from web.views import cursor_page, lines, list_args, page_arg
@@ -115,6 +120,40 @@ def _relation_input(form: RelationForm) -> RelationInput:
         domain=form.domain.data or "",
         owner_id=int(form.owner_id.data) if form.owner_id.data else None,
     )
+
+
+@bp.app_template_global("relation_rows_html")
+@pass_context
+def relation_rows_html(context: Context, items: list[Any]) -> Markup:
+    """The relation list's rows (a list_rows page's plain rows), the HTML the template's loop over
+    them gave, byte for byte, each value escaped as the template escaped it: as a Jinja loop the 25
+    rows were a fifth of a list page."""
+    day = day_of(context)
+    href = row_link("relations.show", "relation_id")
+    # The statuses' badges in the reader's language: the same four on every row, made once per language.
+    statuses = kept_once(
+        "relation_badges",
+        context.get("current_language"),
+        lambda: {
+            key: f'<span class="badge {escape(key)}">{escape(label)}</span>' for key, label in STATUS_LABELS.items()
+        },
+    )
+    kept = kept_rows("relations", (day_of_key(context), href, *statuses.values()))
+    html = []
+    for r in items:
+        row = kept.get(r)
+        if row is None:
+            row = kept[r] = (
+                "\n    <tr>\n"
+                f'      <td><a href="{href % r.id}">{escape(r.name)}</a></td>\n'
+                f"      <td>{escape(r.city)}</td>\n"
+                f"      <td>{statuses[r.status.value]}</td>\n"
+                f"      <td>{escape(r.owner_name or '')}</td>\n"
+                f"      <td>{escape(day(r.updated_at))}</td>\n"
+                "    </tr>\n  "
+            )
+        html.append(row)
+    return Markup("".join(html))
 
 
 @bp.route("/relations")

@@ -547,15 +547,26 @@ _OPTIONS = _options_statement()
 def filter_options(session: Session) -> tuple[dict[ChoiceField, list[Option]], list[Option]]:
     """Every dropdown's choices, active or not (per field, in their order), and the active users (by
     name), as plain values in one query: the filter form loaded them as Choice and User objects in
-    two, a sixth of a list page."""
+    two, a sixth of a list page. Read on every call (a choice or user changed shows at once); only
+    turning the rows read into options is kept, for the same rows (see :func:`_options_from`)."""
+    choices, users = _options_from(tuple(map(tuple, session.connection().execute(_OPTIONS).all())))
+    return {choice_field: list(options) for choice_field, options in choices.items()}, list(users)
+
+
+@functools.lru_cache(maxsize=64)
+def _options_from(
+    rows: tuple[tuple[Any, ...], ...],
+) -> tuple[dict[ChoiceField, tuple[Option, ...]], tuple[Option, ...]]:
+    # Keyed on the rows' values themselves, so never stale; the same rows give the same Option
+    # objects, which a page's kept filter form compares (by identity first) at no cost.
     choices: dict[ChoiceField, list[Option]] = {f: [] for f in ChoiceField}
     users: list[Option] = []
-    for kind, choice_field, name, key, active in session.connection().execute(_OPTIONS):
+    for kind, choice_field, name, key, active in rows:
         if kind == 0:
             choices[ChoiceField(choice_field)].append(Option(key, name, bool(active)))
         else:
             users.append(Option(key, name, True))
-    return choices, users
+    return {f: tuple(options) for f, options in choices.items()}, tuple(users)
 
 
 # The ways a project list may be ordered: the pages and the API page by these (cursor or number).
