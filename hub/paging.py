@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from hub.kept import kept
+
 T = TypeVar("T")
 
 
@@ -303,15 +305,13 @@ KEPT_PAGES = 2048
 def _kept_page(
     query: Any, sort_name: str, sort: Sort, after: bool, value_is_none: bool, per_page: int, offset: int
 ) -> Any:
-    key = (query, sort_name, after, value_is_none, per_page, offset)
-    statement = _KEPT_PAGES.get(key)
-    if statement is None:
+
+    def make() -> Any:
+        ahead = query
         if after:
             value: Any = None if value_is_none else bindparam("cursor_value")
             cursor_id: Any = bindparam("cursor_id")
-            query = query.where(sort.after(value, cursor_id))
-        statement = query.order_by(None).order_by(*sort.order()).limit(per_page + 1).offset(offset)
-        if len(_KEPT_PAGES) >= KEPT_PAGES:
-            _KEPT_PAGES.clear()
-        _KEPT_PAGES[key] = statement
-    return statement
+            ahead = ahead.where(sort.after(value, cursor_id))
+        return ahead.order_by(None).order_by(*sort.order()).limit(per_page + 1).offset(offset)
+
+    return kept(_KEPT_PAGES, (query, sort_name, after, value_is_none, per_page, offset), make, KEPT_PAGES)

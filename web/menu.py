@@ -17,6 +17,8 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from hub.kept import kept as keep
+
 T = TypeVar("T")
 
 # Sections, languages and admin or not, with room for several script roots.
@@ -28,11 +30,7 @@ def kept(name: str, key: Hashable, make: Callable[[], T], size: int = KEPT) -> T
     which would keep every app a test run creates alive, with its database engine); at most
     ``size`` kept, then they are made anew."""
     store: dict[Hashable, T] = current_app.extensions.setdefault(f"hub.kept.{name}", {})
-    if key not in store:
-        if len(store) >= size:
-            store.clear()
-        store[key] = make()
-    return store[key]
+    return keep(store, key, make, size)
 
 
 @pass_context

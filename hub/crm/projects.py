@@ -39,6 +39,7 @@ from hub.crm.events import RecordChanged, announce
 from hub.crm.relations import EMAIL_RE
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
+from hub.kept import kept
 from hub.models import (
     FREE_TEXT_FIELDS,
     Choice,
@@ -606,12 +607,7 @@ KEPT_LISTS = 2048
 
 
 def _kept_list(key: tuple[Any, ...], make: Callable[[], Select[Any]]) -> Select[Any]:
-    statement = _KEPT_LISTS.get(key)
-    if statement is None:
-        if len(_KEPT_LISTS) >= KEPT_LISTS:
-            _KEPT_LISTS.clear()
-        statement = _KEPT_LISTS[key] = make()
-    return statement
+    return kept(_KEPT_LISTS, key, make, KEPT_LISTS)
 
 
 def project_list_rows(user: User, *, skipping: bool = False, **criteria: Any) -> tuple[Select[Any], bool]:

@@ -15,6 +15,7 @@ from hub.crm.access import claim_version, may_manage_relation, relation_visible
 from hub.crm.events import AddressesAdded, Belonging, NumbersAdded, RecordChanged, announce
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
+from hub.kept import kept
 from hub.models import Contact, EmailAddress, PhoneNumber, Relation, RelationKind, RelationStatus, User
 from hub.paging import Page, Sort, paginate, sort_clause
 from hub.phones import to_e164
@@ -281,15 +282,14 @@ def relation_list_rows(user: User, search: str = "", status: str = "") -> tuple[
     it with (the searched text's pattern)."""
     searched = bool(search.strip())
     status = status if status in {s.value for s in RelationStatus} else ""
-    key = (relation_visible(user), searched, status)
-    statement = _KEPT_LISTS.get(key)
-    if statement is None:
+
+    def make() -> Select[Any]:
         query = relations_query(user, status=status)
         if searched:
             query = query.where(Relation.search_name.like(bindparam("search_pattern"), escape="\\"))
-        if len(_KEPT_LISTS) >= KEPT_LISTS:
-            _KEPT_LISTS.clear()
-        statement = _KEPT_LISTS[key] = relation_rows(query)
+        return relation_rows(query)
+
+    statement = kept(_KEPT_LISTS, (relation_visible(user), searched, status), make, KEPT_LISTS)
     return statement, ({"search_pattern": like_pattern(search)} if searched else {})
 
 

@@ -97,6 +97,7 @@ from hub.crm.access import (
     relation_visible,
     relation_visible_among_many,
 )
+from hub.kept import kept
 from hub.models import (
     FREE_TEXT_FIELDS,
     Choice,
@@ -871,12 +872,7 @@ KEPT = 2048
 
 
 def _kept(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-    kept = _KEPT.get(key)
-    if kept is None:
-        if len(_KEPT) >= KEPT:
-            _KEPT.clear()
-        kept = _KEPT[key] = make()
-    return kept
+    return kept(_KEPT, key, make, KEPT)
 
 
 def _page(spec: _Kind, after: Any, per_page: int) -> Select[Any]:
