@@ -65,11 +65,13 @@ def day(context: Context, value: date | None) -> str:
     Language and zone come from the rendering's context (looked up once per page, not per row)."""
     if value is None:
         return ""
-    return _short_day(value, context.get("current_language") or "nl", context.get("current_zone") or get_timezone())
+    return short_day(value, context.get("current_language") or "nl", context.get("current_zone") or get_timezone())
 
 
 @functools.lru_cache(maxsize=MOMENTS_KEPT)
-def _short_day(value: date, locale: str, zone: Any) -> str:
+def short_day(value: date, locale: str, zone: Any) -> str:
+    """A day as the ``day`` filter shows it in ``locale`` (a moment: its day on ``zone``'s clock), for
+    code that looks the reader's language and zone up once and shows many days (web.lists.day_of)."""
     # Kept as _short_moment is: a list shows the same few days on every row and every request.
     if isinstance(value, datetime):
         value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone).date()

@@ -18,7 +18,7 @@ from flask_babel import get_timezone, get_translations
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
-from web.i18n import _short_day, link_pattern
+from web.i18n import link_pattern, short_day
 from web.menu import kept
 
 
@@ -93,7 +93,7 @@ def day_of(context: Context) -> Callable[[date | None], str]:
     """The ``day`` filter of this rendering (web/i18n.py) as a function of the value alone, for a
     list's rows rendered in Python: the reader's language and zone are looked up once per page."""
     language, zone = context.get("current_language") or "nl", context.get("current_zone") or get_timezone()
-    return lambda value: "" if value is None else _short_day(value, language, zone)
+    return lambda value: "" if value is None else short_day(value, language, zone)
 
 
 # Rows of a list, rendered, per what they show: 160 pages' worth per list and language (some 2 MB),

@@ -7,6 +7,7 @@ both win.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -363,6 +364,40 @@ _EVENTS = (
 )
 
 
+@dataclass
+class _Tally:
+    """One :class:`Results` being added up from a ledger's grouped rows, with its events per day."""
+
+    results: Results = field(default_factory=Results)
+    days: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, status: str, in_doubt: bool, event_days: Sequence[Any], count: int) -> None:
+        """``count`` ledger rows in ``status`` whose events (``_EVENTS``' order) fell on ``event_days``
+        (None: not happened)."""
+        out = self.results
+        out.total += count
+        if status in (RecipientStatus.pending.value, RecipientStatus.sending.value):
+            out.pending += count
+        elif status in (RecipientStatus.sent.value, RecipientStatus.failed.value, RecipientStatus.skipped.value):
+            setattr(out, status, getattr(out, status) + count)
+        out.in_doubt += count if in_doubt else 0
+        for (label, _column), day in zip(_EVENTS, event_days, strict=True):
+            if day is None:
+                continue
+            if label != "sent":  # (sent is counted by status above; only its day is counted here)
+                setattr(out, label, getattr(out, label) + count)
+            entry = self.days.setdefault(
+                str(day), {"day": str(day), "sent": 0, "bounced": 0, "unsubscribed": 0, "replies": 0}
+            )
+            entry[label] += count
+
+    def finished(self) -> Results:
+        out = self.results
+        out.delivered = max(out.sent - out.bounced, 0)
+        out.by_day = [self.days[key] for key in sorted(self.days)]
+        return out
+
+
 def results_and_each(
     session: Session, mailing_ids: list[int], costs: Decimal | None = None
 ) -> tuple[Results, dict[int, Results]]:
@@ -371,41 +406,23 @@ def results_and_each(
     One pass over the ledgers: their rows grouped by mailing, status and the days of their events
     (a few hundred groups at most), added up here. One query per figure read a ledger of 100,000
     six times (230 ms on PostgreSQL), and a campaign's page did that again for each mailing."""
-    together = Results()
-    each = {mailing_id: Results() for mailing_id in mailing_ids}
-    if not mailing_ids:
-        return together, each
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    days = [func.date(column) if sqlite else func.to_char(column, "YYYY-MM-DD") for _label, column in _EVENTS]
-    grouped = (
-        select(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days, func.count())
-        .where(MailingRecipient.mailing_id.in_(mailing_ids))
-        .group_by(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days)
-    )
-    by_day: dict[int, dict[str, dict[str, Any]]] = {id(out): {} for out in (together, *each.values())}
-    for mailing_id, status, in_doubt, *on, count in session.execute(grouped):
-        for out in (together, each[mailing_id]):
-            out.total += count
-            if status in (RecipientStatus.pending.value, RecipientStatus.sending.value):
-                out.pending += count
-            elif status in (RecipientStatus.sent.value, RecipientStatus.failed.value, RecipientStatus.skipped.value):
-                setattr(out, status, getattr(out, status) + count)
-            out.in_doubt += count if in_doubt else 0
-            for (label, _column), day in zip(_EVENTS, on, strict=True):
-                if day is None:
-                    continue
-                if label != "sent":
-                    setattr(out, label, getattr(out, label) + count)
-                entry = by_day[id(out)].setdefault(
-                    str(day), {"day": str(day), "sent": 0, "bounced": 0, "unsubscribed": 0, "replies": 0}
-                )
-                entry[label] += count
-    for out in (together, *each.values()):
-        out.delivered = max(out.sent - out.bounced, 0)
-        out.by_day = [by_day[id(out)][key] for key in sorted(by_day[id(out)])]
-    if costs is not None and together.replies:
-        together.cost_per_response = (costs / together.replies).quantize(Decimal("0.01"))
-    return together, each
+    together = _Tally()
+    each = {mailing_id: _Tally() for mailing_id in mailing_ids}
+    if mailing_ids:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        days = [func.date(column) if sqlite else func.to_char(column, "YYYY-MM-DD") for _label, column in _EVENTS]
+        grouped = (
+            select(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days, func.count())
+            .where(MailingRecipient.mailing_id.in_(mailing_ids))
+            .group_by(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days)
+        )
+        for mailing_id, status, in_doubt, *event_days, count in session.execute(grouped):
+            together.add(status, in_doubt, event_days, count)
+            each[mailing_id].add(status, in_doubt, event_days, count)
+    overall = together.finished()
+    if costs is not None and overall.replies:
+        overall.cost_per_response = (costs / overall.replies).quantize(Decimal("0.01"))
+    return overall, {mailing_id: tally.finished() for mailing_id, tally in each.items()}
 
 
 def mailings_of(session: Session, campaign_id: int) -> list[Mailing]:

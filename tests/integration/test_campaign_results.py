@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 
 from hub.campaigns import sending
-from hub.campaigns.mailings import results, results_and_each
+from hub.campaigns.mailings import Results, results, results_and_each
 from hub.db import Database
 from hub.models.campaigns import MailingRecipient
 from tests.integration.test_campaign_sending import make_mailing, seed_contacts
@@ -68,3 +68,12 @@ def test_results_count_every_state_and_event_by_day(any_db: Database) -> None:
         assert each[mailing_id] == replace(counted, cost_per_response=None)
         assert (each[other].total, each[other].sent, each[other].by_day[0]["sent"]) == (40, 40, 40)
         assert results(s, []).total == 0
+        # Together is both added up, day by day too; each mailing's days stay its own.
+        assert (both.delivered, both.bounced, both.unsubscribed, both.in_doubt) == (67, 3, 2, 3)
+        assert both.by_day == [
+            {"day": "2026-03-02", "sent": 20, "bounced": 0, "unsubscribed": 0, "replies": 0},
+            {"day": "2026-03-03", "sent": 10, "bounced": 3, "unsubscribed": 0, "replies": 1},
+            {"day": "2026-03-05", "sent": 40, "bounced": 0, "unsubscribed": 2, "replies": 4},
+        ]
+        assert each[other].by_day == [{"day": "2026-03-05", "sent": 40, "bounced": 0, "unsubscribed": 0, "replies": 0}]
+        assert results_and_each(s, []) == (Results(), {})
