@@ -27,6 +27,7 @@ before it names that database and gives the other databases' ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -38,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -211,25 +214,17 @@ def make_mailing(database_url: str) -> tuple[int, int]:
 
 
 def _tree_rss(root: int) -> int:
-    """Resident memory (bytes) of ``root`` and every process below it, from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    tree, grown = {root}, True
-    while grown:
-        below = {pid for pid, parent in parents.items() if parent in tree} - tree
-        grown = bool(below)
-        tree |= below
-    return sum(rss.get(pid, 0) for pid in tree)
+    """Resident memory (bytes) of ``root`` and every process below it."""
+    try:
+        top = psutil.Process(root)
+        tree = [top, *top.children(recursive=True)]
+    except psutil.Error:  # (it ended)
+        return 0
+    total = 0
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
+    return total
 
 
 def _watch_memory(process: subprocess.Popen[str], peak: list[int]) -> None:

@@ -10,6 +10,7 @@ and marked in doubt, as the second test shows with ``hub campaign send --now`` k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -230,16 +232,10 @@ def test_killed_after_the_relay_accepted_is_resent_and_marked_in_doubt(
 def _alive_in_group(group: int) -> list[int]:
     """Processes of a process group that still run (zombies, ended but not yet reaped, do not count)."""
     alive = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            alive.append(int(entry))
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == group:
+                alive.append(process.pid)
     return alive
 
 
