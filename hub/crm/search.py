@@ -21,11 +21,15 @@ exact matches first, then names that start with the text, then the rest, each by
 newest first), paged by a cursor over that order, so following Next lists each of those once.
 Fewer than CAP visible matches (whatever is hidden) are all counted exactly and all ranked.
 
-A search costs a constant number of statements however many rows match: one that counts every
-kind, one page per kind asked for, and three small ones that load the contacts' addresses and
-numbers and the relations' numbers. The statements are built once per shape of text (whether it
-can be a phone number, a project number, a number typed in groups) and user's access rule, and
-kept (:func:`_kept`): the text goes in as bound values.
+A search costs a constant number of statements however many rows match: one per kind asked for
+(a first page is read with its kind's count, so the kind's first matches are found once), one that
+counts the other kinds, and one small one per page of contacts (their addresses and numbers) or
+relations (their own numbers); on SQLite one more, first, asks whether any free choice's name
+holds the text (:data:`_CHOICES_MATCH`). The statements are built once per shape of text
+(whether it can be a phone number, a project number, a number typed in groups) and user's access
+rule, and kept (:func:`_kept`): the text goes in as bound values. A page's rows are read as plain
+values (:class:`ContactHit`, :class:`RelationHit`, :class:`ProjectHit`, :class:`EmailHit`: what
+the results show), not as ORM objects, whose loading cost as much as finding them.
 
 How matching is made fast: from an index on both databases, so a search costs what its matches
 cost, not what the tables hold.
@@ -60,10 +64,10 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 from sqlalchemy import (
@@ -73,6 +77,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
     bindparam,
     case,
     column,
@@ -84,9 +89,11 @@ from sqlalchemy import (
     select,
     table,
     union,
+    union_all,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, joinedload, load_only, selectinload
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.util import HasMemoized
 
@@ -242,6 +249,9 @@ class _Shape:
     number: bool
     # A text (or its compact form) shorter than a trigram: SQLite's index cannot find it (see _Match).
     short: bool = False
+    # Whether some free choice's name holds the text (asked first on SQLite, :func:`_choices_match`):
+    # if none does, the projects' look-up of their choices is left out.
+    choices: bool = True
 
 
 def _shape(terms: Terms) -> _Shape:
@@ -418,19 +428,166 @@ def _is_sqlite(session: Session) -> bool:
     return bool(session.get_bind().dialect.name == "sqlite")
 
 
+# --- what a result shows ------------------------------------------------------------------------------
+# A page's rows are read as plain values, the columns its list shows (a contact's relation's name,
+# a project's status) joined in the page's own statement: loading them as ORM objects with their
+# relations cost more than finding them. A contact's addresses and numbers, or a relation's own
+# numbers, come in one more statement for the whole page.
+
+
+class Named(NamedTuple):
+    """A contact's or project's relation, a project's status: what a result shows of it."""
+
+    name: str
+
+
+class Address(NamedTuple):
+    address: str
+
+
+class Number(NamedTuple):
+    number: str
+
+
+class ContactHit(NamedTuple):
+    id: int
+    name: str
+    function: str
+    relation_id: int
+    relation: Named
+    emails: tuple[Address, ...]
+    phones: tuple[Number, ...]
+
+
+class RelationHit(NamedTuple):
+    id: int
+    name: str
+    city: str
+    coc_number: str
+    vat_number: str
+    phones: tuple[Number, ...]
+
+
+class ProjectHit(NamedTuple):
+    id: int
+    name: str
+    relation_id: int
+    relation: Named
+    status: Named | None
+    closed: bool
+    free_text_1: str
+    free_text_2: str
+    free_text_3: str
+    free_text_4: str
+
+
+class EmailHit(NamedTuple):
+    """An e-mail's summary: its bodies (often large) stay in the database."""
+
+    id: int
+    subject: str
+    from_name: str
+    from_address: str
+    sent_at: datetime | None
+
+
+# A row's details: (what, value) in order, per owner id (0: an e-mail address, 1: a phone number).
+_Details = dict[int, list[tuple[int, str]]]
+_ADDRESS, _NUMBER = 0, 1
+# The page's ids, bound as one expanding list.
+_PAGE_IDS: Any = bindparam("search_page_ids", expanding=True)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What a kind's list shows: ``columns`` (the row's id first) read with the page, from the
+    kind's table and ``joins`` (outer joins: a row shows without what it points to), made into a hit
+    by ``make``; ``details``: the statement of the rows' addresses and numbers, by ``search_page_ids``."""
+
+    columns: tuple[Any, ...]
+    make: Callable[[Any, _Details], Any]
+    joins: tuple[tuple[Any, Any], ...] = ()
+    details: Select[Any] | None = None
+
+
+def _addresses(details: list[tuple[int, str]]) -> tuple[Address, ...]:
+    return tuple(Address(value) for what, value in details if what == _ADDRESS)
+
+
+def _numbers(details: list[tuple[int, str]]) -> tuple[Number, ...]:
+    return tuple(Number(value) for what, value in details if what == _NUMBER)
+
+
+_NONE: list[tuple[int, str]] = []
+_OWNER = aliased(Relation, name="search_owner")
+_STATUS = aliased(Choice, name="search_status")
+
+
+def _contact_details() -> Select[Any]:
+    ids = _PAGE_IDS
+    addresses = select(
+        EmailAddress.contact_id.label("owner"),
+        literal(_ADDRESS).label("what"),
+        EmailAddress.id.label("id"),
+        EmailAddress.address.label("value"),
+    ).where(EmailAddress.contact_id.in_(ids))
+    numbers = select(PhoneNumber.contact_id, literal(_NUMBER), PhoneNumber.id, PhoneNumber.number).where(
+        PhoneNumber.contact_id.in_(ids)
+    )
+    both = union_all(addresses, numbers).subquery()
+    return select(both.c.owner, both.c.what, both.c.value).order_by(both.c.what, both.c.id)
+
+
+_CONTACT_SHOWN = _Shown(
+    (Contact.id, Contact.name, Contact.function, Contact.relation_id, _OWNER.name),
+    lambda r, d: ContactHit(
+        r[0], r[1], r[2], r[3], Named(r[4]), _addresses(d.get(r[0], _NONE)), _numbers(d.get(r[0], _NONE))
+    ),
+    joins=((_OWNER, _OWNER.id == Contact.relation_id),),
+    details=_contact_details(),
+)
+_RELATION_SHOWN = _Shown(
+    (Relation.id, Relation.name, Relation.city, Relation.coc_number, Relation.vat_number),
+    lambda r, d: RelationHit(r[0], r[1], r[2], r[3], r[4], _numbers(d.get(r[0], _NONE))),
+    # The relation's own numbers (its contacts' are theirs).
+    details=select(PhoneNumber.relation_id, literal(_NUMBER), PhoneNumber.number)
+    .where(PhoneNumber.relation_id.in_(_PAGE_IDS), PhoneNumber.contact_id.is_(None))
+    .order_by(PhoneNumber.id),
+)
+_PROJECT_SHOWN = _Shown(
+    (
+        Project.id,
+        Project.name,
+        Project.relation_id,
+        _OWNER.name,
+        _STATUS.name,
+        Project.closed,
+        *(getattr(Project, name) for name in FREE_TEXT_FIELDS),
+    ),
+    lambda r, d: ProjectHit(
+        r[0], r[1], r[2], Named(r[3]), None if r[4] is None else Named(r[4]), r[5], r[6], r[7], r[8], r[9]
+    ),
+    joins=((_OWNER, _OWNER.id == Project.relation_id), (_STATUS, _STATUS.id == Project.status_id)),
+)
+_EMAIL_SHOWN = _Shown(
+    (Email.id, Email.subject, Email.from_name, Email.from_address, Email.sent_at),
+    lambda r, d: EmailHit(r[0], r[1], r[2], r[3], r[4]),
+)
+
+
 # --- what each kind is --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Kind:
-    """One kind of result: its matching rows (visibility included), rank, order key and loading."""
+    """One kind of result: its matching rows (visibility included), rank, order key and what it shows."""
 
     base: Select[Any]
     model: Any
     rank: ColumnElement[int]
     key: Any
     descending: bool = False
-    options: tuple[Any, ...] = ()
+    shown: _Shown | None = None
     key_is_moment: bool = False
     visible: Any = None
     parts: tuple[tuple[Any, ColumnElement[bool]], ...] = ()
@@ -461,7 +618,7 @@ class _Kind:
 @dataclass(frozen=True)
 class _Matching:
     """A kind's text matching, the same for every user (so built once per shape): which rows match,
-    their rank, and how the kind is ordered and loaded. ``visible(user)`` adds the access rule."""
+    their rank, and how the kind is ordered and shown. ``visible(user)`` adds the access rule."""
 
     model: Any
     matched: ColumnElement[bool]
@@ -469,7 +626,7 @@ class _Matching:
     key: Any
     visible: Callable[[User], ColumnElement[bool]]
     descending: bool = False
-    options: tuple[Any, ...] = ()
+    shown: _Shown | None = None
     key_is_moment: bool = False
     # SQLite: the look-ups whose union ``matched`` is, as (FTS5 table, its MATCH) or (None, ``id IN
     # (ids)``), for :meth:`_Kind.first`.
@@ -480,7 +637,7 @@ class _Matching:
         # The cheap text test first: the access rule's subqueries then run only for rows that match.
         visible = self.visible(user)
         base = select(self.model).where(self.matched, visible)
-        kind = _Kind(base, self.model, self.rank, self.key, self.descending, self.options, self.key_is_moment)
+        kind = _Kind(base, self.model, self.rank, self.key, self.descending, self.shown, self.key_is_moment)
         return replace(kind, visible=visible, parts=self.parts)
 
 
@@ -489,6 +646,17 @@ def _ids(branches: list[Select[Any]]) -> Any:
     is answered from its own index (PostgreSQL's trigram indexes, the E.164 and choice indexes)
     where an OR across a subquery would make the database scan every row."""
     return union(*branches)
+
+
+def _among(model: Any, ids: Any, m: _Match) -> ColumnElement[bool]:
+    """``model.id`` is one of ``ids``. On PostgreSQL as ``= ANY (ARRAY (ids))``: the ids are found
+    first (from their indexes), then the rows read by primary key in id order, so the access rule
+    is asked of matches only, and of no more than a page needs. With ``IN (ids)`` the planner
+    scanned the whole table asking the access rule of every row (a common word: 27 ms a kind at a
+    tenth of the bench's size, 14 ms so). (SQLite reads its matches by :meth:`_Kind.first`'s parts.)"""
+    if m.sqlite:
+        return model.id.in_(ids)
+    return model.id == any_(func.array(ids.scalar_subquery()))
 
 
 def _rank(exact: ColumnElement[bool], prefix: ColumnElement[bool]) -> ColumnElement[int]:
@@ -513,7 +681,7 @@ def _relations(b: _Bound, m: _Match) -> _Matching:
         branches = [select(Relation.id).where(texts)]
     if b.shape.phone:
         branches.append(own_phone.where(m.phone(PhoneNumber.e164, b)))
-    matched = Relation.id.in_(_ids(branches))
+    matched = _among(Relation, _ids(branches), m)
     exact_number = [m.equals(Relation.coc_number, b.exact), m.equals(Relation.vat_number, b.exact)]
     if b.shape.compact:
         exact_number += [
@@ -524,10 +692,9 @@ def _relations(b: _Bound, m: _Match) -> _Matching:
         exact_number.append(Relation.id.in_(own_phone.where(PhoneNumber.e164 == b.phone_exact)))
     name_is = m.stored(Relation.name, Relation.search_name, b.exact)
     rank = _rank(or_(name_is, *exact_number), m.stored(Relation.name, Relation.search_name, b.starts))
-    options = (selectinload(Relation.phones),)
     visible = relation_visible_among_many if m.sqlite else relation_visible
     return _Matching(
-        Relation, matched, rank, Relation.search_name, visible, options=options, branches=_sqlite(m, branches)
+        Relation, matched, rank, Relation.search_name, visible, shown=_RELATION_SHOWN, branches=_sqlite(m, branches)
     )
 
 
@@ -551,7 +718,7 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
         ]
     if b.shape.phone:
         branches.append(numbers.where(m.phone(PhoneNumber.e164, b)))
-    matched = Contact.id.in_(_ids(branches))
+    matched = _among(Contact, _ids(branches), m)
     exact = [
         m.equals(Contact.name, b.exact),
         Contact.id.in_(addresses.where(EmailAddress.address_key == b.folded)),
@@ -559,16 +726,23 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
     if b.shape.phone_exact:
         exact.append(Contact.id.in_(numbers.where(PhoneNumber.e164 == b.phone_exact)))
     rank = _rank(or_(*exact), m.contains(Contact.name, b.starts))
-    options = (joinedload(Contact.relation), selectinload(Contact.emails), selectinload(Contact.phones))
     visible = contact_visible_among_many if m.sqlite else _contact_visible
-    return _Matching(Contact, matched, rank, Contact.name, visible, options=options, branches=_sqlite(m, branches))
+    return _Matching(Contact, matched, rank, Contact.name, visible, shown=_CONTACT_SHOWN, branches=_sqlite(m, branches))
 
 
 def _projects(b: _Bound, m: _Match) -> _Matching:
-    # A free choice's name matches: the projects with that choice in its field (a choice only ever
-    # sits in its own field, so one list of ids serves all five).
-    choices = select(Choice.id).where(
-        Choice.field.in_([ChoiceField(f) for f in FREE_CHOICE_FIELDS]), m.contains(Choice.name, b.contains)
+    # A free choice's name matches: the projects with that choice in its field, each field's
+    # matching choices looked up and joined to the projects holding them. (One list of the five
+    # fields' choices tested against each field's column cost 0.6 ms a search on SQLite even when no
+    # choice matched.)
+    chosen = union_all(
+        *(
+            select(Project.id)
+            .select_from(Choice)
+            .join(Project, getattr(Project, f"{name}_id") == Choice.id)
+            .where(Choice.field == ChoiceField(name), m.contains(Choice.name, b.contains))
+            for name in FREE_CHOICE_FIELDS
+        )
     )
     branches: list[Select[Any]]
     if m.sqlite:
@@ -582,15 +756,15 @@ def _projects(b: _Bound, m: _Match) -> _Matching:
             *([Project.id == b.number] if b.shape.number else []),
         )
         branches = [select(Project.id).where(texts)]
-    branches += [select(Project.id).where(getattr(Project, f"{name}_id").in_(choices)) for name in FREE_CHOICE_FIELDS]
-    matched = Project.id.in_(_ids(branches))
+    if b.shape.choices:
+        branches.append(select(chosen.subquery().c.id))
+    matched = _among(Project, _ids(branches), m)
     exact = m.equals(Project.name, b.exact)
     if b.shape.number:
         exact = or_(Project.id == b.number, exact)
     rank = _rank(exact, m.contains(Project.name, b.starts))
-    options = (joinedload(Project.relation), joinedload(Project.status))
     visible = project_visible_among_many if m.sqlite else project_visible
-    return _Matching(Project, matched, rank, Project.name, visible, options=options, branches=_sqlite(m, branches))
+    return _Matching(Project, matched, rank, Project.name, visible, shown=_PROJECT_SHOWN, branches=_sqlite(m, branches))
 
 
 def _emails(b: _Bound, m: _Match) -> _Matching:
@@ -607,19 +781,6 @@ def _emails(b: _Bound, m: _Match) -> _Matching:
         )
     exact = or_(m.equals(Email.from_address, b.exact), m.equals(Email.subject, b.exact))
     rank = _rank(exact, m.contains(Email.subject, b.starts))
-    # The list shows a summary: the bodies (often large) stay in the database.
-    summary = load_only(
-        Email.id,
-        Email.message_id,
-        Email.subject,
-        Email.from_address,
-        Email.from_name,
-        Email.sent_at,
-        Email.stored_at,
-        Email.thread_key,
-        Email.has_attachments,
-        Email.size,
-    )
     key = func.coalesce(Email.sent_at, Email.stored_at)
     # The access rule is the mail capability's, given with each search (see :func:`search`).
     return _Matching(
@@ -629,10 +790,30 @@ def _emails(b: _Bound, m: _Match) -> _Matching:
         key,
         _no_rule,
         descending=True,
-        options=(summary,),
+        shown=_EMAIL_SHOWN,
         key_is_moment=True,
         branches=tuple(branches),
     )
+
+
+# The text's LIKE pattern, by the name :class:`_Bound` gives it.
+_CONTAINS: Any = bindparam("search_contains", type_=String())
+# Whether any free choice's name holds the text. On SQLite the projects' look-up of their choices
+# cost a search 0.2 to 0.7 ms even when no choice matched (nearly always: a company has a few dozen
+# choices); asked first, in some 30 µs, it is left out then. (PostgreSQL's costs little: it is
+# always there.)
+_CHOICES_MATCH = (
+    select(literal(1))
+    .where(
+        or_(*(Choice.field == ChoiceField(name) for name in FREE_CHOICE_FIELDS)),
+        _Match(sqlite=True).contains(Choice.name, _CONTAINS),
+    )
+    .limit(1)
+)
+
+
+def _choices_match(connection: Connection, values: dict[str, Any]) -> bool:
+    return connection.execute(_CHOICES_MATCH, values).first() is not None
 
 
 def _sqlite(m: _Match, branches: list[Select[Any]]) -> tuple[Select[Any], ...]:
@@ -820,6 +1001,14 @@ def search(
         return Results(cleaned, truncated, [Group(kind, 0) for kind in searched])
     shape = _shape(terms)
     values = _values(terms, shape, m.sqlite)
+    # The statements go straight to the connection: the session's way costs as much again as running
+    # one of the small ones, for loading ORM objects, which these rows are not. (What the session
+    # holds unwritten is written first, as the session's own way would.)
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    if m.sqlite:
+        shape = replace(shape, choices=_choices_match(connection, values))
     # What the statements depend on besides the text (which is bound): its shape, the database and
     # the user's access rule (hub.crm.access's and the mail capability's, made of these).
     key = (shape, m.sqlite, searched, user.id, user.is_active, user.is_admin, emails_visible)
@@ -841,26 +1030,40 @@ def search(
         spec = specs[paged[0]]
         after = _after(spec, *_read_cursor(cursor, paged[0], spec.key_is_moment))
 
-    # Every kind is counted in one statement, each up to CAP + 1 of its matches (what is hidden is not
-    # counted: the same conditions as its pages).
+    # A first page is read with its kind's count, in one statement (:func:`_first_page`): both need
+    # the kind's first matches, which are then found once. The other kinds are counted together in
+    # one more, each up to CAP + 1 of its matches (what is hidden is not counted: the same conditions
+    # as its pages).
+    first_pages = paged if after is None else ()
+    counted = tuple(kind for kind in searched if kind not in first_pages)
+
     def make_count() -> Select[Any]:
         counts = (
-            select(func.count()).select_from(s.first(CAP + 1).subquery()).scalar_subquery() for s in specs.values()
+            select(func.count()).select_from(specs[k].first(CAP + 1).subquery()).scalar_subquery() for k in counted
         )
         return select(*counts)
 
-    row = session.execute(_kept(("count", *key), make_count), values).one()
+    totals: dict[str, int] = {}
+    if counted:
+        row = connection.execute(_kept(("count", counted, *key), make_count), values).one()
+        totals = {kind: int(n or 0) for kind, n in zip(counted, row, strict=True)}
     groups = []
-    for (kind, spec), counted in zip(specs.items(), row, strict=True):
-        total = int(counted or 0)
-        group = Group(kind, min(total, CAP), cursor=cursor if after is not None else None, capped=total > CAP)
+    for kind, spec in specs.items():
+        assert spec.shown is not None
+        if kind in first_pages:
+            query = _kept(("first page", kind, per_page, *key), functools.partial(_first_page, spec, per_page))
+            rows = connection.execute(query, values).all()
+            # No row: nothing visible matches (any match would be on the first page).
+            total = int(rows[0].search_total) if rows else 0
+            group = Group(kind, min(total, CAP), capped=total > CAP)
+            _show_page(connection, rows, spec.shown, group, per_page)
+        else:
+            total = totals[kind]
+            group = Group(kind, min(total, CAP), cursor=cursor if after is not None else None, capped=total > CAP)
+            if kind in paged and group.total:
+                rows = connection.execute(_page(spec, after, per_page), values).all()
+                _show_page(connection, rows, spec.shown, group, per_page)
         groups.append(group)
-        if kind in paged and group.total:
-            if after is None:
-                query = _kept(("page", kind, per_page, *key), functools.partial(_page, spec, None, per_page))
-            else:
-                query = _page(spec, after, per_page)
-            _read_page(session, query, values, group, per_page)
     return Results(cleaned, truncated, groups)
 
 
@@ -875,32 +1078,52 @@ def _kept(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
     return kept(_KEPT, key, make, KEPT)
 
 
-def _page(spec: _Kind, after: Any, per_page: int) -> Select[Any]:
-    # The page's ids are chosen first, by rank and key alone, and only then are its rows loaded with
+def _page(spec: _Kind, after: Any, per_page: int, firsts: Any = None) -> Select[Any]:
+    # The page's ids are chosen first, by rank and key alone, and only then are its rows read with
     # what they show (a contact's relation, a project's status): joined before the choice, every
     # match's relation was read and sorted along with it (a common name matches thousands).
     direction = (lambda c: c.desc()) if spec.descending else (lambda c: c.asc())
     # Only the first CAP found (in id order, as the index gives them) are ranked: all of them when
     # fewer match, and the same rows on every page, so Next lists each of them once.
-    first = spec.first(CAP).subquery()
-    base = select(spec.model).where(spec.model.id.in_(select(first.c.search_id)))
+    if firsts is None:
+        first = spec.first(CAP).subquery()
+        firsts = select(first.c.search_id)
+    base = select(spec.model).where(spec.model.id.in_(firsts))
     rank, key = spec.rank.label("search_rank"), spec.key.label("search_key")
     chosen = base.with_only_columns(spec.model.id.label("search_id"), rank, key)
     if after is not None:
         chosen = chosen.where(after)
     page = chosen.order_by(rank.asc(), direction(key), direction(spec.model.id)).limit(per_page + 1).subquery()
+    assert spec.shown is not None
     query = (
-        select(spec.model, page.c.search_rank, page.c.search_key)
+        select(*spec.shown.columns, page.c.search_rank, page.c.search_key)
+        .select_from(spec.model)
         .join(page, spec.model.id == page.c.search_id)
-        .options(*spec.options)
-        .order_by(page.c.search_rank.asc(), direction(page.c.search_key), direction(spec.model.id))
     )
-    return query
+    for target, on in spec.shown.joins:
+        query = query.outerjoin(target, on)
+    return query.order_by(page.c.search_rank.asc(), direction(page.c.search_key), direction(spec.model.id))
 
 
-def _read_page(session: Session, query: Select[Any], values: dict[str, Any], group: Group, per_page: int) -> None:
-    rows = list(session.execute(query, values).unique().tuples())
-    group.items = [row[0] for row in rows[:per_page]]
+def _first_page(spec: _Kind, per_page: int) -> Select[Any]:
+    """The first page of ``spec`` as :func:`_page` reads it, each row also carrying the kind's count
+    (``search_total``, up to CAP + 1): its first CAP + 1 matches are found once, counted, and the
+    first CAP of them ranked."""
+    found = spec.first(CAP + 1).cte("search_found")
+    order = found.c.search_id.desc() if spec.descending else found.c.search_id.asc()
+    total = select(func.count()).select_from(found).scalar_subquery().label("search_total")
+    return _page(spec, None, per_page, select(found.c.search_id).order_by(order).limit(CAP)).add_columns(total)
+
+
+def _show_page(connection: Connection, rows: Sequence[Any], shown: _Shown, group: Group, per_page: int) -> None:
+    """``rows`` (a page and one more, as :func:`_page` reads them) made into ``group``'s items and
+    next cursor, with their details read in one more statement."""
+    details: _Details = {}
+    if shown.details is not None and rows:
+        ids = [r[0] for r in rows[:per_page]]
+        for owner, what, value in connection.execute(shown.details, {"search_page_ids": ids}):
+            details.setdefault(owner, []).append((what, value))
+    group.items = [shown.make(row, details) for row in rows[:per_page]]
     if len(rows) > per_page:
         last = rows[per_page - 1]
-        group.next_cursor = _make_cursor(group.kind, int(last[1]), last[2], last[0].id)
+        group.next_cursor = _make_cursor(group.kind, int(last.search_rank), last.search_key, last[0])
