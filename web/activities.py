@@ -18,7 +18,7 @@ from web.context import db_session
 from web.forms import optional_text, show_errors
 from web.projects import conflict_rows, form_version
 from web.security import login_required, user
-from web.views import safe_next
+from web.views import posted_id, safe_next
 
 bp = Blueprint("activities", __name__)
 
@@ -56,7 +56,7 @@ def edit(activity_id: int) -> Any:
             title=form.title.data or "",
             description=form.description.data or "",
             due_date=form.due_date.data,
-            assigned_user_id=int(form.assigned_user_id.data) if form.assigned_user_id.data else None,
+            assigned_user_id=posted_id(form.assigned_user_id.data),
             done=bool(form.done.data),
         )
         try:

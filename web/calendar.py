@@ -62,9 +62,12 @@ from hub.models import Appointment, Contact, EmailAddress, Project
 from web.context import db_session, settings
 from web.forms import show_errors
 from web.security import login_required, user
+from web.views import int_arg
 
 bp = Blueprint("calendar", __name__)
 LOCAL = ZoneInfo(times.DEFAULT_TZ)
+# The days the week and month views open (?date=); others answer like a day that does not exist.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 
 STATUS_LABELS = {"planned": _l("Planned"), "done": _l("Done"), "cancelled": _l("Cancelled")}
 PARTSTAT_LABELS = {
@@ -137,9 +140,14 @@ def local_date(value: datetime | date | None, fmt: str = "medium") -> str:
 def _date_arg() -> date:
     raw = request.args.get("date", "")
     try:
-        return date.fromisoformat(raw) if raw else datetime.now(LOCAL).date()
+        day = date.fromisoformat(raw) if raw else datetime.now(LOCAL).date()
     except ValueError:
         abort(404)
+    # Like a date that does not exist: a week or month around year 1 or 9999 runs off Python's
+    # calendar (an OverflowError, a 500), and no appointment is kept that far off.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        abort(404)
+    return day
 
 
 def _people() -> tuple[list[int] | None, str, Any, Any]:
@@ -405,8 +413,12 @@ def _push_after_commit(session: Any) -> None:
 def new() -> Any:
     """?project_id=: on a project's Agenda tab. ?activity_id=: "plan visit", the activity's follow-up."""
     project = None
-    project_id = request.args.get("project_id", type=int)
-    activity_id = request.args.get("activity_id", type=int)
+    project_id = int_arg("project_id")
+    activity_id = int_arg("activity_id")
+    if (request.args.get("project_id") and project_id is None) or (
+        request.args.get("activity_id") and activity_id is None
+    ):
+        abort(404)  # an id beyond any row: as missing as one that is not there
     if activity_id is not None:
         from hub.crm.activities import get_activity
 

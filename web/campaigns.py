@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from hub.campaigns import bounces, groups, mailings
+from hub.campaigns.channels import SeenBy
 from hub.campaigns.render import FIELDS
 from hub.crm.access import relation_visible
 from hub.models import Contact, Relation, RelationStatus, User
@@ -26,7 +27,7 @@ from hub.outbound import Refused, RelayNotConfigured, send_one
 from hub.paging import Sort
 from web.context import db_session, installation, settings
 from web.security import login_required, user
-from web.views import cursor_page
+from web.views import cursor_page, search_arg
 
 bp = Blueprint("campaigns", __name__)
 LEDGER_SORTS = {"id": Sort(MailingRecipient.id, MailingRecipient.id, lambda r: r.id)}
@@ -317,7 +318,7 @@ def _group_view(group: TargetGroup | None) -> Any:
         else:
             if request.form.get("action") == "count":
                 # "Count" shows the live count of what was typed without leaving the page; nothing is kept.
-                preview = groups.preview(session, saved, user())
+                preview = groups.preview(session, saved, user(), _seen_by())
                 session.rollback()
                 if group is not None:
                     session.refresh(group)
@@ -325,7 +326,7 @@ def _group_view(group: TargetGroup | None) -> Any:
                 flash(gettext("Target group saved."), "success")
                 return redirect(url_for("campaigns.group", target_group_id=saved.id))
     elif group is not None and request.method == "GET":
-        preview = groups.preview(session, group, user())
+        preview = groups.preview(session, group, user(), _seen_by())
     return render_template(
         "campaigns/group_form.html",
         form=form,
@@ -334,6 +335,16 @@ def _group_view(group: TargetGroup | None) -> Any:
         upload=UploadForm(),
         all_groups=groups.groups(session),
     )
+
+
+def _seen_by() -> SeenBy:
+    """The user and the rules of what he may see of mail, calls and appointments: a target group's
+    rule on the last contact shows him only what those moments say (hub.campaigns.channels)."""
+    from hub.calendar.appointments import appointment_visible
+    from hub.mail.privacy import email_visible
+    from hub.telephony.read import call_visible
+
+    return SeenBy(user(), email_visible, call_visible, appointment_visible)
 
 
 @bp.route("/campaigns/groups/new", methods=["GET", "POST"])
@@ -353,7 +364,7 @@ def group(target_group_id: int) -> Any:
 def group_count(target_group_id: int) -> Any:
     """The live count and sample as JSON, for the editor's script."""
     found = _get(TargetGroup, target_group_id)
-    preview = groups.preview(db_session(), found, user())
+    preview = groups.preview(db_session(), found, user(), _seen_by())
     return jsonify(
         count=preview.count, with_address=preview.with_address, suppressed=preview.suppressed, sample=preview.sample
     )
@@ -377,7 +388,7 @@ def import_list(target_group_id: int) -> Any:
         flash(gettext("The file is too large."), "error")
         return redirect(url_for("campaigns.group", target_group_id=target_group_id))
     try:
-        result = groups.import_list(session, found, data)
+        result = groups.import_list(session, found, data, user())
     except groups.GroupError as exc:
         flash(str(exc), "error")
         return redirect(url_for("campaigns.group", target_group_id=target_group_id))
@@ -601,7 +612,7 @@ def test_send(mailing_id: int) -> Any:
 @login_required
 def ledger(mailing_id: int) -> Any:
     found: Mailing = _get(Mailing, mailing_id)
-    search = request.args.get("q", "")[:200]
+    search = search_arg()
     status = request.args.get("status", "")
     query = mailings.ledger_query(user(), mailing_id, search, status)
     page, _sort = cursor_page(query, LEDGER_SORTS, "id", "id", per_page=50)

@@ -40,7 +40,7 @@ from web.mail import EMAIL_SORTS
 from web.projects import conflict_rows, form_version
 from web.relations import ContactForm
 from web.security import login_required, user
-from web.views import cursor_page, int_arg, lines, list_args, safe_next
+from web.views import cursor_page, int_arg, lines, list_args, safe_next, search_arg
 
 bp = Blueprint("contacts", __name__)
 filing = Blueprint("filing", __name__)
@@ -79,7 +79,7 @@ def _note_input(form: NoteForm) -> NoteInput:
 
 def _render_contact(contact: Contact, form: NoteForm, status: int = 200) -> Any:
     session = db_session()
-    query = contact_emails(user(), contact, request.args.get("q", ""))
+    query = contact_emails(user(), contact, search_arg())
     page, _sort = cursor_page(query, EMAIL_SORTS, "-date", "-date")
     return render_template(
         "contacts/show.html",
@@ -173,9 +173,11 @@ def remove_note(note_id: int) -> Any:
 def int_form(name: str) -> int | None:
     raw = request.form.get(name, "")
     try:
-        return int(raw) if raw else None
+        number = int(raw) if raw else None
     except ValueError:
         return 0  # matches no stored version: refused as stale
+    # Nor does one no column could hold (the database could not even compare it: a 500).
+    return number if number is None or 0 <= number <= MAX_ID else 0
 
 
 # --- Mail → To file -------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def int_form(name: str) -> int | None:
 @filing.route("/mail/to-file")
 @login_required
 def to_file_list() -> Any:
-    query = to_file(user(), request.args.get("q", ""))
+    query = to_file(user(), search_arg())
     page, _sort = cursor_page(query, EMAIL_SORTS, "-date", "-date")
     return render_template("mail/to_file.html", page=page, args=list_args("q"))
 
@@ -212,7 +214,7 @@ def _picker(search: str) -> tuple[list[Relation], list[Project]]:
 @login_required
 def lookup() -> Any:
     """JSON for the filing picker: relations and projects the user may see matching ``q``."""
-    relations, projects = _picker(request.args.get("q", "")[:200])
+    relations, projects = _picker(search_arg())
     rows = [{"kind": "relation", "id": r.id, "name": r.name, "detail": r.city} for r in relations]
     rows += [{"kind": "project", "id": p.id, "name": p.name, "detail": p.relation.name} for p in projects]
     return jsonify(rows)
@@ -231,7 +233,7 @@ def _email_or_404(email_id: int) -> Email:
 def file_page(email_id: int) -> Any:
     """The picker without JavaScript: search, then one button per relation or project found."""
     email = _email_or_404(email_id)
-    search = request.args.get("q", "")[:200]
+    search = search_arg()
     relations, projects = _picker(search)
     return render_template(
         "contacts/file_email.html",

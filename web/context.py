@@ -13,11 +13,13 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, g, has_request_context, render_template, request
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import ImmutableMultiDict
 
 from hub.blobs import BlobStore
 from hub.config import Settings
 from hub.db import Database
 from hub.errors import NotFound
+from hub.paging import MAX_ID
 
 
 class _Rollback(Exception):
@@ -84,6 +86,33 @@ def _not_found(_error: Exception) -> Any:
     return render_template("errors/404.html"), 404
 
 
+def _id_beyond_every_row() -> None:
+    """A page's id beyond any stored one (``/projects/99999999999999999999``) is a missing object:
+    404 before the view runs. Handed to the database it is an error there (SQLite cannot bind it,
+    PostgreSQL's integer column refuses it), which was a 500. The API checks its own ids the same way
+    (web.api.errors) with its JSON body."""
+    if request.path.startswith("/api/"):
+        return
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and value > MAX_ID:
+            abort(404)
+
+
+def _form_without_nul() -> None:
+    """No one types a NUL byte, and PostgreSQL can neither store nor look for one: a NUL in a form
+    field was a 500 there (and stored on SQLite). A posted form's NULs become spaces before any view
+    reads them, as hub.crm.tags does with control characters; an empty field stays empty. (Query
+    strings are read by each view: a search box drops them, an id with one is no id. The API refuses
+    them with a 400 naming the field, web.api.errors.)"""
+    if request.method not in {"POST", "PUT", "PATCH"} or request.path.startswith("/api/"):
+        return
+    form = request.form
+    if any("\x00" in key or "\x00" in value for key, value in form.items(multi=True)):
+        request.form = ImmutableMultiDict(
+            (key.replace("\x00", " "), value.replace("\x00", " ")) for key, value in form.items(multi=True)
+        )
+
+
 def _method_not_allowed(error: Exception) -> Any:
     if request.path.startswith("/api/"):
         return {"error": {"message": "Method not allowed", "field": None}}, 405
@@ -130,6 +159,8 @@ def _template_url_for(app: Flask) -> Any:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = _template_url_for(app)
+    app.before_request(_id_beyond_every_row)
+    app.before_request(_form_without_nul)
     app.after_request(_commit_before_response)
     app.teardown_request(_rollback_on_teardown)
     app.register_error_handler(NotFound, _not_found)

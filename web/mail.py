@@ -39,7 +39,7 @@ from web.context import blobs, database, db_session, installation, settings
 from web.forms import optional_text, show_errors
 from web.images import proxy_url
 from web.security import login_required, user
-from web.views import cursor_page, page_arg, safe_next
+from web.views import cursor_page, page_arg, posted_id, safe_next
 
 bp = Blueprint("mail", __name__)
 
@@ -205,8 +205,8 @@ def save_attachment(email_id: int, attachment_id: int) -> Any:
     email = get_email(session, user(), email_id)
     item = get_attachment(email, attachment_id)
     try:
-        project = get_project(session, user(), int(request.form.get("project_id", "0")))
-    except (NotFound, ValueError):
+        project = get_project(session, user(), posted_id(request.form.get("project_id")) or -1)
+    except NotFound:
         abort(404)
     with io.BytesIO(attachment_bytes(blobs(), item)) as stream:
         add_document(
@@ -228,8 +228,8 @@ def link(email_id: int) -> Any:
     session = db_session()
     email = get_email(session, user(), email_id)
     try:
-        project = get_project(session, user(), int(request.form.get("project_id", "0")))
-    except (NotFound, ValueError):
+        project = get_project(session, user(), posted_id(request.form.get("project_id")) or -1)
+    except NotFound:
         abort(404)
     if request.form.get("action") == "unlink":
         unlink_from_project(session, email, project)

@@ -50,13 +50,14 @@ from hub.crm.relations import get_relation, relations_query
 from hub.errors import NotFound, ValidationError
 from hub.mail.read import thread_sizes
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
+from hub.paging import MAX_ID
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
 from web.i18n import link_pattern
 from web.lists import day_of, day_of_key, kept_rows, row_link
 from web.menu import kept
 from web.security import login_required, user
-from web.views import cursor_page, int_arg, list_args, page_arg, safe_next
+from web.views import cursor_page, int_arg, list_args, page_arg, posted_id, safe_next, search_arg
 
 bp = Blueprint("projects", __name__)
 
@@ -216,9 +217,11 @@ def form_version(form: FlaskForm) -> int | None:
     """The version a form was filled from (its hidden ``version`` field); None if it has none."""
     raw = form.version.data
     try:
-        return int(raw) if raw else None
+        version = int(raw) if raw else None
     except ValueError:
         return 0  # matches no stored version: refused as stale, never saved blindly
+    # Nor does one no column could hold (the database could not even compare it: a 500).
+    return version if version is None or 0 <= version <= MAX_ID else 0
 
 
 def _shown(field: Any, value: Any) -> str:
@@ -251,10 +254,8 @@ def conflict_rows(mine: FlaskForm, theirs: FlaskForm) -> list[tuple[str, str, st
 
 
 def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return -1  # not a choice of anything: the service reports it next to the field
+    # Not a choice of anything (-1): the service reports it next to the field.
+    return posted_id(value)
 
 
 def _project_input(form: ProjectForm) -> ProjectInput:
@@ -262,7 +263,9 @@ def _project_input(form: ProjectForm) -> ProjectInput:
         relation_id=_int_or_none(form.relation_id.data),
         name=form.name.data or "",
         description=form.description.data or "",
-        contact_ids=list(form.contact_ids.data or []),
+        # An id beyond any row names no contact (-1), as the service then says; the database could
+        # not even compare it.
+        contact_ids=[i if 1 <= i <= MAX_ID else -1 for i in form.contact_ids.data or []],
         one_off_contact_name=form.one_off_contact_name.data or "",
         one_off_contact_email=form.one_off_contact_email.data or "",
         one_off_contact_phone=form.one_off_contact_phone.data or "",
@@ -281,7 +284,7 @@ def _project_input(form: ProjectForm) -> ProjectInput:
 def _relation_named(name: str) -> int | None:
     """The one visible relation called exactly ``name`` (the picker typed without JavaScript)."""
     name = name.strip()
-    if not name:
+    if not name or len(name) > 200:  # no relation's name is longer (the column holds 200)
         return None
     candidates = db_session().scalars(relations_query(user(), name).order_by(Relation.id).limit(20))
     exact = [r.id for r in candidates if r.name.strip().casefold() == name.casefold()]
@@ -710,7 +713,7 @@ def emails(project_id: int) -> Any:
     project = get_project(session, user(), project_id)
     from web.mail import email_tab_page
 
-    page = email_tab_page(user(), project=project, search=request.args.get("q", ""))
+    page = email_tab_page(user(), project=project, search=search_arg())
     return _render_tab(
         "emails", project, page=page, threads=thread_sizes(session, user(), page.items), args=list_args("q")
     )

@@ -44,7 +44,7 @@ from web.lists import day_of, day_of_key, kept_rows, row_link
 from web.menu import kept as kept_once
 from web.projects import conflict_rows, form_version, warn_stranded
 from web.security import login_required, user
-from web.views import cursor_page, lines, list_args, page_arg
+from web.views import cursor_page, lines, list_args, page_arg, search_arg
 
 bp = Blueprint("relations", __name__)
 
@@ -161,7 +161,7 @@ def relation_rows_html(context: Context, items: list[Any]) -> Markup:
 def index() -> Any:
     from hub.crm.relations import RELATION_SORTS
 
-    search, status = request.args.get("q", ""), request.args.get("status", "")
+    search, status = search_arg(), request.args.get("status", "")
     # ?tag=<id>: only relations with that tag (a tag that does not exist: an empty list).
     tag_id = request.args.get("tag", type=int)
     sort_arg = request.args.get("sort", "name")
@@ -189,7 +189,7 @@ def index() -> Any:
 @login_required
 def lookup() -> Any:
     """JSON for the relation picker on the project form: visible relations matching ``q``."""
-    query = relations_query(user(), request.args.get("q", "")).order_by(Relation.search_name, Relation.id).limit(20)
+    query = relations_query(user(), search_arg()).order_by(Relation.search_name, Relation.id).limit(20)
     rows = db_session().scalars(query)
     return jsonify([{"id": r.id, "name": r.name, "city": r.city} for r in rows])
 
@@ -385,7 +385,7 @@ def emails(relation_id: int) -> Any:
     relation = get_relation(session, user(), relation_id)
     from web.mail import email_tab_page
 
-    page = email_tab_page(user(), relation=relation, search=request.args.get("q", ""))
+    page = email_tab_page(user(), relation=relation, search=search_arg())
     return render_template(
         "relations/emails.html",
         relation=relation,

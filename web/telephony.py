@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -34,7 +35,10 @@ from hub.telephony.sources import (
 from web.context import blobs, db_session, settings
 from web.forms import show_errors
 from web.security import admin_required, login_required, user
-from web.views import page_arg
+from web.views import page_arg, posted_id, search_arg
+
+# The longest contact name the database holds (Contact.name).
+NAME_LIMIT = 200
 
 bp = Blueprint("telephony", __name__)
 
@@ -194,19 +198,20 @@ def link(call_id: int) -> Any:
             if request.form.get("action") == "new":
                 relation = session.scalar(
                     select(Relation).where(
-                        Relation.id == int(request.form.get("relation_id", "0")), relation_visible(user())
+                        Relation.id == (posted_id(request.form.get("relation_id")) or -1), relation_visible(user())
                     )
                 )
                 if relation is None:
                     abort(404)
-                new_contact_from_call(
-                    session, call, relation, request.form.get("name", ""), region=settings().default_phone_region
-                )
+                name = request.form.get("name", "")
+                if len(name.strip()) > NAME_LIMIT:  # the column holds no more: refused, not a 500
+                    return _link_page(session, call, error=gettext("The name can be at most 200 characters.")), 400
+                new_contact_from_call(session, call, relation, name, region=settings().default_phone_region)
             else:
                 contact = session.scalar(
                     select(Contact)
                     .join(Relation)
-                    .where(Contact.id == int(request.form.get("contact_id", "0")), relation_visible(user()))
+                    .where(Contact.id == (posted_id(request.form.get("contact_id")) or -1), relation_visible(user()))
                 )
                 if contact is None:
                     abort(404)
@@ -220,7 +225,7 @@ def link(call_id: int) -> Any:
 
 
 def _link_page(session: Session, call: Any, error: str = "") -> str:
-    search = request.values.get("q", "").strip()
+    search = search_arg().strip()
     contacts: list[Contact] = []
     relations: list[Relation] = []
     if search:

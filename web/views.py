@@ -8,16 +8,42 @@ from urllib.parse import urlsplit
 from flask import request, url_for
 from sqlalchemy import Select
 
-from hub.paging import BadCursor, KeysetPage, Sort, keyset_page, pick_sort
+from hub.paging import MAX_ID, BadCursor, KeysetPage, Sort, keyset_page, pick_sort
 from web.context import db_session
 
 
 def int_arg(name: str, default: int | None = None) -> int | None:
+    """``?name=`` as a whole number; ``default`` when absent, not a number, or beyond any id or page
+    (a 20-digit number cannot be bound by SQLite nor compared with PostgreSQL's integer columns)."""
     raw = request.args.get(name, "")
     try:
-        return int(raw) if raw else default
+        value = int(raw) if raw and len(raw) <= 20 else default
     except ValueError:
         return default
+    return value if value is None or -MAX_ID <= value <= MAX_ID else default
+
+
+def posted_id(value: str | None) -> int | None:
+    """An id picked in a form: None when empty; -1, which names no row, when it is not a whole number
+    from 1 to :data:`~hub.paging.MAX_ID` (letters, or 25 digits the database cannot even compare:
+    SQLite cannot bind them, PostgreSQL refuses them for an integer column, a 500 either way)."""
+    if not value:
+        return None
+    try:
+        number = int(value) if len(value) <= 20 else -1
+    except ValueError:
+        return -1
+    return number if 1 <= number <= MAX_ID else -1
+
+
+# The longest search typed into a page's search box that is looked for; the rest is ignored.
+SEARCH_LIMIT = 200
+
+
+def search_arg(name: str = "q") -> str:
+    """A search box's text (``?q=``), without NUL bytes (PostgreSQL refuses them in a LIKE: a 500)
+    and at most :data:`SEARCH_LIMIT` characters (SQLite refuses a LIKE pattern over 50,000 bytes)."""
+    return request.values.get(name, "").replace("\x00", "")[:SEARCH_LIMIT]
 
 
 def page_arg() -> int:

@@ -202,11 +202,26 @@ def channel_overview(
     return Overview(months=result, relation=relation)
 
 
-def contacted_between(since: datetime, until: datetime) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class SeenBy:
+    """A user and the rules of what he may see of mail, calls and appointments (handed in by the
+    caller, as for :func:`channel_overview`)."""
+
+    user: User
+    emails_visible: Rule
+    calls_visible: Rule
+    appointments_visible: Rule
+
+
+def contacted_between(since: datetime, until: datetime, seen: SeenBy | None = None) -> ColumnElement[bool]:
     """SQL condition on ``Relation``: someone was in touch with it in [since, until): an e-mail (not a
     bounce, complaint or auto-reply), a call in or out, or an appointment that was not cancelled, on
     the relation or one of its projects. The same moments the overview counts, mailings left out: a
-    mailing is no personal contact."""
+    mailing is no personal contact.
+
+    With ``seen``: only moments that user may see. What a group shows a user is judged so: counted
+    over every moment, a group "contacted since" a day told him, day by day, when a relation he sees
+    had a private e-mail, or a call or visit on a project hidden from him (hub.crm.access)."""
     # Correlated to the outer query's relation by name: two levels down, automatic correlation would
     # not reach it and the subquery would read every project of every relation.
     its_projects = select(Project.id).where(Project.relation_id == Relation.id).correlate(Relation)
@@ -216,17 +231,20 @@ def contacted_between(since: datetime, until: datetime) -> ColumnElement[bool]:
         Email.sent_at >= since,
         Email.sent_at < until,
         _mail_moment(),
+        *([seen.emails_visible(seen.user)] if seen else []),
     )
     call = exists().where(
         or_(Call.relation_id == Relation.id, Call.project_id.in_(its_projects)),
         Call.started_at >= since,
         Call.started_at < until,
         _call_moment(),
+        *([seen.calls_visible(seen.user)] if seen else []),
     )
     appointment = exists().where(
         or_(Appointment.relation_id == Relation.id, Appointment.project_id.in_(its_projects)),
         Appointment.start_at >= since,
         Appointment.start_at < until,
         _appointment_moment(),
+        *([seen.appointments_visible(seen.user)] if seen else []),
     )
     return or_(mail, call, appointment)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.campaigns.channels import contacted_between
+from hub.campaigns.channels import SeenBy, contacted_between
 from hub.crm import tags as tag_service
 from hub.crm.access import relation_visible
 from hub.errors import ValidationError as InputError
@@ -135,8 +135,9 @@ def _project_clause(rules: Rules) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def rules_condition(rules: Rules) -> ColumnElement[bool]:
-    """SQL condition on ``Contact`` joined with ``Relation`` for a rule-based group."""
+def rules_condition(rules: Rules, seen: SeenBy | None = None) -> ColumnElement[bool]:
+    """SQL condition on ``Contact`` joined with ``Relation`` for a rule-based group (the last contact
+    judged by the moments ``seen`` may see, all when None)."""
     conditions: list[ColumnElement[bool]] = []
     if rules.relation_status:
         conditions.append(Relation.status.in_(rules.relation_status))
@@ -165,9 +166,9 @@ def rules_condition(rules: Rules) -> ColumnElement[bool]:
     # Up to now: a planned appointment is no contact yet. Evaluated when the group is counted or sent.
     now = utcnow()
     if rules.contacted_since:
-        conditions.append(contacted_between(_day_start(rules.contacted_since), now))
+        conditions.append(contacted_between(_day_start(rules.contacted_since), now, seen))
     if rules.not_contacted_since:
-        conditions.append(~contacted_between(_day_start(rules.not_contacted_since), now))
+        conditions.append(~contacted_between(_day_start(rules.not_contacted_since), now, seen))
     if rules.relation_tags:
         conditions.append(_relation_tagged(rules.relation_tags))
     if rules.contact_tags:
@@ -177,17 +178,20 @@ def rules_condition(rules: Rules) -> ColumnElement[bool]:
     return and_(*conditions) if conditions else and_(Contact.id.isnot(None))
 
 
-def member_condition(session: Session, group: TargetGroup, _depth: int = 0) -> ColumnElement[bool]:
+def member_condition(
+    session: Session, group: TargetGroup, _depth: int = 0, seen: SeenBy | None = None
+) -> ColumnElement[bool]:
     """SQL condition on ``Contact`` (joined with ``Relation``): the group's members, exclusions applied.
 
     Consent is part of membership when the group requires it, so the live count is what will be sent.
+    ``seen``: judge the last contact by the moments that user may see (for what a group shows him).
     """
     if group.static:
         condition: ColumnElement[bool] = exists().where(
             TargetGroupMember.group_id == group.id, TargetGroupMember.contact_id == Contact.id
         )
     else:
-        condition = rules_condition(Rules.parse(group.rules))
+        condition = rules_condition(Rules.parse(group.rules), seen)
     if group.consent_required:
         condition = and_(condition, Contact.marketing_consent.is_(True))
     if _depth < MAX_EXCLUSION_DEPTH:
@@ -197,7 +201,7 @@ def member_condition(session: Session, group: TargetGroup, _depth: int = 0) -> C
         for excluded in session.scalars(select(TargetGroup).where(TargetGroup.id.in_(excluded_ids))):
             if excluded.id == group.id:
                 continue
-            inner = member_condition(session, excluded, _depth + 1)
+            inner = member_condition(session, excluded, _depth + 1, seen)
             # Not correlated with the outer query: the excluded group is its own query over contacts.
             excluded_members = (
                 select(Contact.id).join(Relation, Relation.id == Contact.relation_id).where(inner).correlate(None)
@@ -233,12 +237,13 @@ class Preview:
     sample: list[dict[str, Any]] = field(default_factory=list)
 
 
-def preview(session: Session, group: TargetGroup, viewer: User | None) -> Preview:
+def preview(session: Session, group: TargetGroup, viewer: User | None, seen: SeenBy | None = None) -> Preview:
     """How many of the group's contacts the viewer may see, how many of those can be mailed, and a
     sample of them. A contact of a hidden relation is neither shown nor counted (hub.crm.access: a
     hidden object answers like a missing one, also in counts): a rule on a tag or a city must not tell
-    staff how many hidden relations match it."""
-    condition = and_(member_condition(session, group), relation_visible(viewer))
+    staff how many hidden relations match it. ``seen`` (the viewer and the mail, call and appointment
+    rules): a rule on the last contact counts only the moments he may see, for the same reason."""
+    condition = and_(member_condition(session, group, seen=seen), relation_visible(viewer))
     base = select(Contact.id).join(Relation, Relation.id == Contact.relation_id).where(condition)
     count = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     addressed = base.where(exists().where(EmailAddress.contact_id == Contact.id))
@@ -344,9 +349,13 @@ class ListImport:
     rows: int = 0
 
 
-def import_list(session: Session, group: TargetGroup, data: bytes) -> ListImport:
+def import_list(session: Session, group: TargetGroup, data: bytes, viewer: User | None) -> ListImport:
     """Add the contacts a CSV names (by e-mail address, column "email"; or a single column of
-    addresses) to a static list. Bad rows are reported by line; good rows are added regardless."""
+    addresses) to a static list. Bad rows are reported by line; good rows are added regardless.
+
+    Only contacts ``viewer`` may see are found: the address of a contact of a hidden relation is
+    reported like an address no contact has (hub.crm.access), or a CSV of guessed addresses would
+    tell staff who the hidden relations' people are (and how many of them are already listed)."""
     if not group.static:
         raise GroupError(_("Only a static list takes contacts from a file."))
     try:
@@ -378,7 +387,9 @@ def import_list(session: Session, group: TargetGroup, data: bytes) -> ListImport
         found: dict[str, int] = {}
         for key, contact_id in session.execute(
             select(EmailAddress.address_key, EmailAddress.contact_id)
-            .where(EmailAddress.address_key.in_(keys), EmailAddress.contact_id.isnot(None))
+            .join(Contact, Contact.id == EmailAddress.contact_id)
+            .join(Relation, Relation.id == Contact.relation_id)
+            .where(EmailAddress.address_key.in_(keys), relation_visible(viewer))
             .order_by(EmailAddress.id)
         ):
             found.setdefault(key, contact_id)

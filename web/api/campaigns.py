@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictStr
 from sqlalchemy import select
 
 from hub.campaigns import groups, mailings
-from hub.campaigns.channels import MAX_MONTHS
+from hub.campaigns.channels import MAX_MONTHS, SeenBy
 from hub.i18n import shown
 from hub.models.campaigns import Campaign, Mailing, MailingRecipient, TargetGroup
 from hub.paging import MAX_ID, Sort
@@ -296,8 +296,18 @@ def list_target_groups() -> Any:
     return _page(page, GroupPage, q)
 
 
+def _seen_by() -> SeenBy:
+    """The user and the rules of what he may see of mail, calls and appointments: a target group's
+    rule on the last contact shows him only what those moments say (hub.campaigns.channels)."""
+    from hub.calendar.appointments import appointment_visible
+    from hub.mail.privacy import email_visible
+    from hub.telephony.read import call_visible
+
+    return SeenBy(me(), email_visible, call_visible, appointment_visible)
+
+
 def _group_detail(group: TargetGroup) -> GroupDetail:
-    preview = groups.preview(db_session(), group, me())
+    preview = groups.preview(db_session(), group, me(), _seen_by())
     return GroupDetail.model_validate(
         {
             **_group_out(group),
