@@ -360,6 +360,10 @@ def _validate_contact(data: ContactInput, region: str) -> dict[str, str]:
     data.phones = _clean_list(data.phones)
     if not data.name:
         errors["name"] = _("A contact needs a name.")
+    elif len(data.name) > 200:  # (the column's size: refused here for every caller, not a database error)
+        errors["name"] = _("The name can be at most 200 characters.")
+    if len(data.function) > 200:
+        errors["function"] = _("The function can be at most 200 characters.")
     _check_emails(data.emails, errors)
     _check_phones(data.phones, region, errors)
     return errors
