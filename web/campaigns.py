@@ -134,7 +134,9 @@ def campaign(campaign_id: int) -> Any:
     session = db_session()
     found: Campaign = _get(Campaign, campaign_id)
     its_mailings = mailings.mailings_of(session, campaign_id)
-    results, per_mailing = mailings.results_and_each(session, [m.id for m in its_mailings], found.costs_actual)
+    results, per_mailing = mailings.results_and_each(
+        session, [m.id for m in its_mailings], found.costs_actual, seen_by=user()
+    )
     return render_template(
         "campaigns/campaign.html",
         campaign=found,
@@ -465,7 +467,7 @@ def _mailing_view(found_campaign: Campaign, mailing: Mailing | None) -> Any:
         mailing=mailing,
         actions=ActionForm(),
         fields=FIELDS,
-        results=mailings.results(session, [mailing.id]) if mailing is not None else None,
+        results=mailings.results(session, [mailing.id], seen_by=user()) if mailing is not None else None,
         health=_health(mailing),
         editable=mailing is None or mailing.state in (MailingState.draft.value, MailingState.paused.value),
     )

@@ -23,7 +23,7 @@ from hub.campaigns import messages
 from hub.campaigns.groups import clean, first_address, member_condition
 from hub.campaigns.render import TemplateProblem, Templates, check, context_for
 from hub.config import Settings
-from hub.crm.access import relation_visible
+from hub.crm.access import relation_visible, relation_visible_among_many
 from hub.db import Database
 from hub.i18n import _
 from hub.models import Contact, Relation, User
@@ -351,9 +351,12 @@ class Results:
     by_day: list[dict[str, Any]] = field(default_factory=list)
 
 
-def results(session: Session, mailing_ids: list[int], costs: Decimal | None = None) -> Results:
-    """Counts over the ledgers of ``mailing_ids``; delivered = sent and not bounced."""
-    return results_and_each(session, mailing_ids, costs)[0]
+def results(
+    session: Session, mailing_ids: list[int], costs: Decimal | None = None, *, seen_by: User | None = None
+) -> Results:
+    """Counts over the ledgers of ``mailing_ids``; delivered = sent and not bounced. ``seen_by``: as
+    for :func:`results_and_each`."""
+    return results_and_each(session, mailing_ids, costs, seen_by=seen_by)[0]
 
 
 _EVENTS = (
@@ -399,9 +402,14 @@ class _Tally:
 
 
 def results_and_each(
-    session: Session, mailing_ids: list[int], costs: Decimal | None = None
+    session: Session, mailing_ids: list[int], costs: Decimal | None = None, *, seen_by: User | None = None
 ) -> tuple[Results, dict[int, Results]]:
     """The results of ``mailing_ids`` together (``costs`` gives the cost per response) and of each.
+
+    ``seen_by``: counted over the recipients of relations that user may see, as his ledger lists
+    them (hub.crm.access: a hidden object is left out of counts too, or a mailing's totals would
+    tell him how many of a group's contacts are on relations hidden from him); None: over every
+    recipient, the mailing's own figures (for the sending side).
 
     One pass over the ledgers: their rows grouped by mailing, status and the days of their events
     (a few hundred groups at most), added up here. One query per figure read a ledger of 100,000
@@ -416,6 +424,12 @@ def results_and_each(
             .where(MailingRecipient.mailing_id.in_(mailing_ids))
             .group_by(MailingRecipient.mailing_id, MailingRecipient.status, MailingRecipient.in_doubt, *days)
         )
+        if seen_by is not None and not (seen_by.is_active and seen_by.is_admin):  # (an admin sees every row)
+            grouped = (
+                grouped.join(Contact, Contact.id == MailingRecipient.contact_id)
+                .join(Relation, Relation.id == Contact.relation_id)
+                .where(relation_visible_among_many(seen_by))
+            )
         for mailing_id, status, in_doubt, *event_days, count in session.execute(grouped):
             together.add(status, in_doubt, event_days, count)
             each[mailing_id].add(status, in_doubt, event_days, count)

@@ -271,7 +271,7 @@ def _sort(column: Any) -> dict[str, Sort]:
 
 
 def _results(ids: list[int], costs: Decimal | None = None) -> Results:
-    found = mailings.results(db_session(), ids, costs)
+    found = mailings.results(db_session(), ids, costs, seen_by=me())
     return Results.model_validate(found)
 
 
