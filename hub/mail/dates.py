@@ -81,6 +81,41 @@ _RFC_5322 = re.compile(
     r"(?:[A-Za-z]+\.?,?\s*)?\d{1,2}[\s-]+[A-Za-z]{3,9}\.?[\s-]+\d{2,4},?\s+\d{1,2}[:.]\d{2}(?:[:.]\d{2})?(?:\s+[+-]\d{4})?"
 )
 _UNSET = datetime(1, 1, 1)
+# "GMT+0100", "UTC+01:00", "GMT+1" (JavaMail, Lotus Notes, JavaScript's Date): an offset east of UTC,
+# as people read it. dateutil reads such a name POSIX-style, the sign turned round: two hours off.
+_NAMED_OFFSET = re.compile(r"\b(?:GMT|UTC|UT)\s*([+-])(\d{1,2})(?::?(\d{2}))?(?![\d:])", re.IGNORECASE)
+
+
+class _MonthNames(dateutil_parser.parserinfo):
+    """English day and month names, and the Dutch and German ones mailers in those languages write
+    (a wrong day name changes nothing, but an unknown word makes dateutil give up)."""
+
+    WEEKDAYS = [
+        ("Mon", "Monday", "Ma", "Maandag", "Mo", "Montag"),
+        ("Tue", "Tuesday", "Di", "Dinsdag", "Dienstag"),
+        ("Wed", "Wednesday", "Wo", "Woensdag", "Mi", "Mittwoch"),
+        ("Thu", "Thursday", "Do", "Donderdag", "Donnerstag"),
+        ("Fri", "Friday", "Vr", "Vrijdag", "Fr", "Freitag"),
+        ("Sat", "Saturday", "Za", "Zaterdag", "Sa", "Samstag"),
+        ("Sun", "Sunday", "Zo", "Zondag", "So", "Sonntag"),
+    ]
+    MONTHS = [
+        ("Jan", "January", "Januari", "Januar", "Jän"),
+        ("Feb", "February", "Februari", "Februar"),
+        ("Mar", "March", "Mrt", "Maart", "Mrz", "Mär", "März"),
+        ("Apr", "April"),
+        ("May", "Mei", "Mai"),
+        ("Jun", "June", "Juni"),
+        ("Jul", "July", "Juli"),
+        ("Aug", "August", "Augustus"),
+        ("Sep", "Sept", "September"),
+        ("Oct", "October", "Okt", "Oktober"),
+        ("Nov", "November"),
+        ("Dec", "December", "Dez", "Dezember"),
+    ]
+
+
+_PARSER_INFO = _MonthNames()
 
 
 def _with_numeric_zone(text: str) -> str:
@@ -118,7 +153,7 @@ def _from_dateutil(text: str) -> datetime | None:
     try:
         with warnings.catch_warnings():  # an unknown zone name: read as UTC, as email.utils does
             warnings.simplefilter("ignore")
-            moment = dateutil_parser.parse(text, tzinfos=ZONES, default=_UNSET)
+            moment = dateutil_parser.parse(text, _PARSER_INFO, tzinfos=ZONES, default=_UNSET)
     except (ValueError, OverflowError, TypeError, LookupError):
         return None
     if moment.year == _UNSET.year:  # no year in it: not a date a person could place
@@ -131,6 +166,7 @@ def parse_date(text: str) -> datetime | None:
     cleaned = " ".join(_COMMENT.sub(" ", text).split())
     if not cleaned:
         return None
+    cleaned = _NAMED_OFFSET.sub(lambda m: f" {m[1]}{int(m[2]):02d}{m[3] or '00'}", cleaned)
     cleaned = _with_numeric_zone(cleaned)
     moment = _from_email_utils(cleaned) if _RFC_5322.fullmatch(cleaned) else None
     moment = moment or _from_dateutil(cleaned)

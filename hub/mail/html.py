@@ -18,13 +18,18 @@ What the sender controls and what hub does about it:
 
 from __future__ import annotations
 
+import html as html_text
 import re
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import nh3
 
 # Maps a remote image's URL (http or https) to the URL the frame may load it from: hub's image proxy.
 ImageUrl = Callable[[str], str]
+# Maps the Content-ID a "cid:" URL names (an inline image of the message itself) to hub's URL of that
+# attachment, or None when the message has no such part.
+CidUrl = Callable[[str], str | None]
 
 ALLOWED_TAGS = {
     "a",
@@ -177,14 +182,50 @@ _CSS_PROPERTY = re.compile(r"^-?[a-z][a-z-]*$")
 _CSS_FUNCTION = re.compile(r"([a-z_-]+)\s*\(")
 _CSS_URL = re.compile(r"url\(\s*(?P<q>[\"']?)(?P<url>[^\"'()\s]*)(?P=q)\s*\)", re.IGNORECASE)
 _CSS_VALUE = re.compile(r"^[a-z0-9\s#%.,'\"()!+\-/]*$")
+# How browsers read the start of a URL (WHATWG URL standard): C0 controls and spaces around it
+# dropped, tabs and line breaks anywhere dropped, the scheme in any case, and after http(s): any
+# number of slashes or backslashes. " HTTPS:/\\tracker.example/p.gif" loads from tracker.example.
+_URL_EDGES = "".join(map(chr, range(0x21)))
+_URL_TABS_AND_BREAKS = str.maketrans("", "", "\t\n\r")
+_BEFORE_QUERY = re.compile(r"[^?#]*")
+_WEB_URL = re.compile(r"(https?):[/\\]*(.*)", re.IGNORECASE | re.DOTALL)
 
 
-def sanitise(html: str, image_url: ImageUrl | None = None) -> str:
+# The HTML parser behind nh3 (html5ever) takes time that grows with the square of how deep elements
+# nest: 100,000 nested <div>s (600 KB) took over half a minute per view of the message. No mail a
+# person reads has that many elements (a large newsletter has a few thousand); a message with more
+# is shown as its text.
+MAX_ELEMENTS = 10_000
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+)
+_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)")
+_TAG = re.compile(r"<[a-zA-Z/!?][^<>]*>")
+_BLANKS = re.compile(r"[ \t]{2,}")
+
+
+def _too_many_elements(html: str) -> bool:
+    if html.count("<") <= MAX_ELEMENTS:
+        return False
+    names = (name.lower() for name in _START_TAG.findall(html))
+    return sum(name not in _VOID for name in names) > MAX_ELEMENTS
+
+
+def _as_text(html: str) -> str:
+    """The text of the document, without parsing it: tags out, entities read, the rest escaped."""
+    text = _BLANKS.sub(" ", html_text.unescape(_TAG.sub(" ", html)))
+    return '<pre style="white-space:pre-wrap">' + html_text.escape(text) + "</pre>"
+
+
+def sanitise(html: str, image_url: ImageUrl | None = None, cid_url: CidUrl | None = None) -> str:
     """Safe HTML for the e-mail frame.
 
     Remote images (http and https, in ``<img>`` and in CSS) are removed unless ``image_url`` is given;
     then each goes through it (hub's signed image-proxy URL). ``data:`` images are always removed.
+    ``cid:`` images (the message's own inline images) point where ``cid_url`` says, when given.
     """
+    if _too_many_elements(html):
+        return _as_text(html)
     clean = nh3.clean(
         html,
         tags=ALLOWED_TAGS,
@@ -205,18 +246,31 @@ def sanitise(html: str, image_url: ImageUrl | None = None) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         url_relative="pass_through",
-        attribute_filter=lambda tag, attribute, value: _images_through(tag, attribute, value, image_url),
+        attribute_filter=lambda tag, attribute, value: _images_through(tag, attribute, value, image_url, cid_url),
         filter_style_properties=CSS_PROPERTIES,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
 
 
-def _images_through(tag: str, attribute: str, value: str, image_url: ImageUrl | None) -> str | None:
+def _images_through(
+    tag: str, attribute: str, value: str, image_url: ImageUrl | None, cid_url: CidUrl | None = None
+) -> str | None:
     if attribute == "style":
         return _checked_style(value, image_url, rewrite=True)
-    if tag == "img" and attribute == "src" and value.lower().startswith(("http://", "https://")):
-        return image_url(value) if image_url else None
+    if tag == "img" and attribute == "src":
+        # Only cid: images (the message's own) stay as they are; every other URL the first pass let
+        # through is http(s) as browsers read it, also where it does not look like it ("https:\\x").
+        url = value.strip(_URL_EDGES).translate(_URL_TABS_AND_BREAKS)
+        if url.lower().startswith("cid:"):
+            # RFC 2392: the URL holds the Content-ID %-encoded, without its angle brackets.
+            return (cid_url(unquote(url[4:]).strip("<>")) if cid_url else None) or value
+        web = _WEB_URL.fullmatch(url)
+        if web is None or image_url is None:
+            return None
+        # Backslashes are slashes before the query, as browsers read them.
+        path = _BEFORE_QUERY.match(web[2])[0]  # type: ignore[index]
+        return image_url(web[1].lower() + "://" + path.replace("\\", "/") + web[2][len(path) :])
     return value
 
 

@@ -32,6 +32,7 @@ IDENTITY_HEADERS = (
 _WANTED = frozenset(IDENTITY_HEADERS)
 _TRAILING_BLANKS = re.compile(rb"[ \t]+\n")
 _SPACE = re.compile(rb"[ \t\r\n]+")
+_FIELD_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
 PREFIX = "c:"
 
 
@@ -46,7 +47,8 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
 def _headers(head: bytes) -> list[tuple[bytes, bytes]]:
     """(lower-cased name, unfolded value with whitespace collapsed) of the identity headers, in order."""
     found: list[tuple[bytes, bytes]] = []
-    for field in re.split(rb"\r?\n(?![ \t])", head):
+    # A bare CR ends a line as well: the parser reads one, so a header hidden behind it counts here too.
+    for field in _FIELD_END.split(head):
         name, colon, value = field.partition(b":")
         key = name.strip().lower()
         if colon and key in _WANTED:
@@ -58,6 +60,10 @@ def _headers(head: bytes) -> list[tuple[bytes, bytes]]:
 
 def content_key(raw: bytes) -> str:
     """The e-mail's key: ``c:`` and the SHA-256 of its identity headers and normalised body."""
+    if b"\n" not in raw and b"\r" in raw:
+        # Old Mac line ends (CR alone), which the parser reads as line ends too: read as one header
+        # line, such messages kept none of their identity headers and all had one key.
+        raw = raw.replace(b"\r", b"\n")
     head, body = _split(raw)
     digest = hashlib.sha256()
     for name, value in _headers(head):

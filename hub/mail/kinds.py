@@ -68,10 +68,15 @@ _BOUNCE_SUBJECT = re.compile(
     re.I,
 )
 _DELAY_SUBJECT = re.compile(r"\(delay\)|delayed|warning|vertraagd|verzögert", re.I)
+# The subject alone says "auto-reply" only in the form responders give it: the phrase as the whole
+# subject or before the original one ("Afwezig: offerte", "Out of Office - back Monday"). A person
+# writes "Afwezig op vrijdag" or "Out of office party": taken for auto-replies, such mail was filed
+# as nobody's correspondence.
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response|antwort)|autoreply"
-    r"|automatisch(?:e)? (?:antwoord|bericht|antwort)|afwezig|abwesenheit|r[ée]ponse automatique|absence"
-    r"|respuesta autom[aá]tica|risposta automatica)",
+    r"|automatisch(?:e)? (?:antwoord|bericht|antwort)|afwezig(?:heidsmelding)?|abwesenheit(?:snotiz)?"
+    r"|r[ée]ponse automatique|absence|respuesta autom[aá]tica|risposta automatica)"
+    r"\s*(?:[:\-\u2013\u2014(\[]|$)",
     re.I,
 )
 
@@ -247,12 +252,27 @@ def _mail_address(value: object) -> str:
     return text[7:].lower() if text.lower().startswith("mailto:") else text.lower()
 
 
+def _number(value: object) -> int:
+    """An integer property, 0 when missing or unreadable (one bad field must not cost the invitation)."""
+    try:
+        return int(value or 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def _invitation(calendar_text: str) -> Details | None:
     from icalendar import Calendar  # imported on first use: most mail has no calendar part
 
-    calendar = Calendar.from_ical(calendar_text)
-    events = calendar.walk("VEVENT") or calendar.walk("VTODO")
-    if not events:
+    # Some mailers put two calendars into one part (a request and its time zones, say): the first
+    # with an event counts, rather than the whole part being unreadable.
+    calendars = Calendar.from_ical(calendar_text, multiple=True)
+    if not calendars:  # cut off before its END line, say
+        raise ValueError("no complete calendar in the part")
+    for calendar in calendars:
+        events = calendar.walk("VEVENT") or calendar.walk("VTODO")
+        if events:
+            break
+    else:
         return None
     event = events[0]
     attendees = event.get("attendee") or []
@@ -266,7 +286,7 @@ def _invitation(calendar_text: str) -> Details | None:
     return {
         "method": str(calendar.get("method", "")).upper(),
         "uid": str(event.get("uid", "")),
-        "sequence": int(event.get("sequence", 0) or 0),
+        "sequence": _number(event.get("sequence")),
         "summary": str(event.get("summary", "")),
         "start": when("dtstart"),
         "end": when("dtend"),

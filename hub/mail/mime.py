@@ -98,7 +98,10 @@ def _split_parts(body: bytes, boundary: bytes) -> list[bytes] | None:
     position = start + len(delimiter)
     while True:
         if text.startswith(b"--", position):  # the closing delimiter
-            return parts
+            # Delimiters after it (a nested part reused this boundary): the standard parser keeps
+            # them in the epilogue, where hub.mail.parts reads them; here they would be dropped. So
+            # would the preamble of a multipart without parts, the only text such a message has.
+            return None if not parts or text.find(delimiter, position) != -1 else parts
         line_end = text.find(newline, position)
         if line_end == -1:
             return None

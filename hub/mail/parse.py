@@ -30,6 +30,11 @@ MAX_BODY_CHARS = 1_000_000
 # Text no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8 at all;
 # a UTF-7 or broken UTF-16 part can decode to them). One such message must not stop its folder.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Controls that reorder the text after them (embeddings and overrides U+202A to U+202E, isolates
+# U+2066 to U+2069). In a sender's name or a subject they make what is shown beside them read as
+# something else: "\u202eelpmaxe.knab@ecivres" shows as "service@bank.example". Written text needs
+# none of them (the Unicode algorithm orders Hebrew and Arabic by itself), so they are removed there.
+_REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # Address lists as most mail carries them ("Anna Bakker <anna@x.nl>, kees@y.nl") are read with one
 # regular expression; anything else (quotes, comments, groups, dots in names, odd characters) goes to
 # email.utils.getaddresses. Where the fast reading applies it gives exactly what getaddresses gives
@@ -37,6 +42,18 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
 _NAME_WORD = r'[^\s()<>@,:;."\[\]\\]+'
+# Header lines the standard parser takes for the start of the body, taking every header after them
+# along: "Subject : x" (a blank before the colon, which RFC 5322 still reads as obsolete syntax) and a
+# long value a mailer broke onto a line of its own without the leading blank of a folded line.
+_HEADER_START = re.compile(rb"[\041-\071\073-\176]+:")
+_SPACED_NAME = re.compile(rb"([\041-\071\073-\176]+)[ \t]+:")
+_KEY_HEADER = re.compile(
+    rb"(?:from|to|cc|subject|date|message-id|mime-version|content-type|content-transfer-encoding|"
+    rb"in-reply-to|references|reply-to|received)[ \t]*:",
+    re.I,
+)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_ADDR = re.compile(r"[^\s<>,;:\"()\[\]\\@]+@[^\s<>,;:\"()\[\]\\@]+")
 _SIMPLE_MAILBOX = re.compile(
     rf" ?(?:(?P<name>{_NAME_WORD}(?: {_NAME_WORD})*) ?<(?P<angle>{_ADDR_SPEC})>|(?P<bare>{_ADDR_SPEC})) ?"
 )
@@ -51,6 +68,7 @@ class ParsedAttachment:
     size: int = 0
     pack: str = ""  # where the bytes are kept once packed (then ``data`` is dropped)
     offset: int = 0
+    content_id: str = ""  # an inline image's Content-ID (without <>), as "cid:" URLs in the HTML name it
 
 
 @dataclass
@@ -141,10 +159,36 @@ def _headers_only(raw: bytes) -> Message:
         return Message()
 
 
+def _repaired_head(raw: bytes, problems: list[str]) -> bytes:
+    """The message with header lines the parser would stop at mended, as mail clients read them:
+    "Name : value" loses its blanks before the colon, and a stray line followed by more of the
+    message's headers is read as the continuation of the header before it."""
+    blank = _BLANK_LINE.search(raw)
+    head_end = blank.start() if blank else len(raw)
+    lines = raw[:head_end].split(b"\n")
+    # Without a blank line there is no telling a header block from a body that follows it directly.
+    last_key = max((i for i, line in enumerate(lines) if _KEY_HEADER.match(line)), default=-1) if blank else -1
+    changed = False
+    for i, line in enumerate(lines):
+        if not line.strip() or line[:1] in (b" ", b"\t") or _HEADER_START.match(line) or line.startswith(b"From "):
+            continue
+        spaced = _SPACED_NAME.match(line)
+        if spaced:
+            lines[i], changed = spaced[1] + b":" + line[spaced.end() :], True
+        elif 0 < i < last_key:
+            lines[i], changed = b" " + line, True
+    if not changed:
+        return raw
+    problems.append("malformed header lines were read as mail clients read them")
+    return b"\n".join(lines) + raw[head_end:]
+
+
 def _bodies_and_attachments(msg: Message, parsed: ParsedMessage, headers: _Headers) -> None:
     parts = read_parts(msg, parsed.problems)
     parsed.text_body, parsed.html_body = parts.text_body, parts.html_body
-    parsed.attachments = [ParsedAttachment(a.filename, a.content_type, a.data) for a in parts.attachments]
+    parsed.attachments = [
+        ParsedAttachment(a.filename, a.content_type, a.data, content_id=a.content_id) for a in parts.attachments
+    ]
     for name in ("text_body", "html_body"):
         body = getattr(parsed, name)
         if len(body) > MAX_BODY_CHARS:
@@ -165,10 +209,24 @@ def _storable(text: str, problems: list[str]) -> str:
     return _UNSTORABLE.sub("\ufffd", text)
 
 
+def _shown_plainly(text: str, problems: list[str]) -> str:
+    if _REORDERING.search(text) is None:
+        return text
+    note = "text direction controls were removed from the subject and names"
+    if note not in problems:
+        problems.append(note)
+    return _REORDERING.sub("", text)
+
+
 def _make_storable(parsed: ParsedMessage) -> None:
     """Every text field as the database will take it (C-speed check; replaced only when needed)."""
     # Message-IDs need nothing: hub.mail.ids does not match such characters.
     problems = parsed.problems
+    for name in ("subject", "from_address", "from_name"):
+        setattr(parsed, name, _shown_plainly(getattr(parsed, name), problems))
+    parsed.participants = [
+        (role, _shown_plainly(key, problems), _shown_plainly(name, problems)) for role, key, name in parsed.participants
+    ]
     for name in ("subject", "from_address", "from_name", "text_body", "html_body"):
         setattr(parsed, name, _storable(getattr(parsed, name), problems))
     parsed.participants = [
@@ -177,6 +235,7 @@ def _make_storable(parsed: ParsedMessage) -> None:
     for attachment in parsed.attachments:
         attachment.filename = _storable(attachment.filename, problems)
         attachment.content_type = _storable(attachment.content_type, problems)
+        attachment.content_id = _storable(attachment.content_id, problems)
     parsed.details = _storable_value(parsed.details, problems)  # type: ignore[assignment]
 
 
@@ -219,7 +278,7 @@ def _read(raw: bytes, parsed: ParsedMessage) -> None:
     try:
         # compat32: several times faster than the new header registry, and lenient with bad mail;
         # well-formed multiparts take the faster path of hub.mail.mime.
-        msg = fast_message(raw) or message_from_bytes(raw)
+        msg = fast_message(raw) or message_from_bytes(_repaired_head(raw, problems))
     except Exception as exc:  # RecursionError for parts nested hundreds deep, among others
         problems.append(f"MIME structure unreadable ({type(exc).__name__}); kept as raw")
         msg, structured = _headers_only(raw), False
@@ -250,11 +309,29 @@ def _read(raw: bytes, parsed: ParsedMessage) -> None:
         problems.append(f"body unreadable ({type(exc).__name__}); kept as raw")
 
 
+def _mailboxes(headers: _Headers, name: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header. The list is split before encoded-words are
+    decoded (RFC 2047 allows them only as words of a display name): decoded first, a name such as
+    ``=?utf-8?B?Qm9zcyA8Ym9zc0BleGFtcGxlLmNvbT4=?=`` ("Boss <boss@example.com>") became a second
+    address, and hub took the message to be from someone who never sent it."""
+    raw = headers.get(name.lower())
+    if raw is None:
+        return []
+    try:
+        pairs = addresses(" ".join(str(raw[1]).split()))
+        found = [(_decode(display), address, _decode(address)) for display, address in pairs]
+    except Exception as exc:  # a header the decoder chokes on must not lose the message
+        problems.append(f"unreadable {name} header ({type(exc).__name__})")
+        return []
+    # An address that is an encoded-word (which RFC 2047 does not allow) counts only when it
+    # decodes to one address: "=?utf-8?Q?anna@x.example?=" does, a whole encoded mailbox list not.
+    return [(display, decoded) for display, address, decoded in found if decoded == address or _ADDR.fullmatch(decoded)]
+
+
 def _participants(headers: _Headers, parsed: ParsedMessage) -> None:
     seen: set[tuple[str, str]] = set()
     for role, header in (("from", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")):
-        text = _header(headers, header, parsed.problems)
-        for name, address in addresses(text) if text else []:
+        for name, address in _mailboxes(headers, header, parsed.problems):
             key = address.strip().casefold()
             if "@" not in key or (role, key) in seen:
                 continue

@@ -19,8 +19,10 @@ How mail clients show mail, and so how it is read here:
 from __future__ import annotations
 
 import base64
+import binascii
 import html
 import io
+import mimetypes
 import quopri
 import re
 from collections import Counter
@@ -48,6 +50,11 @@ _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 _STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _DELIMITER_LINE = re.compile(rb"^--(\S[^\r\n]{0,71}?)[ \t]*\r?$", re.M)
+# An HTML part's own charset declaration, for when its Content-Type names none (as browsers read it).
+_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.+-]{1,40})", re.I)
+# A uuencoded file in a text part (Outlook Express, old Usenet tools): "begin 644 name" … "end".
+_UU_BEGIN = re.compile(rb"^begin [0-7]{3,4} ([^\r\n]+)\r?\n", re.M)
+_UU_END = re.compile(rb"^end[ \t]*(?:\r?\n|\Z)", re.M)
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    content_id: str = ""  # what the HTML body's "cid:" URLs name it by (an inline image), without <>
 
 
 @dataclass
@@ -73,9 +81,26 @@ class Parts:
     findings: Findings = field(default_factory=Findings)
 
 
+_TRANSFER_ENCODINGS = frozenset({"base64", "quoted-printable", "x-uuencode", "uuencode", "uue", "x-uue"})
+_ENCODING_JUNK = re.compile(r"[\s\"']+")
+_TYPE_JUNK = re.compile(r"[\s\"']+")
+
+
 def _payload(part: Message) -> bytes:
     data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else b""
+    if not isinstance(data, bytes):
+        return b""
+    # email decodes only an exact, bare name: "base64 " (a trailing blank), '"base64"' or
+    # "base64; x" would show the encoded letters. Mail clients read the name leniently; so does hub.
+    declared = str(part.get("Content-Transfer-Encoding", "")).lower()
+    name = _transfer_encoding(part)
+    if name != declared and name in _TRANSFER_ENCODINGS:
+        stand_in = Message()
+        stand_in["Content-Transfer-Encoding"] = name
+        stand_in.set_payload(part.get_payload())
+        decoded = stand_in.get_payload(decode=True)
+        return decoded if isinstance(decoded, bytes) else data
+    return data
 
 
 def _flatten(msg: Message) -> bytes:
@@ -106,13 +131,23 @@ def _params_of(part: Message, header: str) -> Message:
 def _declared_name(part: Message) -> str | None:
     """The file name as the sender meant it: RFC 2231 (with its charset, continuations), RFC 2047
     encoded-words in a quoted name (Outlook), raw UTF-8 or Windows-1252."""
+    try:
+        return _name_parameter(part)
+    except Exception:  # a name email cannot take apart: the part keeps a name made from its type
+        return None
+
+
+def _name_parameter(part: Message) -> str | None:
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         value = _params_of(part, header).get_param(param, None, header)
         if value is None:
             continue
         if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded text as latin-1)
             charset, _language, text = value
-            data = str(text).encode("latin-1", "surrogateescape")
+            try:
+                data = str(text).encode("latin-1", "surrogateescape")
+            except UnicodeEncodeError:  # raw 8-bit text in the value, already read as text above
+                return str(text)
             return decode_text(data, charset or None)
         return decode_header_text(str(value).strip('"'))
     return None
@@ -134,13 +169,13 @@ class _Reader:
     def attach(self, part: Message, data: bytes, content_type: str, name: str | None = None) -> None:
         index = self.positions.get(id(part), self.index)
         filename = safe_filename(name if name is not None else _declared_name(part), content_type, index)
-        self.parts.attachments.append(Attachment(filename, content_type[:120], data))
+        self.parts.attachments.append(Attachment(filename, content_type[:120], data, _content_id(part)))
 
     def entity(self, part: Message, depth: int) -> Content:
         if depth > MAX_DEPTH:
             self.note(f"MIME structure deeper than {MAX_DEPTH} levels: the parts below were not read")
             return Content()
-        content_type = part.get_content_type()
+        content_type = _content_type(part)
         if content_type.startswith("message/"):
             self.index += 1
             self.message_part(part, content_type)
@@ -148,7 +183,7 @@ class _Reader:
         if part.is_multipart():
             return self.multipart(part, content_type, depth)
         self.index += 1
-        if part.get_content_maintype() == "multipart":
+        if content_type.startswith("multipart/"):
             return self.broken_multipart(part, content_type, depth)
         return self.leaf(part, content_type, depth)
 
@@ -158,6 +193,9 @@ class _Reader:
         if report:
             self.parts.findings.report_type = str(part.get_param("report-type", "")).lower()
             self.in_report += 1
+        children += self.epilogue_parts(part)
+        if not children:
+            return self.partless(part)
         try:
             contents = [self.entity(child, depth + 1) for child in children]
         finally:
@@ -165,6 +203,27 @@ class _Reader:
         if content_type == "multipart/alternative":
             return self.alternative(contents)
         return _in_order(contents)
+
+    def partless(self, part: Message) -> Content:
+        """A multipart without a single part: the text around its delimiters is all it has."""
+        around = "\n".join(t for t in (part.preamble, part.epilogue) if t and t.strip())
+        if not around:
+            return Content()
+        self.note("multipart without parts: shown as text")
+        return Content(text=[(decode_text(around.encode("utf-8", "surrogateescape"), None, self.problems), part)])
+
+    def epilogue_parts(self, part: Message) -> list[Message]:
+        """Parts after the closing delimiter: a nested multipart that reuses its parent's boundary
+        closes the parent early, and the parent's later parts end up in the epilogue, unread."""
+        epilogue, boundary = part.epilogue, part.get_boundary()
+        if not epilogue or not boundary or '"' in boundary or f"--{boundary}" not in epilogue:
+            return []
+        head = f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+        rest = message_from_bytes((head + epilogue).encode("utf-8", "surrogateescape"))
+        found = [c for c in rest.get_payload() if isinstance(c, Message)] if rest.is_multipart() else []
+        if found:
+            self.note("parts after a multipart's closing boundary (a reused boundary) were read as well")
+        return found
 
     def alternative(self, contents: list[Content]) -> Content:
         with_text = [c for c in contents if c.text]
@@ -175,7 +234,7 @@ class _Reader:
             for _piece, leaf in content.text + content.html:
                 if id(leaf) not in shown:
                     shown.add(id(leaf))
-                    self.attach(leaf, _payload(leaf), leaf.get_content_type())
+                    self.attach(leaf, _payload(leaf), _content_type(leaf))
         return chosen
 
     def broken_multipart(self, part: Message, content_type: str, depth: int) -> Content:
@@ -189,7 +248,8 @@ class _Reader:
         )
         if boundary and b'"' not in boundary:
             self.note("multipart without its declared boundary: split where its parts start")
-            head = b'Content-Type: %s; boundary="%s"\r\n\r\n' % (content_type.encode("ascii"), boundary)
+            subtype = content_type.encode("ascii") if content_type.isascii() else b"multipart/mixed"  # 8-bit junk
+            head = b'Content-Type: %s; boundary="%s"\r\n\r\n' % (subtype, boundary)
             repaired = message_from_bytes(head + body)
             if repaired.is_multipart():
                 return self.multipart(repaired, content_type, depth)
@@ -209,10 +269,16 @@ class _Reader:
         if content_type == "text/rfc822-headers" and self.in_report:
             self.parts.findings.returned_headers.append(decode_text(data, _charset(part)))
         is_html = content_type in _HTML_TYPES
-        is_text = part.get_content_maintype() == "text" and content_type not in _TEXT_DATA_TYPES and not is_html
+        is_text = content_type.startswith("text/") and content_type not in _TEXT_DATA_TYPES and not is_html
         if (is_text or is_html) and not name and disposition != "attachment":
             self.positions[id(part)] = self.index
-            text = decode_text(data, _charset(part), self.problems)
+            charset = _charset(part)
+            if is_html and not charset and not data.isascii():
+                meta = _META_CHARSET.search(data[:4096])
+                charset = meta[1].decode("ascii") if meta else None
+            if not is_html and b"begin " in data:
+                data = self.uudecoded(data)
+            text = decode_text(data, charset, self.problems)
             if is_html:
                 return Content(html=[(text, part)])
             if str(part.get_param("format", "")).lower() == "flowed":
@@ -222,6 +288,34 @@ class _Reader:
             self.shown_attachments.append((decode_text(data, _charset(part)), part))
         self.attach(part, data, content_type, name)
         return Content()
+
+    def uudecoded(self, data: bytes) -> bytes:
+        """The text with each uuencoded file in it taken out and kept as an attachment."""
+
+        # One pass over the text (text full of "begin" lines must not cost a pass per line): an "end"
+        # found is reused for the next "begin" before it, and text that turns out not to be
+        # uuencoding is passed over up to its "end".
+        kept: list[bytes] = []
+        position = 0
+        end: re.Match[bytes] | None = None
+        while (begin := _UU_BEGIN.search(data, position)) is not None:
+            if end is None or end.start() < begin.end():
+                end = _UU_END.search(data, begin.end())
+                if end is None:
+                    break
+            decoded = _uudecode(data[begin.end() : end.start()])
+            if decoded is None:  # not uuencoding after all: the text up to its "end" stays as it is
+                kept.append(data[position : end.end()])
+                position = end.end()
+                continue
+            name = decode_text(begin[1].strip())
+            content_type = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+            filename = safe_filename(name, content_type, self.index)
+            self.parts.attachments.append(Attachment(filename, content_type[:120], decoded))
+            kept.append(data[position : begin.start()])
+            position = end.end()
+        kept.append(data[position:])
+        return b"".join(kept)
 
     def smime(self, part: Message, data: bytes, content_type: str, depth: int) -> Content:
         self.attach(part, data, content_type, _declared_name(part) or "smime.p7m")
@@ -241,6 +335,11 @@ class _Reader:
         if content_type in _STATUS_TYPES or content_type == "message/feedback-report":
             blocks = [b for b in payload if isinstance(b, Message)] if isinstance(payload, list) else []
             text = "\n".join(message_of(b) + _rest(b) for b in blocks) if blocks else _payload(part).decode("latin-1")
+            encoding = _transfer_encoding(part)
+            if encoding in ("base64", "quoted-printable"):
+                # The parser read the encoded text as field blocks: decode it, then read the fields.
+                data = text.encode("utf-8", "surrogateescape")
+                text = decode_text(_lenient_base64(data) if encoding == "base64" else quopri.decodestring(data))
             target = self.parts.findings.feedback_report
             if content_type in _STATUS_TYPES:
                 target = self.parts.findings.delivery_status
@@ -269,14 +368,60 @@ class _Reader:
         except Exception as exc:
             self.note(f"attached message could not be written back whole ({type(exc).__name__})")
             data = str(payload[0]).encode("utf-8", "surrogateescape")
-        encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        encoding = _transfer_encoding(part)
         if encoding == "base64":  # the parser read base64 text as a message: decode it after all
-            letters = _NOT_BASE64.sub(b"", data)
-            letters = letters[: len(letters) - 1] if len(letters) % 4 == 1 else letters
-            return base64.b64decode(letters + b"=" * (-len(letters) % 4))
+            return _lenient_base64(data)
         if encoding == "quoted-printable":
             return quopri.decodestring(data)
         return data
+
+
+def _content_type(part: Message) -> str:
+    """The part's type, also where the sender quoted it or put blanks in it ('"text/plain"',
+    "text / html"), which email reads as an unknown type and so shows nowhere."""
+    content_type = part.get_content_type()
+    if not _TYPE_JUNK.search(content_type):
+        return content_type
+    maintype, slash, subtype = _TYPE_JUNK.sub("", content_type).partition("/")
+    return f"{maintype}/{subtype}" if maintype and slash and subtype and "/" not in subtype else "text/plain"
+
+
+def _content_id(part: Message) -> str:
+    try:
+        value = decode_header_text(str(part.get("Content-ID", "")))
+    except Exception:  # a header email cannot turn into text: the part is still kept, without its id
+        return ""
+    return "".join(value.split()).strip("<>")[:300]
+
+
+def _transfer_encoding(part: Message) -> str:
+    """The Content-Transfer-Encoding name, read leniently ("base64 ", '"base64"', "Base64; x")."""
+    declared = str(part.get("Content-Transfer-Encoding", "")).lower()
+    return _ENCODING_JUNK.sub("", declared.partition(";")[0])
+
+
+def _lenient_base64(data: bytes) -> bytes:
+    """Base64 decoded as far as it goes: stray characters skipped, missing padding added."""
+    letters = _NOT_BASE64.sub(b"", data)
+    letters = letters[: len(letters) - 1] if len(letters) % 4 == 1 else letters
+    return base64.b64decode(letters + b"=" * (-len(letters) % 4))
+
+
+def _uudecode(block: bytes) -> bytes | None:
+    """The bytes of uuencoded lines; None when a line is not uuencoding. Lines with padding beyond
+    their length byte (some encoders add it) are cut to what the length byte says, as email does."""
+    out = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(binascii.a2b_uu(line))
+        except binascii.Error:
+            try:
+                out.append(binascii.a2b_uu(line[: (((line[0] - 32) & 63) * 4 + 5) // 3]))
+            except binascii.Error:
+                return None
+    return b"".join(out)
 
 
 def _rest(block: Message) -> str:

@@ -54,7 +54,19 @@ _ALIASES = {
     "x-mac-roman": "mac_roman",
     "macintosh": "mac_roman",
     "utf-8-sig": "utf-8",
+    "utf8mb4": "utf-8",  # MySQL's name for UTF-8, copied into mail by web applications
+    "windows-31j": "cp932",
+    "x-mac-ce": "mac-latin2",
+    "x-windows-949": "cp949",
+    "gb_2312-80": "gb18030",
+    "ucs-2": "utf-16",
+    "iso-10646-ucs-2": "utf-16",
 }
+# Python codecs that are no charset: a label naming one ("undefined", "unicode_escape" …) would fail
+# every message, or turn the text into something else, so it counts as an unknown charset.
+_NOT_CHARSETS = frozenset({"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "mbcs", "oem"})
+_LABEL_JUNK = re.compile(r"[\x00-\x20\x7f\"']")
+_SEPARATORS = re.compile(r"[-_ ]")
 
 
 def _latin1_rest(error: UnicodeError) -> tuple[str, int]:
@@ -76,7 +88,17 @@ def _standin_nul(error: UnicodeError) -> tuple[str, int]:
 # A well-formed multi-byte UTF-8 character: Windows-1252 text practically never holds one.
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
+_UTF8_BEYOND_LATIN1_SYMBOLS = re.compile(rb"[\xc3-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _windows_1252_rest(error: UnicodeError) -> tuple[str, int]:
+    """Bytes that are not UTF-8, as Windows-1252 (and its five undefined bytes as C1 code points)."""
+    assert isinstance(error, UnicodeDecodeError)
+    return windows_1252(error.object[error.start : error.end]), error.end
+
+
 codecs.register_error("hub-latin1-rest", _latin1_rest)
+codecs.register_error("hub-1252-rest", _windows_1252_rest)
 codecs.register_error("hub-standin-nul", _standin_nul)
 
 
@@ -84,8 +106,23 @@ def charset_label(charset: str | None) -> str:
     """A charset parameter as a lower-case label without quotes, language or spaces."""
     if not charset:
         return ""
-    label = charset.strip().strip("\"'").strip().lower()
+    # Quotes, spaces and control characters are no part of any label (a NUL in one would make
+    # Python's codec lookup raise ValueError, not LookupError).
+    label = _LABEL_JUNK.sub("", charset).lower()
     return label.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*en
+
+
+def _codec(label: str) -> str | None:
+    """The Python codec for a charset label as mailers write it ("cp-850", "x-mac-cyrillic",
+    "latin-2" …), or None when there is none that reads text."""
+    for candidate in (_ALIASES.get(label, label), label.removeprefix("x-"), _SEPARATORS.sub("", label)):
+        try:
+            info = codecs.lookup(candidate)
+        except (LookupError, ValueError, TypeError):
+            continue
+        if info.name not in _NOT_CHARSETS and getattr(info, "_is_text_encoding", True):
+            return info.name
+    return None
 
 
 def windows_1252(data: bytes) -> str:
@@ -95,19 +132,33 @@ def windows_1252(data: bytes) -> str:
 def decode_text(data: bytes, charset: str | None = None, problems: list[str] | None = None) -> str:
     """``data`` as text, read the way mail clients read it; what had to be guessed goes to ``problems``."""
     label = charset_label(charset)
+    if data.startswith(codecs.BOM_UTF8):
+        # A byte-order mark says UTF-8 whatever the label (as browsers read it), and is no text.
+        data, label = data[len(codecs.BOM_UTF8) :], "utf-8"
     # 7-bit data is ASCII in every charset but the 7-bit ones (ISO-2022-JP, UTF-7, HZ …).
     if data.isascii() and (label in _UTF8_LIKE or label in _WINDOWS_1252 or label.startswith(_ASCII_BASED)):
         return data.decode("ascii")
     if label in _WINDOWS_1252 and label not in ("us-ascii", "ascii", "ansi_x3.4-1968"):
+        # Labelled Latin-1 but valid UTF-8 (a mailer that labels everything it sends ISO-8859-1): read
+        # as Windows-1252 it would be "CafÃ©". Windows-1252 text is practically never valid UTF-8 with
+        # a letter or symbol beyond U+00BF in it: every 8-bit byte would have to be part of a pair like
+        # "Ã©". (A lone U+0080 to U+00BF, "Â°", is too easily real Latin-1 to count.)
+        if _UTF8_BEYOND_LATIN1_SYMBOLS.search(data):
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return windows_1252(data)
+            _note(problems, f"text labelled {label[:40]} is UTF-8, read as UTF-8")
+            return text
         return windows_1252(data)
     if label in _UTF8_LIKE:
         return _utf8_or_1252(data, label, problems)
-    codec = _ALIASES.get(label, label)
-    try:
-        return data.decode(codec)
-    except LookupError:
+    codec = _codec(label)
+    if codec is None:
         _note(problems, f"unknown charset {label[:40]!r}, read as UTF-8")
         return _utf8_or_1252(data, "", None)
+    try:
+        return data.decode(codec)
     except UnicodeDecodeError:
         _note(problems, f"text is not valid {label[:40]}, read with replacements")
         return data.decode(codec, errors="replace")
@@ -124,9 +175,12 @@ def _utf8_or_1252(data: bytes, label: str, problems: list[str] | None) -> str:
     try:
         text = data.decode("utf-8", errors="hub-standin-nul")
     except UnicodeDecodeError:
-        if _UTF8_SEQUENCE.search(data):  # UTF-8 with a few bad bytes, not Windows-1252
-            _note(problems, "text is not valid UTF-8, read with replacements")
-            return data.decode("utf-8", errors="replace")
+        if _UTF8_SEQUENCE.search(data):
+            # UTF-8 with bytes that are not: mostly Windows-1252 text joined to it (a mailing list's
+            # Latin-1 footer under a UTF-8 message, a quoted older mail), so those bytes are read as
+            # Windows-1252 ("Café été", not "Café \ufffdt\ufffd").
+            _note(problems, "text mixes UTF-8 with other bytes, read as Windows-1252")
+            return data.decode("utf-8", errors="hub-1252-rest")
         if label in ("utf-8", "utf8"):
             _note(problems, "text is not valid UTF-8, read as Windows-1252")
         return windows_1252(data)

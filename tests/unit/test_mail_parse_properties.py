@@ -84,6 +84,9 @@ def text_leaf(draw: st.DrawFn) -> Tree:
         charset, data = "utf-8", text.encode("utf-8")
     if charset in ("iso-8859-1", "iso-8859-15", "koi8-r") and any(0x80 <= b <= 0x9F for b in data):
         charset, data = "utf-8", text.encode("utf-8")  # C1 bytes there are read as Windows-1252, as browsers do
+    valid_utf8 = data.decode("utf-8", "ignore").encode() == data
+    if charset in ("iso-8859-1", "windows-1252") and not data.isascii() and valid_utf8:
+        charset, data = "utf-8", text.encode("utf-8")  # Latin-1-labelled text that is valid UTF-8 is read as UTF-8
     subtype = draw(st.sampled_from(["plain", "html", "plain", "csv", "x-unknown"]))
     msg = Message()
     msg["Content-Type"] = f"text/{subtype}; charset={charset}"
