@@ -470,7 +470,7 @@ def index() -> Any:
     # choices and users the filter form has just loaded: no object per row and no join for them.
     # An old ?page=N link is read from an OFFSET: the rows before it are walked to be skipped.
     skipping = page_arg() > 1 and not (request.args.get("cursor") or request.args.get("before"))
-    query, kept = filters.rows(user(), skipping=skipping)
+    query, kept = filters.rows(user(), skipping=skipping, session=db_session())
     page, sort = cursor_page(
         query, PROJECT_SORTS, request.args.get("sort", "-updated"), "-updated", rows=True, kept=kept
     )

@@ -555,6 +555,7 @@ def list_projects() -> Any:
         open_only=q.open,
         updated_since=q.updated_since,
         skipping=bool(q.page and q.page > 1 and not q.cursor),  # read from an OFFSET (see _keyset)
+        session=db_session(),
     )
     # A summary's columns as plain values in the page's one query (the relation's name from the join
     # it already has), status and type named from the choices (one small query, no join per row).
