@@ -17,6 +17,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
+from functools import partial
 
 from hub.mail.dates import parse_date
 from hub.mail.identity import content_key
@@ -224,14 +225,17 @@ def _make_storable(parsed: ParsedMessage) -> None:
     problems = parsed.problems
     for name in ("subject", "from_address", "from_name"):
         setattr(parsed, name, _shown_plainly(getattr(parsed, name), problems))
-    parsed.participants = [
-        (role, _shown_plainly(key, problems), _shown_plainly(name, problems)) for role, key, name in parsed.participants
-    ]
     for name in ("subject", "from_address", "from_name", "text_body", "html_body"):
         setattr(parsed, name, _storable(getattr(parsed, name), problems))
-    parsed.participants = [
-        (role, _storable(key, problems), _storable(name, problems)) for role, key, name in parsed.participants
-    ]
+    # The participants' keys and names looked at together first: such characters are rare, and two
+    # searches per name cost more than the rest of this.
+    together = "\n".join(text for _role, key, name in parsed.participants for text in (key, name))
+    if _REORDERING.search(together) is not None or _UNSTORABLE.search(together) is not None:
+        plain = partial(_shown_plainly, problems=problems)
+        parsed.participants = [
+            (role, _storable(plain(key), problems), _storable(plain(name), problems))
+            for role, key, name in parsed.participants
+        ]
     for attachment in parsed.attachments:
         attachment.filename = _storable(attachment.filename, problems)
         attachment.content_type = _storable(attachment.content_type, problems)
@@ -318,7 +322,10 @@ def _mailboxes(headers: _Headers, name: str, problems: list[str]) -> list[tuple[
     if raw is None:
         return []
     try:
-        pairs = addresses(" ".join(str(raw[1]).split()))
+        text = " ".join(str(raw[1]).split())
+        pairs = addresses(text)
+        if text.isascii() and "=?" not in text:
+            return pairs  # nothing encoded: the pairs are as they will be shown
         found = [(_decode(display), address, _decode(address)) for display, address in pairs]
     except Exception as exc:  # a header the decoder chokes on must not lose the message
         problems.append(f"unreadable {name} header ({type(exc).__name__})")

@@ -397,7 +397,12 @@ def _content_id(part: Message) -> str:
 def _transfer_encoding(part: Message) -> str:
     """The Content-Transfer-Encoding name, read leniently ("base64 ", '"base64"', "Base64; x")."""
     declared = str(part.get("Content-Transfer-Encoding", "")).lower()
+    if declared in _PLAIN_ENCODINGS:  # (nearly every part: no need to clean it)
+        return declared
     return _ENCODING_JUNK.sub("", declared.partition(";")[0])
+
+
+_PLAIN_ENCODINGS = frozenset(("", "7bit", "8bit", "binary", "base64", "quoted-printable"))
 
 
 def _lenient_base64(data: bytes) -> bytes:
