@@ -204,6 +204,14 @@ def _load_project(project_id: int) -> Any:
     return project_service.get_project(db_session(), me(), project_id, full=True)
 
 
+def _load_relation(relation_id: int) -> Any:
+    # Reading one relation answers from its plain values (two queries, no Relation object); what
+    # may change a relation loads the Relation itself.
+    if request.endpoint == "api.get_relation":
+        return relation_service.relation_sheet(db_session(), me(), relation_id, page=False)
+    return relation_service.get_relation(db_session(), me(), relation_id)
+
+
 def _load_email(email_id: int) -> Any:
     from hub.mail.read import get_email
 
@@ -212,7 +220,7 @@ def _load_email(email_id: int) -> Any:
 
 LOADERS.update(
     {
-        "relation_id": lambda i: relation_service.get_relation(db_session(), me(), i),
+        "relation_id": _load_relation,
         "contact_id": lambda i: relation_service.get_contact(db_session(), me(), i),
         # Loaded with what its summary shows: most project endpoints answer with it, and loading
         # it twice (once to say 404, once to answer) was half the cost of GET /projects/{id}.
