@@ -25,7 +25,8 @@ A search costs a constant number of statements however many rows match: one per 
 (a first page is read with its kind's count, so the kind's first matches are found once), one that
 counts the other kinds, and one small one per page of contacts (their addresses and numbers) or
 relations (their own numbers); on SQLite one more, first, asks whether any free choice's name
-holds the text (:data:`_CHOICES_MATCH`). The statements are built once per shape of text
+holds the text (:data:`_CHOICES_MATCH`; PostgreSQL asks it with its folding of the text,
+:data:`_FOLD_AND_CHOICES`). The statements are built once per shape of text
 (whether it can be a phone number, a project number, a number typed in groups) and user's access
 rule, and kept (:func:`_kept`): the text goes in as bound values. A page's rows are read as plain
 values (:class:`ContactHit`, :class:`RelationHit`, :class:`ProjectHit`, :class:`EmailHit`: what
@@ -35,7 +36,13 @@ How matching is made fast: from an index on both databases, so a search costs wh
 cost, not what the tables hold.
 
 - PostgreSQL (migrations/versions/0010_search.py): ``hub_fold(column) LIKE '%text%'``, answered from
-  pg_trgm GIN indexes (the typed text folded by the same ``hub_fold``: one statement more).
+  pg_trgm GIN indexes (the typed text folded by the same ``hub_fold``: one statement more). The index
+  proposes rows that PostgreSQL checks again, folding each, and ranking folds each match found: since
+  migration 0017 ``hub_fold`` is a function PostgreSQL inlines (or PL/pgSQL), a tenth of the cost a
+  row, and a kind's first CAP matches are ranked as they are found (:meth:`_Kind.ranked`), not read
+  again by id; a later page is read with its kind's count, as a first page is. ("bakker" at 30,000
+  and 90,000 contacts: a search page 33 → 20 and 52 → 27 ms, its second page of contacts 39 → 19
+  and 74 → 26 ms.)
 - SQLite (migrations/versions/0014_search_sqlite_index.py, which says why this shape): per searched
   table an FTS5 table ``search_<table>`` with the trigram tokenizer over the searched columns folded
   by ``hub_fold`` (hub.text.fold, which hub.db gives every SQLite connection), kept by triggers, so
@@ -591,6 +598,17 @@ class _Kind:
     key_is_moment: bool = False
     visible: Any = None
     parts: tuple[tuple[Any, ColumnElement[bool]], ...] = ()
+    # PostgreSQL: rank the matches as they are found (:meth:`ranked`), not by reading them again.
+    rank_when_found: bool = False
+
+    def ranked(self, limit: int) -> Select[Any]:
+        """PostgreSQL: :meth:`first`, each id with its rank and key (``search_rank``, ``search_key``),
+        computed from the row the search reads anyway (for its visibility): ranked afterwards, each
+        match of a common word was read again by its id (a thousand index look-ups, 1.5 ms a kind at
+        a tenth of the benchmark's size)."""
+        model, order = self.model, (lambda c: c.desc()) if self.descending else (lambda c: c.asc())
+        columns = model.id.label("search_id"), self.rank.label("search_rank"), self.key.label("search_key")
+        return self.base.with_only_columns(*columns).order_by(order(model.id)).limit(limit)
 
     def first(self, limit: int) -> Select[Any]:
         """The ids of the first ``limit`` visible matches in id order (e-mails: the last), as
@@ -632,13 +650,14 @@ class _Matching:
     # (ids)``), for :meth:`_Kind.first`.
     branches: tuple[Select[Any], ...] = ()
     parts: tuple[tuple[Any, ColumnElement[bool]], ...] = ()
+    sqlite: bool = True
 
     def kind(self, user: User) -> _Kind:
         # The cheap text test first: the access rule's subqueries then run only for rows that match.
         visible = self.visible(user)
         base = select(self.model).where(self.matched, visible)
         kind = _Kind(base, self.model, self.rank, self.key, self.descending, self.shown, self.key_is_moment)
-        return replace(kind, visible=visible, parts=self.parts)
+        return replace(kind, visible=visible, parts=self.parts, rank_when_found=not self.sqlite)
 
 
 def _ids(branches: list[Select[Any]]) -> Any:
@@ -648,15 +667,29 @@ def _ids(branches: list[Select[Any]]) -> Any:
     return union(*branches)
 
 
-def _among(model: Any, ids: Any, m: _Match) -> ColumnElement[bool]:
-    """``model.id`` is one of ``ids``. On PostgreSQL as ``= ANY (ARRAY (ids))``: the ids are found
+def _among(model: Any, branches: list[Select[Any]], m: _Match) -> ColumnElement[bool]:
+    """``model.id`` is one any branch finds. On PostgreSQL as ``= ANY (ARRAY (ids))``: the ids are found
     first (from their indexes), then the rows read by primary key in id order, so the access rule
     is asked of matches only, and of no more than a page needs. With ``IN (ids)`` the planner
     scanned the whole table asking the access rule of every row (a common word: 27 ms a kind at a
-    tenth of the bench's size, 14 ms so). (SQLite reads its matches by :meth:`_Kind.first`'s parts.)"""
+    tenth of the bench's size, 14 ms so). (SQLite reads its matches by :meth:`_Kind.first`'s parts.)
+    The branches' ids go into the array as found (UNION ALL): ``= ANY`` sorts them and passes over
+    repeats itself, and a UNION's hashing of every match cost as much again (2 ms of a common
+    word's 14 at 90,000 contacts)."""
     if m.sqlite:
-        return model.id.in_(ids)
-    return model.id == any_(func.array(ids.scalar_subquery()))
+        return model.id.in_(_ids(branches))
+    return model.id == any_(func.array(union_all(*branches).scalar_subquery()))
+
+
+def _scanned(model: Any, row: ColumnElement[bool], others: list[Select[Any]]) -> ColumnElement[bool]:
+    """PostgreSQL, contacts, a text shorter than a trigram (:attr:`_Shape.short`): the trigram
+    indexes have nothing to look up in it and propose every row, so all matches were collected (a
+    quarter of the contacts for "de") before the first CAP + 1 were taken. Tested on each row
+    instead (``row``; ``others``: the look-ups in other tables), in id order, reading stops at those
+    CAP + 1. At 90,000 contacts "de" 56 → 35 ms, "zq" (no match) 61 → 52 ms. (Relations and
+    projects not: there PostgreSQL asked the access rule of each row before its text, and a rare
+    short text cost twice as much; a common one less: "de" 18 → 4 and 48 → 10 ms.)"""
+    return or_(row, model.id.in_(_ids(others))) if others else row
 
 
 def _rank(exact: ColumnElement[bool], prefix: ColumnElement[bool]) -> ColumnElement[int]:
@@ -681,7 +714,7 @@ def _relations(b: _Bound, m: _Match) -> _Matching:
         branches = [select(Relation.id).where(texts)]
     if b.shape.phone:
         branches.append(own_phone.where(m.phone(PhoneNumber.e164, b)))
-    matched = _among(Relation, _ids(branches), m)
+    matched = _among(Relation, branches, m)
     exact_number = [m.equals(Relation.coc_number, b.exact), m.equals(Relation.vat_number, b.exact)]
     if b.shape.compact:
         exact_number += [
@@ -718,7 +751,13 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
         ]
     if b.shape.phone:
         branches.append(numbers.where(m.phone(PhoneNumber.e164, b)))
-    matched = _among(Contact, _ids(branches), m)
+    if not m.sqlite and b.shape.short:
+        address = select(EmailAddress.id).where(
+            EmailAddress.contact_id == Contact.id, m.contains(EmailAddress.address_key, b.contains)
+        )
+        matched = _scanned(Contact, or_(m.contains(Contact.name, b.contains), address.exists()), branches[2:])
+    else:
+        matched = _among(Contact, branches, m)
     exact = [
         m.equals(Contact.name, b.exact),
         Contact.id.in_(addresses.where(EmailAddress.address_key == b.folded)),
@@ -758,7 +797,7 @@ def _projects(b: _Bound, m: _Match) -> _Matching:
         branches = [select(Project.id).where(texts)]
     if b.shape.choices:
         branches.append(select(chosen.subquery().c.id))
-    matched = _among(Project, _ids(branches), m)
+    matched = _among(Project, branches, m)
     exact = m.equals(Project.name, b.exact)
     if b.shape.number:
         exact = or_(Project.id == b.number, exact)
@@ -800,8 +839,7 @@ def _emails(b: _Bound, m: _Match) -> _Matching:
 _CONTAINS: Any = bindparam("search_contains", type_=String())
 # Whether any free choice's name holds the text. On SQLite the projects' look-up of their choices
 # cost a search 0.2 to 0.7 ms even when no choice matched (nearly always: a company has a few dozen
-# choices); asked first, in some 30 µs, it is left out then. (PostgreSQL's costs little: it is
-# always there.)
+# choices); asked first, in some 30 µs, it is left out then. (PostgreSQL: :data:`_FOLD_AND_CHOICES`.)
 _CHOICES_MATCH = (
     select(literal(1))
     .where(
@@ -814,6 +852,23 @@ _CHOICES_MATCH = (
 
 def _choices_match(connection: Connection, values: dict[str, Any]) -> bool:
     return connection.execute(_CHOICES_MATCH, values).first() is not None
+
+
+_TEXT: Any = bindparam("search_text", type_=String())
+# PostgreSQL: the typed text folded by hub_fold (its indexes' very function, so both always agree),
+# and whether a free choice's name holds it (a substring test of the folded texts: the same as the
+# projects' ``LIKE '%text%'``, with nothing to escape). Planning the projects' five look-ups of
+# their choices cost a search about a millisecond, nearly always for nothing; asked with the
+# folding, which is a statement anyway, the answer costs no round trip of its own.
+_FOLD_AND_CHOICES = select(
+    func.hub_fold(_TEXT),
+    select(literal(1))
+    .where(
+        or_(*(Choice.field == ChoiceField(name) for name in FREE_CHOICE_FIELDS)),
+        func.strpos(func.hub_fold(Choice.name), func.hub_fold(_TEXT)) > 0,
+    )
+    .exists(),
+)
 
 
 def _sqlite(m: _Match, branches: list[Select[Any]]) -> tuple[Select[Any], ...]:
@@ -857,6 +912,7 @@ def _matching(kind: str, shape: _Shape, sqlite: bool) -> _Matching:
         matched=_Fixed(f"{name}:matched", built.matched),
         rank=_Fixed(f"{name}:rank", built.rank),
         parts=tuple(parts),
+        sqlite=sqlite,
     )
 
 
@@ -926,11 +982,16 @@ def _read_cursor(cursor: str, kind: str, moment: bool) -> tuple[int, Any, int]:
         raise BadCursor(cursor) from error
 
 
-def _after(spec: _Kind, rank: int, key: Any, row_id: int) -> ColumnElement[bool]:
-    ident = spec.model.id
-    key_beyond = spec.key < key if spec.descending else spec.key > key
-    id_beyond = ident < row_id if spec.descending else ident > row_id
-    return or_(spec.rank > rank, and_(spec.rank == rank, or_(key_beyond, and_(spec.key == key, id_beyond))))
+# Where a cursor points: the rank, key and id of the last row of the page before.
+_Position = tuple[int, Any, int]
+
+
+def _after(columns: tuple[Any, Any, Any], descending: bool, position: _Position) -> ColumnElement[bool]:
+    """The rows after ``position`` in the order of ``columns`` (rank, key, id)."""
+    (rank_of, key_of, ident), (rank, key, row_id) = columns, position
+    key_beyond = key_of < key if descending else key_of > key
+    id_beyond = ident < row_id if descending else ident > row_id
+    return or_(rank_of > rank, and_(rank_of == rank, or_(key_beyond, and_(key_of == key, id_beyond))))
 
 
 # --- searching ---------------------------------------------------------------------------------------------
@@ -994,8 +1055,9 @@ def search(
     if not fold(cleaned):
         return Results(cleaned, truncated, [Group(kind, 0) for kind in searched])
     m = _Match(sqlite=_is_sqlite(session))
-    # PostgreSQL folds the typed text with the very function its indexes hold, so both always agree.
-    folded = None if m.sqlite else session.scalar(select(func.hub_fold(cleaned)))
+    folded, choices = None, True
+    if not m.sqlite:
+        folded, choices = session.execute(_FOLD_AND_CHOICES, {"search_text": cleaned}).one()
     terms = read_terms(cleaned, region, folded)
     if terms is None:
         return Results(cleaned, truncated, [Group(kind, 0) for kind in searched])
@@ -1009,6 +1071,8 @@ def search(
     connection = session.connection()
     if m.sqlite:
         shape = replace(shape, choices=_choices_match(connection, values))
+    elif folded == terms.folded:  # else the text was folded to spaces at an end: look, to be sure
+        shape = replace(shape, choices=bool(choices))
     # What the statements depend on besides the text (which is bound): its shape, the database and
     # the user's access rule (hub.crm.access's and the mail capability's, made of these).
     key = (shape, m.sqlite, searched, user.id, user.is_active, user.is_admin, emails_visible)
@@ -1023,19 +1087,19 @@ def search(
         return specs
 
     specs: dict[str, _Kind] = _kept(("specs", *key), make_specs)
-    after = None
+    after: _Position | None = None
     if cursor:
         if len(paged) != 1:
             raise BadCursor(cursor)
-        spec = specs[paged[0]]
-        after = _after(spec, *_read_cursor(cursor, paged[0], spec.key_is_moment))
+        after = _read_cursor(cursor, paged[0], specs[paged[0]].key_is_moment)
 
     # A first page is read with its kind's count, in one statement (:func:`_first_page`): both need
     # the kind's first matches, which are then found once. The other kinds are counted together in
     # one more, each up to CAP + 1 of its matches (what is hidden is not counted: the same conditions
-    # as its pages).
-    first_pages = paged if after is None else ()
-    counted = tuple(kind for kind in searched if kind not in first_pages)
+    # as its pages). PostgreSQL reads a later page with its count too (the rows after the cursor among
+    # the first CAP found): counted apart, a common word's matches were found twice, 40 % of the page.
+    with_count = paged if after is None or not m.sqlite else ()
+    counted = tuple(kind for kind in searched if kind not in with_count)
 
     def make_count() -> Select[Any]:
         counts = (
@@ -1050,12 +1114,20 @@ def search(
     groups = []
     for kind, spec in specs.items():
         assert spec.shown is not None
-        if kind in first_pages:
-            query = _kept(("first page", kind, per_page, *key), functools.partial(_first_page, spec, per_page))
+        if kind in with_count:
+            if after is None:
+                query = _kept(("first page", kind, per_page, *key), functools.partial(_first_page, spec, per_page))
+            else:
+                query = _first_page(spec, per_page, after)
             rows = connection.execute(query, values).all()
-            # No row: nothing visible matches (any match would be on the first page).
-            total = int(rows[0].search_total) if rows else 0
-            group = Group(kind, min(total, CAP), capped=total > CAP)
+            if rows:
+                total = int(rows[0].search_total)
+            elif after is None:
+                total = 0  # nothing visible matches (any match would be on the first page)
+            else:  # nothing after the cursor: counted on its own
+                count = select(func.count()).select_from(spec.first(CAP + 1).subquery())
+                total = int(connection.execute(count, values).scalar_one())
+            group = Group(kind, min(total, CAP), cursor=cursor if after is not None else None, capped=total > CAP)
             _show_page(connection, rows, spec.shown, group, per_page)
         else:
             total = totals[kind]
@@ -1078,22 +1150,31 @@ def _kept(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
     return kept(_KEPT, key, make, KEPT)
 
 
-def _page(spec: _Kind, after: Any, per_page: int, firsts: Any = None) -> Select[Any]:
+def _page(spec: _Kind, after: _Position | None, per_page: int, firsts: Any = None) -> Select[Any]:
     # The page's ids are chosen first, by rank and key alone, and only then are its rows read with
     # what they show (a contact's relation, a project's status): joined before the choice, every
     # match's relation was read and sorted along with it (a common name matches thousands).
     direction = (lambda c: c.desc()) if spec.descending else (lambda c: c.asc())
     # Only the first CAP found (in id order, as the index gives them) are ranked: all of them when
     # fewer match, and the same rows on every page, so Next lists each of them once.
-    if firsts is None:
-        first = spec.first(CAP).subquery()
-        firsts = select(first.c.search_id)
-    base = select(spec.model).where(spec.model.id.in_(firsts))
-    rank, key = spec.rank.label("search_rank"), spec.key.label("search_key")
-    chosen = base.with_only_columns(spec.model.id.label("search_id"), rank, key)
+    chosen: Select[Any]
+    if spec.rank_when_found:
+        # PostgreSQL: ranked as found (:meth:`_Kind.ranked`; ``firsts``: the first page's, with their rank).
+        found = (spec.ranked(CAP) if firsts is None else firsts).subquery()
+        ident, rank, key = found.c.search_id, found.c.search_rank, found.c.search_key
+        chosen = select(ident, rank, key)
+        after_columns: tuple[Any, Any, Any] = (rank, key, ident)
+    else:
+        if firsts is None:
+            first = spec.first(CAP).subquery()
+            firsts = select(first.c.search_id)
+        base = select(spec.model).where(spec.model.id.in_(firsts))
+        ident, rank, key = spec.model.id, spec.rank.label("search_rank"), spec.key.label("search_key")
+        chosen = base.with_only_columns(ident.label("search_id"), rank, key)
+        after_columns = (spec.rank, spec.key, ident)
     if after is not None:
-        chosen = chosen.where(after)
-    page = chosen.order_by(rank.asc(), direction(key), direction(spec.model.id)).limit(per_page + 1).subquery()
+        chosen = chosen.where(_after(after_columns, spec.descending, after))
+    page = chosen.order_by(rank.asc(), direction(key), direction(ident)).limit(per_page + 1).subquery()
     assert spec.shown is not None
     query = (
         select(*spec.shown.columns, page.c.search_rank, page.c.search_key)
@@ -1105,14 +1186,15 @@ def _page(spec: _Kind, after: Any, per_page: int, firsts: Any = None) -> Select[
     return query.order_by(page.c.search_rank.asc(), direction(page.c.search_key), direction(spec.model.id))
 
 
-def _first_page(spec: _Kind, per_page: int) -> Select[Any]:
-    """The first page of ``spec`` as :func:`_page` reads it, each row also carrying the kind's count
-    (``search_total``, up to CAP + 1): its first CAP + 1 matches are found once, counted, and the
-    first CAP of them ranked."""
-    found = spec.first(CAP + 1).cte("search_found")
+def _first_page(spec: _Kind, per_page: int, after: _Position | None = None) -> Select[Any]:
+    """The first page of ``spec`` (or on PostgreSQL the page ``after`` a cursor) as :func:`_page`
+    reads it, each row also carrying the kind's count (``search_total``, up to CAP + 1): its first
+    CAP + 1 matches are found once, counted, and the first CAP of them ranked."""
+    found = (spec.ranked if spec.rank_when_found else spec.first)(CAP + 1).cte("search_found")
     order = found.c.search_id.desc() if spec.descending else found.c.search_id.asc()
     total = select(func.count()).select_from(found).scalar_subquery().label("search_total")
-    return _page(spec, None, per_page, select(found.c.search_id).order_by(order).limit(CAP)).add_columns(total)
+    firsts = select(*found.c).order_by(order).limit(CAP)
+    return _page(spec, after, per_page, firsts).add_columns(total)
 
 
 def _show_page(connection: Connection, rows: Sequence[Any], shown: _Shown, group: Group, per_page: int) -> None:
