@@ -7,6 +7,7 @@ logs a test client in through the real login form.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -94,25 +95,30 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def new_user(
+    database: Database, name: str = "", *, admin: bool = False, active: bool = True, language: str | None = "en"
+) -> User:
+    """A user made through the service on ``database`` (either kind), with PASSWORD and an address
+    of his own."""
+    n = next(_counter)
+    name = name or f"user{n}"
+    with database.transaction() as session:
+        return create_user(
+            session,
+            UserInput(
+                email=f"{name.lower().replace(' ', '.')}{n}@staff.example",
+                name=name,
+                password=PASSWORD,
+                is_admin=admin,
+                is_active=active,
+                language=language,
+            ),
+        )
+
+
 @pytest.fixture
 def make_user(db: Database) -> Callable[..., User]:
-    def make(name: str = "", *, admin: bool = False, active: bool = True, language: str | None = "en") -> User:
-        n = next(_counter)
-        name = name or f"user{n}"
-        with db.transaction() as session:
-            return create_user(
-                session,
-                UserInput(
-                    email=f"{name.lower().replace(' ', '.')}{n}@staff.example",
-                    name=name,
-                    password=PASSWORD,
-                    is_admin=admin,
-                    is_active=active,
-                    language=language,
-                ),
-            )
-
-    return make
+    return functools.partial(new_user, db)
 
 
 def csrf_token(html: str) -> str:

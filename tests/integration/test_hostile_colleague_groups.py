@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hub.accounts.users import UserInput, create_token, create_user
+from hub.accounts.users import create_token
 from hub.calendar.appointments import AppointmentInput, save_appointment
 from hub.campaigns import groups
 from hub.config import Settings
@@ -27,7 +27,7 @@ from hub.db import Database
 from hub.models import Call, User
 from hub.models.campaigns import TargetGroup
 from hub.telephony.sources import SourceInput, save_source
-from tests.conftest import PASSWORD, EnglishClient, csrf_token
+from tests.conftest import PASSWORD, EnglishClient, csrf_token, new_user
 
 _n = itertools.count(1)
 
@@ -38,20 +38,6 @@ class World:
     alice: User
     bob: User
     contact: int  # Olga of Open BV, tagged Probe; her only contact moments are on Alice's project
-
-
-def _person(db: Database, name: str, *, admin: bool = False) -> User:
-    with db.transaction() as s:
-        return create_user(
-            s,
-            UserInput(
-                email=f"{name.lower()}{next(_n)}@staff.example",
-                name=name,
-                password=PASSWORD,
-                is_admin=admin,
-                language="en",
-            ),
-        )
 
 
 @pytest.fixture
@@ -65,7 +51,7 @@ def site(any_db: Database, settings: Settings) -> Iterator[Flask]:
 
 @pytest.fixture
 def world(any_db: Database) -> World:
-    admin, alice, bob = _person(any_db, "Admin", admin=True), _person(any_db, "Alice"), _person(any_db, "Bob")
+    admin, alice, bob = new_user(any_db, "Admin", admin=True), new_user(any_db, "Alice"), new_user(any_db, "Bob")
     now = datetime.now(UTC)
     with any_db.transaction() as s:
         relation = save_relation(s, RelationInput(name="Open BV"))

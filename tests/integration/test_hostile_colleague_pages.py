@@ -6,7 +6,6 @@ PostgreSQL or both) or a leak before the fix it names. On SQLite and PostgreSQL.
 from __future__ import annotations
 
 import io
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from hub.accounts.users import UserInput, create_token, create_user
+from hub.accounts.users import create_token
 from hub.calendar.appointments import AppointmentInput, save_appointment
 from hub.campaigns.groups import GroupInput, save_group
 from hub.config import Settings
@@ -28,10 +27,9 @@ from hub.db import Database
 from hub.models import Activity, Call, Contact, Project, User
 from hub.models.campaigns import TargetGroupMember
 from hub.telephony.sources import SourceInput, save_source
-from tests.conftest import PASSWORD, EnglishClient, csrf_token
+from tests.conftest import PASSWORD, EnglishClient, csrf_token, new_user
 
 HUGE = "99999999999999999999"  # beyond 64 bits: SQLite cannot bind it, PostgreSQL cannot compare it
-_n = itertools.count(1)
 
 
 @dataclass
@@ -50,20 +48,6 @@ class World:
     static_list: int
 
 
-def _person(db: Database, name: str, *, admin: bool = False) -> User:
-    with db.transaction() as s:
-        return create_user(
-            s,
-            UserInput(
-                email=f"{name.lower()}{next(_n)}@staff.example",
-                name=name,
-                password=PASSWORD,
-                is_admin=admin,
-                language="en",
-            ),
-        )
-
-
 @pytest.fixture
 def site(any_db: Database, settings: Settings) -> Iterator[Flask]:
     from web import create_app
@@ -75,7 +59,7 @@ def site(any_db: Database, settings: Settings) -> Iterator[Flask]:
 
 @pytest.fixture
 def world(any_db: Database) -> World:
-    admin, alice, bob = _person(any_db, "Admin", admin=True), _person(any_db, "Alice"), _person(any_db, "Bob")
+    admin, alice, bob = new_user(any_db, "Admin", admin=True), new_user(any_db, "Alice"), new_user(any_db, "Bob")
     with any_db.transaction() as s:
         me = s.get_one(User, admin.id)
         hidden = save_relation(s, RelationInput(name="Hidden Relation Zq"))

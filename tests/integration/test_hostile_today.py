@@ -6,7 +6,6 @@ HTML, CSS in colours, deeply nested JSON). On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,29 +14,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hub.accounts.users import TokenScope, UserInput, create_token, create_user
+from hub.accounts.users import TokenScope, create_token
 from hub.config import Settings
 from hub.crm import tags
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation, set_relation_linked
 from hub.db import Database
 from hub.models import Relation, Tag, User
-from tests.conftest import PASSWORD, EnglishClient, csrf_token
-
-_n = itertools.count(1)
-
-
-def _person(db: Database, name: str, *, admin: bool = False) -> User:
-    with db.transaction() as s:
-        return create_user(
-            s,
-            UserInput(
-                email=f"{name.lower()}{next(_n)}@staff.example",
-                name=name,
-                password=PASSWORD,
-                is_admin=admin,
-                language="en",
-            ),
-        )
+from tests.conftest import PASSWORD, EnglishClient, csrf_token, new_user
 
 
 @pytest.fixture
@@ -70,7 +53,7 @@ class World:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.viewer, self.insider = _person(db, "Viewer"), _person(db, "Insider")
+        self.viewer, self.insider = new_user(db, "Viewer"), new_user(db, "Insider")
         with db.transaction() as s:
             open_ = save_relation(s, RelationInput(name="Open BV"))
             secret = save_relation(s, RelationInput(name="Secret BV"))
@@ -250,7 +233,7 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 def test_html_in_tag_names_is_escaped_everywhere(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    admin = _person(any_db, "Admin", admin=True)
+    admin = new_user(any_db, "Admin", admin=True)
     with any_db.transaction() as s:
         tags.tag_relation(s, s.get_one(Relation, world.open), HOSTILE)
         tag_id = tags.find_tag(s, HOSTILE).id  # type: ignore[union-attr]
@@ -291,7 +274,7 @@ def test_losing_access_counts_from_the_very_next_request(any_db: Database, site:
     from hub.models.users import UserGroup, group_members
 
     world = World(any_db)
-    member, admin = _person(any_db, "Member"), _person(any_db, "Boss", admin=True)
+    member, admin = new_user(any_db, "Member"), new_user(any_db, "Boss", admin=True)
     with any_db.transaction() as s:
         group = UserGroup(name="Sales")
         s.add(group)
@@ -443,7 +426,7 @@ def test_two_people_typing_names_of_one_key_at_once_get_one_tag(pg_db: Database)
 
 def test_settings_tag_forms_want_an_admin_and_a_csrf_token(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    admin = _person(any_db, "Admin", admin=True)
+    admin = new_user(any_db, "Admin", admin=True)
     staff = _login(site, world.viewer)
     token = csrf_token(staff.get("/profile").text)
     for url, data in (
@@ -487,7 +470,7 @@ def test_the_channel_page_with_a_relation_id_of_thousands_of_digits(any_db: Data
 )
 def test_the_target_group_form_with_nasty_tag_fields(any_db: Database, site: Flask, fields: dict[str, Any]) -> None:
     World(any_db)
-    client = _login(site, _person(any_db, "Marketeer"))
+    client = _login(site, new_user(any_db, "Marketeer"))
     token = csrf_token(client.get("/campaigns/groups/new").text)
     response = client.post(
         "/campaigns/groups/new", data={"name": "Probe", "consent_required": "y", "csrf_token": token, **fields}
@@ -501,7 +484,7 @@ def test_the_target_group_form_with_nasty_tag_fields(any_db: Database, site: Fla
 
 
 def test_the_target_group_form_with_a_superscript_choice_id(any_db: Database, site: Flask) -> None:
-    client = _login(site, _person(any_db, "Marketeer"))
+    client = _login(site, new_user(any_db, "Marketeer"))
     token = csrf_token(client.get("/campaigns/groups/new").text)
     response = client.post(
         "/campaigns/groups/new", data={"name": "Probe", "project_choice_ids": "²", "csrf_token": token}
@@ -607,7 +590,7 @@ def test_settings_lists_every_tag_also_past_the_suggestions(any_db: Database, si
     with any_db.transaction() as s:
         for n in range(tags.MAX_SUGGESTIONS + 5):
             tags.tag_named(s, f"Tag {n:04d}")
-    client = _login(site, _person(any_db, "Admin", admin=True))
+    client = _login(site, new_user(any_db, "Admin", admin=True))
     page = client.get("/settings/tags")
     assert page.status_code == 200
     assert f"Tag {tags.MAX_SUGGESTIONS + 4:04d}" in page.text and "Tag 0000" in page.text
