@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import pickle
+import queue
 import signal
 import smtplib
 import subprocess
@@ -345,20 +346,17 @@ _RELEASE = (
 class _Writer:
     """Writes the per-message ledger marks of one run, each committed before its sender goes on.
 
-    On SQLite the sessions of a process share one writer (one connection) and commit their marks
-    in turns (:meth:`_submit`): a session whose mark comes while another's commit is under way
-    waits for it, then commits every mark waiting by then, its own and those that came meanwhile
-    (group commit). SQLite's single writer is never fought over, and the database sees one commit
-    per batch. Each sender's mark is durable before it hands its next message to the relay, the
-    rule in the module's note. (A writer thread took the marks before: two thread switches a mark,
-    and hub's processor time a message was 232 µs against 215 µs so, six runs each on a busy
-    machine; with one session this is the inline commit it had.) On PostgreSQL each session sends
-    its own marks ahead (:class:`_SentAheadWriter`). The statements run through the driver
-    (SQLAlchemy's per-statement work cost more than the statement); the SQL is the same on SQLite
-    and PostgreSQL but for the placeholder.
+    On SQLite one thread with its own connection takes the marks of every sending connection of the
+    process and commits what has arrived together (group commit): each sender waits until its row
+    is durable before it hands its next message to the relay, which keeps the rule in the module's
+    note, while the database sees one commit per batch instead of one per message and SQLite's
+    single writer is never fought over (:class:`_InlineWriter` for a single session; on PostgreSQL
+    each session sends its own marks ahead, :class:`_SentAheadWriter`). The statements run through
+    the driver (SQLAlchemy's per-statement work cost more than the statement); the SQL is the same
+    on SQLite and PostgreSQL but for the placeholder.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, thread: bool = True) -> None:
         self._conn = db.engine.connect()
         self._sqlite = self._conn.dialect.name == "sqlite"
         if not self._sqlite:
@@ -392,9 +390,10 @@ class _Writer:
             f"UPDATE mailing_recipient SET status = {mark}, error = {mark}, claimed_until = NULL"
             f" WHERE id = {mark} AND status = 'sending' AND claimed_by = {mark} {_RETURNING_STATE}"
         )
-        self._lock = threading.Lock()  # the marks waiting
-        self._turn = threading.Lock()  # the commit under way
-        self._marks: list[tuple[str, tuple[Any, ...], _Waiter]] = []
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...], _Waiter] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        if thread:
+            self._thread.start()
 
     def sent(self, waiter: _Waiter, row_id: int, message_id: str) -> None:
         self._submit(waiter, "sent", self.sent_sql, (message_id, self.moment(utcnow()), row_id))
@@ -404,21 +403,32 @@ class _Writer:
         self._submit(waiter, outcome, self.done_sql, (status, why, row_id, waiter.token))
 
     def _submit(self, waiter: _Waiter, outcome: str, sql: str, params: tuple[Any, ...]) -> None:
-        """Commit the mark, with any other session's that came meanwhile (see the class's note)."""
+        """Queue a mark without waiting for it: the sender renders its next message meanwhile and
+        calls :meth:`_Waiter.settle` before that message goes to the relay."""
         waiter.settle()
         waiter.event.clear()
         waiter.error = None
         waiter.outcome = outcome
-        with self._lock:
-            self._marks.append((sql, params, waiter))
-        with self._turn:
-            with self._lock:
-                batch, self._marks = self._marks, []
-            if not batch:
-                return  # committed in the turn that just ended; settled when the session settles
+        self._queue.put((sql, params, waiter))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
             error, states = self._commit([(sql, params) for sql, params, _waiter in batch])
-        for index, (_sql, _params, each) in enumerate(batch):
-            each.finish(error, states[index] if error is None else "")
+            for index, (_sql, _params, waiter) in enumerate(batch):
+                waiter.finish(error, states[index] if error is None else "")
 
     def _commit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> tuple[BaseException | None, list[str]]:
         """Run and commit the marks: (None, the mailing's state seen by each mark, "" where the row
@@ -459,6 +469,9 @@ class _Writer:
         return [_first(cursor.fetchall()) for cursor in cursors]
 
     def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         if self._sqlite:  # the connection goes back to the pool as it came
             with contextlib.suppress(Exception):
                 self._raw.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout)}")
@@ -480,12 +493,28 @@ def _busy(exc: BaseException) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == 5 or "database is locked" in str(exc)
 
 
-def _writer(db: Database) -> _Writer | None:
+class _InlineWriter(_Writer):
+    """The marks of a process with one session on SQLite, committed in that session's thread before
+    it goes on: with nobody to share a commit with, handing each mark to a writer thread and waiting
+    for it cost more (two thread switches a message) than the commit itself (see :func:`_writer`)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, thread=False)
+
+    def _submit(self, waiter: _Waiter, outcome: str, sql: str, params: tuple[Any, ...]) -> None:
+        waiter.settle()
+        waiter.outcome = outcome
+        # An error is raised by the session's next settle, as the writer thread's is.
+        error, states = self._commit([(sql, params)])
+        waiter.finish(error, states[0] if states else "")
+
+
+def _writer(db: Database, sessions: int) -> _Writer | None:
     """The writer the sessions of a process on SQLite share; None on PostgreSQL, where each session
     sends its marks ahead on a connection of its own (:class:`_SentAheadWriter`)."""
     if db.engine.dialect.name != "sqlite":
         return None
-    return _Writer(db)
+    return _InlineWriter(db) if sessions == 1 else _Writer(db)
 
 
 class _SentAheadWriter(_Writer):
@@ -498,7 +527,7 @@ class _SentAheadWriter(_Writer):
     message than the overlap saved with fsync off)."""
 
     def __init__(self, db: Database) -> None:
-        super().__init__(db)
+        super().__init__(db, thread=False)
         self._pq: Any = self._raw.pgconn
         self._names: dict[str, bytes] = {}
         for sql in (self.sent_sql, self.done_sql):
@@ -1194,7 +1223,7 @@ def child_main() -> None:
             retry_base=spec.retry_base,
             deadline=None if spec.budget_seconds is None else time.monotonic() + spec.budget_seconds,
             progress=lambda _done, _total: report(),
-            writer=_writer(db),
+            writer=_writer(db, spec.sessions),
             total=spec.total,
             done_before=spec.done_before,
         )
@@ -1353,7 +1382,7 @@ def send_mailing(
             deadline=began + budget_seconds if budget_seconds else None,
             progress=progress,
             # (with sending processes, each writes its own marks)
-            writer=_writer(db) if len(plan) == 1 else None,
+            writer=_writer(db, plan[0]) if len(plan) == 1 else None,
             total=total,
             done_before=done_before,
         )
