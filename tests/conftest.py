@@ -131,15 +131,17 @@ def csrf_token(html: str) -> str:
 
 @pytest.fixture
 def login() -> Callable[[FlaskClient, User], FlaskClient]:
-    def do_login(client: FlaskClient, user: User) -> FlaskClient:
-        page = client.get("/login")
-        response = client.post(
-            "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)}
-        )
-        assert response.status_code == 302, response.text
-        return client
+    return log_in
 
-    return do_login
+
+def log_in(client: FlaskClient, user: User) -> FlaskClient:
+    """``client`` logged in as ``user`` through the real login form (CSRF token included)."""
+    page = client.get("/login")
+    response = client.post(
+        "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)}
+    )
+    assert response.status_code == 302, response.text
+    return client
 
 
 # --- real servers, started once per test run --------------------------------------------------------

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from hub.accounts.users import create_token
 from hub.calendar.appointments import AppointmentInput, save_appointment
@@ -27,7 +26,7 @@ from hub.db import Database
 from hub.models import Call, User
 from hub.models.campaigns import TargetGroup
 from hub.telephony.sources import SourceInput, save_source
-from tests.conftest import PASSWORD, EnglishClient, csrf_token, new_user
+from tests.conftest import EnglishClient, log_in, new_user
 
 _n = itertools.count(1)
 
@@ -93,16 +92,6 @@ def _bearer(db: Database, user: User) -> dict[str, str]:
         return {"Authorization": "Bearer " + create_token(s, s.get_one(User, user.id))}
 
 
-def _login(app: Flask, user: User) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/login")
-    response = client.post(
-        "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)}
-    )
-    assert response.status_code == 302
-    return client
-
-
 def _group(site: Flask, db: Database, admin: User, rules: dict[str, Any]) -> int:
     """A rule-based group of relations tagged Probe, made through the API."""
     body = {"name": f"Probe {next(_n)}", "rules": {"relation_tags": ["Probe"], **rules}, "consent_required": False}
@@ -114,7 +103,7 @@ def _group(site: Flask, db: Database, admin: User, rules: dict[str, Any]) -> int
 def _counts(site: Flask, db: Database, user: User, group_id: int) -> tuple[int, int]:
     """What the API and the page's live count tell ``user`` of the group."""
     api = site.test_client().get(f"/api/v1/target-groups/{group_id}", headers=_bearer(db, user)).get_json()
-    page = _login(site, user).get(f"/campaigns/groups/{group_id}/count").get_json()
+    page = log_in(site.test_client(), user).get(f"/campaigns/groups/{group_id}/count").get_json()
     return int(api["count"]), int(page["count"])
 
 
@@ -132,7 +121,7 @@ def test_the_last_contact_rule_counts_only_moments_the_viewer_may_see(
     # Bob sees Olga but none of the moments: to him she was not contacted, as with no moments at all.
     assert _counts(site, any_db, world.bob, contacted) == (0, 0)
     assert _counts(site, any_db, world.bob, not_contacted) == (1, 1)
-    sample = _login(site, world.bob).get(f"/campaigns/groups/{not_contacted}/count").get_json()["sample"]
+    sample = log_in(site.test_client(), world.bob).get(f"/campaigns/groups/{not_contacted}/count").get_json()["sample"]
     assert [row["name"] for row in sample] == ["Olga Open"]
 
     # Who a mailing goes to does not depend on who looks: every moment counts.

@@ -27,7 +27,7 @@ from hub.db import Database
 from hub.models import Activity, Call, Contact, Project, User
 from hub.models.campaigns import TargetGroupMember
 from hub.telephony.sources import SourceInput, save_source
-from tests.conftest import PASSWORD, EnglishClient, csrf_token, new_user
+from tests.conftest import EnglishClient, csrf_token, log_in, new_user
 
 HUGE = "99999999999999999999"  # beyond 64 bits: SQLite cannot bind it, PostgreSQL cannot compare it
 
@@ -114,16 +114,6 @@ def world(any_db: Database) -> World:
         )
 
 
-def _login(app: Flask, user: User) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/login")
-    response = client.post(
-        "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)}
-    )
-    assert response.status_code == 302
-    return client
-
-
 def _token(client: FlaskClient) -> str:
     return csrf_token(client.get("/profile").text)
 
@@ -136,7 +126,7 @@ def test_an_id_of_twenty_digits_in_any_url_is_a_plain_404(any_db: Database, site
     missing object gives (the pages' 404 page, the API's JSON 404), never a 500. Before the fix some
     sixty page routes handed the number to the database (SQLite: OverflowError; PostgreSQL: integer
     out of range)."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     token = _token(client)
     with any_db.transaction() as s:
         bearer = {"Authorization": "Bearer " + create_token(s, s.get_one(User, world.bob.id))}
@@ -175,7 +165,7 @@ def test_ids_and_pages_beyond_any_row_in_the_query_string(
 ) -> None:
     """A query-string id beyond any row answers like a missing one; a page beyond any opens like a
     broken link (the first page)."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     for value in (HUGE, "-1", "1e5", "٣", "0x10", "9" * 5000):
         response = client.get(path.format(v=value))
         assert response.status_code in {200, 404}, f"{path} with {value[:30]} gave {response.status_code}"
@@ -186,7 +176,7 @@ def test_ids_and_pages_beyond_any_row_in_the_query_string(
 def test_the_hidden_project_and_a_huge_id_open_the_appointment_form_alike(
     any_db: Database, site: Flask, world: World
 ) -> None:
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     hidden = client.get(f"/appointments/new?project_id={world.hidden_project}")
     missing = client.get("/appointments/new?project_id=999999")
     huge = client.get(f"/appointments/new?project_id={HUGE}")
@@ -199,7 +189,7 @@ def test_the_hidden_project_and_a_huge_id_open_the_appointment_form_alike(
 def test_the_calendar_at_the_ends_of_time(any_db: Database, site: Flask, world: World, day: str) -> None:
     """A week or month around year 1 or 9999 ran off Python's calendar (OverflowError): now the
     404 of a day that does not exist; the years a calendar is used for still open."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     for view in ("week", "month"):
         assert client.get(f"/calendar/{view}?date={day}").status_code == 404
         assert client.get(f"/calendar/{view}?date=2999-12-31").status_code == 200
@@ -215,7 +205,7 @@ def test_the_calendar_at_the_ends_of_time(any_db: Database, site: Flask, world: 
 def test_search_boxes_take_nul_bytes_and_novels(any_db: Database, site: Flask, world: World, path: str) -> None:
     """PostgreSQL refuses a NUL in a LIKE, SQLite a LIKE pattern over 50,000 bytes: both were 500s.
     The search looks for what it can (NUL dropped, the first 200 characters)."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     for value in ("Open%00BV", "%00", "x" * 300_000, "Hidden Relation Zq"):
         response = client.get(path.format(v=value))
         assert response.status_code == 200, f"{path} with {value[:20]} gave {response.status_code}"
@@ -224,7 +214,7 @@ def test_search_boxes_take_nul_bytes_and_novels(any_db: Database, site: Flask, w
 
 
 def test_the_call_link_search_takes_nul_bytes_and_novels(any_db: Database, site: Flask, world: World) -> None:
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     for value in ("Ol%00ga", "x" * 300_000):
         assert client.get(f"/calls/{world.call}/link?q={value}").status_code == 200
     assert "Olga Open" in client.get(f"/calls/{world.call}/link?q=Ol%00ga").text
@@ -233,7 +223,7 @@ def test_the_call_link_search_takes_nul_bytes_and_novels(any_db: Database, site:
 def test_nul_bytes_in_forms_become_spaces_not_a_500(any_db: Database, site: Flask, world: World) -> None:
     """A NUL in a contact's name, an activity's title or a field label was a 500 on PostgreSQL (and
     stored on SQLite); it is saved as a space, as tags always did with control characters."""
-    bob = _login(site, world.bob)
+    bob = log_in(site.test_client(), world.bob)
     token = _token(bob)
     response = bob.post(
         f"/relations/{world.open_relation}/contacts/new", data={"csrf_token": token, "name": "Peter\x00Pan"}
@@ -243,7 +233,7 @@ def test_nul_bytes_in_forms_become_spaces_not_a_500(any_db: Database, site: Flas
         f"/projects/{world.open_project}/activities", data={"csrf_token": token, "title": "Ring\x00back"}
     )
     assert response.status_code == 302
-    admin = _login(site, world.admin)
+    admin = log_in(site.test_client(), world.admin)
     admin_token = _token(admin)
     labels = admin.get("/settings/labels").text
     fields = dict(re.findall(r'name="(free_[a-z]+_\d+)" value="([^"]*)"', labels))
@@ -259,7 +249,7 @@ def test_nul_bytes_in_forms_become_spaces_not_a_500(any_db: Database, site: Flas
 
 def test_a_new_contact_from_a_call_with_a_name_no_column_holds(any_db: Database, site: Flask, world: World) -> None:
     """300,000 characters was a 500 on PostgreSQL (value too long); now the link page says why."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     token = _token(client)
     data = {"csrf_token": token, "action": "new", "relation_id": str(world.open_relation), "name": "x" * 300_000}
     response = client.post(f"/calls/{world.call}/link", data=data)
@@ -276,7 +266,7 @@ def test_a_new_contact_from_a_call_with_a_name_no_column_holds(any_db: Database,
 def test_hostile_ids_and_versions_in_forms(any_db: Database, site: Flask, world: World, value: str) -> None:
     """Hidden fields and pickers filled with what no page offers: refused as unknown (stale versions,
     unknown users, contacts and projects), each as a missing one would be, never a 500."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     token = _token(client)
     cases = [
         (f"/activities/{world.bobs_activity}/edit", {"title": "Call Olga", "assigned_user_id": value}),
@@ -303,7 +293,7 @@ def test_hostile_ids_and_versions_in_forms(any_db: Database, site: Flask, world:
 def test_linking_a_call_to_a_hidden_contact_or_relation_answers_like_a_missing_one(
     any_db: Database, site: Flask, world: World
 ) -> None:
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     token = _token(client)
     answers = []
     for contact_id in (world.hidden_contact, 999_999, HUGE):
@@ -343,7 +333,7 @@ def test_a_static_list_import_treats_a_hidden_contacts_address_as_unknown(
     him; Alice, who may see it, adds it; Bob's second upload then still reports it unknown, not
     "already on the list"."""
     csv = b"email\nh@hidden.example\nnobody@missing.example\nolga@open.example\n"
-    text = _import(_login(site, world.bob), world.static_list, csv)
+    text = _import(log_in(site.test_client(), world.bob), world.static_list, csv)
     assert "1 contacts added, 0 already on the list, 2 rows with errors." in text
     assert "line 2: no contact has the address h@hidden.example" in text
     assert "line 3: no contact has the address nobody@missing.example" in text
@@ -351,15 +341,15 @@ def test_a_static_list_import_treats_a_hidden_contacts_address_as_unknown(
         members = set(s.scalars(select(TargetGroupMember.contact_id)))
     assert members == {world.open_contact}
 
-    text = _import(_login(site, world.alice), world.static_list, csv)
+    text = _import(log_in(site.test_client(), world.alice), world.static_list, csv)
     assert "1 contacts added, 1 already on the list, 1 rows with errors." in text
-    text = _import(_login(site, world.bob), world.static_list, csv)
+    text = _import(log_in(site.test_client(), world.bob), world.static_list, csv)
     assert "0 contacts added, 1 already on the list, 2 rows with errors." in text
     assert "line 2: no contact has the address h@hidden.example" in text
 
     # The live count leaves the hidden member out for Bob only (hub.campaigns.groups.preview).
-    bobs = _login(site, world.bob).get(f"/campaigns/groups/{world.static_list}/count").get_json()
-    alices = _login(site, world.alice).get(f"/campaigns/groups/{world.static_list}/count").get_json()
+    bobs = log_in(site.test_client(), world.bob).get(f"/campaigns/groups/{world.static_list}/count").get_json()
+    alices = log_in(site.test_client(), world.alice).get(f"/campaigns/groups/{world.static_list}/count").get_json()
     assert (bobs["count"], [row["name"] for row in bobs["sample"]]) == (1, ["Olga Open"])
     assert (alices["count"], [row["name"] for row in alices["sample"]]) == (2, ["Hidden Contact", "Olga Open"])
 
@@ -368,12 +358,12 @@ def test_calendar_of_a_colleague_shows_a_hidden_appointment_as_busy_only(
     any_db: Database, site: Flask, world: World
 ) -> None:
     """The appointment is in Alice's calendar; Bob looking at her week or month sees no title."""
-    client = _login(site, world.bob)
+    client = log_in(site.test_client(), world.bob)
     for view in ("week", "month"):
         page = client.get(f"/calendar/{view}?user={world.alice.id}&date=2026-12-01")
         assert page.status_code == 200
         assert "Hidden visit" not in page.text and "Hidden Project" not in page.text
-    alices = _login(site, world.alice).get("/calendar/week?date=2026-12-01").text
+    alices = log_in(site.test_client(), world.alice).get("/calendar/week?date=2026-12-01").text
     assert "Hidden visit" in alices
 
 

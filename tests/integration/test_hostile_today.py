@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from hub.accounts.users import TokenScope, create_token
@@ -20,7 +19,7 @@ from hub.crm import tags
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation, set_relation_linked
 from hub.db import Database
 from hub.models import Relation, Tag, User
-from tests.conftest import PASSWORD, EnglishClient, csrf_token, new_user
+from tests.conftest import EnglishClient, csrf_token, log_in, new_user
 
 
 @pytest.fixture
@@ -30,16 +29,6 @@ def site(any_db: Database, settings: Settings) -> Iterator[Flask]:
     app = create_app(settings, database=any_db, TESTING=True)
     app.test_client_class = EnglishClient
     yield app
-
-
-def _login(app: Flask, user: User) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/login")
-    response = client.post(
-        "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)}
-    )
-    assert response.status_code == 302
-    return client
 
 
 def _bearer(db: Database, user: User, scope: str = TokenScope.write.value) -> dict[str, str]:
@@ -77,7 +66,7 @@ class World:
 
 def test_hidden_relations_leak_nothing_through_tags_by_form_or_api(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    client = _login(site, world.viewer)
+    client = log_in(site.test_client(), world.viewer)
     token = csrf_token(client.get("/profile").text)
     huge = (2**63, 2**70, 10**30)
     # Forms: the hidden relation and contact, guessed ids that exist nowhere, ids past 64 bits.
@@ -168,7 +157,7 @@ NO_KEY = ("\u0301", "\u0301\u0308\u0327")
 
 def test_names_whose_key_does_not_fit_or_is_empty_are_refused(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    client = _login(site, world.viewer)
+    client = log_in(site.test_client(), world.viewer)
     token = csrf_token(client.get(f"/relations/{world.open}").text)
     headers = _bearer(any_db, world.viewer)
     for name in LONG_KEYS + NO_KEY:
@@ -189,7 +178,7 @@ def test_names_whose_key_does_not_fit_or_is_empty_are_refused(any_db: Database, 
 
 def test_control_characters_surrogates_huge_and_nested_input(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    client = _login(site, world.viewer)
+    client = log_in(site.test_client(), world.viewer)
     token = csrf_token(client.get(f"/relations/{world.open}").text)
     headers = {**_bearer(any_db, world.viewer), "Content-Type": "application/json"}
     url = f"/api/v1/relations/{world.open}/tags"
@@ -237,7 +226,7 @@ def test_html_in_tag_names_is_escaped_everywhere(any_db: Database, site: Flask) 
     with any_db.transaction() as s:
         tags.tag_relation(s, s.get_one(Relation, world.open), HOSTILE)
         tag_id = tags.find_tag(s, HOSTILE).id  # type: ignore[union-attr]
-    client = _login(site, admin)
+    client = log_in(site.test_client(), admin)
     pages = [
         f"/relations/{world.open}",
         f"/contacts/{world.open_contact}",
@@ -282,8 +271,8 @@ def test_losing_access_counts_from_the_very_next_request(any_db: Database, site:
         s.execute(group_members.insert().values(group_id=group.id, user_id=member.id))
         set_relation_linked(s, s.get_one(Relation, world.secret), [world.insider.id], [group.id])
         group_id = group.id
-    member_client, admin_client = _login(site, member), _login(site, admin)
-    viewer_client = _login(site, world.viewer)
+    member_client, admin_client = log_in(site.test_client(), member), log_in(site.test_client(), admin)
+    viewer_client = log_in(site.test_client(), world.viewer)
     member_api, admin_api = _bearer(any_db, member), _bearer(any_db, admin)
     secret = f"/relations/{world.secret}"
     # Interleaved: each user's answer is his own, whatever was asked before.
@@ -347,7 +336,7 @@ def test_a_target_group_by_tag_tells_staff_nothing_about_hidden_relations(any_db
             s, GroupInput(name="Probe", rules={"relation_tags": ["Geheim"]}, consent_required=False), world.viewer
         )
         group_id = group.id
-    client = _login(site, world.viewer)
+    client = log_in(site.test_client(), world.viewer)
     answer = client.get(f"/campaigns/groups/{group_id}/count")
     assert answer.status_code == 200 and answer.json["sample"] == []  # the sample: held
     page = client.get(f"/campaigns/groups/{group_id}")
@@ -362,7 +351,7 @@ def test_a_target_group_by_tag_tells_staff_nothing_about_hidden_relations(any_db
 
 def test_the_tag_filter_with_nasty_references(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    client = _login(site, world.viewer)
+    client = log_in(site.test_client(), world.viewer)
     headers = _bearer(any_db, world.viewer)
     for ref in ("9" * 30, str(2**63), "-1", "0", "1e9", "\x00", "Nul\x00", "x" * 100_000, "%", "_", "' OR 1=1"):
         page = client.get("/relations", query_string={"tag": ref})
@@ -427,7 +416,7 @@ def test_two_people_typing_names_of_one_key_at_once_get_one_tag(pg_db: Database)
 def test_settings_tag_forms_want_an_admin_and_a_csrf_token(any_db: Database, site: Flask) -> None:
     world = World(any_db)
     admin = new_user(any_db, "Admin", admin=True)
-    staff = _login(site, world.viewer)
+    staff = log_in(site.test_client(), world.viewer)
     token = csrf_token(staff.get("/profile").text)
     for url, data in (
         ("/settings/tags/new", {"name": "Van staf"}),
@@ -439,7 +428,7 @@ def test_settings_tag_forms_want_an_admin_and_a_csrf_token(any_db: Database, sit
         assert response.status_code in (302, 403, 404), url
         if response.status_code == 302:
             assert "/settings/tags" not in response.headers["Location"], url
-    boss = _login(site, admin)
+    boss = log_in(site.test_client(), admin)
     for url, data in (
         ("/settings/tags/new", {"name": "Zonder token"}),
         (f"/settings/tags/{world.geheim}", {"name": "Zonder token"}),
@@ -453,7 +442,7 @@ def test_settings_tag_forms_want_an_admin_and_a_csrf_token(any_db: Database, sit
 
 def test_the_channel_page_with_a_relation_id_of_thousands_of_digits(any_db: Database, site: Flask) -> None:
     world = World(any_db)
-    client = _login(site, world.viewer)
+    client = log_in(site.test_client(), world.viewer)
     assert client.get(f"/campaigns/channels?relation_id={world.secret}").status_code == 404
     assert client.get("/campaigns/channels?relation_id=" + "9" * 5000).status_code == 404
 
@@ -470,7 +459,7 @@ def test_the_channel_page_with_a_relation_id_of_thousands_of_digits(any_db: Data
 )
 def test_the_target_group_form_with_nasty_tag_fields(any_db: Database, site: Flask, fields: dict[str, Any]) -> None:
     World(any_db)
-    client = _login(site, new_user(any_db, "Marketeer"))
+    client = log_in(site.test_client(), new_user(any_db, "Marketeer"))
     token = csrf_token(client.get("/campaigns/groups/new").text)
     response = client.post(
         "/campaigns/groups/new", data={"name": "Probe", "consent_required": "y", "csrf_token": token, **fields}
@@ -484,7 +473,7 @@ def test_the_target_group_form_with_nasty_tag_fields(any_db: Database, site: Fla
 
 
 def test_the_target_group_form_with_a_superscript_choice_id(any_db: Database, site: Flask) -> None:
-    client = _login(site, new_user(any_db, "Marketeer"))
+    client = log_in(site.test_client(), new_user(any_db, "Marketeer"))
     token = csrf_token(client.get("/campaigns/groups/new").text)
     response = client.post(
         "/campaigns/groups/new", data={"name": "Probe", "project_choice_ids": "²", "csrf_token": token}
@@ -590,7 +579,7 @@ def test_settings_lists_every_tag_also_past_the_suggestions(any_db: Database, si
     with any_db.transaction() as s:
         for n in range(tags.MAX_SUGGESTIONS + 5):
             tags.tag_named(s, f"Tag {n:04d}")
-    client = _login(site, new_user(any_db, "Admin", admin=True))
+    client = log_in(site.test_client(), new_user(any_db, "Admin", admin=True))
     page = client.get("/settings/tags")
     assert page.status_code == 200
     assert f"Tag {tags.MAX_SUGGESTIONS + 4:04d}" in page.text and "Tag 0000" in page.text
