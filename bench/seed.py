@@ -16,7 +16,27 @@ from sqlalchemy import insert, text
 
 from hub.accounts.passwords import hash_password
 from hub.db import Database
-from hub.models import Activity, Choice, ChoiceField, Contact, EmailAddress, PhoneNumber, Project, Relation, User
+from hub.models import (
+    Activity,
+    Appointment,
+    AppointmentAttendee,
+    Call,
+    CallSource,
+    Choice,
+    ChoiceField,
+    Contact,
+    Email,
+    EmailAddress,
+    EmailParticipant,
+    EmailProject,
+    EmailRelation,
+    Mailbox,
+    MailboxEmail,
+    PhoneNumber,
+    Project,
+    Relation,
+    User,
+)
 from hub.models.crm import project_users
 from hub.text import fold
 
@@ -247,6 +267,209 @@ def seed(
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
     return {"staff_email": "staff4@bench.example", "password": PASSWORD, "project_id": projects // 2 + 1}
+
+
+# The bench user (staff4) is user 5; the tabs' project gets more rows than a page of each.
+BENCH_USER_ID = 5
+TAB_ROWS = 60
+
+
+def seed_tabs(
+    database: Database,
+    project_id: int,
+    relations: int,
+    contacts: int,
+    projects: int,
+    progress: bool = True,
+) -> None:
+    """What the project tabs, the calendar week and the e-mail and call lists show: e-mails in a
+    mailbox shared with colleagues, linked to projects and relations; calls from contacts' numbers;
+    appointments with staff attendees, some in the bench user's current week. Spread over many
+    projects (the indexes hold realistic numbers), ``project_id`` gets :data:`TAB_ROWS` of each."""
+    rng = random.Random(2)
+    now = datetime.now(UTC).replace(microsecond=0)
+    emails, calls, appointments = projects // 4, projects // 4, projects // 20
+    engine = database.engine
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA synchronous=OFF"))
+        conn.execute(
+            insert(Mailbox),
+            [
+                {
+                    "id": 1,
+                    "name": "Verkoop",
+                    "owner_id": 1,
+                    "host": "mail.bench.example",
+                    "port": 993,
+                    "security": "ssl",
+                    "username": "verkoop@company.example",
+                    "password_encrypted": "",
+                    "sharing": "colleagues",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+
+        def project_of(n: int) -> int:
+            return project_id if n < TAB_ROWS else rng.randrange(projects) + 1
+
+        linked = [project_of(n) for n in range(emails)]
+
+        def email_rows() -> Iterator[dict[str, Any]]:
+            for n, project in enumerate(linked):
+                relation = (project - 1) % relations + 1
+                contact = relation - 1 + relations * rng.randrange(max(contacts // relations, 1))
+                yield {
+                    "id": n + 1,
+                    "message_key": f"<bench{n}@rel{relation - 1}.bench.example>",
+                    "message_id": f"<bench{n}@rel{relation - 1}.bench.example>",
+                    "thread_key": f"<thread{n // 3}@bench.example>",
+                    "subject": f"Offerte {rng.choice(WORDS)} {n}",
+                    "from_address": f"c{contact}@rel{relation - 1}.bench.example",
+                    "from_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                    "sent_at": now - timedelta(minutes=7 * n),
+                    "text_body": "Beste,\n\nHierbij de offerte.\n\nMet vriendelijke groet",
+                    "size": 4000 + n % 9000,
+                    "raw_sha256": f"{n:064x}",
+                    "has_attachments": n % 5 == 0,
+                    "stored_at": now,
+                }
+
+        _insert(conn, Email, email_rows(), "e-mails", emails, progress)
+        _insert(conn, MailboxEmail, ({"mailbox_id": 1, "email_id": n + 1} for n in range(emails)), "", emails, False)
+        _insert(
+            conn,
+            EmailProject,
+            ({"email_id": n + 1, "project_id": project, "how": "manual"} for n, project in enumerate(linked)),
+            "",
+            emails,
+            False,
+        )
+        _insert(
+            conn,
+            EmailRelation,
+            ({"email_id": n + 1, "relation_id": (project - 1) % relations + 1} for n, project in enumerate(linked)),
+            "",
+            emails,
+            False,
+        )
+        _insert(
+            conn,
+            EmailParticipant,
+            (
+                {"email_id": n + 1, "role": "to", "address_key": "verkoop@company.example", "name": "Verkoop"}
+                for n in range(emails)
+            ),
+            "",
+            emails,
+            False,
+        )
+        conn.execute(
+            insert(CallSource),
+            [{"id": 1, "name": "Centrale", "format": "asterisk-csv", "created_at": now, "updated_at": now}],
+        )
+
+        def call_rows() -> Iterator[dict[str, Any]]:
+            for n in range(calls):
+                project = project_of(n)
+                relation = (project - 1) % relations + 1
+                contact = relation - 1 + relations * rng.randrange(max(contacts // relations, 1))
+                started = now - timedelta(minutes=11 * n)
+                answered = n % 4 != 0
+                yield {
+                    "source_id": 1,
+                    "call_key": f"bench-{n}",
+                    "direction": "inbound" if n % 3 else "outbound",
+                    "number": f"+31 20 {contact:07d}",
+                    "e164": f"+3120{contact:07d}",
+                    "started_at": started,
+                    "answered_at": started + timedelta(seconds=8) if answered else None,
+                    "ended_at": started + timedelta(seconds=8 + n % 600),
+                    "duration": 8 + n % 600,
+                    "billsec": n % 600 if answered else 0,
+                    "outcome": "answered" if answered else "missed",
+                    "extension": f"{200 + n % 10}",
+                    "user_id": n % 10 + 1,
+                    "contact_id": contact + 1,
+                    "relation_id": relation,
+                    "project_id": project,
+                    "stored_at": now,
+                }
+
+        _insert(conn, Call, call_rows(), "calls", calls, progress)
+        # The bench user's current week (Monday, local noon-ish in UTC) holds a working week's appointments.
+        monday = now.replace(hour=8, minute=0, second=0) - timedelta(days=now.weekday())
+
+        def appointment_rows() -> Iterator[dict[str, Any]]:
+            for n in range(appointments):
+                mine = n < 25
+                start = monday + timedelta(days=n % 5, hours=n % 8) if mine else now + timedelta(hours=7 * n)
+                project = project_of(n) if not mine else rng.randrange(projects) + 1
+                yield {
+                    "id": n + 1,
+                    "uid": f"bench-{n}@hub.bench.example",
+                    "title": f"Bezoek {rng.choice(WORDS)} {n}",
+                    "location": rng.choice(CITIES),
+                    "start_at": start,
+                    "end_at": start + timedelta(hours=1),
+                    "project_id": project,
+                    "relation_id": (project - 1) % relations + 1,
+                    "created_by_id": BENCH_USER_ID,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+
+        _insert(conn, Appointment, appointment_rows(), "appointments", appointments, progress)
+        _insert(
+            conn,
+            Activity,
+            (
+                {
+                    "project_id": project_id,
+                    "title": f"Terugbellen {n}",
+                    "description": "Over de offerte" if n % 2 else "",
+                    "due_date": now.date() + timedelta(days=n - 10),
+                    "done": n % 4 == 0,
+                    "assigned_user_id": n % 10 + 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(TAB_ROWS // 2)
+            ),
+            "",
+            TAB_ROWS // 2,
+            False,
+        )
+        _insert(
+            conn,
+            AppointmentAttendee,
+            (
+                {
+                    "appointment_id": n + 1,
+                    "user_id": BENCH_USER_ID if n < 25 else n % 10 + 1,
+                    "name": "Staff",
+                    "email": f"staff{(BENCH_USER_ID - 1) if n < 25 else n % 10}@bench.example",
+                    "email_key": f"staff{(BENCH_USER_ID - 1) if n < 25 else n % 10}@bench.example",
+                    "partstat": "ACCEPTED",
+                }
+                for n in range(appointments)
+            ),
+            "",
+            appointments,
+            False,
+        )
+        if engine.dialect.name == "postgresql":
+            # The rows above were given their ids (to link them): the sequences go past them.
+            for table in ("mailbox", "email", "call_source", "appointment"):
+                sequence = f"pg_get_serial_sequence('{table}', 'id')"
+                conn.execute(text(f"SELECT setval({sequence}, (SELECT max(id) FROM {table}))"))
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("ANALYZE"))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
 
 
 def _insert(conn: Any, table: Any, rows: Iterator[dict[str, Any]], label: str, total: int, progress: bool) -> None:

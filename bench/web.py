@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.seed import seed  # noqa: E402
+from bench.seed import seed, seed_tabs  # noqa: E402
 from hub.config import load_settings  # noqa: E402
 from hub.db import Database  # noqa: E402
 from hub.migrate import upgrade  # noqa: E402
@@ -170,8 +170,10 @@ def _cases(
     fetch: Callable[[str], str],
     api_get: Callable[[str], Callable[[], object]],
     api_fetch: Callable[[str], str],
+    tab_project_id: int,
 ) -> dict[str, Callable[[], object]]:
     project_id = int(re.findall(r'href="/projects/(\d+)"', fetch("/projects"))[0])
+    tabs = f"/projects/{tab_project_id}"
     # "Page 50" is the page reached by following Next 49 times from page 1 (sorted by name): its URL
     # carries the cursor of page 49's last row, so it costs what page 1 costs. The old ?page=50
     # links still work (by OFFSET): timed too, to show what the cursor saves.
@@ -192,6 +194,18 @@ def _cases(
         "API project list, page 50 (cursor)": api_get(api_page_url(api_fetch, "/api/v1/projects?sort=name", 50)),
         "API project": api_get(f"/api/v1/projects/{project_id}"),
         "API me (token, no query of its own)": api_get("/api/v1/me"),
+        # The other pages people use all day, each with more rows than a page where it lists.
+        "start page": get("/"),
+        "relation list": get("/relations"),
+        "project tab: e-mails": get(f"{tabs}/emails"),
+        "project tab: calls": get(f"{tabs}/calls"),
+        "project tab: activities": get(f"{tabs}/activities"),
+        "calendar week": get("/calendar/week"),
+        "my calls": get("/calls/mine"),
+        "API relation list": api_get("/api/v1/relations"),
+        "API e-mail list": api_get("/api/v1/emails"),
+        "API call list": api_get("/api/v1/calls"),
+        "API appointment list": api_get("/api/v1/appointments"),
     }
 
 
@@ -223,6 +237,7 @@ def _http_cases(
         lambda url: hub.get(url).decode(),
         lambda url: lambda: api.get(url),
         lambda url: api.get(url).decode(),
+        _tab_project(seeded),
     )
 
 
@@ -264,7 +279,13 @@ def _in_process_cases(
         lambda url: client.get(url).get_data(as_text=True),
         api_get,
         lambda url: api.get(url, headers=bearer).get_data(as_text=True),
+        _tab_project(seeded),
     )
+
+
+def _tab_project(seeded: dict[str, object]) -> int:
+    """The project whose tabs are timed (seed_tabs gave it more than a page of each)."""
+    return int(str(seeded.get("tab_project_id") or int(str(seeded["project_id"])) + 1))
 
 
 def _api_token(database: Database, email: str) -> str:
@@ -302,6 +323,9 @@ def main() -> None:
     )
     started = time.perf_counter()
     seeded = seed(database, *sizes)
+    # Not the middle project: one in ten is restricted to two other colleagues, the middle one too.
+    seeded["tab_project_id"] = sizes[2] // 2 + 2
+    seed_tabs(database, int(seeded["tab_project_id"]), *sizes)
     seeded["token"] = _api_token(database, str(seeded["staff_email"]))
     print(f"seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
