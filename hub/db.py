@@ -53,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.create_function("hub_fold", 1, sqlite_fold, deterministic=True)
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
@@ -66,6 +66,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args={"prepare_threshold": None},
         **kwargs,
     )
+    # No JIT compilation (on by default since PostgreSQL 12 where LLVM is installed, as on Debian):
+    # the access rules' subplans make short queries look costly, past jit_above_cost, and compiling
+    # them took longer than running them: the API's e-mail list spent 1.37 s of 1.69 s compiling
+    # (60,000 projects), searches and lists tens of milliseconds. hub's queries are short ones.
+    event.listen(engine, "connect", _postgresql_session)
+    return engine
+
+
+def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
+    # A session setting, so it also holds behind a connection pooler in session mode; a pooler in
+    # transaction mode should set it for hub's role instead (ALTER ROLE hub SET jit = off: README).
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        dbapi_conn.execute("SET jit = off")
+    finally:
+        dbapi_conn.autocommit = autocommit
 
 
 @functools.lru_cache(maxsize=65_536)

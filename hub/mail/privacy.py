@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from hub.crm.access import project_visible, relation_visible
+from hub.crm.access import asked_per_row, project_visible, relation_visible
 from hub.crm.relations import FREE_MAIL_DOMAINS
 from hub.i18n import _
 from hub.models import (
@@ -39,26 +39,30 @@ from hub.models import (
 
 
 def _in_own_or_shared_mailbox(user: User) -> ColumnElement[bool]:
-    return exists().where(
-        MailboxEmail.email_id == Email.id,
-        MailboxEmail.mailbox_id == Mailbox.id,
-        or_(Mailbox.owner_id == user.id, Mailbox.owner_id.is_(None)),
+    return asked_per_row(
+        select(MailboxEmail.mailbox_id).where(
+            MailboxEmail.email_id == Email.id,
+            MailboxEmail.mailbox_id == Mailbox.id,
+            or_(Mailbox.owner_id == user.id, Mailbox.owner_id.is_(None)),
+        )
     )
 
 
 def shared_with_colleagues() -> ColumnElement[bool]:
     """SQL: some mailbox the e-mail came from lets colleagues see it through its links."""
-    return exists().where(
-        MailboxEmail.email_id == Email.id,
-        MailboxEmail.mailbox_id == Mailbox.id,
-        or_(
-            Mailbox.owner_id.is_(None),
-            and_(
-                Mailbox.sharing == MailSharing.colleagues.value,
-                MailboxEmail.private.is_(False),
-                MailboxEmail.withheld.is_(False),
+    return asked_per_row(
+        select(MailboxEmail.mailbox_id).where(
+            MailboxEmail.email_id == Email.id,
+            MailboxEmail.mailbox_id == Mailbox.id,
+            or_(
+                Mailbox.owner_id.is_(None),
+                and_(
+                    Mailbox.sharing == MailSharing.colleagues.value,
+                    MailboxEmail.private.is_(False),
+                    MailboxEmail.withheld.is_(False),
+                ),
             ),
-        ),
+        )
     )
 
 
@@ -66,11 +70,17 @@ def email_visible(user: User | None) -> ColumnElement[bool]:
     """SQL condition: ``Email`` rows ``user`` may see (see the module's rule)."""
     if user is None or not user.is_active:
         return false()
-    linked_project = exists().where(
-        EmailProject.email_id == Email.id, EmailProject.project_id == Project.id, project_visible(user)
+    # Each asked per row (asked_per_row): a list shows a page of e-mails, and PostgreSQL otherwise
+    # worked out the rule for every linked project and relation first.
+    linked_project = asked_per_row(
+        select(EmailProject.project_id).where(
+            EmailProject.email_id == Email.id, EmailProject.project_id == Project.id, project_visible(user)
+        )
     )
-    linked_relation = exists().where(
-        EmailRelation.email_id == Email.id, EmailRelation.relation_id == Relation.id, relation_visible(user)
+    linked_relation = asked_per_row(
+        select(EmailRelation.relation_id).where(
+            EmailRelation.email_id == Email.id, EmailRelation.relation_id == Relation.id, relation_visible(user)
+        )
     )
     return or_(
         _in_own_or_shared_mailbox(user),

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session, joinedload
 
-from hub.crm.access import project_visible, relation_visible
+from hub.crm.access import asked_per_row, project_visible, relation_visible
 from hub.crm.matching import match_numbers
 from hub.errors import NotFound, ValidationError
 from hub.models import Call, CallSource, Contact, Project, Relation, User
@@ -35,11 +35,11 @@ def call_visible(user: User | None) -> ColumnElement[bool]:
         Call.user_id == user.id,
         and_(
             Call.relation_id.is_not(None),
-            exists(select(Relation.id).where(Relation.id == Call.relation_id, relation_visible(user))),
+            asked_per_row(select(Relation.id).where(Relation.id == Call.relation_id, relation_visible(user))),
         ),
         and_(
             Call.project_id.is_not(None),
-            exists(select(Project.id).where(Project.id == Call.project_id, project_visible(user))),
+            asked_per_row(select(Project.id).where(Project.id == Call.project_id, project_visible(user))),
         ),
     )
 
