@@ -3,7 +3,7 @@ the "test connection" answer in plain words, and one health state per account.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
@@ -13,7 +13,7 @@ from hub.calendar.appointments import schedule_account
 from hub.calendar.dav import CalendarError, Dav, Found
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
-from hub.i18n import _
+from hub.i18n import N_, _, shown
 from hub.models import CalendarAccount, CalendarPush, User
 from hub.models.base import utcnow
 from hub.models.calendar import Delivery, PushState
@@ -40,7 +40,7 @@ def discover(url: str, username: str, password: str, *, allowed_hosts: str) -> l
 
 def choose(found: list[Found], wanted: str) -> Found:
     if not found:
-        raise CalendarError(_("The server has no calendar for this user: make one there first."), temporary=False)
+        raise CalendarError(N_("The server has no calendar for this user: make one there first."), temporary=False)
     if not wanted:
         return found[0]
     for item in found:
@@ -48,7 +48,7 @@ def choose(found: list[Found], wanted: str) -> Found:
             return item
     names = ", ".join(f.name for f in found)
     raise CalendarError(
-        _("No calendar named %(name)s; the server has: %(names)s", name=wanted, names=names), temporary=False
+        N_("No calendar named %(name)s; the server has: %(names)s", name=wanted, names=names), temporary=False
     )
 
 
@@ -115,7 +115,7 @@ def password_of(account: CalendarAccount, secret_key: str) -> str:
         return decrypt(secret_key, account.password_encrypted) if account.password_encrypted else ""
     except SecretUnreadable:
         raise CalendarError(
-            _("The stored password can no longer be read (HUB_SECRET_KEY changed): enter it again."), temporary=False
+            N_("The stored password can no longer be read (HUB_SECRET_KEY changed): enter it again."), temporary=False
         ) from None
 
 
@@ -150,6 +150,43 @@ def pending_counts(session: Session, account_ids: list[int]) -> dict[int, int]:
         .group_by(CalendarPush.account_id)
     )
     return {account_id: int(n) for account_id, n in rows}
+
+
+def item_errors(session: Session, account_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Per account: how many of its events the last pulls could not read, and the latest reason
+    (stored, see :func:`hub.i18n.N_`). The account itself syncs; these are the events it skipped."""
+    if not account_ids:
+        return {}
+    rows = session.execute(
+        select(CalendarPush.account_id, func.count(), func.max(CalendarPush.id))
+        .where(CalendarPush.account_id.in_(account_ids), CalendarPush.last_error != "")
+        .group_by(CalendarPush.account_id)
+    ).all()
+    reasons: dict[int, str] = {
+        push_id: error
+        for push_id, error in session.execute(
+            select(CalendarPush.id, CalendarPush.last_error).where(CalendarPush.id.in_([r[2] for r in rows]))
+        )
+    }
+    return {account_id: (int(n), reasons.get(last, "")) for account_id, n, last in rows}
+
+
+def with_item_errors(health: WorkHealth, errors: tuple[int, str] | None) -> WorkHealth:
+    """The account's state in words, followed by what the sync-health page must say about events
+    it could not read (the rest of the calendar syncs, so the state itself is not "failing")."""
+    if not errors:
+        return health
+    count, reason = errors
+    return replace(
+        health,
+        words=health.words
+        + " — "
+        + _(
+            "%(count)s event(s) in the calendar could not be read; the last: %(reason)s",
+            count=count,
+            reason=shown(reason),
+        ),
+    )
 
 
 def health_of(account: CalendarAccount, *, workers_alive: bool) -> WorkHealth:
@@ -223,6 +260,7 @@ def account_health_rows(db: Database, *, workers_alive: bool) -> list[AccountHea
                 )
             )
             counts = pending_counts(session, [a.id for a in accounts])
+            skipped = item_errors(session, [a.id for a in accounts])
             owners = {
                 u.id: u.name for u in session.scalars(select(User).where(User.id.in_([a.owner_id for a in accounts])))
             }
@@ -232,7 +270,7 @@ def account_health_rows(db: Database, *, workers_alive: bool) -> list[AccountHea
                     a.owner_id,
                     owners.get(a.owner_id, ""),
                     a.calendar_name,
-                    health_of(a, workers_alive=workers_alive),
+                    with_item_errors(health_of(a, workers_alive=workers_alive), skipped.get(a.id)),
                     a.last_push_at,
                     a.last_pull_at,
                     a.last_error,

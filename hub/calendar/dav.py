@@ -21,19 +21,23 @@ import niquests
 from caldav.elements import dav as dav_elements
 from caldav.lib import error as dav_error
 
-from hub.i18n import _
+from hub.i18n import N_, _, english, shown
 from hub.net import AddressRefused, checked_addresses
 
 TIMEOUT_SECONDS = 30
+MAX_ANSWER_BYTES = 100_000_000
 
 
 class CalendarError(Exception):
-    """The calendar server could not do what was asked; ``words`` says why in plain words.
+    """The calendar server could not do what was asked; ``words`` says why in plain words (in the
+    reader's language inside a request, English elsewhere). Made with an :func:`~hub.i18n.N_` message,
+    ``stored`` keeps it for the sync-health page, shown later in its reader's language.
     ``temporary``: trying again later may help (a 5xx, a timeout); otherwise the settings are wrong."""
 
     def __init__(self, words: str, *, temporary: bool) -> None:
-        super().__init__(words)
-        self.words = words
+        super().__init__(english(words))
+        self.stored = words
+        self.words = shown(words)
         self.temporary = temporary
 
 
@@ -67,28 +71,28 @@ def plain(exc: BaseException) -> CalendarError:
         return exc
     if isinstance(exc, dav_error.AuthorizationError):
         return CalendarError(
-            _("The calendar server refused the user name or password (or this user may not use the calendar)."),
+            N_("The calendar server refused the user name or password (or this user may not use the calendar)."),
             temporary=False,
         )
     if isinstance(exc, dav_error.NotFoundError):
         return CalendarError(
-            _("The calendar was not found on the server: was it deleted? Choose a calendar again."), temporary=False
+            N_("The calendar was not found on the server: was it deleted? Choose a calendar again."), temporary=False
         )
     if isinstance(exc, dav_error.RateLimitError):
-        return CalendarError(_("The calendar server asks hub to slow down; hub tries again later."), temporary=True)
+        return CalendarError(N_("The calendar server asks hub to slow down; hub tries again later."), temporary=True)
     name = type(exc).__name__
     if "Timeout" in name or isinstance(exc, TimeoutError):
-        return CalendarError(_("The calendar server did not answer in time; hub tries again later."), temporary=True)
+        return CalendarError(N_("The calendar server did not answer in time; hub tries again later."), temporary=True)
     if "Connection" in name or isinstance(exc, OSError):
         return CalendarError(
-            _(
+            N_(
                 "The calendar server could not be reached (%(reason)s); hub tries again later.",
                 reason=str(exc)[:200] or name,
             ),
             temporary=True,
         )
     return CalendarError(
-        _("The calendar server answered something hub did not understand: %(reason)s", reason=f"{name}: {exc}"[:300]),
+        N_("The calendar server answered something hub did not understand: %(reason)s", reason=f"{name}: {exc}"[:300]),
         temporary=True,
     )
 
@@ -119,6 +123,29 @@ class _PinnedSession(niquests.Session):
         pins = ",".join(f"{host}:[{a}]" if ":" in a else f"{host}:{a}" for a in addresses)
         super().__init__(resolver=f"in-memory://default/?hosts={pins}")
         self.pinned_host = host.lower()
+        # The status of the last answer: caldav parses a 500's HTML page as XML and reports only
+        # the parse error; with the status hub can say what happened (see Dav.failure).
+        self.last_status = 0
+        self.hooks["response"].append(self._seen)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self.last_status = 0  # a failure without an answer must not be read as the last one's
+        return super().request(*args, **kwargs)
+
+    def _seen(self, response: Any, **_kwargs: Any) -> Any:
+        # Runs before the body is read: an answer announced larger than any calendar's is refused
+        # unread (memory stays bounded).
+        self.last_status = int(response.status_code or 0)
+        if int(response.headers.get("Content-Length") or 0) > MAX_ANSWER_BYTES:
+            response.close()
+            raise CalendarError(
+                N_(
+                    "The calendar server sent an answer larger than %(size)s MB; hub does not read it.",
+                    size=MAX_ANSWER_BYTES // 1_000_000,
+                ),
+                temporary=True,
+            )
+        return response
 
     def get_redirect_target(self, resp: Any) -> Any:
         target = super().get_redirect_target(resp)
@@ -126,7 +153,7 @@ class _PinnedSession(niquests.Session):
             where = urlsplit(urljoin(str(resp.url), target if isinstance(target, str) else target.decode()))
             if (where.hostname or "").lower() != self.pinned_host:
                 raise CalendarError(
-                    _(
+                    N_(
                         "The calendar server sent hub to another server (%(host)s); hub does not follow that.",
                         host=where.hostname or "?",
                     ),
@@ -146,7 +173,7 @@ def pinned_session(url: str, allowed_hosts: str) -> niquests.Session:
     except AddressRefused as refused:
         raise CalendarError(str(refused), temporary=False) from None
     except (OSError, UnicodeError, ValueError):
-        raise CalendarError(_("The server name %(host)s cannot be found.", host=host), temporary=True) from None
+        raise CalendarError(N_("The server name %(host)s cannot be found.", host=host), temporary=True) from None
     return _PinnedSession(host, addresses)
 
 
@@ -175,6 +202,18 @@ class Dav:
     def requests(self) -> int:
         return self.client.requests
 
+    def failure(self, exc: BaseException, what: str = "") -> CalendarError:
+        """``exc`` in plain words; an answer caldav could not parse is reported by its HTTP status
+        when that was an error (a 500's HTML page, a 404), which says more than the parse error."""
+        if isinstance(exc, CalendarError | dav_error.AuthorizationError | dav_error.RateLimitError):
+            return plain(exc)
+        status = getattr(self.client.session, "last_status", 0)
+        if status == 404:
+            return plain(dav_error.NotFoundError())
+        if status >= 400:
+            return status_error(status, what or _("reading the calendar"))
+        return plain(exc)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a dead session must not hide the real error
             self.client.close()
@@ -192,7 +231,7 @@ class Dav:
         try:
             found = self.client.principal().calendars()
         except Exception as exc:
-            raise plain(exc) from exc
+            raise self.failure(exc, _("finding the calendars")) from exc
         result = []
         for cal in found:
             try:
@@ -246,7 +285,7 @@ class Dav:
         try:
             response = self.client.propfind(calendar_url, body, depth=1)
         except Exception as exc:
-            raise plain(exc) from exc
+            raise self.failure(exc, _("listing the calendar")) from exc
         if response.status >= 400:
             raise status_error(response.status, _("listing the calendar"))
         result: dict[str, str] = {}

@@ -9,6 +9,7 @@ quick); those of projects he may not see are "Busy" blocks.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +19,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub.calendar import ical
 from hub.calendar.appointments import appointment_visible, snapshot
+from hub.errors import ValidationError
 from hub.models import Appointment, AppointmentAttendee, CalendarFeed, User
 from hub.models.base import utcnow
+
+log = logging.getLogger(__name__)
 
 PAST = timedelta(days=31)
 AHEAD = timedelta(days=366)
@@ -90,9 +94,13 @@ def feed_ics(session: Session, user: User, now: datetime | None = None) -> bytes
     # Outlook honours this when the user allows it; Google and Outlook.com pick their own interval.
     cal.add("x-published-ttl", "PT1H")
     for appointment in appointments:
-        one = Calendar.from_ical(
-            ical.render(snapshot(session, appointment), private=appointment.id not in visible, stamp=now)
-        )
+        try:
+            one = Calendar.from_ical(
+                ical.render(snapshot(session, appointment), private=appointment.id not in visible, stamp=now)
+            )
+        except (ValueError, OverflowError, ValidationError):  # one bad appointment must not cost the whole feed
+            log.warning("feed of user %s: appointment %s left out", user.id, appointment.id, exc_info=True)
+            continue
         for component in one.subcomponents:
             if component.name != "VTIMEZONE":
                 cal.add_component(component)

@@ -13,12 +13,14 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vRecur
 
-from hub.calendar.times import day_start, parse_exdates, zone
+from hub.calendar.times import check_rrule, day_start, occurrence_starts, parse_exdates, zone
+from hub.errors import ValidationError
+from hub.i18n import N_, english
 
 PRODID = "-//hub//hub calendar//EN"
 BUSY_TITLE = "Busy"
@@ -163,6 +165,8 @@ def render(
     """One VCALENDAR with the appointment (its series and moved occurrences), and its time zone."""
     stamp = stamp or datetime(2000, 1, 1, tzinfo=UTC)
     fields = busy(snapshot.fields) if private else snapshot.fields
+    if not _known_zone(fields["tzid"]):  # stored before zones were checked: the same instants, in UTC
+        fields = {**fields, "tzid": "UTC"}
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -182,6 +186,14 @@ def render(
     if not all_day and tzid != "UTC":
         cal.add_component(Calendar.from_ical(_vtimezone(tzid, datetime.fromisoformat(fields["start"]).year)))
     return bytes(cal.to_ical())
+
+
+def _known_zone(tzid: str) -> bool:
+    try:
+        zone(tzid)
+    except ValidationError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=64)
@@ -206,97 +218,226 @@ class Remote:
 
 
 class NotAnEvent(ValueError):
-    """The data holds no VEVENT hub can read."""
+    """The data holds no VEVENT hub can read. Made with an :func:`~hub.i18n.N_` message saying why:
+    ``stored`` keeps it for the sync-health page (shown in the reader's language), ``str()`` is English."""
+
+    def __init__(self, stored: str) -> None:
+        super().__init__(english(stored))
+        self.stored = stored
+
+
+# What hub reads of a calendar's event, at most: the limits of hub's own form and columns. Longer
+# text is cut (an e-mail pasted into the description); a body this large is not read at all.
+MAX_BYTES = 5_000_000
+TEXT_LIMITS = {"title": 200, "description": 20_000, "location": 500}
+# Dates outside these years are typing errors or tests of the server (year 1, year 9999); sums
+# with them (a day more, a zone's rules) overflow Python's datetime.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+PARTSTATS = frozenset(("NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIVE"))
+_CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\t")
+
+
+def _clean(value: object, limit: int) -> str:
+    """Text as hub can store it: no NUL or other control characters (PostgreSQL refuses NUL), cut to
+    ``limit`` characters."""
+    return str(value or "").translate(_CONTROL).strip()[:limit]
+
+
+def _in_range(moment: datetime) -> datetime:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise NotAnEvent(
+            N_(
+                "The event's dates lie outside the years %(first)s to %(last)s.",
+                first=FIRST_YEAR,
+                last=LAST_YEAR,
+            )
+        )
+    return moment
 
 
 def _utc_of(value: date | datetime, tzid: str) -> datetime:
     if isinstance(value, datetime):
-        if value.tzinfo is None:  # a floating time: read in the appointment's zone
-            return value.replace(tzinfo=zone(tzid)).astimezone(UTC)
-        return value.astimezone(UTC)
-    return day_start(value)
+        if value.tzinfo is None:  # a floating time (or one in a zone nobody defined): the appointment's zone
+            return _in_range(value.replace(tzinfo=zone(tzid)).astimezone(UTC))
+        return _in_range(value.astimezone(UTC))
+    if not isinstance(value, date):
+        raise NotAnEvent(N_("The event has a date hub cannot read."))
+    return _in_range(day_start(value))
+
+
+def _zone_name(value: date | datetime, default_tzid: str) -> str:
+    """The IANA name of the start's zone. icalendar resolves Microsoft's names ("W. Europe Standard
+    Time") and known VTIMEZONEs to a zoneinfo zone; a zone it could not resolve (a made-up TZID, a
+    private VTIMEZONE) leaves the instants right, but no rules to repeat by: the appointment's zone."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return default_tzid
+    if value.tzinfo is UTC or value.tzinfo == UTC:
+        return "UTC"
+    key = getattr(value.tzinfo, "key", None)
+    if isinstance(key, str):
+        try:
+            zone(key)
+        except ValidationError:
+            return default_tzid
+        return key
+    return "UTC" if str(value.tzinfo) in ("UTC", "tzutc()") else default_tzid
+
+
+def _end(component: Any, start: datetime, all_day: bool, tzid: str) -> datetime | None:
+    """DTEND or DTSTART + DURATION as UTC; None without either. A DTEND that is a date-time while the
+    start is a date (or the reverse) is read as the day (or midnight in the zone) it falls on."""
+    if component.get("dtend") is not None:
+        value = component.decoded("dtend")
+        if all_day and isinstance(value, datetime):
+            moment = _utc_of(value, tzid)
+            local_end = moment.astimezone(zone(tzid)) if value.tzinfo is not None else value
+            day = local_end.date() + (timedelta(days=1) if local_end.time() != time(0) else timedelta(0))
+            return _utc_of(day, tzid)
+        if not all_day and not isinstance(value, datetime) and isinstance(value, date):
+            return _utc_of(datetime.combine(value, time(0)), tzid)
+        return _utc_of(value, tzid)
+    if component.get("duration") is not None:
+        length = component.decoded("duration")
+        if not isinstance(length, timedelta):
+            raise NotAnEvent(N_("The event has a duration hub cannot read."))
+        try:
+            return _in_range(start + length)
+        except OverflowError:
+            raise NotAnEvent(
+                N_("The event's dates lie outside the years %(first)s to %(last)s.", first=FIRST_YEAR, last=LAST_YEAR)
+            ) from None
+    return None
+
+
+def _number(value: object) -> int:
+    try:
+        return max(0, min(int(str(value or 0)), 2**31 - 1))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else ([value] if value is not None else [])
+
+
 def parse(data: bytes | str, *, default_tzid: str = "Europe/Amsterdam") -> Remote:
-    """The fields of the (first) event in ``data``: its master and its RECURRENCE-ID overrides."""
+    """The fields of the (first) event in ``data``: its master and its RECURRENCE-ID overrides.
+
+    Anything a calendar server may hold is answered with these fields or :class:`NotAnEvent` saying
+    why (never another error): hub reads events written by every client there is."""
+    if len(data) > MAX_BYTES:
+        raise NotAnEvent(N_("The event is larger than %(size)s MB; hub does not read it.", size=MAX_BYTES // 1_000_000))
     try:
         cal = Calendar.from_ical(data)
-    except ValueError as exc:
-        raise NotAnEvent(str(exc)) from None
+        return _read(cal, default_tzid)
+    except NotAnEvent:
+        raise
+    except ValidationError as exc:  # a repeat rule or zone hub refuses, in the same words as its form
+        raise NotAnEvent(N_(exc.message)) from None
+    except Exception as exc:  # icalendar and dateutil raise many kinds of errors on bad input
+        raise NotAnEvent(
+            N_("The event cannot be read: %(reason)s", reason=f"{type(exc).__name__}: {exc}"[:200])
+        ) from None
+
+
+def _read(cal: Any, default_tzid: str) -> Remote:
     events = list(cal.walk("VEVENT"))
     if not events:
-        raise NotAnEvent("no VEVENT")
-    uid = str(events[0].get("uid", ""))
-    events = [e for e in events if str(e.get("uid", "")) == uid]
+        raise NotAnEvent(N_("The calendar object holds no event (VEVENT)."))
+    uid = _clean(events[0].get("uid", ""), 255)
+    if not uid:
+        raise NotAnEvent(N_("The event has no UID."))
+    events = [e for e in events if _clean(e.get("uid", ""), 255) == uid]
     masters = [e for e in events if e.get("recurrence-id") is None]
-    master = masters[0] if masters else events[0]
+    if not masters:
+        raise NotAnEvent(N_("The event holds moved occurrences only, not the series they belong to."))
+    master = masters[0]  # a second master with the same UID is a client's error: the first counts
+    if master.get("dtstart") is None:
+        raise NotAnEvent(N_("The event has no start (DTSTART)."))
     start_value = master.decoded("dtstart")
     all_day = not isinstance(start_value, datetime)
-    tzid = str(master["dtstart"].params.get("TZID", "")) or (
-        "UTC" if isinstance(start_value, datetime) and start_value.tzinfo is UTC else default_tzid
-    )
+    tzid = _zone_name(start_value, default_tzid)
     start = _utc_of(start_value, tzid)
-    if master.get("dtend") is not None:
-        end = _utc_of(master.decoded("dtend"), tzid)
-    elif master.get("duration") is not None:
-        end = start + master.decoded("duration")
-    else:
+    end = _end(master, start, all_day, tzid)
+    if end is None:
         end = start + (timedelta(days=1) if all_day else timedelta(0))
-    rrule = _text(master["rrule"].to_ical()) if master.get("rrule") is not None else ""
-    exdates: list[str] = []
-    raw_ex = master.get("exdate")
-    for item in raw_ex if isinstance(raw_ex, list) else ([raw_ex] if raw_ex is not None else []):
+    # An end before the start (or an all-day event of no days) is read as the shortest there is.
+    if all_day and end <= start:
+        end = start + timedelta(days=1)
+    elif end < start:
+        end = start
+    rules = _list(master.get("rrule"))
+    if len(rules) > 1:
+        raise NotAnEvent(N_("The event has more than one repeat rule (RRULE)."))
+    rrule = check_rrule(_text(rules[0].to_ical())) if rules else ""
+    # What hub keeps of EXDATEs and moved occurrences are those of occurrences the rule gives.
+    starts = set(occurrence_starts(rrule, start, tzid, all_day)) if rrule else set()
+    if rrule and not starts:
+        raise NotAnEvent(N_("The series has no occurrences: its repeat rule ends before it starts."))
+    exdates: set[str] = set()
+    for item in _list(master.get("exdate")):
         for value in item.dts:
-            exdates.append(_utc_of(value.dt, tzid).isoformat())
-    overrides = []
+            moment = _utc_of(value.dt, tzid)
+            if moment in starts:
+                exdates.add(moment.isoformat())
+    overrides: dict[str, list[str]] = {}
     for moved in events:
         if moved is master or moved.get("recurrence-id") is None:
             continue
         rid = _utc_of(moved.decoded("recurrence-id"), tzid)
-        m_start = _utc_of(moved.decoded("dtstart"), tzid)
-        m_end = _utc_of(moved.decoded("dtend"), tzid) if moved.get("dtend") is not None else m_start + (end - start)
-        m_title = str(moved.get("summary", ""))
-        overrides.append(
-            [
-                rid.isoformat(),
-                m_start.isoformat(),
-                m_end.isoformat(),
-                "" if m_title == str(master.get("summary", "")) else m_title,
-            ]
-        )
+        if rid not in starts or rid.isoformat() in overrides:
+            continue  # an occurrence the series does not have: nothing to move
+        if str(moved.get("status", "")).upper() == "CANCELLED":
+            exdates.add(rid.isoformat())  # how some clients leave one occurrence out
+            continue
+        m_start = _utc_of(moved.decoded("dtstart"), tzid) if moved.get("dtstart") is not None else rid
+        m_end = _end(moved, m_start, all_day, tzid) or m_start + (end - start)
+        m_title = _clean(moved.get("summary", ""), TEXT_LIMITS["title"])
+        overrides[rid.isoformat()] = [
+            rid.isoformat(),
+            m_start.isoformat(),
+            max(m_end, m_start).isoformat(),
+            "" if m_title == _clean(master.get("summary", ""), TEXT_LIMITS["title"]) else m_title,
+        ]
     status = "planned"
     if str(master.get("status", "")).upper() == "CANCELLED":
         status = "cancelled"
     elif str(master.get("x-hub-status", "")).lower() == "done":
         status = "done"
-    modified = None
-    for name in ("last-modified", "dtstamp"):
-        if master.get(name) is not None:
-            value = master.decoded(name)
-            modified = value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else None
-            if modified is not None:
-                break
     attendees: dict[str, str] = {}
-    raw_att = master.get("attendee")
-    for person in raw_att if isinstance(raw_att, list) else ([raw_att] if raw_att is not None else []):
-        address = str(person).removeprefix("mailto:").removeprefix("MAILTO:").strip().casefold()
-        attendees[address] = str(person.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
+    for person in _list(master.get("attendee")):
+        address = str(person).strip().removeprefix("mailto:").removeprefix("MAILTO:").strip().casefold()
+        partstat = str(getattr(person, "params", {}).get("PARTSTAT", "NEEDS-ACTION")).upper()
+        if address and partstat in PARTSTATS:
+            attendees[address] = partstat
     fields = {
-        "title": str(master.get("summary", "")),
-        "description": str(master.get("description", "")),
-        "location": str(master.get("location", "")),
+        "title": _clean(master.get("summary", ""), TEXT_LIMITS["title"]),
+        "description": _clean(master.get("description", ""), TEXT_LIMITS["description"]),
+        "location": _clean(master.get("location", ""), TEXT_LIMITS["location"]),
         "start": start.isoformat(),
         "end": end.isoformat(),
         "all_day": all_day,
         "tzid": tzid if not all_day else default_tzid,
         "rrule": rrule,
-        "exdates": sorted(set(exdates)),
+        "exdates": sorted(exdates),
         "status": status,
-        "overrides": sorted(overrides),
+        "overrides": sorted(overrides.values()),
     }
-    sequence = int(master.get("sequence", 0) or 0)
-    return Remote(uid, fields, sequence, modified, attendees, str(cal.get("method", "")).upper())
+    method = _clean(cal.get("method", ""), 20).upper()
+    return Remote(uid, fields, _number(master.get("sequence")), _modified(master), attendees, method)
+
+
+def _modified(master: Any) -> datetime | None:
+    """LAST-MODIFIED (or DTSTAMP) of the event; None when missing or unreadable (then "now" counts)."""
+    for name in ("last-modified", "dtstamp"):
+        try:
+            value = master.decoded(name) if master.get(name) is not None else None
+        except Exception:  # a broken stamp costs the stamp, not the event
+            value = None
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC)
+    return None

@@ -27,7 +27,17 @@ from hub.calendar import ical
 from hub.calendar.appointments import record_history, snapshot
 from hub.config import Settings
 from hub.db import Database
-from hub.models import Appointment, AppointmentAttendee, AppointmentCancellation, CalendarAccount, Email
+from hub.models import (
+    Appointment,
+    AppointmentAttendee,
+    AppointmentCancellation,
+    CalendarAccount,
+    Email,
+    EmailParticipant,
+    Mailbox,
+    MailboxEmail,
+    User,
+)
 from hub.models.calendar import Delivery
 from hub.outbound import Connection, Refused, relay_for
 
@@ -196,41 +206,101 @@ def _claimed_send(
 # --- replies ---------------------------------------------------------------------------------------------
 
 
+ANSWERS = ("ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION")
+
+
 def apply_replies(session: Session, email_ids: list[int]) -> int:
     """Set attendees' answers from stored METHOD:REPLY e-mails (mail sync stored their details).
-    A reply to an older SEQUENCE than the attendee was last sent still counts: the answer is his."""
+    A reply to an older SEQUENCE than the attendee was last sent still counts: the answer is his.
+
+    Mail from outside is not trusted: anyone can write any From and any iCalendar. So a REPLY
+    changes one answer at most, the sender's own (RFC 5546: a REPLY is one attendee's), and only
+    when it arrived in the mailbox of the organiser or of a staff member attending (where hub's
+    invitations send replies); a REPLY naming the organiser, or a sender not attending, changes
+    nothing, and no other METHOD (REQUEST, CANCEL, COUNTER, none) from outside changes hub's
+    appointments at all: only hub organises them."""
     applied = 0
-    for kind, details in session.execute(select(Email.kind, Email.details).where(Email.id.in_(email_ids))):
+    rows = session.execute(
+        select(Email.id, Email.kind, Email.details, Email.from_address).where(Email.id.in_(email_ids))
+    )
+    for email_id, kind, details, sender in rows:
         if kind != "invitation" or not details:
             continue
         try:
             data = json.loads(details)
         except ValueError:
             continue
-        if str(data.get("method", "")).upper() != "REPLY" or not data.get("uid"):
+        if not isinstance(data, dict) or str(data.get("method", "")).upper() != "REPLY" or not data.get("uid"):
             continue
-        appointment = session.scalar(select(Appointment).where(Appointment.uid == str(data["uid"])))
-        if appointment is None:
+        appointment = session.scalar(select(Appointment).where(Appointment.uid == str(data["uid"])[:255]))
+        if appointment is None or appointment.deleted_at is not None:
             continue
-        answers = {
-            str(a.get("address", "")).casefold(): str(a.get("partstat", "")).upper()
-            for a in data.get("attendees", [])
-            if isinstance(a, dict)
-        }
-        for attendee in appointment.attendees:
-            answer = answers.get(attendee.email_key)
-            if answer in ("ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION") and attendee.partstat != answer:
-                before = attendee.partstat
-                attendee.partstat = answer
-                record_history(
-                    session,
-                    appointment,
-                    f"{attendee.name or attendee.email}: {answer}",
-                    {"partstat": before},
-                    source="mail",
-                )
-                applied += 1
+        found = _answer_of(session, email_id, str(sender or ""), appointment, data)
+        if found is None:
+            continue
+        attendee, answer = found
+        if attendee.partstat == answer:
+            continue
+        before = attendee.partstat
+        attendee.partstat = answer
+        record_history(
+            session,
+            appointment,
+            f"{attendee.name or attendee.email}: {answer}",
+            {"partstat": before},
+            source="mail",
+        )
+        applied += 1
     return applied
+
+
+def _answer_of(
+    session: Session, email_id: int, sender: str, appointment: Appointment, data: dict[str, object]
+) -> tuple[AppointmentAttendee, str] | None:
+    """The attendee a stored REPLY may answer for, and the answer (see :func:`apply_replies`)."""
+    sender_key = sender.strip().casefold()
+    organizer = session.get(User, appointment.created_by_id) if appointment.created_by_id else None
+    if not sender_key or (organizer is not None and organizer.email.strip().casefold() == sender_key):
+        log.info("reply %s ignored: no sender, or the organiser's own address", email_id)
+        return None
+    attendee = next((a for a in appointment.attendees if a.email_key == sender_key), None)
+    if attendee is None or (organizer is not None and attendee.user_id == organizer.id):
+        log.info("reply %s ignored: %s does not attend %s", email_id, sender_key, appointment.uid)
+        return None
+    listed = data.get("attendees")
+    answers = [
+        str(a.get("partstat", "")).upper()
+        for a in (listed if isinstance(listed, list) else [])
+        if isinstance(a, dict) and str(a.get("address", "")).strip().casefold() == sender_key
+    ]
+    if len(answers) != 1 or answers[0] not in ANSWERS:
+        log.info("reply %s ignored: no single answer of its sender", email_id)
+        return None
+    # Where it went: a mailbox of the organiser or a staff attendee (mail sync links the copy after
+    # it announced the mail, so at first the recipients tell: the organiser's or staff's address).
+    entitled = {appointment.created_by_id} | {a.user_id for a in appointment.attendees if a.user_id is not None}
+    readers = set(
+        session.scalars(
+            select(Mailbox.owner_id)
+            .join(MailboxEmail, MailboxEmail.mailbox_id == Mailbox.id)
+            .where(MailboxEmail.email_id == email_id, Mailbox.owner_id.is_not(None))
+        )
+    )
+    staff = {
+        u.email.strip().casefold()
+        for u in session.scalars(select(User).where(User.id.in_([i for i in entitled if i is not None])))
+    }
+    recipients = set(
+        session.scalars(
+            select(EmailParticipant.address_key).where(
+                EmailParticipant.email_id == email_id, EmailParticipant.role.in_(("to", "cc", "bcc"))
+            )
+        )
+    )
+    if not (readers & entitled or recipients & staff):
+        log.info("reply %s ignored: it reached neither the organiser nor a staff attendee", email_id)
+        return None
+    return attendee, answers[0]
 
 
 def replies_of_linked_mail(session: Session, event: object) -> None:

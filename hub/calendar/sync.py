@@ -48,7 +48,7 @@ from hub.calendar.dav import Answer, CalendarError, Dav, plain, status_error
 from hub.calendar.merge import merge
 from hub.claims import Claim, heartbeat, try_claim
 from hub.db import Database
-from hub.i18n import _
+from hub.i18n import N_, _, english
 from hub.models import Appointment, CalendarAccount, CalendarPush, User
 from hub.models.base import utcnow
 from hub.models.calendar import AppointmentStatus, Delivery, PushState
@@ -152,10 +152,10 @@ def sync_account(
                     result.requests += dav.requests
                     dav.close()
         except CalendarError as exc:
-            _record_failure(claim, exc.words)
+            _record_failure(claim, exc.stored)
             raise
         except Exception as exc:
-            _record_failure(claim, _("Unexpected error: %(reason)s", reason=f"{type(exc).__name__}: {exc}"[:300]))
+            _record_failure(claim, N_("Unexpected error: %(reason)s", reason=f"{type(exc).__name__}: {exc}"[:300]))
             raise
     now = utcnow()
     values: dict[str, Any] = {"last_success_at": now, "last_error": "", "failures": 0, "next_attempt_at": None}
@@ -203,7 +203,7 @@ def _each(
 def _account(session: Session, account_id: int, secret_key: str) -> _Account:
     account = session.get_one(CalendarAccount, account_id)
     if not account.calendar_url:
-        raise CalendarError(_("No calendar chosen: choose one under Settings → Calendar."), temporary=False)
+        raise CalendarError(N_("No calendar chosen: choose one under Settings → Calendar."), temporary=False)
     return _Account(
         account.id,
         account.url,
@@ -425,7 +425,7 @@ def _push_one(db: Database, dav: Dav, account: _Account, item: _Item, result: Sy
                 return _synced(item, href, etag, shown)
         else:
             raise CalendarError(
-                _("Another event already uses hub's address %(href)s in this calendar.", href=href), temporary=False
+                N_("Another event already uses hub's address %(href)s in this calendar.", href=href), temporary=False
             )
     for _round in range(CONFLICT_ROUNDS):
         answer = dav.update(href, body, etag)
@@ -451,14 +451,19 @@ def _push_one(db: Database, dav: Dav, account: _Account, item: _Item, result: Sy
         etag = current.etag
         if item.private:
             continue  # a busy block: hub's times win, nothing else is there to merge
-        merged_shot = _apply_remote(db, account, item, current.body)
+        try:
+            merged_shot = _apply_remote(db, account, item, current.body)
+        except ical.NotAnEvent as exc:
+            # Nothing to merge: hub's version is written over it (the reason stays in the history).
+            _note_unreadable(db, account, item.appointment_id, exc)
+            continue
         if merged_shot is None:
             return {"state": PushState.gone.value, "href": "", "etag": ""}
         item.snapshot, shown = merged_shot, merged_shot.fields
         item.wanted_hash = ical.content_hash(merged_shot, private=False)
         body = ical.render(merged_shot, private=False, stamp=utcnow())
     raise CalendarError(
-        _("The event keeps changing in the calendar while hub writes it; hub tries again later."), temporary=True
+        N_("The event keeps changing in the calendar while hub writes it; hub tries again later."), temporary=True
     )
 
 
@@ -482,7 +487,7 @@ def _delete_one(dav: Dav, account: _Account, item: _Item, result: SyncResult) ->
             return {"state": PushState.gone.value, "href": "", "etag": ""}
         etag = current.etag
     raise CalendarError(
-        _("The event keeps changing in the calendar while hub removes it; hub tries again later."), temporary=True
+        N_("The event keeps changing in the calendar while hub removes it; hub tries again later."), temporary=True
     )
 
 
@@ -503,7 +508,7 @@ def _write_error(dav: Dav, account: _Account, status: int) -> CalendarError:
     # A PUT into a collection that is not there: the calendar was deleted on the server.
     if status in (404, 409) and _calendar_gone(dav, account):
         return CalendarError(
-            _("The calendar was not found on the server: was it deleted? Choose a calendar again."), temporary=False
+            N_("The calendar was not found on the server: was it deleted? Choose a calendar again."), temporary=False
         )
     return status_error(status, _("saving an event"))
 
@@ -520,8 +525,35 @@ def _apply_remote(db: Database, account: _Account, item: _Item, body: bytes) -> 
             return None
         session.refresh(appointment, ["attendees", "overrides"])
         remote = ical.parse(body, default_tzid=appointment.tzid)
+        if remote.uid != appointment.uid:
+            raise ical.NotAnEvent(_other_event(remote.uid))
         _merge_into(session, account, appointment, item.base, remote)
         return snapshot(session, appointment)
+
+
+def _other_event(uid: str) -> str:
+    return N_("The calendar holds another event (UID %(uid)s) at hub's address.", uid=uid[:100])
+
+
+def _note_unreadable(db: Database, account: _Account, appointment_id: int, exc: ical.NotAnEvent) -> None:
+    with db.transaction() as session:
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is not None:
+            _history_unreadable(session, account, appointment, exc.stored)
+
+
+def _history_unreadable(session: Session, account: _Account, appointment: Appointment, reason: str) -> None:
+    owner = session.get(User, account.owner_id)
+    record_history(
+        session,
+        appointment,
+        _(
+            "The event in %(name)s's calendar could not be read, so hub's version stands: %(reason)s",
+            name=owner.name if owner else "?",
+            reason=english(reason),
+        ),
+        source="calendar",
+    )
 
 
 def _merge_into(
@@ -581,6 +613,7 @@ def _cancel(session: Session, account: _Account, appointment_id: int, *, private
     )
     if push is not None:
         push.state, push.href, push.etag, push.pushed_hash = PushState.gone.value, "", "", ""
+        push.last_error = ""
     if appointment is None or appointment.deleted_at is not None or private:
         return
     if appointment.status == AppointmentStatus.cancelled.value:
@@ -633,7 +666,7 @@ def _pull(db: Database, dav: Dav, account: _Account, result: SyncResult) -> None
             continue
         if current.status != 200:
             raise status_error(current.status, _("reading an event"))
-        if _apply_pulled(db, account, push_id, appointment_id, base, current):
+        if _apply_pulled(db, account, push_id, appointment_id, base, current, result):
             result.pulled += 1
     for url in deleted:
         found = by_url.get(_norm(url))
@@ -677,7 +710,7 @@ def _changes(dav: Dav, account: _Account) -> tuple[dict[str, str], set[str], str
             raise plain(dav_error.NotFoundError()) from exc
         return None  # no sync-collection here
     except Exception as exc:
-        raise plain(exc) from exc
+        raise dav.failure(exc, _("reading the calendar's changes")) from exc
     deleted = {str(u) for u in found.deleted_urls}
     changed = {
         str(obj.url): str((obj.props or {}).get("{DAV:}getetag", ""))
@@ -692,7 +725,13 @@ def _calendar_gone(dav: Dav, account: _Account) -> bool:
 
 
 def _apply_pulled(
-    db: Database, account: _Account, push_id: int, appointment_id: int, base: dict[str, Any], current: Answer
+    db: Database,
+    account: _Account,
+    push_id: int,
+    appointment_id: int,
+    base: dict[str, Any],
+    current: Answer,
+    result: SyncResult,
 ) -> bool:
     with db.transaction() as session:
         appointment = session.get(Appointment, appointment_id)
@@ -702,10 +741,19 @@ def _apply_pulled(
         session.refresh(appointment, ["attendees", "overrides"])
         try:
             remote = ical.parse(current.body, default_tzid=appointment.tzid)
-        except ical.NotAnEvent:
+            if remote.uid != appointment.uid:
+                raise ical.NotAnEvent(_other_event(remote.uid))
+        except ical.NotAnEvent as exc:
+            # One event hub cannot read: said on the sync-health page and in the appointment's
+            # history; the rest of the pull goes on. Hub's version stays, and is written over the
+            # calendar's at hub's next change of the appointment (not before: nothing is lost meanwhile).
+            result.errors.append(f"{appointment.uid}: {exc}")
+            if push.last_error != exc.stored:
+                _history_unreadable(session, account, appointment, exc.stored)
+            push.last_error = exc.stored
+            push.etag = current.etag  # read once, not at every pull
             return False
-        if remote.uid != appointment.uid:
-            return False
+        push.last_error = ""
         owner = session.get_one(User, account.owner_id)
         if not session.scalar(
             select(Appointment.id).where(Appointment.id == appointment.id, appointment_visible(owner))
@@ -753,5 +801,5 @@ def _pull_by_etags(db: Database, dav: Dav, account: _Account, result: SyncResult
             result.pulled += 1
         elif now != etag:
             current = dav.get(href)
-            if current.status == 200 and _apply_pulled(db, account, push_id, appointment_id, base, current):
+            if current.status == 200 and _apply_pulled(db, account, push_id, appointment_id, base, current, result):
                 result.pulled += 1

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrule, rrulestr
+from dateutil import rrule as _rrule_module
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from hub.errors import ValidationError
 from hub.i18n import _
@@ -84,6 +86,51 @@ class Occurrence:
     title: str = ""  # an override's own title ("" : the appointment's)
 
 
+# dateutil looks for the next match period by period and only gives up in the year 9999: a rule
+# whose BYxxx parts never match (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30), or match once in decades,
+# keeps it busy for seconds, and one of minutes or seconds for hours; UNTIL does not stop that search
+# (it is compared with matches only). So an expansion looks this far ahead of its start at most.
+# hub's own series are weekly or monthly (check_rrule); the short spans bound older stored rules.
+MAX_SPAN = {
+    YEARLY: relativedelta(years=200),
+    MONTHLY: relativedelta(years=100),
+    WEEKLY: relativedelta(years=50),
+    DAILY: relativedelta(years=10),
+    HOURLY: relativedelta(years=1),
+    MINUTELY: relativedelta(days=7),
+    SECONDLY: relativedelta(hours=3),
+}
+
+
+class _PastHorizon(Exception):
+    """The expansion reached its horizon without a match."""
+
+
+class _BoundedInfo(_rrule_module._iterinfo):
+    """dateutil's per-month bookkeeping, which its search calls at least once a month of the walk
+    (whatever the FREQ): the one place to stop a walk that finds nothing. Only rules hub marks with
+    ``hub_horizon`` are stopped; any other use of dateutil is unchanged."""
+
+    def rebuild(self, year: int, month: int) -> None:
+        horizon = getattr(self.rrule, "hub_horizon", None)
+        if horizon is not None and (year, month) > horizon:
+            raise _PastHorizon
+        super().rebuild(year, month)
+
+
+_rrule_module._iterinfo = _BoundedInfo
+
+
+def _series_zone(tzid: str) -> str:
+    """The zone a series repeats in: a name stored before zones were checked repeats in UTC (its
+    instants are right; only its wall-clock rule across a clock change may be an hour off)."""
+    try:
+        zone(tzid)
+    except ValidationError:
+        return "UTC"
+    return tzid
+
+
 def _series(rule: str, start: datetime, tzid: str, all_day: bool) -> rrule:
     # dateutil walks naive wall-clock times; UNTIL in a rule is UTC, so it is made naive local too.
     dtstart = start.replace(tzinfo=None) if all_day else local(start, tzid).replace(tzinfo=None)
@@ -105,27 +152,59 @@ def _series(rule: str, start: datetime, tzid: str, all_day: bool) -> rrule:
         text = ";".join(parts)
     result = rrulestr(text, dtstart=dtstart)
     assert isinstance(result, rrule)
+    try:
+        horizon = dtstart + MAX_SPAN[result._freq]
+    except (OverflowError, ValueError):  # near the year 9999
+        horizon = datetime.max
+    result.hub_horizon = (horizon.year, horizon.month)
     return result
 
 
 def occurrence_starts(rule: str, start: datetime, tzid: str, all_day: bool) -> Iterator[datetime]:
-    """The series' starts as UTC instants, in order (at most :data:`MAX_OCCURRENCES`)."""
+    """The series' starts as UTC instants, in order (at most :data:`MAX_OCCURRENCES`, within
+    :data:`MAX_SPAN`). A rule that cannot be read (stored before rules were checked) gives its first
+    start only: the appointment stays visible."""
+    tzid = _series_zone(tzid)
     tz = UTC if all_day else zone(tzid)
-    for n, naive in enumerate(_series(rule, start, tzid, all_day)):
-        if n >= MAX_OCCURRENCES:
+    try:
+        series = _series(rule, start, tzid, all_day)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        yield start
+        return
+    found = iter(series)
+    for _n in range(MAX_OCCURRENCES):
+        try:
+            naive = next(found)
+            # A wall-clock time in a DST gap moves forward by the gap (zoneinfo's fold=0 reading).
+            moment = naive.replace(tzinfo=tz).astimezone(UTC)
+        except (StopIteration, _PastHorizon, ValueError, OverflowError):  # or past the year 9999
             return
-        # A wall-clock time in a DST gap moves forward by the gap (zoneinfo's fold=0 reading).
-        yield naive.replace(tzinfo=tz).astimezone(UTC)
+        yield moment
 
 
 def series_end(rule: str, start: datetime, end: datetime, tzid: str, all_day: bool) -> datetime | None:
-    """The last occurrence's end; None for a series without COUNT or UNTIL."""
+    """The last occurrence's end; None for a series without COUNT or UNTIL, or one whose end lies
+    beyond what hub expands (:data:`MAX_OCCURRENCES`, :data:`MAX_SPAN`): endless rather than cut short."""
     if not rule:
         return end
     if "COUNT=" not in rule and "UNTIL=" not in rule:
         return None
-    starts = list(occurrence_starts(rule, start, tzid, all_day))
-    return (starts[-1] if starts else start) + (end - start)
+    last = start
+    tzid = _series_zone(tzid)
+    try:
+        series = _series(rule, start, tzid, all_day)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return end
+    tz = UTC if all_day else zone(tzid)
+    found = iter(series)
+    for _n in range(MAX_OCCURRENCES):
+        try:
+            last = next(found).replace(tzinfo=tz).astimezone(UTC)
+        except StopIteration:
+            return last + (end - start)
+        except (_PastHorizon, ValueError, OverflowError):
+            return None
+    return None
 
 
 def parse_exdates(text: str) -> list[datetime]:
@@ -152,18 +231,36 @@ def build_rrule(freq: str, interval: int = 1, count: int | None = None, until: d
     return ";".join(parts)
 
 
+_SAMPLE = datetime(2026, 1, 5, 10, tzinfo=UTC)
+
+
 def check_rrule(rule: str) -> str:
-    """A rule from outside (API, a calendar): only weekly or monthly series are kept."""
+    """A rule from outside (API, a calendar): only weekly or monthly series are kept, with the bounds
+    hub's own form has, and only rules that give dates (BYxxx parts can exclude every day)."""
     rule = rule.strip().removeprefix("RRULE:")
     if not rule:
         return ""
+    if len(rule) > 500 or any(c.isspace() or not c.isprintable() for c in rule):
+        raise ValidationError(_("Not a repeat rule hub understands."), "rrule")
     keys = dict(part.split("=", 1) for part in rule.split(";") if "=" in part)
     if keys.get("FREQ") not in ("WEEKLY", "MONTHLY"):
         raise ValidationError(_("A series repeats weekly or monthly."), "rrule")
+    if "BYEASTER" in keys or ("COUNT" in keys and "UNTIL" in keys):  # dateutil's own; RFC 5545 forbids both
+        raise ValidationError(_("Not a repeat rule hub understands."), "rrule")
+    if not keys.get("INTERVAL", "1").isdigit() or not 1 <= int(keys.get("INTERVAL", "1")) <= 52:
+        raise ValidationError(_("Repeat every 1 to 52 weeks or months."), "rrule")
+    if "COUNT" in keys and (not keys["COUNT"].isdigit() or not 1 <= int(keys["COUNT"]) <= 500):
+        raise ValidationError(_("A series has 1 to 500 occurrences."), "rrule")
     try:
-        rrulestr(rule, dtstart=datetime(2026, 1, 5, 10))
-    except (ValueError, TypeError):
+        _series(rule, _SAMPLE, "UTC", False)
+        # Whether the BYxxx parts admit any day at all (UNTIL depends on the start: left out here).
+        unbounded = _series(";".join(p for p in rule.split(";") if not p.startswith("UNTIL=")), _SAMPLE, "UTC", False)
+    except (ValueError, TypeError, KeyError, OverflowError):
         raise ValidationError(_("Not a repeat rule hub understands."), "rrule") from None
+    try:
+        next(iter(unbounded))
+    except (StopIteration, _PastHorizon, ValueError, OverflowError):
+        raise ValidationError(_("The repeat rule gives no dates: its parts exclude each other."), "rrule") from None
     return rule
 
 

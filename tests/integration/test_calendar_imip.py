@@ -4,7 +4,6 @@ says "later" gets the invitation again; a METHOD:REPLY stored by mail sync sets 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from hub.crm.relations import ContactInput, RelationInput, save_contact, save_re
 from hub.db import Database
 from hub.models import Appointment, Email, User
 from tests.conftest import make_settings
+from tests.integration.test_calendar_imip_nasty import stored_reply
 
 
 def _calendar_part(message: Any) -> tuple[str, Calendar]:
@@ -136,12 +136,12 @@ def test_a_reply_stored_by_mail_sync_sets_the_answer(db: Database, make_user: Ca
             "sequence": 0,
             "attendees": [{"address": "piet@jansen.example", "partstat": "ACCEPTED"}],
         }
-        reply = Email(
-            message_key="<r1@jansen.example>", raw_sha256="0" * 64, kind="invitation", details=json.dumps(details)
-        )
+        # In Anna's mailbox, from Piet (see test_calendar_imip_nasty.py for what else changes nothing).
+        reply_id = stored_reply(s, anna.id, "piet@jansen.example", details)
         unrelated = Email(message_key="<r2@jansen.example>", raw_sha256="1" * 64, kind="", details="")
-        s.add_all([reply, unrelated])
+        s.add(unrelated)
         s.flush()
+        reply = s.get_one(Email, reply_id)
         assert apply_replies(s, [reply.id, unrelated.id]) == 1
         assert apply_replies(s, [reply.id]) == 0  # the same reply again changes nothing
         appointment_id = appointment.id

@@ -16,6 +16,7 @@ from hub.calendar.dav import CalendarError
 from hub.calendar.sync import push_now, sync_account
 from hub.config import Settings
 from hub.db import Database
+from hub.i18n import shown
 from hub.models import CalendarAccount, CalendarPush, User
 from tests.caldav_server import AnswerDroppingProxy, RadicaleServer, connect_calendar
 from tests.conftest import make_settings
@@ -134,7 +135,8 @@ def test_an_answer_lost_after_the_server_stored_the_event_makes_no_duplicate(
         assert proxy.dropped == 1
         with db.transaction() as session:
             account = session.get_one(CalendarAccount, account_id)
-            assert account.failures == 1 and account.last_error == failed.value.words
+            # Stored to be shown in each reader's language (hub.i18n.N_): in English here.
+            assert account.failures == 1 and shown(account.last_error) == failed.value.words
             account.next_attempt_at = None
 
         retried = sync_account(
