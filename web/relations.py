@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from jinja2 import pass_context
@@ -156,6 +156,83 @@ def relation_rows_html(context: Context, items: list[Any]) -> Markup:
             )
         html.append(row)
     return Markup("".join(html))
+
+
+# List pages kept (relation_list_html): some 10 kB each.
+KEPT_LISTS = 256
+
+
+@bp.app_template_global("relation_list_html")
+@pass_context
+def relation_list_html(context: Context) -> Markup:
+    """The relation list's content (relations/_list.html: the toolbar with its filters, the sort
+    links, the rows and the pager), rendered once for what it shows and kept: as template it was a
+    fifth of the page, and a list's first page is asked again and again. It shows, and is kept
+    under: the filters as the reader typed them (the raw query arguments), the tags to filter on,
+    the sort and the list's arguments, the page's rows (each row's every value) and cursors, the
+    reader's language and zone and the script root. Anything changed is another key, never a
+    stale page."""
+    page = context["page"]
+    args: dict[str, Any] = context["args"]
+    tags = context["tags"]
+    shown = (request.args.get("q", ""), request.args.get("status"), request.args.get("tag"), context["tag_id"])
+    key = (
+        request.script_root,
+        day_of_key(context),
+        shown,
+        tuple(tags),
+        context["sort"],
+        tuple(args.items()),
+        tuple(page.items),
+        page.next_cursor,
+        page.prev_cursor,
+    )
+    variables = {name: context[name] for name in ("page", "sort", "args", "status_labels", "tags", "tag_id")}
+    try:
+        return kept_once(
+            "relation_lists", key, lambda: Markup(render_template("relations/_list.html", **variables)), KEPT_LISTS
+        )
+    except TypeError:  # a value that cannot be a key (none today): rendered each time
+        return Markup(render_template("relations/_list.html", **variables))
+
+
+# Relation pages kept (relation_sheet_html); a large one (50 projects, many contacts) is some 50 kB.
+KEPT_SHEETS = 128
+# Where the reader's CSRF token goes in a kept relation page: markup no escaped value can contain
+# (an escaped "<" is "&lt;"), put back with the token on every request.
+_TOKEN_MARK = "<hub-csrf-token>"
+
+
+@bp.app_template_global("relation_sheet_html")
+@pass_context
+def relation_sheet_html(context: Context) -> Markup:
+    """The relation page's content (relations/_sheet.html: the relation, its tags, contacts and
+    projects, the links and forms on them), rendered once for what it shows and kept: as template
+    it was a quarter of the page, some sixty texts and links. It shows, and is kept under: the rows
+    the relation was read from (every value shown: hub.crm.relations.RelationSheet.shown, the
+    projects among them those this reader may see), whether the reader may manage it, the tag
+    suggestions, the reader's language and zone and the script root; the reader's CSRF token is put
+    in on every request. After a refused tag (g.tag_input: what was typed and why) it is rendered
+    as it is."""
+    sheet: RelationSheet = context["relation"]
+    suggestions = context["tag_suggestions"]()
+    variables = {
+        name: context[name] for name in ("relation", "contacts", "projects", "status_labels", "kind_labels", "can_link")
+    }
+    variables["tag_suggestions"] = lambda: suggestions
+    if "tag_input" in g or not sheet.shown:
+        return Markup(render_template("relations/_sheet.html", **variables))
+    key = (request.script_root, day_of_key(context), sheet.shown, context["can_link"], tuple(suggestions))
+    try:
+        html = kept_once(
+            "relation_sheets",
+            key,
+            lambda: render_template("relations/_sheet.html", **variables, csrf_token=lambda: Markup(_TOKEN_MARK)),
+            KEPT_SHEETS,
+        )
+    except TypeError:  # a value that cannot be a key (none today): rendered each time
+        return Markup(render_template("relations/_sheet.html", **variables))
+    return Markup(html.replace(_TOKEN_MARK, str(escape(context["csrf_token"]()))))
 
 
 @bp.app_template_global("relation_contact_rows_html")

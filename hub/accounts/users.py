@@ -144,6 +144,15 @@ def all_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
 
 
+@functools.lru_cache(maxsize=3)
+def user_list_rows(active: bool | None = None) -> Any:
+    """Staff accounts as plain rows (id, name, email, is_active), only active or only deactivated
+    ones when ``active`` says so: a kept statement for ``hub.paging.keyset_page(rows=True,
+    kept=True)`` (GET /users), one per ``active``, built once."""
+    query = select(User.id, User.name, User.email, User.is_active)
+    return query if active is None else query.where(User.is_active.is_(active))
+
+
 class LoginBlocked(Exception):
     """Too many failed logins for this address or from this IP address; try again later."""
 

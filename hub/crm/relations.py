@@ -16,10 +16,12 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    exists,
     func,
     literal_column,
     null,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -322,6 +324,70 @@ def relation_list_rows(user: User, search: str = "", status: str = "") -> tuple[
     return statement, ({"search_pattern": like_pattern(search)} if searched else {})
 
 
+# The columns of a relation in the API's list (RelationSummary), and its name's sort key (the cursor's).
+# Kind and status as the stored texts (the same SQL): the summary's model reads them as its enums, and
+# turning each into one here first was a tenth of reading a row.
+_API_LIST_COLUMNS = (
+    Relation.id,
+    type_coerce(Relation.kind, String).label("kind"),
+    Relation.name,
+    Relation.search_name,
+    Relation.city,
+    type_coerce(Relation.status, String).label("status"),
+    Relation.owner_id,
+    Relation.updated_at,
+)
+
+
+def relation_api_rows(
+    user: User,
+    *,
+    search: str = "",
+    status: str = "",
+    owner_id: int | None = None,
+    city: str | None = None,
+    updated_since: datetime | None = None,
+    tag_ids: list[int] | None = None,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """:func:`relations_query` with the API's filters, as a kept statement of plain rows (the
+    columns GET /relations shows, see hub.paging.keyset_page ``rows`` and ``kept``), and the values
+    to run it with. The same rows as the query with the values written in: each filter compares
+    the same expression with a bound value (``tag_ids``: relations carrying one of them, none for an
+    empty list, as tags.relation_has_any). Built once per reader's rule and set of filters given:
+    building and keying the statement cost as much as running it."""
+    status = status if status in {s.value for s in RelationStatus} else ""
+    values: dict[str, Any] = {}
+    if search.strip():
+        values["search_pattern"] = like_pattern(search)
+    if owner_id is not None:
+        values["owner_id"] = owner_id
+    if city is not None:
+        values["city"] = city.strip().lower()
+    if updated_since is not None:
+        values["updated_since"] = updated_since
+    if tag_ids is not None:
+        values["tag_ids"] = list(tag_ids)
+    given = tuple(sorted(values))
+
+    def make() -> Select[Any]:
+        query = relations_query(user, status=status)
+        if "search_pattern" in values:
+            query = query.where(Relation.search_name.like(bindparam("search_pattern"), escape="\\"))
+        if "owner_id" in values:
+            query = query.where(Relation.owner_id == bindparam("owner_id"))
+        if "city" in values:
+            query = query.where(func.lower(Relation.city) == bindparam("city"))
+        if "updated_since" in values:
+            query = query.where(Relation.updated_at >= bindparam("updated_since"))
+        if "tag_ids" in values:
+            tagged = relation_tags.c.tag_id.in_(bindparam("tag_ids", expanding=True))
+            query = query.where(exists().where(relation_tags.c.relation_id == Relation.id, tagged))
+        return query.with_only_columns(*_API_LIST_COLUMNS)
+
+    statement = kept(_KEPT_LISTS, ("api", relation_visible(user), status, given), make, KEPT_LISTS)
+    return statement, values
+
+
 # The ways a relation list may be ordered: the pages and the API page by these (cursor or number).
 RELATION_SORTS = {
     "name": Sort(Relation.search_name, Relation.id, lambda r: r.search_name),
@@ -577,6 +643,9 @@ class RelationSheet:
     # Only read for the page (``page=True``): the API lists these at their own URLs.
     contacts: list[ShownContact] = field(default_factory=list)
     projects: ShownProjects = field(default_factory=ShownProjects)
+    # The rows it was read from, as read (hashable): everything the sheet holds, for a page kept
+    # per what it shows (web/relations.py).
+    shown: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
 
 _SHEET_COLUMNS = (
@@ -748,7 +817,9 @@ def relation_sheet(session: Session, user: User, relation_id: int, *, page: bool
     statement = _links_statement(project_visible(user), page)
     contacts: dict[int, ShownContact] = {}
     projects = sheet.projects
-    for kind, key, parent, text, extra, extra2, day in connection.execute(statement, {"relation_id": relation_id}):
+    linked = connection.execute(statement, {"relation_id": relation_id}).all()
+    sheet.shown = (page, row, tuple(linked))
+    for kind, key, parent, text, extra, extra2, day in linked:
         if kind == _PHONE:
             sheet.phones.append(ShownPhone(text))
         elif kind == _EMAIL:
