@@ -32,6 +32,7 @@ from hub.crm.access import (
     claim_version,
     may_manage_project,
     project_visible,
+    project_visible_listing,
     project_visible_walking,
     relation_visible,
 )
@@ -619,10 +620,19 @@ def project_list_rows(
     (:func:`narrow_index`)."""
     rare = narrow_index(session, criteria) if session is not None else ""
     if criteria.get("search", "").strip() or criteria.get("updated_since") is not None:
-        return project_rows(projects_query(user, skipping=skipping, rare=rare, **criteria)), False
-    rule = project_visible_walking(user) if skipping else project_visible(user)
+        return project_rows(projects_query(user, skipping=skipping, rare=rare, listing=True, **criteria)), False
+    rule = _list_rule(user, skipping=skipping, listing=True)
     key = ("criteria", rule, skipping, rare, *sorted(criteria.items()))
-    return _kept_list(key, lambda: project_rows(projects_query(user, skipping=skipping, rare=rare, **criteria))), True
+    return _kept_list(
+        key, lambda: project_rows(projects_query(user, skipping=skipping, rare=rare, listing=True, **criteria))
+    ), True
+
+
+def _list_rule(user: User, *, skipping: bool, listing: bool) -> ColumnElement[bool]:
+    """The visibility rule in the form that suits how the query is read (see projects_query)."""
+    if skipping:
+        return project_visible_walking(user)
+    return project_visible_listing(user) if listing else project_visible(user)
 
 
 # SQLite plans a filtered list from averages (sqlite_stat1): an index on a status, type, chance or
@@ -671,12 +681,15 @@ def projects_query(
     closed_only: bool = False,
     skipping: bool = False,
     rare: str = "",
+    listing: bool = False,
 ) -> Select[tuple[Project]]:
     """The projects ``user`` may see, filtered. ``skipping``: the query will be read from an OFFSET
     (an old ?page=N link), walking many rows to skip them: the rule in the form that costs least so
     (:func:`hub.crm.access.project_visible_walking`; the same rows). ``rare``: on SQLite, the
-    filter few projects match, to read them through its index (:func:`narrow_index`)."""
-    visible = project_visible_walking(user) if skipping else project_visible(user)
+    filter few projects match, to read them through its index (:func:`narrow_index`). ``listing``: the
+    query will be read a page at a time along an index (:func:`hub.crm.access.project_visible_listing`;
+    the same rows)."""
+    visible = _list_rule(user, skipping=skipping, listing=listing)
     query = select(Project).join(Project.relation).where(visible)
     if search.strip():
         pattern = like_pattern(search)
@@ -816,8 +829,8 @@ class ProjectFilters:
         :func:`project_list_rows`, also for ``session``)."""
         rare = narrow_index(session, {f.name: getattr(self, f.name) for f in fields(self)}) if session else ""
         if self.search.strip():
-            return project_rows(self.query(user, skipping=skipping, rare=rare)), False
-        rule = project_visible_walking(user) if skipping else project_visible(user)
+            return project_rows(self.query(user, skipping=skipping, rare=rare, listing=True)), False
+        rule = _list_rule(user, skipping=skipping, listing=True)
         key = (
             "filters",
             rule,
@@ -825,13 +838,16 @@ class ProjectFilters:
             rare,
             *(getattr(self, f.name) for f in fields(self) if f.name != "relation_name"),
         )
-        return _kept_list(key, lambda: project_rows(self.query(user, skipping=skipping, rare=rare))), True
+        return _kept_list(key, lambda: project_rows(self.query(user, skipping=skipping, rare=rare, listing=True))), True
 
-    def query(self, user: User, *, skipping: bool = False, rare: str = "") -> Select[tuple[Project]]:
+    def query(
+        self, user: User, *, skipping: bool = False, rare: str = "", listing: bool = False
+    ) -> Select[tuple[Project]]:
         query = projects_query(
             user,
             skipping=skipping,
             rare=rare,
+            listing=listing,
             search=self.search,
             relation_id=self.relation_id,
             status_id=self.status_id,
