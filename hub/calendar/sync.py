@@ -13,7 +13,9 @@ together, and every step is safe to repeat:
 - an appointment whose content hash equals what was last written costs no request at all;
 - pull: RFC 6578 sync-collection from the saved sync-token (a full listing when the server forgot
   it), or ETag comparison (PROPFIND) on servers without it. A changed event is merged like a 412; a
-  deleted one cancels the appointment. The new token is saved after the changes it covers.
+  deleted one cancels the appointment. The new token is saved after the changes it covers. One
+  event the server will not hand over (a 500 to its GET) is one event's failure, not the account's:
+  its reason is kept on its push row and it is read again at the next pull.
 
 Failures are recorded on the account in plain words with a growing backoff, and shown on the
 sync-health page; what was done before the failure stays done.
@@ -392,6 +394,7 @@ def _synced(item: _Item, href: str, etag: str, fields: dict[str, Any]) -> dict[s
         "pushed_fields": json.dumps(fields, sort_keys=True),
         "pushed_at": utcnow(),
         "last_error": "",
+        "attempts": 0,
     }
 
 
@@ -613,7 +616,7 @@ def _cancel(session: Session, account: _Account, appointment_id: int, *, private
     )
     if push is not None:
         push.state, push.href, push.etag, push.pushed_hash = PushState.gone.value, "", "", ""
-        push.last_error = ""
+        push.last_error, push.attempts = "", 0
     if appointment is None or appointment.deleted_at is not None or private:
         return
     if appointment.status == AppointmentStatus.cancelled.value:
@@ -654,7 +657,12 @@ def _pull(db: Database, dav: Dav, account: _Account, result: SyncResult) -> None
         known = {
             href: (p.id, p.appointment_id, p.etag, json.loads(p.pushed_fields or "{}")) for href, p in pushes.items()
         }
+        # Events the server would not hand over at an earlier pull: the sync-token has moved past
+        # their change, so they are read again whether or not the listing names them.
+        unread = [href for href, p in pushes.items() if p.attempts]
     by_url = {_norm(href): value for href, value in known.items()}
+    named = {_norm(url) for url in [*changed, *deleted]}
+    changed.update({href: "" for href in unread if _norm(href) not in named})
     for url, etag in changed.items():
         found = by_url.get(_norm(url))
         if found is None or (etag and etag == found[2]):
@@ -665,7 +673,8 @@ def _pull(db: Database, dav: Dav, account: _Account, result: SyncResult) -> None
             deleted.add(url)
             continue
         if current.status != 200:
-            raise status_error(current.status, _("reading an event"))
+            _not_handed_over(db, account, push_id, current.status, result)
+            continue
         if _apply_pulled(db, account, push_id, appointment_id, base, current, result):
             result.pulled += 1
     for url in deleted:
@@ -683,6 +692,31 @@ def _pull(db: Database, dav: Dav, account: _Account, result: SyncResult) -> None
     with db.transaction() as session:
         session.execute(update(CalendarAccount).where(CalendarAccount.id == account.id).values(sync_token=token))
     account.sync_token = token
+
+
+def _not_handed_over(db: Database, account: _Account, push_id: int, status: int, result: SyncResult) -> None:
+    """The server answered an error to reading one event: that event's failure (its reason on its
+    push row and, once, in the appointment's history; the sync-health page counts it), read again at
+    the next pull. The ETag is kept, so the change is not taken as seen. A refused login or a request
+    to slow down concerns the whole account: the pull stops there and the account backs off."""
+    if status == 401:
+        raise status_error(status, _("reading an event"))
+    if status == 429:
+        raise plain(dav_error.RateLimitError())
+    reason = N_(
+        "The calendar server answered HTTP %(status)s to reading the event; hub tries again at the next pull.",
+        status=status,
+    )
+    with db.transaction() as session:
+        push = session.get(CalendarPush, push_id)
+        appointment = session.get(Appointment, push.appointment_id) if push is not None else None
+        if push is None or appointment is None:
+            return
+        result.errors.append(f"{appointment.uid}: {english(reason)}")
+        if push.last_error != reason and appointment.deleted_at is None:
+            _history_unreadable(session, account, appointment, reason)
+        push.last_error = reason
+        push.attempts += 1
 
 
 def _norm(url: str) -> str:
@@ -752,8 +786,9 @@ def _apply_pulled(
                 _history_unreadable(session, account, appointment, exc.stored)
             push.last_error = exc.stored
             push.etag = current.etag  # read once, not at every pull
+            push.attempts = 0
             return False
-        push.last_error = ""
+        push.last_error, push.attempts = "", 0
         owner = session.get_one(User, account.owner_id)
         if not session.scalar(
             select(Appointment.id).where(Appointment.id == appointment.id, appointment_visible(owner))
@@ -801,5 +836,7 @@ def _pull_by_etags(db: Database, dav: Dav, account: _Account, result: SyncResult
             result.pulled += 1
         elif now != etag:
             current = dav.get(href)
-            if current.status == 200 and _apply_pulled(db, account, push_id, appointment_id, base, current, result):
+            if current.status not in (200, 404):
+                _not_handed_over(db, account, push_id, current.status, result)  # its old ETag: read again next time
+            elif current.status == 200 and _apply_pulled(db, account, push_id, appointment_id, base, current, result):
                 result.pulled += 1

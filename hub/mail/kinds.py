@@ -22,6 +22,12 @@ from hub.mail.text import decode_header_text
 
 Details = dict[str, object]
 
+# Calendar parts read as invitations, at most: an invitation is one small calendar (a few kB). A
+# hostile or broken mail with a 50 MB .ics or hundreds of calendar parts would otherwise cost the
+# sync worker that much memory and parsing; the rest stay attachments, as every calendar part does.
+MAX_CALENDAR_PARTS = 3
+MAX_CALENDAR_BYTES = 1_000_000
+
 
 @dataclass
 class Findings:
@@ -309,7 +315,7 @@ def classify(envelope: Envelope, findings: Findings, text_body: str, problems: l
     complaint = _complaint(findings, text_body) if findings.feedback_report else None
     if complaint is not None:
         return "complaint", complaint
-    for calendar_text in findings.calendars:
+    for calendar_text in findings.calendars[:MAX_CALENDAR_PARTS]:
         try:
             invitation = _invitation(calendar_text)
         except Exception as exc:  # icalendar raises many kinds of errors on bad input

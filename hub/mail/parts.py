@@ -9,7 +9,8 @@ How mail clients show mail, and so how it is read here:
   attachment (a mailing-list footer) and HTML fragments split by an inline image (Apple Mail) are
   joined in order; plain text among HTML is shown in the HTML as preformatted text;
 - a part with a file name, an attachment disposition or a type no body shows is an attachment
-  (named after its type when it has no name); calendar parts are both read and kept (invite.ics);
+  (named after its type when it has no name); calendar parts are both read and kept (invite.ics),
+  read only when among the first few and small (hub.mail.kinds.MAX_CALENDAR_PARTS, _BYTES);
 - an attached message (message/rfc822, also base64-encoded) is kept as an .eml that opens as mail;
 - an opaque S/MIME signed message shows its content; an encrypted one says why it cannot;
 - a multipart whose boundary is missing or wrong is split at the delimiters its body does have, or
@@ -35,7 +36,7 @@ from email.policy import compat32
 
 from hub.mail import smime
 from hub.mail.filenames import safe_filename
-from hub.mail.kinds import Findings, message_of
+from hub.mail.kinds import MAX_CALENDAR_BYTES, MAX_CALENDAR_PARTS, Findings, message_of
 from hub.mail.text import decode_header_text, decode_text, unflow
 
 # Deeper than this no mail client shows anything either; the raw message stays whole.
@@ -161,6 +162,7 @@ class _Reader:
         self.in_report = 0
         self.shown_attachments: list[tuple[str, Message]] = []  # named inline text, shown if nothing else is
         self.positions: dict[int, int] = {}  # id of a leaf shown as a body → its number, should it be attached
+        self.calendar_parts = 0  # calendar parts met so far (only the first few are read as invitations)
 
     def note(self, problem: str) -> None:
         if problem not in self.problems:
@@ -261,7 +263,7 @@ class _Reader:
         disposition = (part.get_content_disposition() or "").lower()
         name = _declared_name(part)
         if content_type in _CALENDAR_TYPES or (name or "").lower().endswith(".ics"):
-            self.parts.findings.calendars.append(decode_text(data, _charset(part), self.problems))
+            self.calendar(part, data)
             self.attach(part, data, content_type, name or "invite.ics")
             return Content()
         if content_type in smime.PKCS7_TYPES or (name or "").lower().endswith(".p7m"):
@@ -288,6 +290,24 @@ class _Reader:
             self.shown_attachments.append((decode_text(data, _charset(part)), part))
         self.attach(part, data, content_type, name)
         return Content()
+
+    def calendar(self, part: Message, data: bytes) -> None:
+        """A calendar part, to be read as an invitation (hub.mail.kinds) when it is one of the first
+        few and small: its text is decoded only then. It is kept as an attachment either way."""
+        self.calendar_parts += 1
+        if self.calendar_parts > MAX_CALENDAR_PARTS:
+            self.note(
+                f"more than {MAX_CALENDAR_PARTS} calendar parts: the others were kept as attachments,"
+                " not read as invitations"
+            )
+            return
+        if len(data) > MAX_CALENDAR_BYTES:
+            self.note(
+                f"calendar part larger than {MAX_CALENDAR_BYTES:,} bytes kept as an attachment,"
+                " not read as an invitation"
+            )
+            return
+        self.parts.findings.calendars.append(decode_text(data, _charset(part), self.problems))
 
     def uudecoded(self, data: bytes) -> bytes:
         """The text with each uuencoded file in it taken out and kept as an attachment."""
