@@ -16,7 +16,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
-from hub.crm.search import CAP, KINDS, search
+from hub.crm.search import KINDS, search
 from hub.mail.privacy import email_visible
 from hub.paging import BadCursor
 from hub.text import fold
@@ -59,9 +59,7 @@ def index() -> Any:
         results = run(None)
     # Contacts link to their own page where it exists, else to their relation's.
     contact_page = "contacts.show" in current_app.view_functions
-    return render_template(
-        "search/index.html", results=results, q=results.text, kind=kind, contact_page=contact_page, cap=CAP
-    )
+    return render_template("search/index.html", results=results, q=results.text, kind=kind, contact_page=contact_page)
 
 
 def _fold_char(ch: str) -> str:
@@ -71,8 +69,8 @@ def _fold_char(ch: str) -> str:
 
 @bp.app_template_filter("found")
 def found(total: int, capped: bool = False) -> str:
-    """A count of matches in the locale's digits; "1,000+" (Dutch "1.000+") when there are more
-    than were counted (hub.crm.search.CAP)."""
+    """A count of matches in the locale's digits; "100+" when there are more than were counted
+    (hub.crm.search.CAP; "1,000+", Dutch "1.000+", were it a thousand)."""
     return _decimal(total, str(get_locale() or "nl")) + ("+" if capped else "")
 
 

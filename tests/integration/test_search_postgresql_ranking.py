@@ -1,7 +1,7 @@
-"""Ranking a common word: PostgreSQL ranks the first CAP matches as it finds them (hub.crm.search
-``_Kind.ranked``), SQLite after; both list exactly the same rows in the same order, page after page,
-exact names first (accents and case aside), then names that start with the text, then the rest, each
-by name and then by id."""
+"""Ranking a common word (more than CAP matches, hub.crm.search ``_tiered_page``): both databases
+list exactly the same rows in the same order, page after page: exact names first (accents and case
+aside), then names that start with the text, each by folded name and then by id, then names with a
+later word starting with it, then the rest, each by id; every match once."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from hub.accounts.users import UserInput, create_user
 from hub.crm.relations import ContactInput, RelationInput, save_contact, save_relation
-from hub.crm.search import ANYWHERE, CAP, EXACT, PREFIX, search
+from hub.crm.search import ANYWHERE, CAP, EXACT, PREFIX, WORD, search
 from hub.db import Database
 from hub.models import Contact, User
 from hub.text import fold
 
-MATCHING = 1200  # more than CAP: only the first CAP found (by id) are ranked and paged
+MATCHING = 1200  # more than CAP
 
 # Names by id order: exact (as typed, accented, upper case), starting with the text, holding it; names
 # repeat, so ties are settled by id.
@@ -23,10 +23,14 @@ NAMES = ("Bakker", "Zus Bakker", "Bäkker", "Bakkerij {k:04d}", "BAKKER", "De Ba
 
 def _rank(name: str) -> int:
     folded = fold(name)
-    return EXACT if folded == "bakker" else PREFIX if folded.startswith("bakker") else ANYWHERE
+    if folded == "bakker":
+        return EXACT
+    if folded.startswith("bakker"):
+        return PREFIX
+    return WORD if " bakker" in folded or "-bakker" in folded else ANYWHERE
 
 
-def test_every_page_lists_the_first_cap_found_in_rank_name_and_id_order(any_db: Database) -> None:
+def test_every_page_lists_every_match_in_rank_name_and_id_order(any_db: Database) -> None:
     with any_db.transaction() as s:
         user = create_user(s, UserInput(email="rank@staff.example", name="R", password="pw-123456789"))
         relation = save_relation(s, RelationInput(name="Open BV"))
@@ -34,8 +38,8 @@ def test_every_page_lists_the_first_cap_found_in_rank_name_and_id_order(any_db: 
             save_contact(s, relation, ContactInput(name=NAMES[k % len(NAMES)].format(k=k)))
         save_contact(s, relation, ContactInput(name="Jansen"))  # no match among the matches
         contacts = sorted(s.execute(select(Contact.id, Contact.name).where(Contact.name != "Jansen")).tuples())
-    first = contacts[:CAP]
-    expected = [cid for _rank_of, _name, cid in sorted((_rank(name), name, cid) for cid, name in first)]
+    ranked = sorted((_rank(name), fold(name) if _rank(name) <= PREFIX else "", cid) for cid, name in contacts)
+    expected = [cid for _rank_of, _key, cid in ranked]
 
     listed: list[int] = []
     cursor = None
@@ -48,9 +52,7 @@ def test_every_page_lists_the_first_cap_found_in_rank_name_and_id_order(any_db: 
             cursor = group.next_cursor
             if cursor is None:
                 break
-    assert listed == expected
-    # The matches past the first CAP found are neither listed nor ranked ahead of them.
-    assert not {cid for cid, _name in contacts[CAP:]} & set(listed)
+    assert listed == expected and len(expected) == MATCHING
 
 
 def test_a_page_whose_rows_went_away_is_empty_and_still_counts_the_others(any_db: Database) -> None:

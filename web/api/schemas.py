@@ -902,11 +902,11 @@ class SearchHit(Output):
 
 class SearchGroup(Output):
     kind: SearchKind
-    total: int = Field(description="Every match of this kind you may see, counted up to 1000 (see total_capped)")
+    total: int = Field(description="Every match of this kind you may see, counted up to 100 (see total_capped)")
     total_capped: bool = Field(
         default=False,
-        description="More than 1000 match: total is 1000, a lower bound, and only the first 1000 found "
-        "(by id; e-mails the last 1000) are ranked and paged; refine the text to find the others",
+        description="More than 100 match: total is 100, a lower bound; every match is still reached by "
+        "paging (exact, then starting with the text, then a word starting with it, then the rest)",
     )
     items: list[SearchHit] = Field(description="Exact matches first, then names starting with the text, then the rest")
     next: str | None = Field(description="The cursor of this kind's next page (pass with kind=); null on the last")
