@@ -149,6 +149,12 @@ class Email(Base):
     attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
 
 
+# E-mail lists' order, newest first with undated ones last (hub.paging.Sort), as an index on
+# PostgreSQL, where an ascending index read backwards puts NULLs first (migration 0019). SQLite's
+# ix_email_sent_at read backwards is already that order.
+Index("ix_email_newest_first", Email.sent_at.desc().nulls_last(), Email.id.desc()).ddl_if(dialect="postgresql")
+
+
 class MailboxEmail(Base):
     """The e-mail came from this mailbox. Personal mail is shared with colleagues only through rows
     whose mailbox shares (``Mailbox.sharing``) and that are neither ``private`` (the owner's switch
