@@ -5,14 +5,19 @@ the private feed URL), and the feed itself."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from flask_babel import format_date, format_time
+import babel.dates
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import format_date, format_time, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import (
     BooleanField,
@@ -29,7 +34,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from hub.accounts.users import active_users, all_groups
+from hub.accounts.users import active_users
 from hub.calendar import times
 from hub.calendar.accounts import (
     AccountInput,
@@ -43,15 +48,17 @@ from hub.calendar.accounts import (
 )
 from hub.calendar.appointments import (
     AppointmentInput,
-    Entry,
+    ViewEntry,
     appointments_query,
     delete_appointment,
-    entries,
     get_appointment,
+    group_member_ids,
     history,
     occurrences_of,
     save_appointment,
     set_status,
+    view_entries,
+    view_people,
     week_start,
 )
 from hub.calendar.dav import CalendarError
@@ -61,6 +68,8 @@ from hub.errors import NotFound, ValidationError
 from hub.models import Appointment, Contact, EmailAddress, Project
 from web.context import db_session, settings
 from web.forms import show_errors
+from web.lists import kept_rows, row_link
+from web.menu import kept
 from web.security import login_required, user
 from web.views import int_arg
 
@@ -150,27 +159,7 @@ def _date_arg() -> date:
     return day
 
 
-def _people() -> tuple[list[int] | None, str, Any, Any]:
-    """Whose calendar a view shows: ?user=ID, ?group=ID (a team), else yours."""
-    session = db_session()
-    groups = all_groups(session)
-    users = active_users(session)
-    group_id = request.args.get("group", type=int)
-    user_id = request.args.get("user", type=int)
-    if group_id:
-        group = next((g for g in groups if g.id == group_id), None)
-        if group is None:
-            abort(404)
-        return [m.id for m in group.members], group.name, users, groups
-    if user_id:
-        person = next((u for u in users if u.id == user_id), None)
-        if person is None:
-            abort(404)
-        return [person.id], person.name, users, groups
-    return [user().id], user().name, users, groups
-
-
-def _by_day(items: list[Entry], first: date, days: int) -> list[tuple[date, list[Entry]]]:
+def _by_day(items: list[Any], first: date, days: int) -> list[tuple[date, list[Any]]]:
     result = []
     for n in range(days):
         day = first + timedelta(days=n)
@@ -213,22 +202,218 @@ def index() -> Any:
 @login_required
 def week() -> Any:
     first = week_start(_date_arg())
-    people, whose, users, groups = _people()
-    items = entries(db_session(), user(), people, *_window(first, 7))
-    return render_template(
-        "calendar/week.html",
-        days=_by_day(items, first, 7),
+    people, whose, users, groups = _staff()
+    team = bool(request.args.get("group"))
+    # Only a team's week names the staff of each appointment.
+    items = view_entries(db_session(), user(), people, *_window(first, 7), with_staff=team)
+    args = {k: v for k, v in request.args.items() if k in ("user", "group")}
+    shown = WeekShown(
         first=first,
-        prev=first - timedelta(days=7),
-        next=first + timedelta(days=7),
         whose=whose,
         users=users,
         groups=groups,
-        names={u.id: u.name for u in users},
-        team=bool(request.args.get("group")),
-        args={k: v for k, v in request.args.items() if k in ("user", "group")},
+        team=team,
+        args=args,
         today=datetime.now(LOCAL).date(),
     )
+    _ = _words_of(get_translations())
+    week_word = _("Week")
+    language = str(get_locale() or "nl")
+    return render_template(
+        "calendar/week.html",
+        title=Markup(f"{week_word} {escape(_date_text(first, 'medium', language))}"),
+        content=week_html(shown, _by_day(items, first, 7), _, language),
+    )
+
+
+def _staff() -> tuple[list[int] | None, str, tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
+    """Whose calendar a view shows: ?group=ID (a team: its members), ?user=ID, else yours (a team
+    or person that is not there: 404); with the staff and teams to choose from, as (id, name)."""
+    session = db_session()
+    users, groups = view_people(session)
+    group_id = request.args.get("group", type=int)
+    user_id = request.args.get("user", type=int)
+    if group_id:
+        group = next((g for g in groups if g[0] == group_id), None)
+        if group is None:
+            abort(404)
+        return group_member_ids(session, group_id), group[1], tuple(users), tuple(groups)
+    if user_id:
+        person = next((u for u in users if u[0] == user_id), None)
+        if person is None:
+            abort(404)
+        return [person[0]], person[1], tuple(users), tuple(groups)
+    return [user().id], user().name, tuple(users), tuple(groups)
+
+
+# --- the week view, rendered in Python -------------------------------------------------------------------
+# The week as a Jinja template (a loop of seven days, an include per appointment, ten dates and
+# times formatted by Babel each time) was two fifths of the page. These give its HTML byte for byte
+# (tests/integration/test_calendar_week_rendering.py renders the template they replaced); the parts
+# that are the same on every request (the toolbar, whose calendar, the days' names) are kept.
+
+
+@dataclass(frozen=True)
+class WeekShown:
+    """What a week or month view shows around its appointments (``first``: the week's Monday, or
+    the month's first day)."""
+
+    first: date
+    whose: str
+    users: tuple[tuple[int, str], ...]
+    groups: tuple[tuple[int, str], ...]
+    team: bool
+    args: dict[str, str]
+    today: date
+
+
+Words = Callable[..., Markup]
+
+
+def _words_of(translations: Any) -> Words:
+    """The template's ``_``: the translation as markup, its variables escaped, %-formatted as
+    Jinja's newstyle gettext does (web.i18n._filled)."""
+
+    def _(text: str, **variables: Any) -> Markup:
+        found = Markup(translations.ugettext(text))
+        return found % variables if variables or "%" in found else found
+
+    return _
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_text(value: date, fmt: str, language: str) -> str:
+    # What the local_date filter gives for a day (Flask-Babel's format_date: Babel's, in the locale).
+    return babel.dates.format_date(value, fmt, locale=language)
+
+
+@functools.lru_cache(maxsize=16384)
+def _time_text(value: datetime, language: str) -> str:
+    # What the local_time filter gives (on the company's clock, not rebased by Babel).
+    return babel.dates.format_time(value.astimezone(LOCAL), "short", locale=language)
+
+
+def week_html(shown: WeekShown, days: list[tuple[date, list[ViewEntry]]], _: Words, language: str) -> Markup:
+    """The week view's content: what the templates calendar/week.html, _nav.html and _entry.html gave
+    (quoted in tests/integration/test_calendar_week_rendering.py)."""
+    args_key = tuple(shown.args.items())
+    top = kept(
+        "calendar_week_top",
+        (request.script_root, language, shown.whose, args_key, shown.first),
+        lambda: _week_top(shown, _, language),
+    )
+    nav = kept(
+        "calendar_nav",
+        (language, shown.first, shown.users, shown.groups, shown.args.get("user"), shown.args.get("group")),
+        lambda: _nav_html(shown, _),
+    )
+    bottom = kept("calendar_week_bottom", (request.script_root, language), lambda: _week_bottom(_))
+    href = row_link("calendar.show", "appointment_id")
+    names = dict(shown.users) if shown.team else {}
+    # Each entry as it was rendered before for the same values (a team's: the same names too).
+    rendered = kept_rows("calendar_week", (language, href, shown.team, shown.users if shown.team else ()))
+    label = _("Week of %(date)s", date=_date_text(shown.first, "medium", language))
+    parts = [top, nav, f'\n<div class="week" aria-label="{label}">\n  ']
+    for day, items in days:
+        today = " today" if day == shown.today else ""
+        parts.append(
+            f'\n  <section class="day{today}">\n    <h2>{escape(_date_text(day, "EEE d MMM", language))}</h2>\n    '
+        )
+        if items:
+            for e in items:
+                html = rendered.get(e)
+                if html is None:
+                    html = rendered[e] = _entry_html(e, href, shown.team, names, _, language)
+                parts.append(html)
+        else:
+            parts.append('<p class="muted">—</p>')
+        parts.append("\n  </section>\n  ")
+    parts.append(bottom)
+    return Markup("".join(parts))
+
+
+def _entry_html(e: ViewEntry, href: str, team: bool, names: dict[int, str], _: Words, language: str) -> str:
+    when = ""
+    if not e.all_day:
+        start, end = escape(_time_text(e.start_at, language)), escape(_time_text(e.end_at, language))
+        when = f'<span class="when">{start}\u2013{end}</span>'  # an en dash
+    # The texts outside the f-strings: pybabel finds _("...") calls, not those inside f-strings.
+    if e.appointment_id is None:
+        busy = _("Busy")
+        return f'\n<span class="appt busy">{when} <span class="what">{busy}</span></span>\n'
+    cancelled = ""
+    if e.status == "cancelled":
+        word = _("cancelled")
+        cancelled = f" <small>({word})</small>"
+    staff = (
+        f'<small class="muted">{", ".join(str(escape(names.get(uid, ""))) for uid in e.user_ids)}</small>'
+        if team
+        else ""
+    )
+    return (
+        f'\n<a class="appt status-{escape(e.status)}" href="{href % e.appointment_id}">\n  {when}\n'
+        f'  <span class="what">{escape(e.title)}</span>{cancelled}\n  {staff}\n</a>\n'
+    )
+
+
+def _week_top(shown: WeekShown, _: Words, language: str) -> str:
+    url: Any = current_app.jinja_env.globals["url_for"]  # the templates' one, which remembers URLs
+    args, first = shown.args, shown.first
+
+    def link(endpoint: str, **values: Any) -> Markup:
+        return escape(url(endpoint, **values))
+
+    heading = _("Calendar of %(name)s", name=shown.whose)
+    previous, this, following = _("Previous week"), _("This week"), _("Next week")
+    month, new = _("Month"), _("New appointment")
+    return (
+        f'\n<div class="toolbar">\n  <h1>{heading}</h1>\n  <div>\n'
+        f'    <a class="button" href="{link("calendar.week", date=(first - timedelta(days=7)).isoformat(), **args)}"'
+        f' aria-label="{previous}">\u2039</a>\n'
+        f'    <a class="button" href="{link("calendar.week", **args)}">{this}</a>\n'
+        f'    <a class="button" href="{link("calendar.week", date=(first + timedelta(days=7)).isoformat(), **args)}"'
+        f' aria-label="{following}">\u203a</a>\n'
+        f'    <a class="button" href="{link("calendar.month", date=first.isoformat(), **args)}">{month}</a>\n'
+        f'    <a class="button primary" href="{link("calendar.new")}">{new}</a>\n'
+        "  </div>\n</div>\n"
+    )
+
+
+def _nav_html(shown: WeekShown, _: Words) -> str:
+    """Whose calendar, for the week and month views (the template calendar/_nav.html was)."""
+    chosen_user, chosen_group = shown.args.get("user"), shown.args.get("group")
+    users = "".join(
+        f'<option value="{i}" {"selected" if chosen_user == str(i) else ""}>{escape(name)}</option>'
+        for i, name in shown.users
+    )
+    groups = "".join(
+        f'<option value="{i}" {"selected" if chosen_group == str(i) else ""}>{escape(name)}</option>'
+        for i, name in shown.groups
+    )
+    calendar_of, me, team, show = _("Calendar of"), _("me"), _("Team"), _("Show")
+    return (
+        '\n<form method="get" class="calendar-who">\n'
+        f'  <input type="hidden" name="date" value="{shown.first.isoformat()}">\n'
+        f"  <label>{calendar_of}\n"
+        """    <select name="user" onchange="this.form.group.value='';this.form.submit()">\n"""
+        f'      <option value="">{me}</option>\n'
+        f"      {users}\n"
+        "    </select>\n  </label>\n"
+        f"  <label>{team}\n"
+        """    <select name="group" onchange="this.form.user.value='';this.form.submit()">\n"""
+        '      <option value="">—</option>\n'
+        f"      {groups}\n"
+        "    </select>\n  </label>\n"
+        f'  <noscript><button type="submit">{show}</button></noscript>\n'
+        "</form>"
+    )
+
+
+def _week_bottom(_: Words) -> str:
+    url: Any = current_app.jinja_env.globals["url_for"]
+    settings_href = escape(url("calendar.account_settings"))
+    text = _("Calendar settings: your own calendar, Outlook, the private feed")
+    return f'\n</div>\n<p><a href="{settings_href}">{text}</a></p>\n'
 
 
 @bp.route("/calendar/month")
@@ -239,20 +424,88 @@ def month() -> Any:
     first = week_start(first_of_month)
     next_month = (first_of_month + timedelta(days=32)).replace(day=1)
     days = ((next_month - first).days + 6) // 7 * 7
-    people, whose, users, groups = _people()
-    items = entries(db_session(), user(), people, *_window(first, days))
-    by_day = _by_day(items, first, days)
-    return render_template(
-        "calendar/month.html",
-        weeks=[by_day[i : i + 7] for i in range(0, days, 7)],
-        month=first_of_month,
-        prev=(first_of_month - timedelta(days=1)).replace(day=1),
-        next=next_month,
+    people, whose, users, groups = _staff()
+    # The month names nobody's staff (its entries as the week's, without the team's names).
+    items = view_entries(db_session(), user(), people, *_window(first, days), with_staff=False)
+    shown = WeekShown(
+        first=first_of_month,
         whose=whose,
         users=users,
         groups=groups,
+        team=False,
         args={k: v for k, v in request.args.items() if k in ("user", "group")},
         today=datetime.now(LOCAL).date(),
+    )
+    _ = _words_of(get_translations())
+    language = str(get_locale() or "nl")
+    by_day = _by_day(items, first, days)
+    return render_template(
+        "calendar/month.html",
+        title=escape(_date_text(first_of_month, "LLLL yyyy", language)),
+        content=month_html(shown, [by_day[i : i + 7] for i in range(0, days, 7)], _, language),
+    )
+
+
+def month_html(shown: WeekShown, weeks: list[list[tuple[date, list[ViewEntry]]]], _: Words, language: str) -> Markup:
+    """The month view's content (what the templates calendar/month.html, _nav.html and _entry.html gave);
+    ``shown.first`` is the month's first day."""
+    month = shown.first
+    args_key = tuple(shown.args.items())
+    top = kept(
+        "calendar_month_top",
+        (request.script_root, language, shown.whose, args_key, month),
+        lambda: _month_top(shown, _, language),
+    )
+    nav = kept(
+        "calendar_nav",
+        (language, month, shown.users, shown.groups, shown.args.get("user"), shown.args.get("group")),
+        lambda: _nav_html(shown, _),
+    )
+    url: Any = current_app.jinja_env.globals["url_for"]
+    href = row_link("calendar.show", "appointment_id")
+    rendered = kept_rows("calendar_week", (language, href, False, ()))
+    parts = [top, nav, '\n<div class="month">\n  ']
+    for week_days in weeks:
+        parts.append('\n  <div class="month-week">\n    ')
+        for day, items in week_days:
+            css = (" other" if day.month != month.month else "") + (" today" if day == shown.today else "")
+            link = escape(url("calendar.week", date=day.isoformat(), **shown.args))
+            name = escape(_date_text(day, "EEE d", language))
+            parts.append(f'\n    <section class="day{css}">\n      <h2><a href="{link}">{name}</a></h2>\n      ')
+            for e in items:
+                html = rendered.get(e)
+                if html is None:
+                    html = rendered[e] = _entry_html(e, href, False, {}, _, language)
+                parts.append(html)
+            parts.append("\n    </section>\n    ")
+        parts.append("\n  </div>\n  ")
+    parts.append("\n</div>\n")
+    return Markup("".join(parts))
+
+
+def _month_top(shown: WeekShown, _: Words, language: str) -> str:
+    url: Any = current_app.jinja_env.globals["url_for"]
+    args, month = shown.args, shown.first
+    previous = (month - timedelta(days=1)).replace(day=1)
+    following = (month + timedelta(days=32)).replace(day=1)
+
+    def link(endpoint: str, **values: Any) -> Markup:
+        return escape(url(endpoint, **values))
+
+    name = escape(_date_text(month, "LLLL yyyy", language))
+    heading = _("Calendar of %(name)s", name=shown.whose)
+    before, this, after = _("Previous month"), _("This month"), _("Next month")
+    week, new = _("Week"), _("New appointment")
+    return (
+        f'\n<div class="toolbar">\n  <h1>{heading}: {name}</h1>\n  <div>\n'
+        f'    <a class="button" href="{link("calendar.month", date=previous.isoformat(), **args)}"'
+        f' aria-label="{before}">\u2039</a>\n'
+        f'    <a class="button" href="{link("calendar.month", **args)}">{this}</a>\n'
+        f'    <a class="button" href="{link("calendar.month", date=following.isoformat(), **args)}"'
+        f' aria-label="{after}">\u203a</a>\n'
+        f'    <a class="button" href="{link("calendar.week", date=month.isoformat(), **args)}">{week}</a>\n'
+        f'    <a class="button primary" href="{link("calendar.new")}">{new}</a>\n'
+        "  </div>\n</div>\n"
     )
 
 

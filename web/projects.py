@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import get_locale, gettext
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import get_locale, get_timezone, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from flask_wtf.file import FileField
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -29,9 +31,10 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from hub.accounts.users import active_users, all_groups
 from hub.crm.access import StaleVersion, may_manage_project
-from hub.crm.activities import ActivityInput, is_overdue, project_activities, save_activity, stranded_activities
+from hub.crm.activities import ActivityInput, is_overdue, project_activity_rows, save_activity, stranded_activities
 from hub.crm.choices import all_choices, field_labels, labels_from
 from hub.crm.documents import add_document, delete_document, get_document, human_size, project_documents
+from hub.crm.project_tabs import ProjectHeader, project_header
 from hub.crm.projects import (
     CHOICE_FIELDS,
     Option,
@@ -48,12 +51,11 @@ from hub.crm.projects import (
 )
 from hub.crm.relations import get_relation, relations_query
 from hub.errors import NotFound, ValidationError
-from hub.mail.read import thread_sizes
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
 from hub.paging import MAX_ID
 from web.context import blobs, db_session, settings
 from web.forms import optional_text, show_errors
-from web.i18n import link_pattern
+from web.i18n import link_pattern, moment
 from web.lists import day_of, day_of_key, kept_rows, row_link
 from web.menu import kept
 from web.security import login_required, user
@@ -555,12 +557,12 @@ def edit(project_id: int) -> Any:
     return _save_project_view(get_project(db_session(), user(), project_id, full=True))
 
 
-def _may_manage(project: Project | ProjectSheet) -> bool:
+def _may_manage(project: Project | ProjectSheet | ProjectHeader) -> bool:
     """Who may delete a project or change who sees it: admins and its responsible user."""
     return may_manage_project(user(), project)
 
 
-def _render_tab(tab: str, project: Project | ProjectSheet, **context: Any) -> str:
+def _render_tab(tab: str, project: Project | ProjectSheet | ProjectHeader, **context: Any) -> str:
     return render_template(
         f"projects/{tab}.html",
         project=project,
@@ -604,38 +606,73 @@ def notepad(project_id: int) -> Any:
     return _render_tab("notepad", project, form=form)
 
 
+# The active users by name, as plain values (hub.accounts.users.active_users' order): the choices of
+# the new-activity form's "Assigned to".
+_ACTIVE_USERS = select(User.id, User.name).where(User.is_active).order_by(User.name)
+
+
+def _active_user_choices() -> list[tuple[str, str]]:
+    """:func:`_user_choices` without a current user, read as plain values rather than User objects."""
+    return [("", "—"), *((str(key), name) for key, name in db_session().connection().execute(_ACTIVE_USERS))]
+
+
+@bp.app_template_global("new_activity_form")
+def new_activity_form(form: ActivityForm | None) -> Markup:
+    """The new-activity form (projects/_new_activity.html): ``form`` as sent back, with the user's
+    input and errors; or, for a tab just opened (None), the empty form with the reader preselected.
+    That one is the same on every project (empty fields, a select of every active user), and was
+    half the tab through WTForms' widgets and the field macros: it is rendered once per what it
+    shows (the reader's language, the choices, the reader) and kept, around the CSRF token, which
+    is this request's own, as its hidden field gave it. A user added, renamed or (de)activated is a
+    new key, never a stale form; nothing is validated on a GET, so no form object is needed."""
+    if form is not None:
+        return Markup(render_template("projects/_new_activity.html", form=form))
+    csrf = bool(current_app.config.get("WTF_CSRF_ENABLED", True))
+    choices, me = _active_user_choices(), str(user().id)
+
+    def make() -> tuple[str, ...]:
+        empty = ActivityForm()
+        empty.assigned_user_id.choices = choices
+        empty.assigned_user_id.data = me
+        html = render_template("projects/_new_activity.html", form=empty)
+        # The token this request's form field showed (Flask-WTF keeps one per request): the pieces around it.
+        return tuple(html.split(generate_csrf())) if csrf else (html,)
+
+    pieces = kept("new_activity_form", (str(get_locale() or ""), tuple(choices), me, csrf), make)
+    return Markup(str(escape(generate_csrf())).join(pieces) if csrf else pieces[0])
+
+
 @bp.route("/projects/<int:project_id>/activities", methods=["GET", "POST"])
 @login_required
 def activities(project_id: int) -> Any:
     session = db_session()
-    project = get_project(session, user(), project_id)
-    form = ActivityForm()
-    form.assigned_user_id.choices = _user_choices()
-    if request.method == "GET":
-        form.assigned_user_id.data = str(user().id)
+    # The header's few values (and the visibility check): an activity needs only the project's id.
+    project = project_header(session, user(), project_id)
+    form: ActivityForm | None = None  # opened: the kept empty form (new_activity_form)
     status = 200
-    if form.validate_on_submit():
-        data = ActivityInput(
-            title=form.title.data or "",
-            description=form.description.data or "",
-            due_date=form.due_date.data,
-            assigned_user_id=_int_or_none(form.assigned_user_id.data),
-        )
-        try:
-            save_activity(session, user(), project, data)
-        except ValidationError as error:
-            show_errors(form, error)
-        else:
-            return redirect(url_for("projects.activities", project_id=project.id))
     if request.method == "POST":
+        form = ActivityForm()
+        form.assigned_user_id.choices = _active_user_choices()
+        if form.validate_on_submit():
+            data = ActivityInput(
+                title=form.title.data or "",
+                description=form.description.data or "",
+                due_date=form.due_date.data,
+                assigned_user_id=_int_or_none(form.assigned_user_id.data),
+            )
+            try:
+                save_activity(session, user(), project, data)
+            except ValidationError as error:
+                show_errors(form, error)
+            else:
+                return redirect(url_for("projects.activities", project_id=project.id))
         status = 400
-    items = project_activities(session, project)
+    items = project_activity_rows(session, project.id)
     return _render_tab(
         "activities",
         project,
         form=form,
         items=items,
-        is_overdue=is_overdue,
         stranded=stranded_activities(session, project) if _may_manage(project) else [],
     ), status
 
@@ -709,25 +746,32 @@ def remove_document(project_id: int, document_id: int) -> Any:
 @bp.route("/projects/<int:project_id>/emails")
 @login_required
 def emails(project_id: int) -> Any:
-    session = db_session()
-    project = get_project(session, user(), project_id)
-    from web.mail import email_tab_page
+    from hub.mail.read import project_tab_rows, tab_search_params, tab_thread_sizes
+    from web.mail import EMAIL_SORTS
 
-    page = email_tab_page(user(), project=project, search=search_arg())
-    return _render_tab(
-        "emails", project, page=page, threads=thread_sizes(session, user(), page.items), args=list_args("q")
-    )
+    session, me = db_session(), user()
+    project = project_header(session, me, project_id)
+    # The list's columns as plain values through a kept statement (hub.mail.read.project_tab_rows):
+    # the same e-mails, order, pages and cursors as hub.mail.read.tab_emails.
+    searched = tab_search_params(search_arg())
+    query = project_tab_rows(me, searched=bool(searched))
+    params = {"project_id": project.id, **searched}
+    page, _sort = cursor_page(query, EMAIL_SORTS, "-date", "-date", rows=True, kept=True, params=params)
+    # Each thread's size as the reader may see it (its messages on this project asked the lighter rule).
+    threads = tab_thread_sizes(session, me, page.items, project_id=project.id)
+    return _render_tab("emails", project, page=page, threads=threads, args=list_args("q"))
 
 
 @bp.route("/projects/<int:project_id>/calls")
 @login_required
 def calls(project_id: int) -> Any:
-    from hub.telephony.read import CallFilters, call_names, list_calls
+    from hub.telephony.read import project_tab_calls
 
     session = db_session()
-    project = get_project(session, user(), project_id)
-    page = list_calls(session, user(), CallFilters(project_id=project.id), page=page_arg())
-    return _render_tab("calls", project, page=page, names=call_names(session, page.items))
+    project = project_header(session, user(), project_id)
+    # One query of plain values, names included (what list_calls and call_names gave in up to four).
+    page, names = project_tab_calls(session, user(), project.id, page=page_arg())
+    return _render_tab("calls", project, page=page, names=names)
 
 
 @bp.route("/projects/<int:project_id>/agenda")
@@ -814,3 +858,223 @@ def money(value: Decimal | None, currency: str = "EUR") -> str:
 @bp.app_template_filter("money")
 def _money_filter(value: Decimal | None, currency: str = "EUR") -> str:
     return money(value, currency)
+
+
+# --- the E-mails, Calls and Activities tabs' rows, rendered in Python ------------------------------
+# As Jinja loops (a macro per list, a url_for, a date and a few translations per row) the rows were
+# half of such a tab. These give the HTML those loops gave, byte for byte (every value escaped as the
+# template's autoescape escaped it, markupsafe.escape; a translation not, as the template's _() gave
+# it: tests/integration/test_project_tabs_rendering.py compares them), and keep each rendered row
+# under everything it shows (web.lists.kept_rows), as the project list does.
+
+
+def _tab_page_key() -> tuple[str, Any]:
+    """What a moment in a row depends on (web.i18n.moment): the reader's language and zone."""
+    return str(get_locale() or "nl"), get_timezone()
+
+
+def _translated(context: Context) -> Callable[[str], str]:
+    gettext = context["_"]
+    return lambda text: str(gettext(context, text))
+
+
+@bp.app_template_global("project_email_rows")
+@pass_context
+def project_email_rows(context: Context, items: list[Any], threads: dict[str, int]) -> Markup:
+    """The E-mails tab's rows (mail/_list.html's loop over a page of hub.mail.read.project_tab_rows)."""
+    no_subject = _translated(context)("(no subject)")
+    href = row_link("mail.show", "email_id")
+    kept = kept_rows("project_emails", (*_tab_page_key(), href, no_subject))
+    html = []
+    for e in items:
+        size = threads.get(e.thread_key, 1)
+        key = (e, size)
+        row = kept.get(key)
+        if row is None:
+            row = kept[key] = (
+                "\n    <tr>\n"
+                f"      <td>{escape(moment(e.sent_at)) if e.sent_at else ''}</td>\n"
+                f"      <td>{escape(e.from_name or e.from_address)}</td>\n"
+                f'      <td><a href="{href % e.id}">{escape(e.subject) if e.subject else no_subject}</a>'
+                f"{' 📎' if e.has_attachments else ''}</td>\n"
+                f"      <td>{escape(size)}</td>\n"
+                "    </tr>\n  "
+            )
+        html.append(row)
+    return Markup("".join(html))
+
+
+@bp.app_template_global("project_call_rows")
+@pass_context
+def project_call_rows(context: Context, items: list[Any], names: dict[str, dict[int, str]]) -> Markup:
+    """The Calls tab's rows (telephony/_list.html's loop without its link column, over a page of
+    hub.telephony.read.project_tab_calls)."""
+    _ = _translated(context)
+    directions = {"inbound": _("Inbound"), "outbound": _("Outbound"), "internal": _("Internal")}
+    outcomes = {
+        "answered": _("Answered"),
+        "missed": _("Missed"),
+        "busy": _("Busy"),
+        "failed": _("Failed"),
+        "voicemail": _("Voicemail"),
+    }
+    in_progress, anonymous, recording = _("In progress"), _("anonymous"), _("Recording")
+    href = row_link("relations.show", "relation_id")
+    words = (tuple(directions.items()), tuple(outcomes.items()), in_progress, anonymous, recording)
+    kept = kept_rows("project_calls", (*_tab_page_key(), href, words))
+    contacts, relations = names["contact"], names["relation"]
+    html = []
+    for c in items:
+        contact, relation = contacts.get(c.contact_id, ""), relations.get(c.relation_id, "")
+        key = (c, contact, relation)
+        row = kept.get(key)
+        if row is None:
+            direction = directions.get(c.direction) or escape(c.direction)
+            number = escape(c.e164) if c.e164 else (escape(c.number) if c.number else anonymous)
+            linked = f'<a href="{href % c.relation_id}">{escape(relation)}</a>' if c.relation_id else ""
+            duration = escape(f"{c.billsec // 60:d}:{c.billsec % 60:02d}") if c.billsec else ""
+            listen = (
+                f' <a href="{escape(c.recording_url)}" rel="noopener noreferrer">{recording}</a>'
+                if c.recording_url
+                else ""
+            )
+            row = kept[key] = (
+                f'\n    <tr class="call-{escape(c.outcome)}{" overdue" if c.outcome == "missed" else ""}">\n'
+                f"      <td>{escape(moment(c.started_at))}</td>\n"
+                f"      <td>{direction}</td>\n"
+                f"      <td>{number}</td>\n"
+                f"      <td>{escape(contact)}</td>\n"
+                f"      <td>{linked}</td>\n"
+                f"      <td>{escape(c.user.name) if c.user else escape(c.extension)}</td>\n"
+                f"      <td>{outcomes.get(c.outcome, in_progress)}</td>\n"
+                f"      <td>{duration}{listen}</td>\n"
+                "      \n"
+                "    </tr>\n  "
+            )
+        html.append(row)
+    return Markup("".join(html))
+
+
+# Stands in for an activity's id while the page's "mark done" URL is built (web.i18n.link_pattern's).
+_ACTIVITY_HOLE = 918273645
+
+
+@bp.app_template_global("project_activity_rows")
+@pass_context
+def project_activity_rows_html(context: Context, items: list[Any], project: Any) -> Markup:
+    """The Activities tab's rows (its template's loop over hub.crm.activities.project_activity_rows).
+    A row holds the session's CSRF token (its "mark done" form), so what is kept is the row around
+    it; whether a row is overdue (today's date) and whether it is the reader's is part of its key."""
+    from jinja2.filters import do_truncate
+
+    from web.security import csrf_token
+
+    _ = _translated(context)
+    undo, do, late, edit = _("Mark as not done"), _("Mark as done"), _("overdue"), _("Edit")
+    # The "mark done" form returns to this page (?next=): its URL built once, the id filled in per row.
+    toggle = str(escape(url_for("activities.toggle_done", activity_id=_ACTIVITY_HOLE, next=request.path)))
+    toggle = toggle.replace("%", "%%").replace(str(_ACTIVITY_HOLE), "%d", 1)
+    edit_href = row_link("activities.edit", "activity_id")
+    # Each row kept as the two pieces around the token.
+    page_key = (str(get_locale() or "nl"), toggle, edit_href, undo, do, late, edit)
+    kept = cast(dict[Any, tuple[str, str]], kept_rows("project_activities", page_key))
+    token = str(escape(csrf_token()))
+    me, responsible = user().id, project.responsible_user_id
+    environment = context.environment
+    html = []
+    for a in items:
+        overdue = is_overdue(a)
+        css = "done" if a.done else ("overdue" if overdue and me in (responsible, a.assigned_user_id) else "")
+        key = (a, overdue, css)
+        around = kept.get(key)
+        if around is None:
+            note = (
+                f'<br><small class="muted">{escape(do_truncate(environment, a.description, 140))}</small>'
+                if a.description
+                else ""
+            )
+            box = "☑" if a.done else "☐"
+            around = kept[key] = (
+                f'\n    \n    <tr class="{css}">\n'
+                f'      <td><form method="post" action="{toggle % a.id}">\n'
+                '        <input type="hidden" name="csrf_token" value="',
+                '">\n'
+                f'        <button type="submit" aria-label="{undo if a.done else do}">{box}</button>\n'
+                "      </form></td>\n"
+                f"      <td>{escape(a.title)}{note}</td>\n"
+                f"      <td>{escape(a.assigned_name or '')}</td>\n"
+                f'      <td class="due">{escape(a.due_date or "")}{f" · {late}" if overdue else ""}</td>\n'
+                f'      <td><a href="{edit_href % a.id}">{edit}</a></td>\n'
+                "    </tr>\n  ",
+            )
+        html.append(around[0])
+        html.append(token)
+        html.append(around[1])
+    return Markup("".join(html))
+
+
+@bp.app_template_global("project_list_piece")
+@pass_context
+def project_list_piece(context: Context, template: str) -> Markup:
+    """A piece of the project list that shows only what the list is (``template``: its toolbar, its
+    column heads with their sort links): rendered once per what it shows, the page's URL and
+    arguments (filters and sort), the reader's language, and kept. A score of translations, URLs
+    and sort links, as the project filter form is: the same on every page of a list."""
+    args: dict[str, Any] = context["args"]
+    sort: str = context["sort"]
+    key = (
+        request.script_root,
+        request.endpoint,
+        context.get("current_language"),
+        template,
+        tuple(args.items()),
+        sort,
+    )
+    return kept("project_list_pieces", key, lambda: Markup(render_template(template, args=args, sort=sort)))
+
+
+@bp.app_template_global("project_tab_top")
+@pass_context
+def project_tab_top(context: Context) -> Markup:
+    """The top of a project's tab (projects/_layout.html's content before its ``tab`` block: name,
+    relation, mail token, Edit and Delete, the tabs) in Python, the HTML the layout gave byte for
+    byte, for the tabs that list (E-mails, Calls, Activities): as Jinja, with its URLs and a dozen
+    translations, it was a tenth of such a tab. Values escaped as the layout's autoescape did,
+    translations not, as its _() gave them."""
+    project, tab, can_manage = context["project"], context["tab"], context["can_manage"]
+    _ = _translated(context)
+    url_for_template: Any = current_app.jinja_env.globals["url_for"]  # the templates' one, as the layout's
+    closed = f' <span class="badge inactive">{_("closed")}</span>' if project.closed else ""
+    delete = ""
+    if can_manage:
+        from web.security import csrf_token
+
+        delete_href = row_link("projects.delete", "project_id")
+        delete = (
+            f'\n    <form class="inline" method="post" action="{delete_href % project.id}"'
+            f' data-confirm="{_("Delete this project with its activities and documents?")}">\n'
+            f'      <input type="hidden" name="csrf_token" value="{escape(csrf_token())}">\n'
+            f'      <button type="submit" class="danger">{_("Delete")}</button>\n'
+            "    </form>\n    "
+        )
+    current = 'aria-current="page"'
+    token_help = _("Put this in the subject of an e-mail and it lands on this project")
+    tabs = "".join(
+        f'\n    <a href="{escape(link % project.id)}" {current if key == tab else ""}>{escape(label)}</a>\n  '
+        for key, link, label in context["tabs"]
+    )
+    return Markup(
+        '\n<div class="toolbar">\n  <div>\n'
+        f"    <h1>{escape(project.name)}{closed}</h1>\n"
+        f'    <a href="{row_link("relations.show", "relation_id") % project.relation_id}">'
+        f"{escape(project.relation.name)}</a>\n"
+        f'    <span class="project-token" title="{token_help}">'
+        f'{_("Mail token:")} <code id="project-token">[P-{project.id}]</code>\n'
+        f'      <button type="button" class="link-dark" data-copy="project-token" data-done="{_("Copied")}" hidden>'
+        f"{_('Copy')}</button></span>\n"
+        f'    <script src="{escape(url_for_template("static", filename="filing.js"))}" defer></script>\n'
+        "  </div>\n  <div>\n"
+        f'    <a class="button" href="{row_link("projects.edit", "project_id") % project.id}">{_("Edit")}</a>\n    '
+        f"{delete}\n  </div>\n</div>\n"
+        f'<nav class="tabs">\n  {tabs}\n</nav>\n<section class="card">\n'
+    )

@@ -21,7 +21,7 @@ from hub.db import after_commit
 from hub.errors import NotFound, ValidationError
 from hub.models import CallSource, Contact, Relation
 from hub.telephony.links import link_to_contact, new_contact_from_call
-from hub.telephony.read import CallFilters, call_names, get_call, list_calls
+from hub.telephony.read import CallFilters, calls_page, get_call
 from hub.telephony.sources import (
     FORMATS,
     SourceInput,
@@ -171,17 +171,16 @@ def _import_after_commit(session: Session, import_id: int) -> None:
 @bp.route("/calls/mine")
 @login_required
 def mine() -> Any:
-    session = db_session()
-    page = list_calls(session, user(), CallFilters(user_id=user().id), page=page_arg())
-    return render_template("telephony/mine.html", page=page, names=call_names(session, page.items))
+    # Plain values in one kept statement, names included (list_calls and call_names took up to five).
+    page, names = calls_page(db_session(), user(), CallFilters(user_id=user().id), page=page_arg())
+    return render_template("telephony/mine.html", page=page, names=names)
 
 
 @bp.route("/calls/unmatched")
 @login_required
 def unmatched() -> Any:
-    session = db_session()
-    page = list_calls(session, user(), CallFilters(unmatched=True), page=page_arg())
-    return render_template("telephony/unmatched.html", page=page, names=call_names(session, page.items))
+    page, names = calls_page(db_session(), user(), CallFilters(unmatched=True), page=page_arg())
+    return render_template("telephony/unmatched.html", page=page, names=names)
 
 
 @bp.route("/calls/<int:call_id>/link", methods=["GET", "POST"])
@@ -259,11 +258,7 @@ def contact_calls(contact_id: int) -> Any:
         contact = get_contact(session, user(), contact_id)
     except NotFound:
         abort(404)
-    page = list_calls(session, user(), CallFilters(contact_id=contact.id), page=page_arg())
+    page, names = calls_page(session, user(), CallFilters(contact_id=contact.id), page=page_arg())
     return render_template(
-        "telephony/relation_calls.html",
-        relation=contact.relation,
-        contact=contact,
-        page=page,
-        names=call_names(session, page.items),
+        "telephony/relation_calls.html", relation=contact.relation, contact=contact, page=page, names=names
     )

@@ -14,13 +14,27 @@ outside the transaction (DESIGN convention 3).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from hub.calendar import times
@@ -29,6 +43,7 @@ from hub.crm.access import claim_version, project_visible, relation_visible
 from hub.crm.events import RecordChanged
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
+from hub.kept import kept
 from hub.models import (
     Appointment,
     AppointmentAttendee,
@@ -42,9 +57,11 @@ from hub.models import (
     Project,
     Relation,
     User,
+    UserGroup,
 )
 from hub.models.base import utcnow
 from hub.models.calendar import AppointmentStatus, Delivery, PushState
+from hub.models.users import group_members
 
 STATUSES = tuple(s.value for s in AppointmentStatus)
 MAX_DURATION = timedelta(days=366)
@@ -128,6 +145,98 @@ def appointments_query(
             )
         )
     return query
+
+
+# What GET /appointments shows of an appointment, as plain columns (AppointmentOut's fields).
+LIST_COLUMNS = (
+    Appointment.id,
+    Appointment.uid,
+    Appointment.title,
+    Appointment.description,
+    Appointment.location,
+    Appointment.start_at,
+    Appointment.end_at,
+    Appointment.tzid,
+    Appointment.all_day,
+    Appointment.rrule,
+    Appointment.exdates,
+    Appointment.status,
+    Appointment.project_id,
+    Appointment.relation_id,
+    Appointment.sequence,
+    Appointment.version,
+    Appointment.created_at,
+    Appointment.updated_at,
+)
+# List statements kept per what makes them (the user's rule, the filters): building and keying one
+# (the rule's dozen EXISTS) cost as much as running it; hub.paging keeps their page statements too.
+_KEPT_LISTS: dict[tuple[Any, ...], Select[Any]] = {}
+KEPT_LISTS = 2048
+
+
+def appointment_list_rows(
+    user: User,
+    *,
+    project_id: int | None = None,
+    relation_id: int | None = None,
+    user_id: int | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+) -> tuple[Select[Any], bool]:
+    """The appointments ``user`` may see that pass the filters (:func:`appointments_query`; ``user_id``:
+    attended by that staff member; ``since``: ending, or a series ending, at or after it), as
+    :data:`LIST_COLUMNS`, and whether the statement is a kept one (for ``keyset_page(kept=...)``);
+    one with ``since`` is built each time (too many moments to keep)."""
+
+    def make() -> Select[Any]:
+        query = appointments_query(user, project_id=project_id, relation_id=relation_id).with_only_columns(
+            *LIST_COLUMNS
+        )
+        if user_id is not None:
+            query = query.where(
+                exists().where(
+                    AppointmentAttendee.appointment_id == Appointment.id, AppointmentAttendee.user_id == user_id
+                )
+            )
+        if status is not None:
+            query = query.where(Appointment.status == status)
+        if since is not None:
+            moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+            query = query.where(Appointment.series_end_at.is_(None) | (Appointment.series_end_at >= moment))
+        return query
+
+    if since is not None:
+        return make(), False
+    key = (user.id, bool(user.is_active), bool(user.is_admin), project_id, relation_id, user_id, status)
+    return kept(_KEPT_LISTS, key, make, KEPT_LISTS), True
+
+
+_LIST_ATTENDEES = (
+    select(
+        AppointmentAttendee.appointment_id,
+        AppointmentAttendee.user_id,
+        AppointmentAttendee.contact_id,
+        AppointmentAttendee.name,
+        AppointmentAttendee.email,
+        AppointmentAttendee.partstat,
+    )
+    .where(AppointmentAttendee.appointment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(AppointmentAttendee.id)  # Appointment.attendees' order
+)
+
+
+def attendees_of(session: Session, appointment_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The attendees of these appointments as plain values (user_id, contact_id, name, email,
+    partstat), each appointment's in the order ``Appointment.attendees`` gives: one statement."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not appointment_ids:
+        return found
+    rows = session.connection().execute(_LIST_ATTENDEES, {"ids": appointment_ids})
+    for appointment_id, user_id, contact_id, name, email, partstat in rows:
+        found.setdefault(appointment_id, []).append(
+            {"user_id": user_id, "contact_id": contact_id, "name": name, "email": email, "partstat": partstat}
+        )
+    return found
 
 
 # What a contact's page lists of his appointments: the latest, newest first (the Agenda has the rest).
@@ -673,7 +782,8 @@ def entries(
 ) -> list[Entry]:
     """The occurrences in the window: of the appointments the given staff attend (None: every
     appointment the viewer may see). Appointments of the given staff that the viewer may not see are
-    busy blocks."""
+    busy blocks. (The views read :func:`view_entries`, the same as plain values; the tests compare
+    the two.)"""
     query = (
         select(Appointment)
         .where(
@@ -721,6 +831,189 @@ def entries(
             )
     result.sort(key=lambda e: (e.start_at, e.title))
     return result
+
+
+class ViewEntry(NamedTuple):
+    """One occurrence in a view, as plain values; ``appointment_id`` is None for a busy block (the
+    viewer may not see the appointment). What :class:`Entry` says, without the Appointment (a named
+    tuple: made some fifty times a page, and a key to the view's rendered entries)."""
+
+    start_at: datetime
+    end_at: datetime
+    user_ids: tuple[int, ...]
+    appointment_id: int | None
+    title: str
+    all_day: bool
+    status: str
+    recurrence_id: datetime | None
+
+
+# The views' statements, kept per viewer (his visibility rule is in them) and kind (a person's or a
+# team's calendar, or every appointment he may see); the window and the people are bound when run.
+# Building and keying the statement (a dozen EXISTS of the rule) cost as much as running it.
+_VIEW_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
+VIEW_STATEMENTS_KEPT = 4096
+
+
+def _view_statement(viewer: User, by_users: bool) -> Select[Any]:
+    def make() -> Select[Any]:
+        rule = appointment_visible(viewer)
+        query = (
+            select(
+                Appointment.id,
+                Appointment.title,
+                Appointment.start_at,
+                Appointment.end_at,
+                Appointment.tzid,
+                Appointment.all_day,
+                Appointment.rrule,
+                Appointment.exdates,
+                Appointment.status,
+                # Whether the viewer may see it, in the same statement: else it is a busy block.
+                (rule if by_users else true()).label("seen"),
+            )
+            .where(
+                Appointment.deleted_at.is_(None),
+                Appointment.start_at < bindparam("window_end"),
+                or_(Appointment.series_end_at.is_(None), Appointment.series_end_at > bindparam("window_start")),
+            )
+            .order_by(Appointment.start_at, Appointment.id)
+        )
+        if by_users:
+            return query.where(
+                exists().where(
+                    AppointmentAttendee.appointment_id == Appointment.id,
+                    AppointmentAttendee.user_id.in_(bindparam("user_ids", expanding=True)),
+                )
+            )
+        return query.where(rule)
+
+    # What appointment_visible depends on: the user's id (his rules) and whether he is active or an admin.
+    key = (viewer.id, bool(viewer.is_active), bool(viewer.is_admin), by_users)
+    return kept(_VIEW_STATEMENTS, key, make, VIEW_STATEMENTS_KEPT)
+
+
+_VIEW_ATTENDEES = (
+    select(AppointmentAttendee.appointment_id, AppointmentAttendee.user_id)
+    .where(
+        AppointmentAttendee.appointment_id.in_(bindparam("ids", expanding=True)),
+        AppointmentAttendee.user_id.is_not(None),
+    )
+    .order_by(AppointmentAttendee.id)  # Appointment.attendees' order
+)
+_VIEW_OVERRIDES = (
+    select(
+        AppointmentOverride.appointment_id,
+        AppointmentOverride.recurrence_id,
+        AppointmentOverride.start_at,
+        AppointmentOverride.end_at,
+        AppointmentOverride.title,
+    )
+    .where(AppointmentOverride.appointment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(AppointmentOverride.recurrence_id)  # Appointment.overrides' order
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def _view_occurrences(
+    appointment_id: int,
+    start_at: datetime,
+    end_at: datetime,
+    tzid: str,
+    all_day: bool,
+    rule: str,
+    exdates: str,
+    overrides: tuple[tuple[datetime, datetime, datetime, str], ...],
+    window_start: datetime,
+    window_end: datetime,
+) -> tuple[times.Occurrence, ...]:
+    # Kept by everything they follow from: a view shows the same appointments' occurrences on every
+    # request, and expanding a series (dateutil) cost a tenth of a millisecond each; an appointment
+    # changed is other values, never a stale expansion.
+    return tuple(
+        times.occurrences(
+            appointment_id, start_at, end_at, tzid, all_day, rule, exdates, list(overrides), window_start, window_end
+        )
+    )
+
+
+def view_entries(
+    session: Session,
+    viewer: User,
+    user_ids: list[int] | None,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    with_staff: bool = True,
+) -> list[ViewEntry]:
+    """:func:`entries` as plain values, read without loading Appointment objects: the appointments
+    with whether the viewer may see each (one kept statement), their staff, and the moved
+    occurrences of the series among them (one small statement each, none when nothing is found).
+    The week view shows them; loading them as objects was most of its cost. ``with_staff=False``:
+    the entries' ``user_ids`` are left empty and not read (a view that does not show them)."""
+    connection = session.connection()
+    values: dict[str, Any] = {"window_start": window_start, "window_end": window_end}
+    if user_ids is not None:
+        values["user_ids"] = list(user_ids)
+    # Plain tuples, in the statement's column order: reading a Row's columns by name cost more than
+    # the rest of turning them into entries.
+    found = connection.execute(_view_statement(viewer, user_ids is not None), values).tuples().all()
+    if not found:
+        return []
+    staff: dict[int, list[int]] = {}
+    if with_staff:
+        for appointment_id, staff_id in connection.execute(_VIEW_ATTENDEES, {"ids": [row[0] for row in found]}):
+            staff.setdefault(appointment_id, []).append(staff_id)
+    series = [row[0] for row in found if row[6]]
+    moved: dict[int, list[tuple[datetime, datetime, datetime, str]]] = {}
+    if series:
+        for appointment_id, *override in connection.execute(_VIEW_OVERRIDES, {"ids": series}):
+            moved.setdefault(appointment_id, []).append(tuple(override))
+    busy = _("Busy")
+    result: list[ViewEntry] = []
+    for appointment_id, title, start_at, end_at, tzid, all_day, rule, exdates, status, seen in found:
+        who = tuple(staff.get(appointment_id, ()))
+        overrides = tuple(moved[appointment_id]) if appointment_id in moved else ()
+        occurrences = _view_occurrences(
+            appointment_id, start_at, end_at, tzid, all_day, rule, exdates, overrides, window_start, window_end
+        )
+        for occ in occurrences:
+            result.append(
+                ViewEntry(
+                    occ.start_at,
+                    occ.end_at,
+                    who,
+                    appointment_id if seen else None,
+                    (occ.title or title) if seen else busy,
+                    all_day,
+                    status if seen else "",
+                    occ.recurrence_id,
+                )
+            )
+    result.sort(key=lambda e: (e.start_at, e.title))
+    return result
+
+
+# Whose calendar a view may show: the active staff (as active_users gives them) and the teams (as
+# all_groups), each by name, in one statement.
+_VIEW_PEOPLE = union_all(
+    select(literal(0).label("kind"), User.id, User.name).where(User.is_active),
+    select(literal(1).label("kind"), UserGroup.id, UserGroup.name),
+).order_by("kind", "name")
+_VIEW_MEMBERS = select(group_members.c.user_id).where(group_members.c.group_id == bindparam("group_id"))
+
+
+def view_people(session: Session) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The active staff and the teams a calendar view offers to show, by name, as (id, name)."""
+    people: tuple[list[tuple[int, str]], list[tuple[int, str]]] = ([], [])
+    for kind, person_id, name in session.connection().execute(_VIEW_PEOPLE):
+        people[kind].append((person_id, name))
+    return people
+
+
+def group_member_ids(session: Session, group_id: int) -> list[int]:
+    """The ids of a team's members (active or not), as ``UserGroup.members`` gives them."""
+    return list(session.connection().execute(_VIEW_MEMBERS, {"group_id": group_id}).scalars())
 
 
 def week_start(day: date) -> date:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from hub.crm.access import claim_version, project_visible
@@ -13,6 +14,13 @@ from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.models import Activity, Project, User
 from hub.models.base import utcnow
+
+
+class _Identified(Protocol):
+    """A project as far as activities need it: its id (a Project, or a tab's ProjectHeader)."""
+
+    @property
+    def id(self) -> int: ...
 
 
 @dataclass
@@ -24,7 +32,7 @@ class ActivityInput:
     done: bool = False
 
 
-def can_see_project(session: Session, someone: User, project: Project) -> bool:
+def can_see_project(session: Session, someone: User, project: _Identified) -> bool:
     """Whether ``someone`` may see ``project`` (the one rule, asked of the database)."""
     return session.scalar(select(Project.id).where(Project.id == project.id, project_visible(someone))) is not None
 
@@ -32,7 +40,7 @@ def can_see_project(session: Session, someone: User, project: Project) -> bool:
 def save_activity(
     session: Session,
     user: User,
-    project: Project,
+    project: _Identified,
     data: ActivityInput,
     activity: Activity | None = None,
     *,
@@ -82,7 +90,7 @@ def mark_done(session: Session, activity: Activity, done: bool, *, expected_vers
     session.flush()
 
 
-def stranded_activities(session: Session, project: Project) -> list[Activity]:
+def stranded_activities(session: Session, project: _Identified) -> list[Activity]:
     """Open activities of ``project`` assigned to someone who can no longer see it.
 
     After access changes the responsible user is told about these (on the project's Activities and
@@ -160,3 +168,44 @@ def delete_activity(session: Session, activity: Activity, *, expected_version: i
     claim_version(session, activity, expected_version)
     session.delete(activity)
     session.flush()
+
+
+class ActivityRow(NamedTuple):
+    """An activity as a project's Activities tab lists it: the attributes the tab (and
+    :func:`is_overdue`) read of an :class:`Activity`, with the assigned user's name. A named tuple:
+    made from a row at a third of a frozen dataclass's cost (a tab lists every activity)."""
+
+    id: int
+    title: str
+    description: str
+    due_date: date | None
+    done: bool
+    assigned_user_id: int | None
+    assigned_name: str | None
+
+
+def _activity_rows_statement() -> Select[Any]:
+    return (
+        select(
+            Activity.id,
+            Activity.title,
+            Activity.description,
+            Activity.due_date,
+            Activity.done,
+            Activity.assigned_user_id,
+            User.name,
+        )
+        .outerjoin(User, User.id == Activity.assigned_user_id)
+        .where(Activity.project_id == bindparam("project_id"))
+        .order_by(Activity.done, Activity.due_date.is_(None), Activity.due_date, Activity.id)
+    )
+
+
+# Built once: the same statement for every project (its id is bound), keyed by SQLAlchemy only once.
+_ACTIVITY_ROWS = _activity_rows_statement()
+
+
+def project_activity_rows(session: Session, project_id: int) -> list[ActivityRow]:
+    """:func:`project_activities` as plain values in one query (the tab shows them all, in that
+    order): no Activity and User objects to build for a list that only shows them."""
+    return list(map(ActivityRow._make, session.connection().execute(_ACTIVITY_ROWS, {"project_id": project_id})))

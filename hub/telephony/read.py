@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, or_, select, true
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from hub.crm.access import asked_per_row, project_visible, relation_visible
 from hub.crm.matching import match_numbers
 from hub.errors import NotFound, ValidationError
+from hub.kept import kept
 from hub.models import Call, CallSource, Contact, Project, Relation, User
-from hub.paging import Page, paginate
+from hub.paging import MAX_ID, Page, paginate
 from hub.telephony.numbers import normalise
 
 DIRECTIONS = ("inbound", "outbound", "internal")
@@ -86,6 +88,63 @@ def calls_query(user: User, filters: CallFilters | None = None) -> Select[tuple[
     return query.order_by(Call.started_at.desc(), Call.id.desc())
 
 
+# What GET /calls shows of a call, as plain columns (schemas.Call's fields, the source by name).
+LIST_COLUMNS = (
+    Call.id,
+    CallSource.name.label("source_name"),
+    Call.call_key,
+    Call.direction,
+    Call.number,
+    Call.e164,
+    Call.started_at,
+    Call.answered_at,
+    Call.ended_at,
+    Call.duration,
+    Call.billsec,
+    Call.outcome,
+    Call.user_id,
+    Call.extension,
+    Call.recording_url,
+    Call.contact_id,
+    Call.relation_id,
+    Call.project_id,
+)
+# List statements kept per what makes them (the user's rule, the filters): building and keying one
+# (the rule's EXISTS) cost as much as running it; hub.paging keeps their page statements too.
+_KEPT_LISTS: dict[tuple[Any, ...], Select[Any]] = {}
+KEPT_LISTS = 2048
+
+
+def call_list_rows(user: User, filters: CallFilters | None = None) -> tuple[Select[Any], bool]:
+    """:func:`calls_query` as :data:`LIST_COLUMNS` (each call with its source's name), and whether
+    the statement is a kept one (for ``keyset_page(kept=...)``); one with ``since`` is built each
+    time (too many moments to keep)."""
+    filters = filters or CallFilters()
+
+    def make() -> Select[Any]:
+        query = calls_query(user, filters)
+        if not filters.source:  # else calls_query joined the source already
+            query = query.join(CallSource, CallSource.id == Call.source_id)
+        return query.with_only_columns(*LIST_COLUMNS)
+
+    if filters.since is not None:
+        return make(), False
+    key = (
+        user.id,
+        bool(user.is_active),
+        bool(user.is_admin),
+        filters.source,
+        filters.relation_id,
+        filters.contact_id,
+        filters.project_id,
+        filters.user_id,
+        filters.direction,
+        filters.outcome,
+        filters.unmatched,
+    )
+    return kept(_KEPT_LISTS, key, make, KEPT_LISTS), True
+
+
 def list_calls(
     session: Session, user: User, filters: CallFilters | None = None, *, page: int = 1, per_page: int = 25
 ) -> Page[Call]:
@@ -148,3 +207,188 @@ def callerid_lookup(session: Session, number: str, region: str = "NL", *, user: 
     return CallerId(
         e164, match.contact_id, contact_name, match.relation_id, relation_name, f"/relations/{match.relation_id}"
     )
+
+
+# --- a project's Calls tab as plain values, its statement kept ---------------------------------------
+
+
+class CallUser(NamedTuple):
+    """The staff member of a call, as the calls list shows them (``call.user.name``)."""
+
+    id: int
+    name: str
+
+
+class TabCall(NamedTuple):
+    """A row of a Calls tab: the attributes the calls list (telephony/_list.html) reads of a
+    :class:`Call`, under the same names, with the names of its contact and relation. A named tuple:
+    made at a third of a frozen dataclass's cost, 25 a page."""
+
+    id: int
+    started_at: datetime
+    direction: str
+    number: str
+    e164: str
+    outcome: str
+    extension: str
+    billsec: int
+    recording_url: str
+    contact_id: int | None
+    relation_id: int | None
+    user: CallUser | None
+    contact_name: str | None
+    relation_name: str | None
+
+
+# The tab's statement, built once (per page size, and for active users or not): building it and
+# SQLAlchemy's keying of it cost as much as running it.
+_KEPT_TABS: dict[tuple[Any, ...], Select[Any]] = {}
+KEPT_TABS = 4096
+
+
+def _on_a_visible_project(user: User) -> ColumnElement[bool]:
+    """:func:`call_visible` of a call on a project ``user`` may see: every such call (the rule's
+    third case), for an active user. The project's tab found the project visible by that same rule
+    (hub.crm.access.project_visible), so its calls are not each asked it again (the rule's EXISTS
+    over relations and projects, per call, were most of the tab's query)."""
+    return true() if user.is_active else false()
+
+
+def _project_tab_statement(user: User, per_page: int) -> Select[Any]:
+    def make() -> Select[Any]:
+        # Aliases: the rules of hub.crm.access read Relation and User themselves; these must never meet.
+        staff, contact, relation = aliased(User), aliased(Contact), aliased(Relation)
+        return (
+            select(
+                Call.id,
+                Call.started_at,
+                Call.direction,
+                Call.number,
+                Call.e164,
+                Call.outcome,
+                Call.extension,
+                Call.billsec,
+                Call.recording_url,
+                Call.contact_id,
+                Call.relation_id,
+                Call.user_id,
+                staff.name.label("user_name"),
+                contact.name.label("contact_name"),
+                relation.name.label("relation_name"),
+            )
+            .outerjoin(staff, staff.id == Call.user_id)
+            .outerjoin(contact, contact.id == Call.contact_id)
+            .outerjoin(relation, relation.id == Call.relation_id)
+            .where(_on_a_visible_project(user), Call.project_id == bindparam("project_id"))
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(per_page + 1)
+            .offset(bindparam("offset", type_=Integer()))
+        )
+
+    key = ("project", per_page, bool(user.is_active))
+    return kept(_KEPT_TABS, key, make, KEPT_TABS)
+
+
+def project_tab_calls(
+    session: Session, user: User, project_id: int, *, page: int = 1, per_page: int = 25
+) -> tuple[Page[TabCall], dict[str, dict[int, str]]]:
+    """The calls of a project ``user`` may see, a page by number, newest first: what
+    :func:`list_calls` with ``CallFilters(project_id=...)`` and :func:`call_names` give, in one query
+    of plain values through a kept statement. The caller checked that ``user`` may see the project
+    (as every tab of it does): see :func:`_on_a_visible_project`."""
+    page = max(page, 1)
+    statement = _project_tab_statement(user, per_page)
+    # A page far beyond any call is empty, as it was; its OFFSET held to what PostgreSQL's INTEGER
+    # parameter takes (?page=2147483647 asked for 53 billion: an error, not an empty page).
+    offset = min((page - 1) * per_page, MAX_ID)
+    found = session.connection().execute(statement, {"project_id": project_id, "offset": offset})
+    items: list[TabCall] = []
+    names: dict[str, dict[int, str]] = {"contact": {}, "relation": {}, "project": {}}
+    for row in found:
+        key, started, direction, number, e164, outcome, extension, billsec, recording = row[:9]
+        contact_id, relation_id, user_id, user_name, contact_name, relation_name = row[9:]
+        staff = CallUser(user_id, user_name) if user_id is not None and user_name is not None else None
+        call = (key, started, direction, number, e164, outcome, extension, billsec, recording, contact_id, relation_id)
+        items.append(TabCall(*call, staff, contact_name, relation_name))
+        if contact_id is not None and contact_name is not None:
+            names["contact"][contact_id] = contact_name
+        if relation_id is not None and relation_name is not None:
+            names["relation"][relation_id] = relation_name
+    shown = items[:per_page]
+    return Page(items=shown, page=page, per_page=per_page, has_next=len(items) > per_page), names
+
+
+# --- "My calls", the unmatched calls and a contact's calls as plain values, their statements kept ------
+
+
+def _calls_page_statement(user: User, filters: CallFilters, per_page: int) -> Select[Any]:
+    def make() -> Select[Any]:
+        # Aliases: the rules of hub.crm.access read Relation and User themselves; these must never meet.
+        staff, contact, relation = aliased(User), aliased(Contact), aliased(Relation)
+        return (
+            calls_query(user, filters)
+            .with_only_columns(
+                Call.id,
+                Call.started_at,
+                Call.direction,
+                Call.number,
+                Call.e164,
+                Call.outcome,
+                Call.extension,
+                Call.billsec,
+                Call.recording_url,
+                Call.contact_id,
+                Call.relation_id,
+                Call.user_id,
+                staff.name.label("user_name"),
+                contact.name.label("contact_name"),
+                relation.name.label("relation_name"),
+            )
+            .outerjoin(staff, staff.id == Call.user_id)
+            .outerjoin(contact, contact.id == Call.contact_id)
+            .outerjoin(relation, relation.id == Call.relation_id)
+            .limit(per_page + 1)
+            .offset(bindparam("offset", type_=Integer()))
+        )
+
+    key = (
+        "calls",
+        user.id,
+        bool(user.is_active),
+        bool(user.is_admin),
+        filters.user_id,
+        filters.contact_id,
+        filters.unmatched,
+        per_page,
+    )
+    return kept(_KEPT_TABS, key, make, KEPT_TABS)
+
+
+def calls_page(
+    session: Session, user: User, filters: CallFilters, *, page: int = 1, per_page: int = 25
+) -> tuple[Page[TabCall], dict[str, dict[int, str]]]:
+    """A page by number of the calls ``user`` may see that pass ``filters`` (a staff member's, a
+    contact's, or the unmatched ones), newest first: what :func:`list_calls` and :func:`call_names`
+    gave in up to five queries, in one of plain values through a kept statement (building the rule
+    into a new statement, and the Call objects, were most of "My calls")."""
+    if filters.source or filters.relation_id or filters.project_id or filters.direction or filters.outcome:
+        raise ValueError("calls_page keeps statements per user, contact and unmatched only")
+    if filters.since is not None:
+        raise ValueError("calls_page keeps no statement per moment")
+    page = max(page, 1)
+    statement = _calls_page_statement(user, filters, per_page)
+    found = session.connection().execute(statement, {"offset": (page - 1) * per_page})
+    items: list[TabCall] = []
+    names: dict[str, dict[int, str]] = {"contact": {}, "relation": {}, "project": {}}
+    for row in found:
+        key, started, direction, number, e164, outcome, extension, billsec, recording = row[:9]
+        contact_id, relation_id, user_id, user_name, contact_name, relation_name = row[9:]
+        staff = CallUser(user_id, user_name) if user_id is not None and user_name is not None else None
+        call = (key, started, direction, number, e164, outcome, extension, billsec, recording, contact_id, relation_id)
+        items.append(TabCall(*call, staff, contact_name, relation_name))
+        if contact_id is not None and contact_name is not None:
+            names["contact"][contact_id] = contact_name
+        if relation_id is not None and relation_name is not None:
+            names["relation"][relation_id] = relation_name
+    shown = items[:per_page]
+    return Page(items=shown, page=page, per_page=per_page, has_next=len(items) > per_page), names

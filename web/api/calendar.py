@@ -9,22 +9,21 @@ without one is a wall-clock time in ``timezone``, and one that does not exist or
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictStr
-from sqlalchemy import exists
-from sqlalchemy.orm import selectinload
 
 from hub.calendar import times
 from hub.calendar.appointments import (
     AppointmentInput,
-    appointments_query,
+    appointment_list_rows,
+    attendees_of,
     delete_appointment,
     get_appointment,
     save_appointment,
 )
-from hub.models import Appointment, AppointmentAttendee
+from hub.models import Appointment
 from hub.paging import MAX_ID, Sort
 from web.api import bp, schemas
 from web.api.errors import LOADERS
@@ -187,24 +186,27 @@ def list_appointments() -> Any:
     q = valid_query(AppointmentQuery)
     if not (_visible("project_id", q.project_id) and _visible("relation_id", q.relation_id)):
         return _empty(AppointmentPage, q)
-    query = appointments_query(me(), project_id=q.project_id, relation_id=q.relation_id).options(
-        selectinload(Appointment.attendees)
+    # Plain columns in a kept statement, the page's attendees in one more (no Appointment objects),
+    # validated as dicts: loading 25 appointments and their attendees as objects was most of the cost.
+    query, kept = appointment_list_rows(
+        me(),
+        project_id=q.project_id,
+        relation_id=q.relation_id,
+        user_id=q.user_id,
+        status=q.status,
+        since=q.since,
     )
-    if q.user_id is not None:
-        query = query.where(
-            exists().where(
-                AppointmentAttendee.appointment_id == Appointment.id, AppointmentAttendee.user_id == q.user_id
-            )
-        )
-    if q.status is not None:
-        query = query.where(Appointment.status == q.status)
-    if q.since is not None:
-        since = q.since if q.since.tzinfo else q.since.replace(tzinfo=UTC)
-        query = query.where((Appointment.series_end_at.is_(None)) | (Appointment.series_end_at >= since))
-    page = _keyset(query, APPOINTMENT_SORTS, "start", q)
-    for item in page.items:
-        item.exdates_list = _exdates(item.exdates)
+    page = _keyset(query, APPOINTMENT_SORTS, "start", q, rows=True, kept=kept)
+    people = attendees_of(db_session(), [row.id for row in page.items])
+    page.items = [_listed(row, people.get(row.id, [])) for row in page.items]
     return _page(page, AppointmentPage, q)
+
+
+def _listed(row: Any, attendees: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list row as AppointmentOut reads it (its aliases: tzid, exdates_list)."""
+    values = row._asdict()
+    values.update(exdates_list=_exdates(values.pop("exdates")), attendees=attendees)
+    return values
 
 
 @bp.post("/appointments")

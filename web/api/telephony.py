@@ -20,13 +20,12 @@ from xml.sax.saxutils import escape, quoteattr
 
 from flask import request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from hub.errors import NotFound
 from hub.i18n import _
 from hub.models import Call, EmailAddress
 from hub.paging import Sort
-from hub.telephony.read import CallerId, CallFilters, callerid_lookup, calls_query, get_call
+from hub.telephony.read import CallerId, CallFilters, call_list_rows, callerid_lookup, get_call
 from hub.telephony.sources import NAME_RE
 from hub.telephony.webhooks import GENERIC_HEADER, TWILIO_HEADER, SignatureError, ingest_webhook
 from web.api import bp, schemas
@@ -66,9 +65,19 @@ def list_calls() -> Any:
         outcome=q.outcome,
         since=q.since,
     )
-    # keyset_page orders by CALL_SORT itself (the same order as calls_query's).
-    query = calls_query(me(), filters).order_by(None).options(joinedload(Call.source))
-    return _page(_keyset(query, {"started": CALL_SORT}, "-started", q), schemas.CallPage, q)
+    # keyset_page orders by CALL_SORT itself (the same order as calls_query's). Plain columns in a
+    # kept statement, validated as dicts: Call objects and building the statement were most of it.
+    query, kept = call_list_rows(me(), filters)
+    page = _keyset(query, {"started": CALL_SORT}, "-started", q, rows=True, kept=kept)
+    page.items = [_listed_call(row) for row in page.items]
+    return _page(page, schemas.CallPage, q)
+
+
+def _listed_call(row: Any) -> dict[str, Any]:
+    """A list row as schemas.Call reads it (its source's name at source.name)."""
+    values = row._asdict()
+    values["source"] = {"name": values.pop("source_name")}
+    return values
 
 
 @bp.get("/calls/<int:call_id>")
