@@ -254,36 +254,45 @@ def _on_a_visible_project(user: User) -> ColumnElement[bool]:
     return true() if user.is_active else false()
 
 
+def _listed(query: Select[Any], per_page: int) -> Select[Any]:
+    """``query`` (calls) as a calls list's rows (TabCall): the call's columns and the names of its
+    staff member, contact and relation, a page from the bound ``offset``."""
+    # Aliases: the rules of hub.crm.access read Relation and User themselves; these must never meet.
+    staff, contact, relation = aliased(User), aliased(Contact), aliased(Relation)
+    return (
+        query.with_only_columns(
+            Call.id,
+            Call.started_at,
+            Call.direction,
+            Call.number,
+            Call.e164,
+            Call.outcome,
+            Call.extension,
+            Call.billsec,
+            Call.recording_url,
+            Call.contact_id,
+            Call.relation_id,
+            Call.user_id,
+            staff.name.label("user_name"),
+            contact.name.label("contact_name"),
+            relation.name.label("relation_name"),
+        )
+        .outerjoin(staff, staff.id == Call.user_id)
+        .outerjoin(contact, contact.id == Call.contact_id)
+        .outerjoin(relation, relation.id == Call.relation_id)
+        .limit(per_page + 1)
+        .offset(bindparam("offset", type_=Integer()))
+    )
+
+
 def _project_tab_statement(user: User, per_page: int) -> Select[Any]:
     def make() -> Select[Any]:
-        # Aliases: the rules of hub.crm.access read Relation and User themselves; these must never meet.
-        staff, contact, relation = aliased(User), aliased(Contact), aliased(Relation)
-        return (
-            select(
-                Call.id,
-                Call.started_at,
-                Call.direction,
-                Call.number,
-                Call.e164,
-                Call.outcome,
-                Call.extension,
-                Call.billsec,
-                Call.recording_url,
-                Call.contact_id,
-                Call.relation_id,
-                Call.user_id,
-                staff.name.label("user_name"),
-                contact.name.label("contact_name"),
-                relation.name.label("relation_name"),
-            )
-            .outerjoin(staff, staff.id == Call.user_id)
-            .outerjoin(contact, contact.id == Call.contact_id)
-            .outerjoin(relation, relation.id == Call.relation_id)
+        query = (
+            select(Call)
             .where(_on_a_visible_project(user), Call.project_id == bindparam("project_id"))
             .order_by(Call.started_at.desc(), Call.id.desc())
-            .limit(per_page + 1)
-            .offset(bindparam("offset", type_=Integer()))
         )
+        return _listed(query, per_page)
 
     key = ("project", per_page, bool(user.is_active))
     return kept(_KEPT_TABS, key, make, KEPT_TABS)
@@ -323,33 +332,7 @@ def project_tab_calls(
 
 def _calls_page_statement(user: User, filters: CallFilters, per_page: int) -> Select[Any]:
     def make() -> Select[Any]:
-        # Aliases: the rules of hub.crm.access read Relation and User themselves; these must never meet.
-        staff, contact, relation = aliased(User), aliased(Contact), aliased(Relation)
-        return (
-            calls_query(user, filters)
-            .with_only_columns(
-                Call.id,
-                Call.started_at,
-                Call.direction,
-                Call.number,
-                Call.e164,
-                Call.outcome,
-                Call.extension,
-                Call.billsec,
-                Call.recording_url,
-                Call.contact_id,
-                Call.relation_id,
-                Call.user_id,
-                staff.name.label("user_name"),
-                contact.name.label("contact_name"),
-                relation.name.label("relation_name"),
-            )
-            .outerjoin(staff, staff.id == Call.user_id)
-            .outerjoin(contact, contact.id == Call.contact_id)
-            .outerjoin(relation, relation.id == Call.relation_id)
-            .limit(per_page + 1)
-            .offset(bindparam("offset", type_=Integer()))
-        )
+        return _listed(calls_query(user, filters), per_page)
 
     key = (
         "calls",
