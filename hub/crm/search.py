@@ -314,6 +314,8 @@ class _Bound:
     # name starting with it (after a space or a dash), and SQLite's index look-ups of those words and
     # of KvK and VAT numbers that are the text.
     folded_end: Any = field(default_factory=lambda: bindparam("search_folded_end", type_=String()))
+    # PostgreSQL: the first text after every one that starts with the text (:func:`_past_prefix`).
+    folded_upper: Any = field(default_factory=lambda: bindparam("search_folded_upper", type_=String()))
     word_space: Any = field(default_factory=lambda: bindparam("search_word_space", type_=String()))
     word_dash: Any = field(default_factory=lambda: bindparam("search_word_dash", type_=String()))
     word_phrase: Any = field(default_factory=lambda: bindparam("search_word_phrase", type_=String()))
@@ -328,6 +330,7 @@ def _values(terms: Terms, shape: _Shape, sqlite: bool) -> dict[str, Any]:
         "search_folded": terms.folded,
         "search_exact": _escape(terms.folded),
         "search_folded_end": terms.folded + _LAST_CHARACTER,
+        "search_folded_upper": _past_prefix(terms.folded),
         "search_word_space": f"% {_escape(terms.folded)}%",
         "search_word_dash": f"%-{_escape(terms.folded)}%",
     }
@@ -356,6 +359,26 @@ def _values(terms: Terms, shape: _Shape, sqlite: bool) -> dict[str, Any]:
     if sqlite and shape.phone == "anywhere" and terms.phone_pattern is not None:
         values["search_digits_phrase"] = _phrase(terms.phone_pattern.strip("%"))
     return values
+
+
+def _past_prefix(text: str) -> str:
+    """The smallest text in code point order above every text that starts with ``text``: its last
+    character one code point on (over the surrogates, which no stored text holds), so those are
+    exactly the texts from ``text`` up to (not including) this one. A last character that is the
+    greatest code point cannot go on: it is dropped, and the one before goes on."""
+    kept = text
+    while kept:
+        point = ord(kept[-1]) + 1
+        if point <= ord(_LAST_CHARACTER):
+            return kept[:-1] + chr(_SURROGATES_END if _SURROGATES_START <= point < _SURROGATES_END else point)
+        kept = kept[:-1]
+    # Only the greatest code point, which clean() never leaves (it is no printable character): no
+    # text is above all of those, so the nearest there is.
+    return text + _LAST_CHARACTER
+
+
+# UTF-16's surrogates: code points no text holds (PostgreSQL refuses them).
+_SURROGATES_START, _SURROGATES_END = 0xD800, 0xE000
 
 
 def _phrase(text: str) -> str:
@@ -629,7 +652,8 @@ class _Tiers:
     """How a kind's matches are ranked without ranking them all (:func:`_tiered_page`): by its folded
     name, ``key``. Exact (the name is the text, or another field is: ``exact_ids``) and starting with
     the text are read from an index on the name in its order (SQLite: ``relation.search_name`` and
-    migration 0018's ``hub_fold(name)``; PostgreSQL sorts what its trigram index finds); a later
+    migration 0018's ``hub_fold(name)``; PostgreSQL: migration 0020's ``hub_fold(name) COLLATE "C"``,
+    relations' too, for ``search_name`` is folded in Python, not always alike); a later
     word of the name starting with the text (``word``; on SQLite looked up in the trigram index by
     ``word_index``) and the other matches are read in id order, the order they were added."""
 
@@ -654,12 +678,21 @@ def _tiers(name: Any, b: _Bound, m: _Match, exact_ids: Any, index: str, folded: 
     key = func.hub_fold(name) if folded is None or not m.sqlite else folded
 
     def on(key: Any) -> tuple[ColumnElement[bool], ColumnElement[bool], ColumnElement[bool]]:
-        # SQLite: a range of the index on the folded name; PostgreSQL: its trigram index finds a start.
+        # SQLite: a range of the index on the folded name; PostgreSQL: LIKE on the key already read
+        # (:func:`_ranked_ids`; the tiers' own ``prefix`` is a range of its index, below).
         prefix = and_(key >= b.folded, key < b.folded_end) if m.sqlite else key.like(b.starts, escape="\\")
         word = or_(key.like(b.word_space, escape="\\"), key.like(b.word_dash, escape="\\"))
         return key == b.folded, prefix, word
 
     name_exact, prefix, word = on(key)
+    if not m.sqlite:
+        # Starting with the text, as a range of the btree on the folded name in code point order
+        # (migration 0020), read in that order: the same rows as LIKE 'text%' (see _past_prefix),
+        # which the trigram index answered with every row holding the text, each folded to check.
+        # Written as the range: PostgreSQL makes one of LIKE only when it knows the pattern, not in
+        # a generic plan of a prepared statement (there it read the whole index in order).
+        ordered = key.collate("C")
+        prefix = and_(ordered >= b.folded, ordered < b.folded_upper)
     return _Tiers(
         # PostgreSQL orders by code point, as SQLite does, whatever the database's collation.
         key=key if m.sqlite else key.collate("C"),

@@ -360,6 +360,27 @@ SEARCH_INDEXES = [
 ]
 
 
+# PostgreSQL only: the folded name in code point order (the "C" collation), so search reads the names
+# that start with the text as one range, in the order it lists them (migration 0020).
+def _name_order_index(name: str, column: object) -> Index:
+    folded = func.hub_fold(column)
+    # The collation is the index element's COLLATE clause, rendered where postgresql_ops' text goes
+    # (after the expression, keyed by the expression's key): PostgreSQL keeps an index's collation
+    # beside its expression, so the expression reflected is hub_fold(name), which Alembic compares
+    # equal to this one. Written into the expression (.collate("C")) it compared as another index.
+    return Index(name, folded, postgresql_ops={folded.key: 'COLLATE "C"'}).ddl_if(dialect="postgresql")
+
+
+SEARCH_NAME_ORDER_INDEXES = [
+    _name_order_index(name, column)
+    for name, column in (
+        ("ix_contact_fold_name_c", Contact.name),
+        ("ix_project_fold_name_c", Project.name),
+        ("ix_relation_fold_name_c", Relation.name),
+    )
+]
+
+
 # --- contact notes and visit reports (hub.crm.contact_notes) ----------------------------------------
 
 
