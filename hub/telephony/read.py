@@ -305,26 +305,7 @@ def project_tab_calls(
     :func:`list_calls` with ``CallFilters(project_id=...)`` and :func:`call_names` give, in one query
     of plain values through a kept statement. The caller checked that ``user`` may see the project
     (as every tab of it does): see :func:`_on_a_visible_project`."""
-    page = max(page, 1)
-    statement = _project_tab_statement(user, per_page)
-    # A page far beyond any call is empty, as it was; its OFFSET held to what PostgreSQL's INTEGER
-    # parameter takes (?page=2147483647 asked for 53 billion: an error, not an empty page).
-    offset = min((page - 1) * per_page, MAX_ID)
-    found = session.connection().execute(statement, {"project_id": project_id, "offset": offset})
-    items: list[TabCall] = []
-    names: dict[str, dict[int, str]] = {"contact": {}, "relation": {}, "project": {}}
-    for row in found:
-        key, started, direction, number, e164, outcome, extension, billsec, recording = row[:9]
-        contact_id, relation_id, user_id, user_name, contact_name, relation_name = row[9:]
-        staff = CallUser(user_id, user_name) if user_id is not None and user_name is not None else None
-        call = (key, started, direction, number, e164, outcome, extension, billsec, recording, contact_id, relation_id)
-        items.append(TabCall(*call, staff, contact_name, relation_name))
-        if contact_id is not None and contact_name is not None:
-            names["contact"][contact_id] = contact_name
-        if relation_id is not None and relation_name is not None:
-            names["relation"][relation_id] = relation_name
-    shown = items[:per_page]
-    return Page(items=shown, page=page, per_page=per_page, has_next=len(items) > per_page), names
+    return _listed_page(session, _project_tab_statement(user, per_page), {"project_id": project_id}, page, per_page)
 
 
 # --- "My calls", the unmatched calls and a contact's calls as plain values, their statements kept ------
@@ -358,9 +339,19 @@ def calls_page(
         raise ValueError("calls_page keeps statements per user, contact and unmatched only")
     if filters.since is not None:
         raise ValueError("calls_page keeps no statement per moment")
+    return _listed_page(session, _calls_page_statement(user, filters, per_page), {}, page, per_page)
+
+
+def _listed_page(
+    session: Session, statement: Select[Any], values: dict[str, Any], page: int, per_page: int
+) -> tuple[Page[TabCall], dict[str, dict[int, str]]]:
+    """Page ``page`` of a :func:`_listed` statement as TabCall rows, and the contact and relation
+    names they show (as :func:`call_names` gives them)."""
     page = max(page, 1)
-    statement = _calls_page_statement(user, filters, per_page)
-    found = session.connection().execute(statement, {"offset": (page - 1) * per_page})
+    # A page far beyond any call is empty; its OFFSET held to what PostgreSQL's INTEGER parameter
+    # takes (?page=2147483647 asked for 53 billion: an error, not an empty page).
+    offset = min((page - 1) * per_page, MAX_ID)
+    found = session.connection().execute(statement, {**values, "offset": offset})
     items: list[TabCall] = []
     names: dict[str, dict[int, str]] = {"contact": {}, "relation": {}, "project": {}}
     for row in found:
