@@ -13,7 +13,9 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from hub.i18n import _
@@ -165,35 +167,115 @@ class NotAWebAddress(ValueError):
     """The URL is not http(s) with a host name."""
 
 
+class TooSlow(TimeoutError):
+    """The whole exchange with a server took longer than it may (see :class:`_TimeLeft`)."""
+
+
+class _TimeLeft:
+    """A socket whose every wait is cut to the time left of the whole exchange.
+
+    A socket's timeout bounds one wait, not the exchange: a server that sends one byte of its
+    answer every few seconds (a tarpit, or a hostile sender's image server) never trips it, and
+    http.client reads the status line and each header a line at a time, up to 100 headers of 64 kB.
+    Such a server held a web worker (the image proxy) or a delivery worker past its claim, for hours.
+    Each read and write here first sets the timeout to what is left before ``deadline``
+    (time.monotonic()) and fails with :class:`TooSlow` once nothing is."""
+
+    deadline: float = float("inf")
+    wait: float | None = None  # the longest one wait may take (the socket's own timeout)
+
+    def _cut(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TooSlow("the server took too long")
+        self.settimeout(left if self.wait is None else min(left, self.wait))  # type: ignore[attr-defined]
+
+    def _timed(self, call: Any, *args: Any) -> Any:
+        self._cut()
+        try:
+            return call(*args)
+        except TimeoutError as exc:
+            # A wait cut to the time left that ran out is the whole exchange's deadline passing.
+            if not isinstance(exc, TooSlow) and time.monotonic() >= self.deadline - 0.05:
+                raise TooSlow("the server took too long") from exc
+            raise
+
+    def recv(self, *args: Any) -> Any:
+        return self._timed(super().recv, *args)  # type: ignore[misc]
+
+    def recv_into(self, *args: Any) -> Any:
+        return self._timed(super().recv_into, *args)  # type: ignore[misc]
+
+    def send(self, *args: Any) -> Any:
+        return self._timed(super().send, *args)  # type: ignore[misc]
+
+    def sendall(self, *args: Any) -> Any:
+        return self._timed(super().sendall, *args)  # type: ignore[misc]
+
+
+class _TimeLeftSocket(_TimeLeft, socket.socket):
+    pass
+
+
+class _TimeLeftTLSSocket(_TimeLeft, ssl.SSLSocket):
+    # (ssl.SSLSocket reads and writes through OpenSSL, not through the plain socket's methods: the
+    # cut is made here too. Its handshake is bounded as a whole by the timeout set before it.)
+    pass
+
+
 class PinnedHTTPConnection(http.client.HTTPSConnection):
     """HTTP(S) to the addresses :func:`checked_addresses` approved, never to a fresh lookup.
 
     Resolving the name again could answer 127.0.0.1 this time (DNS rebinding). The name is still
-    what goes into Host, SNI and the certificate check.
+    what goes into Host, SNI and the certificate check. The whole exchange (connecting, TLS, the
+    request, the answer) ends at ``deadline`` (time.monotonic()), however the server drips its
+    answer: then a read or write raises :class:`TooSlow`, a TimeoutError.
     """
 
-    def __init__(self, scheme: str, host: str, port: int, addresses: list[str], timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(
+        self, scheme: str, host: str, port: int, addresses: list[str], timeout: float, deadline: float
+    ) -> None:
+        context = ssl.create_default_context()
+        context.sslsocket_class = _TimeLeftTLSSocket
+        super().__init__(host, port, timeout=timeout, context=context)
         self._tls = scheme == "https"
         # The Host header leaves out the port when it is the scheme's default.
         self.default_port = 443 if self._tls else 80
         self._addresses = addresses
+        self.deadline = deadline
+
+    def _time_left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TooSlow("the server took too long")
+        return left if self.timeout is None else min(left, self.timeout)
 
     def connect(self) -> None:
         error: OSError = OSError("no address to connect to")
         for address in self._addresses:
             try:
-                sock = socket.create_connection((address, self.port), self.timeout)
+                plain = socket.create_connection((address, self.port), self._time_left())
                 break
+            except TooSlow:
+                raise
             except OSError as exc:
                 error = exc
         else:
             raise error
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host) if self._tls else sock  # type: ignore[attr-defined]
+        sock: Any = _TimeLeftSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+        sock.settimeout(self._time_left())  # (the TLS handshake's bound, as a whole)
+        if self._tls:
+            sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        sock.deadline, sock.wait = self.deadline, self.timeout
+        self.sock = sock
 
 
-def pinned_http(url: str, allowed: str, timeout: float) -> tuple[PinnedHTTPConnection, str]:
+def pinned_http(
+    url: str, allowed: str, timeout: float, deadline: float | None = None
+) -> tuple[PinnedHTTPConnection, str]:
     """A connection to ``url``'s host, pinned to its checked addresses, and the path to request.
+    ``timeout`` bounds each wait; ``deadline`` (time.monotonic(); ``timeout`` from now by default)
+    the whole exchange.
 
     Raises :class:`NotAWebAddress` (not http(s) with a host), :class:`AddressRefused` (an internal
     address not in ``allowed``), or OSError/ValueError/UnicodeError (no such host, a bad port).
@@ -204,4 +286,6 @@ def pinned_http(url: str, allowed: str, timeout: float) -> tuple[PinnedHTTPConne
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = checked_addresses(parts.hostname, port, allowed)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return PinnedHTTPConnection(parts.scheme, parts.hostname, port, addresses, timeout), path
+    if deadline is None:
+        deadline = time.monotonic() + timeout
+    return PinnedHTTPConnection(parts.scheme, parts.hostname, port, addresses, timeout, deadline), path

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from hub.net import AddressRefused, NotAWebAddress, pinned_http
+from hub.net import AddressRefused, NotAWebAddress, TooSlow, pinned_http
 
 MAX_BYTES = 5 * 1024 * 1024
 TIMEOUT_SECONDS = 5.0
@@ -66,8 +66,8 @@ def fetch_image(
     """Fetch a raster image from a public address; raises :class:`ImageRefused`.
 
     No cookies, no Referer, no credentials from the URL are sent. Each redirect target is checked
-    like the first URL; the whole fetch ends after ``timeout`` seconds (a server that drips bytes
-    cannot hold a worker).
+    like the first URL; the whole fetch, redirects included, ends after ``timeout`` seconds (a server
+    that drips its headers or body cannot hold a web worker: hub.net cuts every wait to the time left).
     """
     deadline = time.monotonic() + timeout
     for _hop in range(max_redirects + 1):
@@ -87,7 +87,7 @@ def _get(url: str, allowed_hosts: str, max_bytes: int, deadline: float) -> tuple
     """One GET: (status, Location, content type, body); the body only for a 200."""
     timeout = _remaining(deadline)
     try:
-        connection, path = pinned_http(url, allowed_hosts, timeout)
+        connection, path = pinned_http(url, allowed_hosts, timeout, deadline)
     except NotAWebAddress:
         raise ImageRefused("Only http and https images are fetched.") from None
     except AddressRefused as refused:
@@ -106,6 +106,8 @@ def _get(url: str, allowed_hosts: str, max_bytes: int, deadline: float) -> tuple
             raise ImageRefused(f"The image is larger than {max_bytes} bytes.")
         data = _read(response, max_bytes, deadline)
         return 200, "", content_type, data
+    except TooSlow as exc:  # (a server dripping its answer: the fetch's deadline is the connection's)
+        raise ImageRefused("The image server is too slow.") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise ImageRefused("The image server cannot be reached.") from exc
     finally:

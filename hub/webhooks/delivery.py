@@ -85,7 +85,9 @@ class Outcome:
 
 
 def post(url: str, body: str, headers: dict[str, str], *, allowed_hosts: str, timeout: float) -> Outcome:
-    """POST ``body`` to ``url`` once, pinned to checked addresses; never raises."""
+    """POST ``body`` to ``url`` once, pinned to checked addresses; never raises. ``timeout`` bounds
+    the whole exchange, however slowly the receiver drips its answer (hub.net), so a delivery ends
+    well inside its claim's lease and no second worker sends the same attempt meanwhile."""
     started = time.monotonic()
 
     def done(code: int | None, error: str) -> Outcome:
