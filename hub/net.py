@@ -185,6 +185,8 @@ class _TimeLeft:
     wait: float | None = None  # the longest one wait may take (the socket's own timeout)
 
     def _cut(self) -> None:
+        if self.deadline == float("inf") or self.gettimeout() == 0.0:  # type: ignore[attr-defined]
+            return  # (no deadline, or a non-blocking socket, which never waits)
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TooSlow("the server took too long")
@@ -220,7 +222,44 @@ class _TimeLeftSocket(_TimeLeft, socket.socket):
 class _TimeLeftTLSSocket(_TimeLeft, ssl.SSLSocket):
     # (ssl.SSLSocket reads and writes through OpenSSL, not through the plain socket's methods: the
     # cut is made here too. Its handshake is bounded as a whole by the timeout set before it.)
-    pass
+
+    @classmethod
+    def _create(cls, sock: Any, *args: Any, **kwargs: Any) -> Any:
+        # The deadline of the socket it wraps (TLS from the start, or STARTTLS later) goes on.
+        deadline, wait = getattr(sock, "deadline", float("inf")), getattr(sock, "wait", None)
+        wrapped = super()._create(sock, *args, **kwargs)  # type: ignore[misc]
+        wrapped.deadline, wrapped.wait = deadline, wait
+        return wrapped
+
+
+def time_left(sock: socket.socket, deadline: float, wait: float | None) -> socket.socket:
+    """``sock`` (a plain connected socket, taken over) as one whose every wait ends at ``deadline``
+    (time.monotonic()) at the latest, and after ``wait`` seconds each; see :class:`_TimeLeft`. Its
+    timeout is set for what comes before the first read (a TLS handshake, bounded as a whole)."""
+    cut: Any = _TimeLeftSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    cut.deadline, cut.wait = deadline, wait
+    left = deadline - time.monotonic()
+    if left <= 0:
+        cut.close()
+        raise TooSlow("the server took too long")
+    cut.settimeout(left if wait is None else min(left, wait))
+    return cut
+
+
+def keeping_time_left(context: ssl.SSLContext) -> ssl.SSLContext:
+    """``context``, made to wrap sockets into ones that keep the deadline of the :func:`time_left`
+    socket they wrap."""
+    context.sslsocket_class = _TimeLeftTLSSocket
+    return context
+
+
+def set_deadline(sock: Any, deadline: float, wait: float | None) -> None:
+    """Give a socket of :func:`time_left` (or wrapped by :func:`keeping_time_left`'s context) a new
+    deadline; ``float("inf")`` lifts it: a plain socket again, whose timeout is ``wait``."""
+    if isinstance(sock, _TimeLeft):
+        sock.deadline, sock.wait = deadline, wait
+        if deadline == float("inf"):
+            sock.settimeout(wait)  # type: ignore[attr-defined]
 
 
 class PinnedHTTPConnection(http.client.HTTPSConnection):
@@ -235,9 +274,7 @@ class PinnedHTTPConnection(http.client.HTTPSConnection):
     def __init__(
         self, scheme: str, host: str, port: int, addresses: list[str], timeout: float, deadline: float
     ) -> None:
-        context = ssl.create_default_context()
-        context.sslsocket_class = _TimeLeftTLSSocket
-        super().__init__(host, port, timeout=timeout, context=context)
+        super().__init__(host, port, timeout=timeout, context=keeping_time_left(ssl.create_default_context()))
         self._tls = scheme == "https"
         # The Host header leaves out the port when it is the scheme's default.
         self.default_port = 443 if self._tls else 80
@@ -262,11 +299,9 @@ class PinnedHTTPConnection(http.client.HTTPSConnection):
                 error = exc
         else:
             raise error
-        sock: Any = _TimeLeftSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
-        sock.settimeout(self._time_left())  # (the TLS handshake's bound, as a whole)
+        sock = time_left(plain, self.deadline, self.timeout)
         if self._tls:
             sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-        sock.deadline, sock.wait = self.deadline, self.timeout
         self.sock = sock
 
 

@@ -6,6 +6,7 @@ import contextlib
 import imaplib
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imap4 import IMAP4WithTimeout
 
 from hub.i18n import N_, _, english
-from hub.net import AddressRefused, checked_addresses
+from hub.net import AddressRefused, checked_addresses, keeping_time_left, set_deadline, time_left
 
 TIMEOUT_SECONDS = 60
 LOGIN_REFUSED = "The server refused the user name or password."
@@ -81,7 +82,13 @@ def connect(
 
     The host must resolve to public addresses only, or be allowed by ``allowed_hosts`` (the
     ``HUB_MAIL_ALLOWED_HOSTS`` setting, see :mod:`hub.net`); otherwise nothing is connected.
+
+    Connecting, TLS, the greeting, STARTTLS and the login together end within ``TIMEOUT_SECONDS``:
+    a server that drips its greeting a byte at a time (a tarpit, or a wrong port such as an SSH
+    tarpit's) never trips the timeout of one wait, and held the sync's worker for good. After the
+    login each wait has its ``TIMEOUT_SECONDS`` (a big mailbox's fetch may take long as a whole).
     """
+    deadline = time.monotonic() + TIMEOUT_SECONDS
     try:
         addresses = checked_addresses(host, port, allowed_hosts)
     except AddressRefused as refused:
@@ -92,14 +99,16 @@ def connect(
         client = _PinnedClient(
             addresses,
             host,
+            deadline,
             port=port,
             ssl=security == "ssl",
             timeout=TIMEOUT_SECONDS,
-            ssl_context=ssl.create_default_context() if security == "ssl" else None,
+            ssl_context=keeping_time_left(ssl.create_default_context()) if security == "ssl" else None,
         )
         if security == "starttls":
-            client.starttls(ssl.create_default_context())
+            client.starttls(keeping_time_left(ssl.create_default_context()))
         client.login(username, password)
+        set_deadline(client._imap.sock, float("inf"), TIMEOUT_SECONDS)
     except Exception as exc:
         raise MailServerError(plain_words(exc, host, port)) from exc
     try:
@@ -112,14 +121,18 @@ def connect(
             client.logout()
 
 
-def _open_socket(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
-    """A connection to the first of the checked addresses that answers."""
+def _open_socket(addresses: list[str], port: int, timeout: float | None, deadline: float) -> socket.socket:
+    """A connection to the first of the checked addresses that answers, whose waits all end by
+    ``deadline`` (hub.net.time_left) until the login lifts it."""
     error: OSError = OSError(f"no address to connect to on port {port}")
     for address in addresses:
+        left = max(deadline - time.monotonic(), 0.001)
         try:
-            return socket.create_connection((address, port), timeout=timeout)
+            sock = socket.create_connection((address, port), timeout=left if timeout is None else min(left, timeout))
         except OSError as exc:
             error = exc
+            continue
+        return time_left(sock, deadline, timeout)
     raise error
 
 
@@ -130,35 +143,46 @@ class _PinnedClient(IMAPClient):
     127.0.0.1 for the connection). The name is still used for TLS (SNI, certificate check).
     """
 
-    def __init__(self, addresses: list[str], host: str, **kwargs: Any) -> None:
+    def __init__(self, addresses: list[str], host: str, deadline: float, **kwargs: Any) -> None:
         self._addresses = addresses
+        self._deadline = deadline
         super().__init__(host, **kwargs)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:
         timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
-            return _PinnedTLS(self._addresses, self.host, self.port, self.ssl_context, timeout)
-        return _PinnedPlain(self._addresses, self.host, self.port, timeout)
+            return _PinnedTLS(self._addresses, self.host, self.port, self.ssl_context, timeout, self._deadline)
+        return _PinnedPlain(self._addresses, self.host, self.port, timeout, self._deadline)
 
 
 class _PinnedPlain(IMAP4WithTimeout):
-    def __init__(self, addresses: list[str], host: str, port: int, timeout: float | None) -> None:
+    def __init__(self, addresses: list[str], host: str, port: int, timeout: float | None, deadline: float) -> None:
         self._addresses = addresses
+        self._deadline = deadline
         super().__init__(host, port, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        return _open_socket(self._addresses, self.port, timeout if timeout is not None else self._timeout)
+        timeout = timeout if timeout is not None else self._timeout
+        return _open_socket(self._addresses, self.port, timeout, self._deadline)
 
 
 class _PinnedTLS(tls.IMAP4_TLS):
     def __init__(
-        self, addresses: list[str], host: str, port: int, context: ssl.SSLContext | None, timeout: float | None
+        self,
+        addresses: list[str],
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        timeout: float | None,
+        deadline: float,
     ) -> None:
         self._addresses = addresses
+        self._deadline = deadline
         super().__init__(host, port, context, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        sock = _open_socket(self._addresses, self.port, timeout if timeout is not None else self._timeout)
+        timeout = timeout if timeout is not None else self._timeout
+        sock = _open_socket(self._addresses, self.port, timeout, self._deadline)
         return tls.wrap_socket(sock, self.ssl_context, self.host)
 
 

@@ -1,9 +1,11 @@
 """Servers that drip their answer (a tarpit, or a hostile sender's image server): one byte every
 fraction of a second keeps every single wait short, so a socket timeout alone never fires, and
-http.client reads the status line and each header a line at a time. The image proxy (a web worker)
-and a webhook delivery (a worker holding a claim) must give up when their whole time is spent, over
-plain HTTP and over TLS, and say why. Real sockets on 127.0.0.1; each call runs in a thread the test
-waits for a bounded time, so the old behaviour fails the test instead of hanging the suite."""
+http.client and imaplib read a line at a time. The image proxy (a web worker), a webhook delivery (a
+worker holding a claim) and a mailbox's connection up to its login (a sync worker) must give up when
+their whole time is spent, over plain connections and TLS, and say why; once logged in, a real
+Dovecot connection keeps working past that time. Real sockets on 127.0.0.1; each call runs in a
+thread the test waits for a bounded time, so the old behaviour fails the test instead of hanging
+the suite."""
 
 from __future__ import annotations
 
@@ -23,10 +25,13 @@ from sqlalchemy import select
 from hub.accounts.users import UserInput, create_user
 from hub.db import Database
 from hub.i18n import english
+from hub.mail import imap
 from hub.mail.image_proxy import ImageRefused, fetch_image
+from hub.mail.imap import MailServerError, connect
 from hub.models.webhooks import WebhookAttempt
 from hub.webhooks.delivery import post, send_due
 from hub.webhooks.subscriptions import SubscriptionInput, create_subscription, send_test_event
+from tests.mail_server import ImapServer
 
 ALLOWED = "127.0.0.1,localhost"
 KEY = "test-secret-key-0123456789"
@@ -60,8 +65,11 @@ class Dripper:
             if wrap is not None:
                 conn = wrap(conn)
             conn.settimeout(5)
-            conn.recv(65536)  # the request (small enough to come in one read)
-            if self.mode == "headers":
+            if self.mode != "greeting":  # (an IMAP server speaks first)
+                conn.recv(65536)  # the request (small enough to come in one read)
+            if self.mode == "greeting":  # an IMAP server (or a tarpit on the wrong port) greeting slowly
+                conn.sendall(b"* OK")
+            elif self.mode == "headers":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             else:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
@@ -92,8 +100,9 @@ def dripper(request: pytest.FixtureRequest) -> Iterator[Dripper]:
 
 
 @pytest.fixture
-def tls_dripper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dripper]:
-    """A header dripper behind TLS, with a certificate for "localhost" hub is made to trust."""
+def tls_dripper(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dripper]:
+    """A dripper behind TLS (headers, or an IMAP greeting when the test is parametrized so), with
+    a certificate for "localhost" hub is made to trust."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -128,7 +137,8 @@ def tls_dripper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dri
         return context
 
     monkeypatch.setattr(ssl, "create_default_context", trusting)
-    yield from _start("headers", lambda conn: server_context.wrap_socket(conn, server_side=True))
+    mode = getattr(request, "param", "headers")
+    yield from _start(mode, lambda conn: server_context.wrap_socket(conn, server_side=True))
 
 
 def _within(seconds: float, call: Callable[[], Any]) -> tuple[Any, float]:
@@ -217,3 +227,50 @@ def test_a_delivery_to_a_dripping_receiver_is_logged_as_failed_and_retried_later
         assert send_due(any_db, secret_key=KEY, allowed_hosts=ALLOWED, timeout=1.5) == 0
     finally:
         next(stream, None)
+
+
+@pytest.fixture
+def quick_imap(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Mail connections that must be logged in within 1.5 s (60 s in hub)."""
+    monkeypatch.setattr(imap, "TIMEOUT_SECONDS", 1.5)
+    return 1.5
+
+
+def _slow_mail_server(exc: object) -> str:
+    assert isinstance(exc, MailServerError), exc
+    return str(exc)
+
+
+def test_a_mail_server_that_drips_its_greeting_is_given_up_on(quick_imap: float) -> None:
+    stream = _start("greeting")
+    dripper = next(stream)
+    try:
+        result, took = _within(
+            15,
+            lambda: connect("127.0.0.1", dripper.port, "none", "user", "secret", allowed_hosts=ALLOWED).__enter__(),
+        )
+        assert _slow_mail_server(result) == "The server 127.0.0.1 did not answer within 1.5 seconds."
+        assert took < 6
+    finally:
+        next(stream, None)
+
+
+@pytest.mark.parametrize("tls_dripper", ["greeting"], indirect=True)
+def test_a_tls_mail_server_that_drips_its_greeting_is_given_up_on(quick_imap: float, tls_dripper: Dripper) -> None:
+    result, took = _within(
+        15, lambda: connect("localhost", tls_dripper.port, "ssl", "user", "secret", allowed_hosts=ALLOWED).__enter__()
+    )
+    assert _slow_mail_server(result) == "The server localhost did not answer within 1.5 seconds."
+    assert took < 6
+
+
+def test_once_logged_in_a_mail_connection_outlives_the_connecting_deadline(
+    quick_imap: float, dovecot: ImapServer
+) -> None:
+    """A first sync of a big mailbox takes minutes: only connecting and logging in are bounded as a
+    whole; afterwards each wait has its own timeout, as before."""
+    with connect(dovecot.host, dovecot.port, "none", "user99", "imap-secret", allowed_hosts=ALLOWED) as client:
+        time.sleep(quick_imap + 0.5)
+        assert any(name == "INBOX" for _flags, _delimiter, name in client.list_folders())
+        time.sleep(0.5)
+        assert client.select_folder("INBOX")[b"EXISTS"] >= 0
