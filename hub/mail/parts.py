@@ -13,6 +13,8 @@ How mail clients show mail, and so how it is read here:
   read only when among the first few and small (hub.mail.kinds.MAX_CALENDAR_PARTS, _BYTES);
 - an attached message (message/rfc822, also base64-encoded) is kept as an .eml that opens as mail;
 - an opaque S/MIME signed message shows its content; an encrypted one says why it cannot;
+- a winmail.dat (TNEF) gives way to the files inside it, and its body shows when the message has
+  none of its own (hub.mail.tnef); it stays when it cannot be read or holds more than was taken out;
 - a multipart whose boundary is missing or wrong is split at the delimiters its body does have, or
   shown as text.
 """
@@ -34,7 +36,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from hub.mail import smime
+from hub.mail import smime, tnef
 from hub.mail.filenames import safe_filename
 from hub.mail.kinds import MAX_CALENDAR_BYTES, MAX_CALENDAR_PARTS, Findings, message_of
 from hub.mail.text import decode_header_text, decode_text, unflow
@@ -163,15 +165,20 @@ class _Reader:
         self.shown_attachments: list[tuple[str, Message]] = []  # named inline text, shown if nothing else is
         self.positions: dict[int, int] = {}  # id of a leaf shown as a body → its number, should it be attached
         self.calendar_parts = 0  # calendar parts met so far (only the first few are read as invitations)
+        self.tnef_bodies: list[tuple[tnef.Unpacked, Message]] = []  # shown if the message has no body
+        self.rtf_only: list[tuple[int, Attachment]] = []  # winmail.dat kept if the message has no body
 
     def note(self, problem: str) -> None:
         if problem not in self.problems:
             self.problems.append(problem)
 
     def attach(self, part: Message, data: bytes, content_type: str, name: str | None = None) -> None:
+        self.parts.attachments.append(self.attachment(part, data, content_type, name))
+
+    def attachment(self, part: Message, data: bytes, content_type: str, name: str | None = None) -> Attachment:
         index = self.positions.get(id(part), self.index)
         filename = safe_filename(name if name is not None else _declared_name(part), content_type, index)
-        self.parts.attachments.append(Attachment(filename, content_type[:120], data, _content_id(part)))
+        return Attachment(filename, content_type[:120], data, _content_id(part))
 
     def entity(self, part: Message, depth: int) -> Content:
         if depth > MAX_DEPTH:
@@ -288,8 +295,39 @@ class _Reader:
             return Content(text=[(text, part)])
         if (is_text or is_html) and disposition == "inline":
             self.shown_attachments.append((decode_text(data, _charset(part)), part))
+        if tnef.is_tnef(content_type, name):
+            self.winmail(part, data, content_type, name)
+            return Content()
         self.attach(part, data, content_type, name)
         return Content()
+
+    def winmail(self, part: Message, data: bytes, content_type: str, name: str | None) -> None:
+        """A TNEF part (winmail.dat): the files inside it instead, or itself when it cannot be read."""
+        unpacked = tnef.unpack(data, self.index)
+        if isinstance(unpacked, str):
+            if unpacked != tnef.NOT_TNEF:  # (an ordinary file that happens to be called winmail.dat)
+                self.note(f"winmail.dat could not be unpacked ({unpacked}): kept as it is")
+            self.attach(part, data, content_type, name)
+            return
+        self.parts.attachments += [Attachment(f.filename, f.content_type, f.data, f.content_id) for f in unpacked.files]
+        self.tnef_bodies.append((unpacked, part))
+        if unpacked.kept_for:
+            self.note(f"winmail.dat kept next to the files taken out of it ({unpacked.kept_for})")
+            self.attach(part, data, content_type, name)
+        elif unpacked.rtf_only:
+            self.rtf_only.append((len(self.parts.attachments), self.attachment(part, data, content_type, name)))
+
+    def without_body(self, content: Content) -> None:
+        """A message with no body of its own: the body Outlook put in its winmail.dat shows instead;
+        one that is only RTF (which hub does not show) keeps its winmail.dat."""
+        for unpacked, part in self.tnef_bodies:
+            if unpacked.text_body.strip() or unpacked.html_body.strip():
+                content.text = [(unpacked.text_body, part)] if unpacked.text_body.strip() else []
+                content.html = [(unpacked.html_body, part)] if unpacked.html_body.strip() else []
+                return
+        for position, kept in reversed(self.rtf_only):
+            self.note("the message's body is only in its winmail.dat, as RTF: winmail.dat kept")
+            self.parts.attachments.insert(position, kept)
 
     def calendar(self, part: Message, data: bytes) -> None:
         """A calendar part, to be read as an invitation (hub.mail.kinds) when it is one of the first
@@ -480,6 +518,8 @@ def read_parts(msg: Message, problems: list[str]) -> Parts:
     """The bodies, attachments and kind-telling findings of a parsed message."""
     reader = _Reader(problems)
     content = reader.entity(msg, 0)
+    if reader.tnef_bodies and all(not text or text.isspace() for text, _leaf in content.text + content.html):
+        reader.without_body(content)
     if not content.text and not content.html and reader.shown_attachments:
         content.text = reader.shown_attachments  # only named text parts: shown as well as attached
     reader.parts.text_body = _join_text([text for text, _leaf in content.text])
