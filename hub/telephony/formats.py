@@ -25,6 +25,10 @@ from hub.i18n import N_
 from hub.telephony.numbers import is_extension
 from hub.telephony.records import (
     BOM,
+    EARLIEST,
+    LATEST,
+    MAX_CALL_SECONDS,
+    MAX_RECORD_BYTES,
     Clock,
     Leg,
     RawRecord,
@@ -35,6 +39,7 @@ from hub.telephony.records import (
     parse_moment,
     parse_seconds,
     read_records,
+    readable,
     split_fields,
 )
 
@@ -238,6 +243,8 @@ def finish(leg: Leg) -> Leg:
         leg.billsec = int((leg.ended_at - leg.answered_at).total_seconds())
     if leg.outcome == "answered" and leg.answered_at is None:
         leg.answered_at = (leg.ended_at or leg.started_at) - timedelta(seconds=leg.billsec)
+    if leg.duration > MAX_CALL_SECONDS:  # a start and an end years apart: a clock, not a call
+        raise Reject(N_("bad duration: %(value)s", value=leg.duration))
     return leg
 
 
@@ -247,7 +254,16 @@ def _hash_key(text: str) -> str:
 
 
 def _moment(text: str, clock: Clock, near: float | None = None) -> datetime | None:
-    return clock.to_utc(parse_moment(text), near=near) if text.strip() else None
+    """The moment ``text`` names, in UTC; Reject for one no call took place at (see EARLIEST)."""
+    if not text.strip():
+        return None
+    try:
+        moment = clock.to_utc(parse_moment(text), near=near)
+    except (OverflowError, ValueError):  # the year 1 moved by a time zone: before any date
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise Reject(N_("bad date: %(value)s", value=text.strip()[:40]))
+    return moment
 
 
 def _epoch_of(uniqueid: str) -> float | None:
@@ -522,6 +538,18 @@ def _twilio_party(value: str) -> str:
     return value
 
 
+def _app_party(value: str) -> bool:
+    """``client:alice`` or ``sip:alice@acme.sip.twilio.com``: a phone inside (a Twilio Client app,
+    a SIP domain's user), not a phone number."""
+    text = value.strip().lower()
+    if text.startswith("client:"):
+        return True
+    if text.startswith(("sip:", "sips:")):
+        user = text.split(":", 1)[1].split("@", 1)[0].lstrip("+")
+        return not user.isdigit()
+    return False
+
+
 def twilio_leg(params: Mapping[str, str], config: SourceConfig) -> Leg:
     """One status callback (form parameters, as Twilio documents them)."""
     sid = params.get("CallSid", "").strip()
@@ -543,13 +571,19 @@ def twilio_leg(params: Mapping[str, str], config: SourceConfig) -> Leg:
     started = moment - timedelta(seconds=duration) if terminal else moment
     twilio_direction = params.get("Direction", "").strip().lower()
     parent = params.get("ParentCallSid", "").strip()
-    src, dst = _twilio_party(params.get("From", "")), _twilio_party(params.get("To", ""))
-    if twilio_direction == "inbound":
-        direction, number, extension = "inbound", src, ""
+    raw_src, raw_dst = params.get("From", ""), params.get("To", "")
+    src, dst = _twilio_party(raw_src), _twilio_party(raw_dst)
+    src_app, dst_app = _app_party(raw_src), _app_party(raw_dst)
+    if twilio_direction == "inbound" and not src_app:
+        direction, number, extension = "inbound", src, dst if dst_app else ""
+    elif twilio_direction == "inbound" or (dst_app and twilio_direction != "outbound-dial"):
+        # A staff member's Twilio Client or SIP phone calling out through hub's TwiML app (Twilio
+        # calls that leg "inbound"), or a call to one of them: "alice" is no caller's number.
+        direction, number, extension = ("internal", "", src if src_app else dst) if dst_app else ("outbound", dst, src)
     elif twilio_direction == "outbound-dial" and parent:
-        direction, number, extension = None, "", dst if internal(dst, config) else ""
+        direction, number, extension = None, "", dst if internal(dst, config) or dst_app else ""
     else:
-        direction, number, extension = "outbound", dst, src if internal(src, config) else ""
+        direction, number, extension = "outbound", dst, src if internal(src, config) or src_app else ""
     leg = Leg(
         key=sid,
         group=parent or sid,
@@ -559,7 +593,7 @@ def twilio_leg(params: Mapping[str, str], config: SourceConfig) -> Leg:
         duration=duration if terminal else 0,
         billsec=duration if outcome == "answered" and terminal else 0,
         direction=direction,
-        number=check_number(number) if not number.startswith("client:") else "",
+        number=check_number(number) if number else "",
         outcome=outcome,
         extension=extension,
         recording_url=params.get("RecordingUrl", "").strip(),
@@ -642,6 +676,7 @@ def _cel_items(
     for record in records:
         this_start, record_start = record_start, record.end
         try:
+            _whole(record)
             row = read_row(record)
             event = row.get("eventtype", "").strip().upper()
             moment = _moment(row.get("eventtime", ""), clock)
@@ -732,6 +767,7 @@ def parse_stream(
     bad row: good rows are imported whatever the bad ones do). ``by_line=False``: the CSV formats
     record by record only (the reference the faster line reader is tested against)."""
     fmt = config.format
+    stream = readable(stream)
     if fmt == "freeswitch-json":
         yield from _json_items(stream, config, offset)
         return
@@ -822,10 +858,17 @@ def parse_stream(
     yield from _record_items(records, convert)
 
 
+def _whole(record: RawRecord) -> None:
+    """Reject a record read_records did not read (longer than MAX_RECORD_BYTES)."""
+    if record.too_long:
+        raise Reject(N_("a record longer than %(limit)s bytes", limit=MAX_RECORD_BYTES))
+
+
 def _record_items(records: Iterator[RawRecord], convert: Callable[[RawRecord], Leg]) -> Iterator[Item]:
     for record in records:
         result: Leg | Rejected
         try:
+            _whole(record)
             result = convert(record)
             result.line = record.line
         except _Header:
@@ -890,13 +933,19 @@ def _fast_chunk(
     """Whole lines (``whole`` ends with a newline) → items; returns the bytes consumed (a record
     still open at the end is left for the next chunk) and the next line number."""
     try:
+        if b"\x00" in whole:  # NUL bytes (a crash's leftovers): read_records' decode leaves them out
+            raise UnicodeDecodeError("utf-8", whole, 0, 1, "NUL")
         text = whole.decode("utf-8")
     except UnicodeDecodeError:  # read_records decodes record by record (Latin-1 where UTF-8 fails)
         return (yield from _slow_chunk(whole, 0, base, line, False, convert))
     lines = text.split("\n")
     lines.pop()  # after the last newline
     ends = list(accumulate(len(piece) + 1 for piece in (lines if whole.isascii() else whole.split(b"\n")[:-1])))
-    reader = csv.reader(lines, skipinitialspace=True, strict=False)
+    fit = lines
+    if lines and max(map(len, lines)) >= MAX_RECORD_BYTES // 4:  # (a character is up to 4 bytes)
+        # From a line that may be too long on, read_records reads (and rejects it unsplit).
+        fit = lines[: next(i for i, piece in enumerate(lines) if len(piece) >= MAX_RECORD_BYTES // 4)]
+    reader = csv.reader(fit, skipinitialspace=True, strict=False)
     index = 0
     try:
         for fields in reader:
@@ -950,7 +999,7 @@ def _json_items(stream: BinaryIO, config: SourceConfig, offset: int) -> Iterator
     documents: list[tuple[int, str]]
     try:
         documents = [(1, text)] if not text else [(1, json.dumps(json.loads(text)))]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any CDR
         documents = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     clock = Clock(config.timezone)
     for number, document in documents:
@@ -961,7 +1010,7 @@ def _json_items(stream: BinaryIO, config: SourceConfig, offset: int) -> Iterator
                 raise Reject(N_("not a JSON CDR document"))
             result = freeswitch_json_leg(parsed, config, clock)
             result.line = number
-        except ValueError:
+        except (ValueError, RecursionError):
             result = Rejected(number, N_("truncated record (not complete JSON)"))
         except Reject as exc:
             result = Rejected(number, str(exc))

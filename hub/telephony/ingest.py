@@ -26,7 +26,7 @@ from hub.i18n import N_
 from hub.models import CallFile, CallImport, CallSource
 from hub.models.base import utcnow
 from hub.telephony.formats import parse_stream
-from hub.telephony.records import Leg, Rejected
+from hub.telephony.records import Leg, Rejected, readable
 from hub.telephony.store import SourceContext, Stored, load_context, store_legs
 
 BATCH = 5000
@@ -87,6 +87,9 @@ def import_stream(
     one ended and the new end is saved with every batch (``final=False``: the PBX may still be
     writing, so an incomplete last record waits for the next read)."""
     started = time.monotonic()
+    # Unpacked or converted once (hub.telephony.records.readable): the cursor's offsets and size
+    # are those of what is read, not of the file's gzip or UTF-16 bytes.
+    stream = readable(stream)
     with db.transaction() as session:
         context = load_context(session, session.get_one(CallSource, source_id))
         offset, line = _cursor(session, source_id, cursor_path, stream) if cursor_path else (0, 1)

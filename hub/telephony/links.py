@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.crm.events import Belonging, NumbersAdded
-from hub.crm.matching import single_open_projects
+from hub.crm.matching import number_owners, single_open_projects
 from hub.crm.relations import ContactInput, save_contact
 from hub.models import Call, Contact, Relation
 
@@ -18,12 +18,24 @@ def link_calls_of_new_numbers(session: Session, event: NumbersAdded) -> None:
         link_calls_of(session, item)
 
 
-def link_calls_of(session: Session, item: Belonging) -> int:
-    """Link the unplaced calls of ``item.key`` (E.164); returns how many were linked."""
+def link_calls_of(session: Session, item: Belonging, *, call_id: int | None = None) -> int:
+    """Link the unplaced calls of ``item.key`` (E.164); returns how many were linked.
+
+    Not when other relations have the number too (the import's own rule, hub.crm.matching: such a
+    number says nothing about who called): anyone may type any number on a contact of his, and
+    adding it must not pull calls that were nobody's onto his relation. ``call_id``: the one call
+    a user placed himself (the unmatched calls' buttons), linked to ``item`` whatever else has
+    the number."""
     if not item.key:
         return 0
-    unplaced = [Call.e164 == item.key, Call.relation_id.is_(None)]
-    ids = list(session.scalars(select(Call.id).where(*unplaced)))
+    owners = {relation_id for _contact, relation_id in number_owners(session, [item.key]).get(item.key, ())}
+    if owners <= {item.relation_id}:
+        wanted = [Call.e164 == item.key, Call.relation_id.is_(None)]
+    elif call_id is not None:
+        wanted = [Call.id == call_id, Call.relation_id.is_(None)]
+    else:
+        return 0
+    ids = list(session.scalars(select(Call.id).where(*wanted)))
     if not ids:
         return 0
     project_id = single_open_projects(session, [item.relation_id]).get(item.relation_id)
@@ -56,7 +68,7 @@ def link_to_contact(session: Session, call: Call, contact: Contact, *, region: s
         )
     # The core announces NumbersAdded for the saved number; linking is idempotent, so doing it here
     # too keeps this button working whatever the core announces.
-    return link_calls_of(session, Belonging(contact.relation_id, contact.id, call.e164))
+    return link_calls_of(session, Belonging(contact.relation_id, contact.id, call.e164), call_id=call.id)
 
 
 def new_contact_from_call(
@@ -64,5 +76,5 @@ def new_contact_from_call(
 ) -> Contact:
     """The "new contact from this number" button: a contact on ``relation`` with the call's number."""
     contact = save_contact(session, relation, ContactInput(name=name, phones=[call.e164 or call.number]), region=region)
-    link_calls_of(session, Belonging(relation.id, contact.id, call.e164))
+    link_calls_of(session, Belonging(relation.id, contact.id, call.e164), call_id=call.id)
     return contact

@@ -8,20 +8,22 @@ call answers exactly like a missing one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, or_, select, true
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, literal, or_, select, true, union_all
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from hub.crm.access import asked_per_row, project_visible, relation_visible
-from hub.crm.matching import match_numbers
+from hub.crm.matching import number_owners, numbers_matched
 from hub.errors import NotFound, ValidationError
 from hub.kept import kept
 from hub.models import Call, CallSource, Contact, Project, Relation, User
 from hub.paging import MAX_ID, Page, paginate
 from hub.telephony.numbers import normalise
+from hub.telephony.records import recording_url
 
 DIRECTIONS = ("inbound", "outbound", "internal")
 OUTCOMES = ("answered", "missed", "busy", "failed", "voicemail")
@@ -82,10 +84,19 @@ def calls_query(user: User, filters: CallFilters | None = None) -> Select[tuple[
         if value is not None and value != "":
             query = query.where(column == value)
     if filters.since is not None:
-        query = query.where(Call.started_at >= filters.since)
+        query = query.where(Call.started_at >= _in_utc(filters.since))
     if filters.unmatched:
         query = query.where(Call.relation_id.is_(None), Call.e164 != "", Call.direction != "internal")
     return query.order_by(Call.started_at.desc(), Call.id.desc())
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; one at the calendar's edge that UTC cannot hold (the year 1 at +14:00,
+    ?since=0001-01-01T00:00:00+14:00) as the edge itself, not an error."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 # What GET /calls shows of a call, as plain columns (schemas.Call's fields, the source by name).
@@ -159,6 +170,50 @@ def get_call(session: Session, user: User, call_id: int) -> Call:
     return call
 
 
+class HiddenLinks(NamedTuple):
+    """The relations and projects calls are filed with that a user may not see."""
+
+    relations: frozenset[int] = frozenset()
+    projects: frozenset[int] = frozenset()
+
+    def masked(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A call's values (relation_id, contact_id, project_id) without what is hidden."""
+        if values.get("relation_id") in self.relations:
+            values = {**values, "relation_id": None, "contact_id": None}
+        if values.get("project_id") in self.projects:
+            values = {**values, "project_id": None}
+        return values
+
+
+def hidden_links(session: Session, user: User, calls: Iterable[Any], *, projects: bool = True) -> HiddenLinks:
+    """What ``calls`` (rows or objects with relation_id, project_id and user_id, all visible to
+    ``user`` by :func:`call_visible`) are filed with that ``user`` may not see. A call he took is his
+    whoever it is filed with, but the relation, its contact and the project stay hidden from him,
+    as a hidden link of his own e-mail does (hub.mail.privacy): no name, no id. A call he sees
+    through its relation may be on a project hidden from him (``projects``: look at those too).
+    One query, and none for an admin or when no call can hide anything."""
+    if user.is_admin:
+        return HiddenLinks()
+    calls = list(calls)
+    # A call seen through its relation or project has a visible relation (a project is visible only
+    # with its relation): only his own calls can be filed with a relation hidden from him.
+    relation_ids = {c.relation_id for c in calls if c.relation_id is not None and c.user_id == user.id}
+    project_ids = {c.project_id for c in calls if c.project_id is not None} if projects else set()
+    asked: list[Select[Any]] = []
+    if relation_ids:
+        asked.append(
+            select(Relation.id, literal("relation")).where(Relation.id.in_(relation_ids), relation_visible(user))
+        )
+    if project_ids:
+        asked.append(select(Project.id, literal("project")).where(Project.id.in_(project_ids), project_visible(user)))
+    if not asked:
+        return HiddenLinks()
+    seen: dict[str, set[int]] = {"relation": set(), "project": set()}
+    for object_id, kind in session.execute(union_all(*asked) if len(asked) > 1 else asked[0]):
+        seen[kind].add(object_id)
+    return HiddenLinks(frozenset(relation_ids - seen["relation"]), frozenset(project_ids - seen["project"]))
+
+
 def call_names(session: Session, calls: list[Call]) -> dict[str, dict[int, str]]:
     """Names of the contacts, relations and projects on a page of calls (three small queries)."""
     names: dict[str, dict[int, str]] = {"contact": {}, "relation": {}, "project": {}}
@@ -186,13 +241,23 @@ class CallerId:
 
 
 def callerid_lookup(session: Session, number: str, region: str = "NL", *, user: User | None = None) -> CallerId | None:
-    """The contact and relation a number belongs to, or None (unknown, ambiguous, anonymous, or not
-    visible to ``user``; ``None`` as user: the phone system itself, authenticated by its source).
-    One indexed query: it answers while the phone rings."""
+    """The contact and relation a number belongs to, or None (unknown, ambiguous among the relations
+    ``user`` may see, anonymous, or not visible to ``user``; ``None`` as user: the phone system
+    itself, authenticated by its source).
+    Indexed queries only: it answers while the phone rings."""
     e164 = normalise(number, region)
     if e164 is None:
         return None
-    match = match_numbers(session, [e164]).get(e164)
+    owners = number_owners(session, [e164])
+    relation_ids = {relation_id for _contact, relation_id in owners.get(e164, ())}
+    if user is not None and len(relation_ids) > 1:
+        # Whoever has the number in a relation hidden from the user does not exist for him: a
+        # number he shares with a hidden contact is the visible one's, as if the hidden one were
+        # missing (answering "unknown" instead would tell him someone hidden has it too). One
+        # relation only: the name's query below asks whether he may see it.
+        visible = set(session.scalars(select(Relation.id).where(Relation.id.in_(relation_ids), relation_visible(user))))
+        owners = {e164: {(c, r) for c, r in owners[e164] if r in visible}}
+    match = numbers_matched(owners).get(e164)
     if match is None:
         return None
     query = select(Relation.name).where(Relation.id == match.relation_id)
@@ -238,6 +303,10 @@ class TabCall(NamedTuple):
     user: CallUser | None
     contact_name: str | None
     relation_name: str | None
+
+    @property
+    def user_id(self) -> int | None:
+        return self.user.id if self.user is not None else None
 
 
 # The tab's statement, built once (per page size, and for active users or not): building it and
@@ -339,7 +408,20 @@ def calls_page(
         raise ValueError("calls_page keeps statements per user, contact and unmatched only")
     if filters.since is not None:
         raise ValueError("calls_page keeps no statement per moment")
-    return _listed_page(session, _calls_page_statement(user, filters, per_page), {}, page, per_page)
+    found, names = _listed_page(session, _calls_page_statement(user, filters, per_page), {}, page, per_page)
+    # Only the relation (and its contact) is shown on these pages, not the project.
+    hidden = hidden_links(session, user, found.items, projects=False).relations
+    if hidden:
+        found.items = [
+            call._replace(relation_id=None, contact_id=None, relation_name=None, contact_name=None)
+            if call.relation_id in hidden
+            else call
+            for call in found.items
+        ]
+        shown = {call.contact_id for call in found.items}
+        names["relation"] = {key: name for key, name in names["relation"].items() if key not in hidden}
+        names["contact"] = {key: name for key, name in names["contact"].items() if key in shown}
+    return found, names
 
 
 def _listed_page(
@@ -358,6 +440,8 @@ def _listed_page(
         key, started, direction, number, e164, outcome, extension, billsec, recording = row[:9]
         contact_id, relation_id, user_id, user_name, contact_name, relation_name = row[9:]
         staff = CallUser(user_id, user_name) if user_id is not None and user_name is not None else None
+        if recording:  # stored before imports refused javascript: and data: links: shown as none
+            recording = recording_url(recording)
         call = (key, started, direction, number, e164, outcome, extension, billsec, recording, contact_id, relation_id)
         items.append(TabCall(*call, staff, contact_name, relation_name))
         if contact_id is not None and contact_name is not None:

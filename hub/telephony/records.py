@@ -8,13 +8,16 @@ the byte offset just after it (the drop folder's cursor).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
+import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.i18n import N_
@@ -23,6 +26,19 @@ from hub.telephony.numbers import ANONYMOUS_WORDS, EXTENSION_SUFFIX, without_inv
 BOM = b"\xef\xbb\xbf"
 # A record spanning more physical lines than this is a broken quote, not an embedded newline.
 MAX_LINES_PER_RECORD = 20
+# A record longer than this is no PBX's (cdr_csv's longest fields, lastdata and userfield, are a
+# few KB): rejected unread.
+MAX_RECORD_BYTES = 1 << 20
+# What the call table holds (hub.models.telephony.Call): a longer key or URL is no PBX's.
+MAX_KEY = 200
+MAX_URL = 1000
+# The longest call believed: longer is a PBX's broken clock or a forged record (and the end it
+# gives must stay a date; durations are 32-bit integers in the database).
+MAX_CALL_SECONDS = 31 * 24 * 3600
+# Moments a call can have taken place in: outside is an unset PBX clock or a forged record (and
+# the year 1 or 9999 plus a time zone or a duration is no date at all).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -43,6 +59,46 @@ class Leg:
     recording_url: str = ""
     children: tuple[str, ...] = ()  # other legs' ids known to belong to this call
     line: int = 0
+
+    def __post_init__(self) -> None:
+        """Ids and text as the database takes them, whatever the PBX or a webhook sent: no NUL or
+        other invisible characters (PostgreSQL refuses a NUL), no key longer than its column, and
+        a recording only as a link that opens a recording (raises Reject for an unusable id)."""
+        key, group = self.key, self.group
+        if len(key) > MAX_KEY or len(group) > MAX_KEY or not (key.isprintable() and group.isprintable()):
+            self.key, self.group = call_key(key), call_key(group)
+        if self.children:
+            self.children = tuple(filter(None, (call_key(child, required=False) for child in self.children)))
+        if not self.extension.isprintable():
+            self.extension = without_invisible(self.extension).strip()
+        if self.recording_url:
+            self.recording_url = recording_url(self.recording_url)
+
+
+def call_key(raw: str, *, required: bool = True) -> str:
+    """A PBX's id of a call or leg, without invisible characters; Reject if it is empty (when
+    ``required``) or longer than the database holds."""
+    value = without_invisible(raw).strip()
+    if len(value) > MAX_KEY:
+        raise Reject(N_("a call id longer than %(limit)s characters", limit=MAX_KEY))
+    if not value and required:
+        raise Reject(N_("no call id"))
+    return value
+
+
+def recording_url(raw: str) -> str:
+    """The recording as an http(s) link, or a plain file name (FreePBX's recordingfile); anything
+    else ("javascript:", "data:", "//host") is no recording and would run or lead elsewhere when a
+    colleague clicks it: dropped, as a URL too long to store."""
+    value = without_invisible(raw).strip()
+    if not value or len(value) > MAX_URL or any(ch.isspace() for ch in value):
+        return ""
+    if value[:8].lower().startswith(("http://", "https://")):
+        return value if len(value) > 8 else ""
+    head = value.split("/", 1)[0]
+    if ":" in head or "\\" in value or value.startswith("/"):
+        return ""
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,6 +121,7 @@ class RawRecord:
     end: int  # byte offset just after the record
     text: str
     complete: bool  # ended with a newline (or the file ended and it was read as final)
+    too_long: bool = False  # longer than MAX_RECORD_BYTES: its text is not read (it is rejected)
 
 
 def read_records(stream: BinaryIO, *, offset: int = 0, line: int = 1, final: bool = True) -> Iterator[RawRecord]:
@@ -75,7 +132,7 @@ def read_records(stream: BinaryIO, *, offset: int = 0, line: int = 1, final: boo
     """
     stream.seek(offset)
     pending: list[bytes] = []
-    quotes = 0
+    quotes = size = 0
     first_line = line
     position = offset
     for raw in stream:
@@ -87,10 +144,16 @@ def read_records(stream: BinaryIO, *, offset: int = 0, line: int = 1, final: boo
             return
         pending.append(raw)
         quotes += raw.count(b'"')
+        size += len(raw)
         position += len(raw)
         line += 1
         stripped = raw.rstrip(b"\r\n")
-        if (
+        if size > MAX_RECORD_BYTES:
+            # No PBX writes a record this long: a broken or hostile file. Not read, not decoded and
+            # never split into fields (a 50 MB line of commas would be 25 million of them).
+            yield RawRecord(first_line, position, "", ends or quotes % 2 == 0, too_long=True)
+            pending, quotes, size, first_line = [], 0, 0, line
+        elif (
             quotes % 2 == 0
             or not ends
             or len(pending) >= MAX_LINES_PER_RECORD
@@ -101,7 +164,7 @@ def read_records(stream: BinaryIO, *, offset: int = 0, line: int = 1, final: boo
             text = decode(b"".join(pending))
             if text.strip():
                 yield RawRecord(first_line, position, text.rstrip("\r\n"), ends or quotes % 2 == 0)
-            pending, quotes, first_line = [], 0, line
+            pending, quotes, size, first_line = [], 0, 0, line
     if pending and final:
         # The whole file read and a quoted field still open (a quote left open in one of the last
         # rows): the lines it took are reported as one truncated record, never silently dropped.
@@ -113,11 +176,88 @@ def read_records(stream: BinaryIO, *, offset: int = 0, line: int = 1, final: boo
 
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), else Latin-1: each record on its own, so one odd row does not
-    change how the rest of the file is read."""
+    change how the rest of the file is read. NUL bytes are no part of a record (no PBX writes one;
+    a file system leaves a run of them where a crash interrupted a write): left out."""
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def _utf16(head: bytes) -> str | None:
+    """The UTF-16 codec a file's first bytes are written in (a BOM, or the NUL of every ASCII
+    character), or None."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if len(head) >= 4 and head[0] and head[2] and not head[1] and not head[3]:
+        return "utf-16-le"
+    if len(head) >= 4 and head[1] and head[3] and not head[0] and not head[2]:
+        return "utf-16-be"
+    return None
+
+
+class _Converted(tempfile.SpooledTemporaryFile[bytes]):
+    """A file's content as :func:`readable` made it (in memory up to 16 MB, then on disk)."""
+
+
+def readable(stream: BinaryIO, *, unpack: bool = True) -> BinaryIO:
+    """``stream`` as the readers take it: UTF-8 with LF or CRLF line ends. A gzip file (logrotate's
+    Master.csv.1.gz) is read unpacked, a UTF-16 file (what Windows PowerShell's ``>`` and Out-File
+    write) as UTF-8, and lines ended by a CR alone (old Mac tools) as lines ended by LF; any other
+    stream is itself. Offsets are then those of the converted copy; converting a file's first
+    bytes always gives the same copy, so a drop folder's cursor stays true while the file grows.
+    Raises ValueError for a gzip file that unpacks to far more than any call records would."""
+    if isinstance(stream, _Converted):
+        return stream  # converted already (a gzip file in a gzip file is not unpacked twice)
+    stream.seek(0)
+    head = stream.read(4096)
+    if unpack and head.startswith(GZIP_MAGIC):
+        return readable(_unpacked(stream), unpack=False)
+    encoding = _utf16(head)
+    if encoding is None and not (b"\r" in head and b"\n" not in head):
+        return stream
+    copy = _Converted(max_size=16 << 20)
+    stream.seek(0)
+    # Not final: an odd last byte of a file still being written waits for its partner.
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace") if encoding else None
+    while chunk := stream.read(1 << 20):
+        copy.write(decoder.decode(chunk).encode("utf-8") if decoder else chunk.replace(b"\r", b"\n"))
+    copy.seek(0)
+    return cast(BinaryIO, copy)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Call records pack 10 to 30 times smaller; a file that unpacks to more is a zip bomb, not records.
+MAX_UNPACKED_RATIO = 200
+
+
+def _unpacked(stream: BinaryIO) -> BinaryIO:
+    """A gzip file's content (several members one after the other, as ``cat a.gz b.gz`` makes
+    them, too), a MB at a time so a bomb never sits in memory. A file cut short or still being
+    compressed gives what came before the cut."""
+    copy = _Converted(max_size=16 << 20)
+    stream.seek(0)
+    packed = unpacked = 0
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        while chunk := stream.read(1 << 16):
+            packed += len(chunk)
+            while chunk:
+                data = inflate.decompress(chunk, 1 << 20)
+                unpacked += len(data)
+                if unpacked > MAX_UNPACKED_RATIO * packed + (1 << 20):
+                    raise ValueError(f"a gzip file that unpacks to more than {MAX_UNPACKED_RATIO} times its size")
+                copy.write(data)
+                if inflate.eof:  # the next member, if any
+                    chunk, inflate = inflate.unused_data, zlib.decompressobj(wbits=31)
+                else:
+                    chunk = inflate.unconsumed_tail
+    except zlib.error:
+        pass  # cut short (or padding after the last member): what came before is read
+    copy.seek(0)
+    return cast(BinaryIO, copy)
 
 
 _QUOTED_SPLIT = re.compile(r'"\s*,\s*"')
@@ -231,7 +371,10 @@ def parse_moment(text: str) -> datetime:
         seconds = float(value)
         if seconds > 1e14:  # microseconds (FreeSWITCH *_uepoch)
             seconds /= 1e6
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # the year 318857
+            raise Reject(N_("bad date: %(value)s", value=value[:40])) from None
     try:
         return datetime.fromisoformat(value.replace("/", "-").replace("Z", "+00:00"))
     except ValueError:
@@ -260,11 +403,14 @@ def parse_seconds(text: str) -> int:
         total = 0
         for part in parts:
             total = total * 60 + part
-        return total
-    try:
-        return max(int(float(value)), 0)
-    except ValueError:
-        raise Reject(N_("bad duration: %(value)s", value=value[:20])) from None
+    else:
+        try:
+            total = max(int(float(value)), 0)
+        except (ValueError, OverflowError):  # "nan", "inf", "1e400"
+            raise Reject(N_("bad duration: %(value)s", value=value[:20])) from None
+    if not 0 <= total <= MAX_CALL_SECONDS:
+        raise Reject(N_("bad duration: %(value)s", value=value[:20]))
+    return total
 
 
 _NUMBER_CHARS = re.compile(r"^[+*#\d\s\-./()\u2010-\u2015\u2212]*$")

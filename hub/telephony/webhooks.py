@@ -45,6 +45,12 @@ class SignatureError(Exception):
     """The request is not signed by the source's secret (the API answers 401 and stores nothing)."""
 
 
+class BodyError(Exception):
+    """A signed body that is not JSON at all (or nested deeper than any call record, or broken
+    base64): the API answers 400 and stores nothing. A JSON call that cannot be read is no
+    BodyError: it is rejected on its own, and the other calls of the body are stored."""
+
+
 @dataclass(frozen=True)
 class WebhookResult:
     legs: int
@@ -130,8 +136,9 @@ def ingest_webhook(
 
     ``url``: the URL the sender signed (Twilio), or the URLs it may have been (as hub received it,
     as configured behind a proxy): a signature over any of them is accepted.
-    Raises NotFound for an unknown or paused source and SignatureError for a request not signed
-    with the source's secret (a source without a secret accepts nothing)."""
+    Raises NotFound for an unknown or paused source, SignatureError for a request not signed
+    with the source's secret (a source without a secret accepts nothing) and BodyError for a
+    signed body that is not JSON (nothing stored)."""
     urls = [url] if isinstance(url, str) else list(url)
     with db.transaction() as session:
         source = session.scalar(select(CallSource).where(CallSource.name == source_name, CallSource.active.is_(True)))
@@ -175,12 +182,15 @@ def _verified_legs(
             fields = dict(parse_qsl(text, keep_blank_values=True))
             text = fields.get("cdr", "")
             if content_type.endswith("base64-encoded"):
-                text = base64.b64decode(text).decode("utf-8", errors="replace")
+                try:
+                    text = base64.b64decode(text).decode("utf-8", errors="replace")
+                except ValueError:  # binascii.Error
+                    raise BodyError("not base64") from None
         documents = _json_documents(text)
         return _convert(documents, lambda d: freeswitch_json_leg(d, config, Clock(config.timezone)))
     if not signed:
         raise SignatureError(source_name_hint(urls[0]))
-    documents = _json_documents(body.decode("utf-8", errors="replace"))
+    documents = _json_documents(body)
     return _convert(documents, lambda d: generic_leg(d, config))
 
 
@@ -188,11 +198,18 @@ def source_name_hint(url: str) -> str:
     return urlsplit(url).path
 
 
-def _json_documents(text: str) -> list[object]:
+def _json_documents(body: bytes | str) -> list[object]:
+    """The JSON documents of a body: one, or a list of them. Bytes are read as JSON says (UTF-8,
+    or UTF-16/32 as a Windows script may post them), else as Latin-1; raises BodyError for a
+    body that is no JSON, or nested deeper than the parser goes (a call record is two deep)."""
     try:
-        parsed = json.loads(text)
-    except ValueError:
-        return [None]
+        try:
+            parsed = json.loads(body)
+        except UnicodeDecodeError:
+            assert isinstance(body, bytes)
+            parsed = json.loads(body.decode("latin-1"))
+    except (ValueError, RecursionError):
+        raise BodyError("not JSON") from None
     return parsed if isinstance(parsed, list) else [parsed]
 
 
@@ -211,4 +228,6 @@ def _convert(documents: list[object], convert: object) -> tuple[list[Leg], list[
             legs.append(func(document))
         except Reject as exc:
             rejected.append(f"{number}: {english(str(exc))}")
+        except RecursionError:  # a value nested deeper than str() goes: no call's field
+            rejected.append(f"{number}: nested too deeply")
     return legs, rejected

@@ -500,13 +500,16 @@ def test_calls_api_is_what_the_model_read_of_the_objects(any_db: Database, setti
     ):
         items = _api_items(client, url, token)
         with any_db.transaction() as s:
-            from hub.telephony.read import CallFilters
+            from hub.telephony.read import CallFilters, hidden_links
 
             viewer = s.get_one(User, reader_id)
             found = list(s.scalars(calls_query(viewer, CallFilters(**filters))))
-            expected = [schemas.Call.model_validate(c).model_dump(mode="json") for c in found]
+            # The reader's own calls filed with the hidden project show without it (no id).
+            masked = hidden_links(s, viewer, found)
+            expected = [masked.masked(schemas.Call.model_validate(c).model_dump(mode="json")) for c in found]
         assert items == expected, url
         assert items
+        assert all(item["project_id"] != hidden for item in items), url
     everything = _api_items(client, "/api/v1/calls?per_page=7", token)
     third = client.get("/api/v1/calls?per_page=7&page=3", headers={"Authorization": f"Bearer {token}"})
     assert third.get_json()["items"] == everything[14:21]

@@ -25,9 +25,10 @@ from hub.errors import NotFound
 from hub.i18n import _
 from hub.models import Call, EmailAddress
 from hub.paging import Sort
-from hub.telephony.read import CallerId, CallFilters, call_list_rows, callerid_lookup, get_call
+from hub.telephony.read import CallerId, CallFilters, call_list_rows, callerid_lookup, get_call, hidden_links
+from hub.telephony.records import recording_url
 from hub.telephony.sources import NAME_RE
-from hub.telephony.webhooks import GENERIC_HEADER, TWILIO_HEADER, SignatureError, ingest_webhook
+from hub.telephony.webhooks import GENERIC_HEADER, TWILIO_HEADER, BodyError, SignatureError, ingest_webhook
 from web.api import bp, schemas
 from web.api.errors import LOADERS, PUBLIC_ENDPOINTS, bad_text, error_body, not_found
 from web.api.routes import _empty, _keyset, _page, _visible, declare, me, path_object, valid_query
@@ -40,6 +41,7 @@ WEBHOOK_SECURITY: list[dict[str, list[str]]] = [{"twilioSignature": []}, {"hubSi
 # without credentials and sends them only when challenged.
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="hub webhooks"'}
 CALL_SORT = Sort(Call.started_at, Call.id, lambda c: c.started_at, descending=True)
+LINKS = ("relation_id", "contact_id", "project_id")
 
 LOADERS["call_id"] = lambda i: get_call(db_session(), me(), i)
 
@@ -69,7 +71,8 @@ def list_calls() -> Any:
     # kept statement, validated as dicts: Call objects and building the statement were most of it.
     query, kept = call_list_rows(me(), filters)
     page = _keyset(query, {"started": CALL_SORT}, "-started", q, rows=True, kept=kept)
-    page.items = [_listed_call(row) for row in page.items]
+    hidden = hidden_links(db_session(), me(), page.items)
+    page.items = [hidden.masked(_listed_call(row)) for row in page.items]
     return _page(page, schemas.CallPage, q)
 
 
@@ -77,6 +80,7 @@ def _listed_call(row: Any) -> dict[str, Any]:
     """A list row as schemas.Call reads it (its source's name at source.name)."""
     values = row._asdict()
     values["source"] = {"name": values.pop("source_name")}
+    values["recording_url"] = recording_url(values["recording_url"])  # see get_one_call
     return values
 
 
@@ -84,7 +88,12 @@ def _listed_call(row: Any) -> dict[str, Any]:
 @declare(out=schemas.Call)
 def get_one_call(call_id: int) -> Any:
     """One call: numbers, times (UTC), outcome, who took it, its recording and what it is linked to"""
-    return schemas.Call.model_validate(path_object("call_id"))
+    call = path_object("call_id")
+    shown = schemas.Call.model_validate(call)
+    hidden = hidden_links(db_session(), me(), [call])
+    # A javascript: or data: link stored before imports refused them is no recording.
+    update = {"recording_url": recording_url(shown.recording_url)}
+    return shown.model_copy(update=hidden.masked({**update, **{name: getattr(shown, name) for name in LINKS}}))
 
 
 # --- caller ID -----------------------------------------------------------------------------------
@@ -193,7 +202,8 @@ def threecx_template(base_url: str) -> str:
     )
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
-        f"<!-- hub caller ID for 3CX: {escape(base_url)} -->",
+        # No "--" may stand in an XML comment (3CX refuses the file), and an IDN host has one (xn--).
+        f"<!-- hub caller ID for 3CX: {escape(base_url).replace('--', '%2D%2D')} -->",
         '<Crm Country="NL" Name="hub" Version="1" SupportsEmojis="true">',
         '  <Number Prefix="Zeros" MaxLength="" />',
         '  <Connection MaxConcurrentRequests="4" />',
@@ -245,13 +255,14 @@ def _has_credentials() -> bool:
 # challenge (curl in mod_json_cdr may wait for one); with any credentials, an unknown or paused
 # source is a 404 and a wrong signature a 401 (ingest_webhook's contract).
 @bp.post("/telephony/<source>/events")
-@declare(out=schemas.WebhookResult, errors=(401, 404), security=WEBHOOK_SECURITY)
+@declare(out=schemas.WebhookResult, errors=(400, 401, 404), security=WEBHOOK_SECURITY)
 def telephony_events(source: str) -> Any:
     """A phone system's webhook (Twilio status callbacks, the generic JSON, FreeSWITCH mod_json_cdr)
 
     ``source`` is the source's name as set under Settings → Telephony. No API token: the request is
     signed with the source's secret (see the security schemes). A request without a signature or
-    with a wrong one is a 401 and stores nothing; a retried or out-of-order request changes nothing twice.
+    with a wrong one is a 401 and stores nothing; a signed body that is not JSON a 400 (nothing
+    stored); a retried or out-of-order request changes nothing twice.
     """
     if not _has_credentials():
         return error_body(_("This webhook must be signed with the phone system's secret.")), 401, CHALLENGE
@@ -270,6 +281,8 @@ def telephony_events(source: str) -> Any:
         raise not_found() from None
     except SignatureError:
         return error_body(_("The signature does not match this phone system's secret.")), 401, CHALLENGE
+    except BodyError:
+        return error_body(_("The body is not JSON as the phone system's format sends it; nothing was stored.")), 400
     return schemas.WebhookResult(
         legs=result.legs, imported=result.imported, known=result.known, rejected=result.rejected
     )
