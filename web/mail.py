@@ -27,7 +27,7 @@ from hub.crm.documents import add_document
 from hub.crm.projects import get_project
 from hub.errors import NotFound, ValidationError
 from hub.mail import quarantine
-from hub.mail.html import attachment_headers, frame_headers, sanitise
+from hub.mail.html import attachment_headers, download_type, frame_headers, sanitise
 from hub.mail.links import link_to_project, unlink_from_project
 from hub.mail.mailboxes import MailboxInput, get_mailbox, health_of, mailboxes_for, save_mailbox
 from hub.mail.parse import parse_message
@@ -143,10 +143,15 @@ def body(email_id: int) -> Any:
 def raw(email_id: int) -> Any:
     email = get_email(db_session(), user(), email_id)
     stream = stream_with_context(raw_message(blobs(), email))
+    # The sender's bytes, as the quarantined copy and the attachments: sandboxed should a browser
+    # ever show rather than save them (an MHTML reader, a type sniffed).
     return Response(
         stream,
         mimetype="message/rfc822",
-        headers={"Content-Disposition": f'attachment; filename="email-{email.id}.eml"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="email-{email.id}.eml"',
+            **attachment_headers("message/rfc822"),
+        },
     )
 
 
@@ -157,7 +162,7 @@ def attachment(email_id: int, attachment_id: int) -> Any:
     item = get_attachment(email, attachment_id)
     response = send_file(
         io.BytesIO(attachment_bytes(blobs(), item)),
-        mimetype=item.content_type,
+        mimetype=download_type(item.content_type),
         as_attachment=True,
         download_name=item.filename,
         max_age=0,
@@ -191,7 +196,11 @@ def attached_message_part(email_id: int, attachment_id: int, index: int) -> Any:
         abort(404)
     part = parts[index]
     response = send_file(
-        io.BytesIO(part.data), mimetype=part.content_type, as_attachment=True, download_name=part.filename, max_age=0
+        io.BytesIO(part.data),
+        mimetype=download_type(part.content_type),
+        as_attachment=True,
+        download_name=part.filename,
+        max_age=0,
     )
     response.headers.update(attachment_headers(part.content_type))
     return response
@@ -216,7 +225,7 @@ def save_attachment(email_id: int, attachment_id: int) -> Any:
             project,
             item.filename,
             stream,
-            item.content_type,
+            download_type(item.content_type),  # (the document is served with the type it is saved with)
             max(settings().upload_max_bytes, item.size),
         )
     return redirect(url_for("projects.documents", project_id=project.id))

@@ -90,7 +90,7 @@ def feed_ics(session: Session, user: User, now: datetime | None = None) -> bytes
     cal.add("prodid", ical.PRODID)
     cal.add("version", "2.0")
     cal.add("method", "PUBLISH")
-    cal.add("x-wr-calname", f"hub: {user.name}")
+    cal.add("x-wr-calname", ical.text_value(f"hub: {user.name}"))
     # Outlook honours this when the user allows it; Google and Outlook.com pick their own interval.
     cal.add("x-published-ttl", "PT1H")
     for appointment in appointments:

@@ -116,19 +116,30 @@ def _moment(value: str, all_day: bool, tzid: str) -> date | datetime:
     return moment.astimezone(zone(tzid))
 
 
+# RFC 5545 3.3.11: TEXT holds no control character but a tab (line breaks are written escaped, "\\n",
+# by icalendar). A colleague's title with an escape or form feed in it went into every attendee's
+# calendar and feed as it was, a line calendar programs that hold to the standard refuse.
+_TEXT_CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def text_value(value: str) -> str:
+    """``value`` as an iCalendar TEXT (or parameter) value may hold it: without control characters."""
+    return value.translate(_TEXT_CONTROLS)
+
+
 def _event(snapshot: Snapshot, fields: dict[str, Any], *, private: bool, stamp: datetime) -> Event:
     all_day, tzid = fields["all_day"], fields["tzid"]
     event = Event()
     event.add("uid", snapshot.uid)
     event.add("dtstamp", stamp)
     event.add("sequence", snapshot.sequence)
-    event.add("summary", fields["title"])
+    event.add("summary", text_value(fields["title"]))
     event.add("dtstart", _moment(fields["start"], all_day, tzid))
     event.add("dtend", _moment(fields["end"], all_day, tzid))
     if fields["description"]:
-        event.add("description", fields["description"])
+        event.add("description", text_value(fields["description"]))
     if fields["location"]:
-        event.add("location", fields["location"])
+        event.add("location", text_value(fields["location"]))
     event.add("status", "CANCELLED" if fields["status"] == "cancelled" else "CONFIRMED")
     if fields["status"] == "done":
         event.add("x-hub-status", "done")
@@ -151,7 +162,7 @@ def _event(snapshot: Snapshot, fields: dict[str, Any], *, private: bool, stamp: 
 def _address(person: Person, *, organizer: bool = False) -> vCalAddress:
     address = vCalAddress(f"mailto:{person.email}")
     if person.name:
-        address.params["CN"] = person.name
+        address.params["CN"] = text_value(person.name)
     if not organizer:
         address.params["ROLE"] = "REQ-PARTICIPANT"
         address.params["PARTSTAT"] = person.partstat

@@ -5,16 +5,32 @@ unsubscribe link, never model objects: there is no attribute to walk to the data
 session or Python's internals. The sandbox refuses underscore attributes and mutation; the
 globals Jinja offers by default (range, dict, lipsum, cycler, joiner, namespace) are removed,
 and there is no loader, so ``include``/``import``/``extends`` cannot read a file.
+
+The sandbox keeps a template from reaching Python, not from making the server work forever: a
+colleague's ``{{ 'x' * 10**10 }}``, ``{{ 9**(9**9) }}`` (both folded when the template was compiled,
+when the mailing was saved), a ``replace`` or ``~`` that doubles a text forty times, or loops and
+macros nested five deep took the web process or the sending worker down. :class:`_Bounded` caps
+every text a template makes (MAX_TEXT characters) and what one render may do in all (MAX_WORK:
+characters made, and a cost for each loop step and call); going over is a template error like
+any other.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import secrets
+import string
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, nodes
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
@@ -33,8 +49,306 @@ class TemplateProblem(ValueError):
     """A template that does not compile or does not render for a recipient; the text is for the user."""
 
 
+# --- limits of one render ------------------------------------------------------------------------------
+
+MAX_TEXT = 5_000_000  # characters in any one text (or list) a template makes, and in a rendered part
+MAX_WORK = 50_000_000  # per render: characters made, plus STEP_COST a loop step and CALL_COST a call
+STEP_COST = 100  # (at most half a million loop steps, or 200,000 calls of a macro: a second or two,
+CALL_COST = 250  # not the hours a few nested loops or a macro calling itself twice took)
+MAX_WIDTH = 10_000  # a width in a format, or a number that sizes text (center, indent, batch …)
+# Tags ({{ … }} and {% … %}) in one part, and characters inside them. Jinja's parser and compiler take
+# seconds for a few hundred kilobytes of expressions (a 1.6 MB part of {% if %}s took 25 s, one tag
+# of 150,000 "~ 'a'" 5 s, on every save, preview and send run); a newsletter has dozens of tags. Text
+# outside tags costs next to nothing and is not limited here.
+MAX_TAGS = 5_000
+MAX_TAG_TEXT = 100_000
+_MAX_BITS = 64 * 1024  # an integer a template makes (10**4000 is 13,000 bits; str() stops at 4,300 digits)
+
+
+class TemplateTooBig(SecurityError):
+    """A template that makes more text or does more work than any mailing needs."""
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_WORK
+
+    def spend(self, amount: int) -> None:
+        self.left -= amount
+        if self.left < 0:
+            raise TemplateTooBig(_("too much work for one message"))
+
+
+# The budget of the render under way (set by _BoundedTemplate.render; None outside one, where only
+# the limits on each single text apply).
+_BUDGET: ContextVar[_Budget | None] = ContextVar("hub_template_budget", default=None)
+
+
+def _spend(amount: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend(amount)
+
+
+def _size(value: Any, depth: int = 0) -> int:
+    """Characters (and items) a value holds, as far as memory goes: what a template may multiply."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, int):
+        return value.bit_length() // 8
+    if isinstance(value, dict):
+        value = list(value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        if depth >= 3:
+            return len(value)
+        return len(value) + sum(_size(item, depth + 1) for item in value)
+    return 1
+
+
+def _made(value: Any) -> Any:
+    """``value`` a template made, once it is known to be of a bearable size (and paid for)."""
+    size = _size(value)
+    if size > MAX_TEXT:
+        raise TemplateTooBig(_("a text of more than %(n)s characters", n=MAX_TEXT))
+    _spend(size)
+    return value
+
+
+def _refuse_beyond(size: int) -> None:
+    """Before making something of (at most) ``size``: refused when that is beyond the limit."""
+    if size > MAX_TEXT:
+        raise TemplateTooBig(_("a text of more than %(n)s characters", n=MAX_TEXT))
+
+
+def _number_argument(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WIDTH:
+        raise TemplateTooBig(_("a number above %(n)s where it sizes text", n=MAX_WIDTH))
+
+
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
+
+
+def _printf_widths(template: str) -> None:
+    """``template % values`` (and ``|format``) makes at most its text and its widths: refused with a
+    width from the values (``%*s``) or beyond MAX_WIDTH."""
+    total = len(template)
+    for match in _PRINTF_SPEC.finditer(template):
+        for width in match.groups():
+            if width == "*":
+                raise TemplateTooBig(_("a width taken from the values"))
+            if width:
+                _number_argument(int(width))
+                total += int(width)
+    _refuse_beyond(total)
+
+
+def _format_widths(template: str) -> None:
+    """The same for ``str.format``: no width from the values (``{:{}}``), none beyond MAX_WIDTH."""
+    total = len(template)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        return  # (str.format says what is wrong with it)
+    for _literal, _field, spec, _conversion in fields:
+        if spec and "{" in spec:
+            raise TemplateTooBig(_("a width taken from the values"))
+        for width in re.findall(r"\d+", spec or ""):
+            _number_argument(int(width))
+            total += int(width)
+    _refuse_beyond(total)
+
+
+def _items_size(value: Any) -> int:
+    return sum(_size(item) for item in value) if isinstance(value, list | tuple) else _size(value)
+
+
+def _replaced_size(text: str, old: Any, new: Any, count: Any = -1) -> int:
+    if not isinstance(old, str) or not isinstance(new, str) or not isinstance(count, int):
+        return len(text)
+    found = text.count(old) if old else len(text) + 1
+    if count >= 0:
+        found = min(found, count)
+    return len(text) + found * max(len(new) - len(old), 0)
+
+
+def _before_method(owner: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """What a method of a text or list would make, refused before it is made when too much."""
+    for value in (*args, *kwargs.values()):
+        _number_argument(value)
+    if not isinstance(owner, str):
+        return
+    if name in ("format", "format_map"):
+        _format_widths(owner)
+    elif name == "replace" and len(args) >= 2:
+        _refuse_beyond(_replaced_size(owner, *args[:3]))
+    elif name == "join" and args:
+        items = args[0] if isinstance(args[0], list | tuple) else []
+        _refuse_beyond(_items_size(items) + len(owner) * len(items))
+    elif name == "expandtabs":
+        size = args[0] if args and isinstance(args[0], int) else 8
+        _refuse_beyond(len(owner) + owner.count("\t") * size)
+
+
+def _before_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """What a filter would make of ``value``, refused before it is made when too much."""
+    for argument in (*args, *kwargs.values()):
+        _number_argument(argument)
+    text = value if isinstance(value, str) else ""
+    longest = max((len(a) for a in (*args, *kwargs.values()) if isinstance(a, str)), default=0)
+    if name == "format":
+        _printf_widths(text)
+    elif name == "replace" and len(args) >= 2:
+        _refuse_beyond(_replaced_size(text, *args[:3]))
+    elif name == "indent":
+        width = args[0] if args else kwargs.get("width", 4)
+        width = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+        _refuse_beyond(len(text) + (text.count("\n") + 1) * width)
+    elif name in ("wordwrap", "join"):
+        # (a separator between words, or between items, as long as the longest text argument)
+        _refuse_beyond(_items_size(value) * (1 + longest))
+
+
+def _tag_text(source: str) -> int:
+    """Characters inside the tags of ``source`` (to the end for a tag never closed). Linear: each
+    kind of opening is looked for from where the last tag ended, only when passed."""
+    total = at = 0
+    openings = {"{{": source.find("{{"), "{%": source.find("{%")}
+    while True:
+        for mark, found in openings.items():
+            if -1 < found < at:
+                openings[mark] = source.find(mark, at)
+        waiting = [found for found in openings.values() if found != -1]
+        if not waiting:
+            return total
+        start = min(waiting)
+        end = source.find("}}" if source.startswith("{{", start) else "%}", start + 2)
+        if end == -1:
+            return total + len(source) - start
+        total += end + 2 - start
+        at = end + 2
+
+
+def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    # The argument Jinja passes before the value (context, eval context or environment), if any.
+    skip = 0 if getattr(function, "jinja_pass_arg", None) is None else 1
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _before_filter(name, args[skip], args[skip + 1 :], kwargs)
+        return _made(function(*args, **kwargs))
+
+    return bounded
+
+
+def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+    """A loop's items, each step paid for."""
+    for item in iterable:
+        _spend(STEP_COST)
+        yield item
+
+
+def _bounded_concat(parts: Iterable[str]) -> str:
+    """The environment's ``concat`` (a rendered template, a block ``set``, a macro's output), measured
+    before the whole is made. (Listing the parts first costs no more than references: each text a
+    part is was made, and paid for, by itself; a loop repeating one only repeats the reference.)"""
+    listed = parts if isinstance(parts, list) else list(parts)
+    total = sum(map(len, listed))
+    _refuse_beyond(total)
+    _spend(total)
+    return "".join(listed)
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, ``a ~ b`` measured before it is joined."""
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"environment.bounded_join({join}, (")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _BoundedTemplate(Template):
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        token = _BUDGET.set(_Budget())
+        try:
+            return super().render(*args, **kwargs)
+        finally:
+            _BUDGET.reset(token)
+
+
+class _Bounded(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with a budget: see the module's doc and MAX_TEXT, MAX_WORK."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    concat = staticmethod(_bounded_concat)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.template_class = _BoundedTemplate
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+        self.filters["hub_counted"] = _counted
+
+    @staticmethod
+    def bounded_join(join: Callable[[Any], str], parts: tuple[Any, ...]) -> str:
+        _refuse_beyond(sum(_size(part) for part in parts))
+        return _made(join(parts))
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        if source.count("{{") + source.count("{%") > MAX_TAGS:
+            raise TemplateTooBig(_("more than %(n)s tags in one part", n=MAX_TAGS))
+        if _tag_text(source) > MAX_TAG_TEXT:
+            raise TemplateTooBig(_("more than %(n)s characters inside tags in one part", n=MAX_TAG_TEXT))
+        try:
+            tree = super()._parse(source, name, filename)
+        except RecursionError:  # (Jinja's parser and compiler recurse once per level)
+            raise TemplateTooBig(_("nested too deep")) from None
+        except ValueError:  # (an integer literal of more than 4,300 digits: int() refuses it)
+            raise TemplateTooBig(_("a number too large")) from None
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "hub_counted", [], [], None, None, lineno=loop.iter.lineno)
+        return tree
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            if right > 0 and left.bit_length() * right > _MAX_BITS:
+                raise TemplateTooBig(_("a number too large"))
+        elif operator == "*":
+            if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > _MAX_BITS:
+                    raise TemplateTooBig(_("a number too large"))
+            elif isinstance(right, int):
+                _refuse_beyond(_size(left) * right)
+            elif isinstance(left, int):
+                _refuse_beyond(_size(right) * left)
+        elif operator == "+":
+            _refuse_beyond(_size(left) + _size(right))
+        elif operator == "%" and isinstance(left, str):
+            _printf_widths(left)
+        return _made(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _spend(CALL_COST)
+        method = getattr(__obj, "__wrapped__", __obj)  # (the sandbox's wrapper of str.format)
+        owner = getattr(method, "__self__", None)
+        if isinstance(owner, str | bytes | list | tuple):
+            _before_method(owner, getattr(method, "__name__", ""), args, kwargs)
+        return _made(super().call(__context, __obj, *args, **kwargs))
+
+
 def _environment(html: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(autoescape=html, undefined=StrictUndefined, loader=None)
+    env = _Bounded(autoescape=html, undefined=StrictUndefined, loader=None)
     env.globals.clear()
     return env
 
@@ -195,14 +509,15 @@ class Templates:
                 _HTML.from_string(html) if html.strip() else None,
                 _TEXT.from_string(text) if text.strip() else None,
             )
-        except TemplateError as exc:
+        except (TemplateError, RecursionError) as exc:  # (Jinja's compiler recurses once per level)
             raise TemplateProblem(_("The template has an error: %(reason)s", reason=_reason(exc))) from None
         try:
             combined = _TEXT.from_string(
                 f"{subject}{_SEPARATOR}{{% autoescape true %}}{html if html.strip() else ''}"
                 f"{{% endautoescape %}}{_SEPARATOR}{text if text.strip() else ''}"
             )
-        except TemplateError:  # parts that only compile apart (a tag closed in another part): apart
+        except (TemplateError, RecursionError):  # parts that only compile apart (a tag closed in
+            # another part, one level of nesting too many): apart
             combined = None
         forms = (fill_in_form(subject, False), fill_in_form(html, True), fill_in_form(text, False))
         subject_form, html_form, text_form = forms
@@ -216,6 +531,8 @@ class Templates:
         if self.combined is not None:
             try:
                 pieces = self.combined.render(context).split(_SEPARATOR)
+            except TemplateTooBig as exc:  # (not again part by part: that would be the work twice)
+                raise TemplateProblem(_reason(exc)) from None
             except Exception:  # rendered again part by part below, for the exact reason
                 pieces = []
             if len(pieces) == 3:
@@ -231,6 +548,10 @@ class Templates:
 
 def _reason(exc: BaseException) -> str:
     message = str(exc) or exc.__class__.__name__
+    if isinstance(exc, RecursionError):
+        message = _("nested too deep")
+    if isinstance(exc, TemplateTooBig | MemoryError | OverflowError | RecursionError):
+        return _("the template makes more than any mailing needs (%(what)s)", what=message[:200])
     if exc.__class__.__name__ == "SecurityError":
         return _("not allowed in a template: %(what)s", what=message[:200])
     if exc.__class__.__name__ == "UndefinedError":

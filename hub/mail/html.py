@@ -335,6 +335,32 @@ def frame_headers(show_images: bool) -> dict[str, str]:
     }
 
 
+# RFC 9110 token characters: what a media type's type and subtype are made of.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}/[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+# Types a browser runs or applies when a page on hub's address names the download in <script src>,
+# a worker, or <link rel=stylesheet>: the WHATWG "JavaScript MIME type essence matches" and CSS.
+_ACTIVE_SUBTYPES = ("javascript", "ecmascript", "jscript", "livescript")
+DOWNLOAD_FALLBACK = "application/octet-stream"
+
+
+def download_type(content_type: str) -> str:
+    """The Content-Type an attachment (or a document made from one) is served with.
+
+    The sender chooses the type. Served as it is, a type that is not plain ASCII broke the download
+    (a header must be Latin-1: the server dropped the connection), and a script or style sheet type
+    would let any HTML that ever slipped into a hub page load the sender's file as a script or style
+    from hub's own address, which the page CSP (script-src 'self') allows. Those are served as bytes;
+    with ``Content-Disposition: attachment`` the browser saves them under their name all the same.
+    """
+    essence = content_type.split(";", 1)[0].strip().lower()
+    if _MEDIA_TYPE.fullmatch(essence) is None:
+        return DOWNLOAD_FALLBACK
+    subtype = essence.partition("/")[2]
+    if essence == "text/css" or any(word in subtype for word in _ACTIVE_SUBTYPES):
+        return DOWNLOAD_FALLBACK
+    return essence
+
+
 def attachment_headers(content_type: str) -> dict[str, str]:
     """Headers for downloading an attachment, whatever type it claims to be.
 
