@@ -51,6 +51,7 @@ from hub.crm.projects import (
 )
 from hub.crm.relations import get_relation, relations_query
 from hub.errors import NotFound, ValidationError
+from hub.mail.html import attachment_headers, download_type
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, Contact, Project, Relation, User
 from hub.paging import MAX_ID
 from web.context import blobs, db_session, settings
@@ -724,13 +725,17 @@ def download_document(project_id: int, document_id: int) -> Any:
     document = get_document(db_session(), user(), document_id)
     if document.project_id != project_id:
         abort(404)
-    return send_file(
+    # A colleague's upload, served as an e-mail's attachment is: never as a script or style sheet
+    # from hub's own address, sandboxed should a browser show it.
+    response = send_file(
         blobs().open(document.sha256),
-        mimetype=document.content_type,
+        mimetype=download_type(document.content_type),
         as_attachment=True,
         download_name=document.filename,
         max_age=0,
     )
+    response.headers.update(attachment_headers(document.content_type))
+    return response
 
 
 @bp.route("/projects/<int:project_id>/documents/<int:document_id>/delete", methods=["POST"])

@@ -59,6 +59,13 @@ def _invitees(session: Session, appointment: Appointment) -> list[AppointmentAtt
     return [a for a in appointment.attendees if a.user_id is None or a.user_id in by_mail]
 
 
+def _one_line(text: str) -> str:
+    """A header's text on one line: a title or name typed with a line break (the API and a pasted
+    text keep them) made the email package refuse the header, and the invitation was never sent,
+    its task failing on every run."""
+    return " ".join(ical.text_value(text).split())
+
+
 def message(
     settings: Settings, shot: ical.Snapshot, method: str, attendee: AppointmentAttendee | AppointmentCancellation
 ) -> EmailMessage:
@@ -68,13 +75,13 @@ def message(
     body = ical.render(shot, method=method)
     msg = EmailMessage()
     sender = settings.mail_from or (organizer.email if organizer else "")
-    msg["From"] = formataddr((organizer.name if organizer else "hub", sender))
+    msg["From"] = formataddr((_one_line(organizer.name) if organizer else "hub", sender))
     if organizer is not None and organizer.email != sender:
         # Replies go to the organizer's own mailbox, which hub syncs (the REPLY comes back that way).
-        msg["Reply-To"] = formataddr((organizer.name, organizer.email))
-    msg["To"] = formataddr((attendee.name, attendee.email))
+        msg["Reply-To"] = formataddr((_one_line(organizer.name), organizer.email))
+    msg["To"] = formataddr((_one_line(attendee.name), attendee.email))
     prefix = "Cancelled: " if method == "CANCEL" else ("Updated: " if shot.sequence else "")
-    msg["Subject"] = prefix + fields["title"]
+    msg["Subject"] = _one_line(prefix + fields["title"])
     msg["Message-ID"] = make_msgid(domain=(sender.rpartition("@")[2] or "hub.invalid"))
     msg["Content-Class"] = "urn:content-classes:calendarmessage"
     lines = [fields["title"], f"{fields['start']} - {fields['end']} (UTC)"]

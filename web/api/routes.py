@@ -28,6 +28,7 @@ from hub.crm.projects import CHOICE_FIELDS, PROJECT_SORTS, ProjectInput
 from hub.crm.relations import RELATION_SORTS, ContactInput, RelationInput
 from hub.errors import NotFound
 from hub.i18n import _
+from hub.mail.html import attachment_headers, download_type
 from hub.models import FREE_TEXT_FIELDS, Choice, ChoiceField, Contact, Project, Relation, User
 from hub.paging import BadCursor, KeysetPage, Sort, keyset_page
 from web.api import bp, schemas, spec
@@ -813,15 +814,18 @@ def get_document(document_id: int) -> Any:
 @bp.get("/documents/<int:document_id>/content")
 @declare(errors=(401, 404), raw=True)
 def download_document(document_id: int) -> Any:
-    """A document's content, as uploaded, with the content type it was uploaded with"""
+    """A document's content, as uploaded, with the content type it was uploaded with (a script's or a
+    style sheet's as application/octet-stream: see hub.mail.html.download_type)"""
     document = path_object("document_id")
-    return send_file(
+    response = send_file(
         blobs().open(document.sha256),
-        mimetype=document.content_type,
+        mimetype=download_type(document.content_type),
         as_attachment=True,
         download_name=document.filename,
         max_age=0,
     )
+    response.headers.update(attachment_headers(document.content_type))
+    return response
 
 
 @bp.delete("/documents/<int:document_id>")
