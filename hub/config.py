@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hub.net import parse_allowed
 
@@ -194,7 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         broker_url=_broker_url(env),
         secret_key=_secret_key(env, var_dir, database_url),
-        base_url=env.get("HUB_BASE_URL", "") or f"http://{host}:{port}",
+        base_url=_base_url(env) or f"http://{host}:{port}",
         web_host=host,
         web_port=port,
         documents_dir=Path(env.get("HUB_DOCUMENTS_DIR", "") or var_dir / "documents").resolve(),
@@ -220,6 +221,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dkim_key_file=_dkim_key_file(env),
         campaign_connections=_int(env, "HUB_CAMPAIGN_CONNECTIONS", 2, minimum=1),
     )
+
+
+def _base_url(env: Mapping[str, str]) -> str:
+    """HUB_BASE_URL: the address people reach hub at, put in front of every link hub sends out
+    (unsubscribe links and List-Unsubscribe, calendar feeds). Without a scheme, or with a query,
+    a fragment or spaces, those links went out broken in every message of a mailing."""
+    value = env.get("HUB_BASE_URL", "").strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or " " in value:
+        raise ConfigError(
+            f"HUB_BASE_URL must be the http(s) address people reach hub at, such as https://crm.example.com"
+            f" (no query or #), got {value!r}"
+        )
+    return value
 
 
 def _bounce_address(env: Mapping[str, str]) -> str:

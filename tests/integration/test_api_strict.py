@@ -163,3 +163,35 @@ def test_users_and_me(api: tuple[FlaskClient, Headers]) -> None:
     rid = client.post("/api/v1/relations", json={"name": "R"}, headers=h).get_json()["id"]
     project = client.post("/api/v1/projects", json={"relation_id": rid, "name": "P"}, headers=h).get_json()
     assert project["responsible_user_id"] in {u["id"] for u in users}
+
+
+# Moments at the calendar's ends, in a zone UTC cannot reach from there: the year 1 at +14:00 is in
+# the year 0 in UTC, the year 9999 at -14:00 in the year 10000. They were 500s (an overflow while
+# the statement was made); they are the calendar's edge.
+EDGES = {"0001-01-01T00:00:00+14:00": "first", "9999-12-31T23:59:59-14:00": "last", "0001-01-01T00:00:00Z": "first"}
+SINCE_FILTERS = [
+    ("/api/v1/relations", "updated_since"),
+    ("/api/v1/projects", "updated_since"),
+    ("/api/v1/emails", "sent_since"),
+    ("/api/v1/emails", "sent_before"),
+    ("/api/v1/calls", "since"),
+    ("/api/v1/appointments", "since"),
+]
+
+
+def test_moments_at_the_ends_of_the_calendar_filter_instead_of_failing(api: tuple[FlaskClient, Headers]) -> None:
+    client, headers = api
+    relation = client.post("/api/v1/relations", json={"name": "Jansen BV"}, headers=headers)
+    assert relation.status_code == 201
+    project = client.post(
+        "/api/v1/projects", json={"name": "Oven", "relation_id": relation.get_json()["id"]}, headers=headers
+    )
+    assert project.status_code == 201
+    for path, name in SINCE_FILTERS:
+        for moment, edge in EDGES.items():
+            response = client.get(path, query_string={name: moment}, headers=headers)
+            assert response.status_code == 200, (path, name, moment, response.get_data(as_text=True)[:300])
+            items = response.get_json()["items"]
+            if path in ("/api/v1/relations", "/api/v1/projects"):
+                # Everything changed since the first moment there is; nothing after the last.
+                assert len(items) == (1 if edge == "first" else 0), (path, moment)

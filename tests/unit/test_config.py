@@ -30,6 +30,15 @@ def _env(tmp_path: Path, **values: str) -> dict[str, str]:
         ({"HUB_SECRET_KEY": "short"}, "HUB_SECRET_KEY"),
         ({"HUB_MAIL_ALLOWED_HOSTS": "10.0.0.0/8, imap.internal:99999"}, "HUB_MAIL_ALLOWED_HOSTS"),
         ({"HUB_MAIL_ALLOWED_HOSTS": "not a host"}, "HUB_MAIL_ALLOWED_HOSTS"),
+        # Put before every unsubscribe link and feed hub sends out: broken, every message of a
+        # mailing carried a broken link.
+        ({"HUB_BASE_URL": "crm.example.com"}, "HUB_BASE_URL"),
+        ({"HUB_BASE_URL": "ftp://crm.example.com"}, "HUB_BASE_URL"),
+        ({"HUB_BASE_URL": "https://crm.example.com/?x=1"}, "HUB_BASE_URL"),
+        ({"HUB_BASE_URL": "https://crm.example.com/#top"}, "HUB_BASE_URL"),
+        ({"HUB_BASE_URL": "https://crm example.com"}, "HUB_BASE_URL"),
+        ({"HUB_BASE_URL": "https://crm.example.com:http"}, "HUB_BASE_URL"),
+        ({"HUB_BASE_URL": "https://"}, "HUB_BASE_URL"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, values: dict[str, str], named: str) -> None:
@@ -75,3 +84,8 @@ def test_bad_value_stops_the_command_naming_the_variable(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "HUB_WEB_PORT" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "hub.db").exists()  # stopped before touching anything
+
+
+@pytest.mark.parametrize("base", ["https://crm.example.com", "http://10.0.0.5:8080/hub/", "https://[fd00::5]:8443"])
+def test_a_base_url_people_reach_hub_at_is_kept_as_given(tmp_path: Path, base: str) -> None:
+    assert load_settings(_env(tmp_path, HUB_BASE_URL=base)).base_url == base

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasPath,
     BaseModel,
     BeforeValidator,
@@ -119,8 +120,23 @@ Amount = Annotated[
     WithJsonSchema({"type": ["string", "number", "null"], "description": 'An amount, such as "1250.00"'}),
 ]
 Moment = Annotated[datetime | None, BeforeValidator(_utc)]
+
+
+def _since(value: datetime | None) -> datetime | None:
+    """A moment to filter by, in UTC; one at the calendar's edge that UTC cannot hold (the year 1
+    at +14:00, the year 9999 at -14:00) as that edge, not an overflow (a 500) in the statement."""
+    if value is None or value.tzinfo is None:
+        return _utc(value)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 Since = Annotated[
-    datetime | None, Field(description="Only what changed at or after this moment (ISO 8601, with a time zone)")
+    datetime | None,
+    AfterValidator(_since),
+    Field(description="Only what changed at or after this moment (ISO 8601, with a time zone)"),
 ]
 Money = Annotated[
     Decimal | None,
