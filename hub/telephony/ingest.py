@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from hub.i18n import N_
 from hub.models import CallFile, CallImport, CallSource
 from hub.models.base import utcnow
 from hub.telephony.formats import parse_stream
-from hub.telephony.records import Leg, Rejected, readable
+from hub.telephony.records import GZIP_MAGIC, Leg, Rejected, readable
 from hub.telephony.store import SourceContext, Stored, load_context, store_legs
 
 BATCH = 5000
@@ -87,6 +88,8 @@ def import_stream(
     one ended and the new end is saved with every batch (``final=False``: the PBX may still be
     writing, so an incomplete last record waits for the next read)."""
     started = time.monotonic()
+    if cursor_path and _gzip_read_to_its_end(db, source_id, cursor_path, stream):
+        return ImportResult(seconds=time.monotonic() - started)
     # Unpacked or converted once (hub.telephony.records.readable): the cursor's offsets and size
     # are those of what is read, not of the file's gzip or UTF-16 bytes.
     stream = readable(stream)
@@ -196,6 +199,35 @@ def _flush(
                 .values(offset=position, line=next_line, updated_at=now)
             )
     return ImportResult(imported=stored.imported, known=stored.known, matched=stored.matched)
+
+
+def _gzip_read_to_its_end(db: Database, source_id: int, path: str, stream: BinaryIO) -> bool:
+    """A gzip file (a rotated log, written once) whose cursor stands at the end of its content, with
+    the same first bytes: nothing new in it, known without unpacking it again. (The drop folder is
+    polled every minute, logrotate keeps dozens of them, and each was unpacked whole at every poll.)
+    Its end is the size gzip writes in its last four bytes, that of a single member under 4 GB; in
+    any doubt (several members, bigger, cut short, other first bytes) it is unpacked and read from
+    its cursor as any file is."""
+    stream.seek(0)
+    if stream.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
+        return False
+    size = stream.seek(0, os.SEEK_END)
+    if size < 18:  # (a gzip header and trailer alone)
+        return False
+    stream.seek(size - 4)
+    recorded_size = int.from_bytes(stream.read(4), "little")
+    with db.transaction() as session:
+        cursor = session.execute(
+            select(CallFile.offset, CallFile.head).where(CallFile.source_id == source_id, CallFile.path == path)
+        ).first()
+    if cursor is None or cursor.offset <= 0 or cursor.offset != recorded_size:
+        return False
+    stream.seek(0)
+    try:
+        first = zlib.decompressobj(wbits=31).decompress(stream.read(1 << 16), HEAD_BYTES)
+    except zlib.error:
+        return False
+    return hashlib.sha256(first).hexdigest() == cursor.head
 
 
 def _cursor(session: Session, source_id: int, path: str, stream: BinaryIO) -> tuple[int, int]:
