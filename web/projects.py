@@ -940,7 +940,8 @@ def project_call_rows(context: Context, items: list[Any], names: dict[str, dict[
             duration = escape(f"{c.billsec // 60:d}:{c.billsec % 60:02d}") if c.billsec else ""
             listen = (
                 f' <a href="{escape(c.recording_url)}" rel="noopener noreferrer">{recording}</a>'
-                if c.recording_url
+                # (as telephony/_list.html: a link only to a web page, whatever was stored before)
+                if c.recording_url.lower().startswith(("http://", "https://"))
                 else ""
             )
             row = kept[key] = (

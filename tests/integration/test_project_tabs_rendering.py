@@ -169,7 +169,15 @@ def _seed(db: Database) -> dict[str, Any]:
                     outcome=["answered", "missed", "busy", "failed", "voicemail", "", 'odd"one'][n % 7],
                     extension=f"<{200 + n}>",
                     user_id=[None, reader.id, colleague.id][n % 3],
-                    recording_url="" if n % 2 else f'https://pbx.example/rec?id={n}&x="<y>"',
+                    # (a javascript: link or a file name stored before imports refused them: no link)
+                    recording_url=[
+                        "",
+                        f'https://pbx.example/rec?id={n}&x="<y>"',
+                        "",
+                        "javascript:alert(1)",
+                        "",
+                        f"rec-{n}.wav",
+                    ][n % 6],
                     contact_id=contact.id if n % 3 else None,
                     relation_id=relation.id if n % 5 else None,
                     project_id=hidden.id if n >= CALLS else project.id,
