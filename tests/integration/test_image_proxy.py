@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 
 from hub.mail.image_proxy import MAX_BYTES, sign
 from hub.models import User
+from tests.servers import self_signed_certificate
 from web.images import proxy_url
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -186,32 +187,7 @@ def test_only_http_urls(app: Flask, reader: FlaskClient, url: str) -> None:
 @pytest.fixture
 def tls_image_server(image_server: ImageServer, tmp_path: Path) -> Iterator[tuple[ImageServer, Path]]:
     """The same routes over https, with a certificate for "localhost" that nothing trusts by default."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_path, key_path = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
 

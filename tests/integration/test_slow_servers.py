@@ -9,7 +9,6 @@ the suite."""
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
@@ -32,6 +31,7 @@ from hub.models.webhooks import WebhookAttempt
 from hub.webhooks.delivery import post, send_due
 from hub.webhooks.subscriptions import SubscriptionInput, create_subscription, send_test_event
 from tests.mail_server import ImapServer
+from tests.servers import self_signed_certificate
 
 ALLOWED = "127.0.0.1,localhost"
 KEY = "test-secret-key-0123456789"
@@ -103,30 +103,7 @@ def dripper(request: pytest.FixtureRequest) -> Iterator[Dripper]:
 def tls_dripper(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dripper]:
     """A dripper behind TLS (headers, or an IMAP greeting when the test is parametrized so), with
     a certificate for "localhost" hub is made to trust."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_path, key_path = self_signed_certificate(tmp_path)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert_path, key_path)
     default_context = ssl.create_default_context
