@@ -246,12 +246,16 @@ TEXT_LIMITS = {"title": 200, "description": 20_000, "location": 500}
 FIRST_YEAR, LAST_YEAR = 1900, 2999
 PARTSTATS = frozenset(("NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIVE"))
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\t")
+# And in what people read (title, description, place): the controls that reorder the text after them
+# (U+202A to U+202E, U+2066 to U+2069), as mail's subjects lose them (hub.mail.parse): an outside
+# event's "\u202eelpmaxe.knab" shows as "bank.example" on a colleague's week.
+_SHOWN_CONTROL = {**_CONTROL, **dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])}
 
 
-def _clean(value: object, limit: int) -> str:
+def _clean(value: object, limit: int, controls: dict[int, None] = _CONTROL) -> str:
     """Text as hub can store it: no NUL or other control characters (PostgreSQL refuses NUL), cut to
     ``limit`` characters."""
-    return str(value or "").translate(_CONTROL).strip()[:limit]
+    return str(value or "").translate(controls).strip()[:limit]
 
 
 def _in_range(moment: datetime) -> datetime:
@@ -407,12 +411,12 @@ def _read(cal: Any, default_tzid: str) -> Remote:
             continue
         m_start = _utc_of(moved.decoded("dtstart"), tzid) if moved.get("dtstart") is not None else rid
         m_end = _end(moved, m_start, all_day, tzid) or m_start + (end - start)
-        m_title = _clean(moved.get("summary", ""), TEXT_LIMITS["title"])
+        m_title = _clean(moved.get("summary", ""), TEXT_LIMITS["title"], _SHOWN_CONTROL)
         overrides[rid.isoformat()] = [
             rid.isoformat(),
             m_start.isoformat(),
             max(m_end, m_start).isoformat(),
-            "" if m_title == _clean(master.get("summary", ""), TEXT_LIMITS["title"]) else m_title,
+            "" if m_title == _clean(master.get("summary", ""), TEXT_LIMITS["title"], _SHOWN_CONTROL) else m_title,
         ]
     status = "planned"
     if str(master.get("status", "")).upper() == "CANCELLED":
@@ -426,9 +430,9 @@ def _read(cal: Any, default_tzid: str) -> Remote:
         if address and partstat in PARTSTATS:
             attendees[address] = partstat
     fields = {
-        "title": _clean(master.get("summary", ""), TEXT_LIMITS["title"]),
-        "description": _clean(master.get("description", ""), TEXT_LIMITS["description"]),
-        "location": _clean(master.get("location", ""), TEXT_LIMITS["location"]),
+        "title": _clean(master.get("summary", ""), TEXT_LIMITS["title"], _SHOWN_CONTROL),
+        "description": _clean(master.get("description", ""), TEXT_LIMITS["description"], _SHOWN_CONTROL),
+        "location": _clean(master.get("location", ""), TEXT_LIMITS["location"], _SHOWN_CONTROL),
         "start": start.isoformat(),
         "end": end.isoformat(),
         "all_day": all_day,

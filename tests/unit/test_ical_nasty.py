@@ -159,6 +159,24 @@ def test_text_is_cut_to_what_hub_stores_and_loses_its_nul_bytes() -> None:
     assert remote.sequence == 2**31 - 1
 
 
+def test_controls_that_reorder_text_are_taken_out_of_what_people_read() -> None:
+    """An outside event whose title reads one way and shows another ("\u202e" reverses what follows):
+    gone from title, place and description, as from mail's subjects; the UID is kept as sent."""
+    remote = ical.parse(
+        _event(
+            [
+                *START,
+                "SUMMARY:Betaal \u202eelpmaxe.knab\u202c nu",
+                "LOCATION:\u2066Dorpsstraat 1\u2069",
+                "DESCRIPTION:\u202aregel\u202b",
+            ]
+        )
+    )
+    assert remote.fields["title"] == "Betaal elpmaxe.knab nu"
+    assert remote.fields["location"] == "Dorpsstraat 1"
+    assert remote.fields["description"] == "regel"
+
+
 def test_non_utf8_bytes_and_broken_folding_are_read() -> None:
     data = _event([*START, "SUMMARY:x"]).replace(b"SUMMARY:x", b"SUMMARY:caf\xe9\r\n\r\n continued")
     assert ical.parse(data).fields["title"].startswith("caf")
