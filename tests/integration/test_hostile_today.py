@@ -519,7 +519,8 @@ def test_the_calls_import_takes_hostile_rows_without_loss_or_doubles(any_db: Dat
     ]
     bad = [
         _cdr(10, userfield="x" * 200_000),  # past the csv module's field limit
-        _cdr(12).replace("2025-03-04 10:12:02", "2025-03-04\x00 10:12"),  # a bad date quoting a NUL
+        # A bad date quoting a NUL (a NUL alone is dropped since the telephony audit: the 13th month is bad).
+        _cdr(12).replace("2025-03-04 10:12:02", "2025-13-04\x00 10:12"),
     ]
     last = _cdr(11).replace('"Dial"', '"Di""al') + ",3"  # a quote left open on the last row
     data = "\n".join(good[:7]).encode() + b"\n" + good[7].encode("latin-1") + b"\n"
@@ -530,7 +531,8 @@ def test_the_calls_import_takes_hostile_rows_without_loss_or_doubles(any_db: Dat
     assert (first.imported, first.rejected) == (9, 3), first
     assert [line for line, _reason in first.errors] == [10, 11, 12]
     reasons = [english(reason) for _line, reason in first.errors]
-    assert "longer than" in reasons[0] and "bad date" in reasons[1] and "truncated" in reasons[2], reasons
+    # (The last row, its quote left open, splits into more fields than Asterisk writes.)
+    assert "longer than" in reasons[0] and "bad date" in reasons[1] and "column count" in reasons[2], reasons
     with any_db.transaction() as s:
         rows = list(s.scalars(select(Call).where(Call.source_id == source_id)))
         assert len(rows) == 9
