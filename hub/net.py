@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import ssl
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -324,3 +325,49 @@ def pinned_http(
     if deadline is None:
         deadline = time.monotonic() + timeout
     return PinnedHTTPConnection(parts.scheme, parts.hostname, port, addresses, timeout, deadline), path
+
+
+class SocketGroup:
+    """The sockets of one HTTP session (plain ones, and the TLS ones wrapping them) and the deadline
+    they share. A session keeps a connection alive for its next request, so a deadline fixed when the
+    socket was made would end a later request early: :meth:`start` gives every socket of the group
+    the deadline of the request that begins."""
+
+    def __init__(self, wait: float) -> None:
+        self.deadline = float("inf")
+        self.wait = wait  # the longest one wait may take
+        self.connections = 0  # how many were made (a kept-alive one serves many requests)
+        self._sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def start(self, seconds: float) -> None:
+        """A request begins: it, and every connection it opens, must end within ``seconds``."""
+        self.deadline = time.monotonic() + seconds
+        for sock in list(self._sockets):
+            set_deadline(sock, self.deadline, self.wait)
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline - 0.05  # (the margin :class:`_TimeLeft` allows too)
+
+    def adopt(self, sock: socket.socket) -> socket.socket:
+        """``sock`` (connected, taken over) as a :func:`time_left` socket of this group."""
+        cut: Any = time_left(sock, self.deadline, self.wait)
+        cut.group = self
+        self._sockets.add(cut)
+        self.connections += 1
+        return cut
+
+    def context(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        """``context``, made to wrap this group's sockets into TLS ones that stay in the group."""
+        context.sslsocket_class = _GroupedTLSSocket
+        return context
+
+
+class _GroupedTLSSocket(_TimeLeftTLSSocket):
+    @classmethod
+    def _create(cls, sock: Any, *args: Any, **kwargs: Any) -> Any:
+        group = getattr(sock, "group", None)
+        wrapped = super()._create(sock, *args, **kwargs)
+        if isinstance(group, SocketGroup):
+            wrapped.group = group
+            group._sockets.add(wrapped)
+        return wrapped

@@ -11,6 +11,9 @@ Every HTTP request is counted (``requests``), for ``hub calendar push`` and the 
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +23,20 @@ import caldav
 import niquests
 from caldav.elements import dav as dav_elements
 from caldav.lib import error as dav_error
+from niquests.adapters import HTTPAdapter
+from urllib3.contrib.resolver.in_memory import InMemoryResolver
+from urllib3.util.ssl_ import create_urllib3_context
 
 from hub.i18n import N_, _, english, shown
-from hub.net import AddressRefused, checked_addresses
+from hub.net import AddressRefused, SocketGroup, TooSlow, checked_addresses
 
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 30  # the longest one wait (connecting, each read or write) may take
+# The longest one whole request may take, however the server drips its answer: a tarpit sending a
+# byte every few seconds never trips the timeout above, and held a sync worker (its claim renewed by
+# the heartbeat, "syncing" on the health page) for hours. Two minutes is four such waits: room for a
+# slow server's REPORT over a big calendar (most answers take well under a second), while a pull or
+# push against a dripping server ends at its first request instead of never.
+REQUEST_SECONDS = 120
 MAX_ANSWER_BYTES = 100_000_000
 
 
@@ -114,15 +126,70 @@ def status_error(status: int, what: str) -> CalendarError:
     )
 
 
+def too_slow() -> CalendarError:
+    return CalendarError(
+        N_(
+            "The calendar server is too slow: one request took longer than %(seconds)s seconds; hub tries again later.",
+            seconds=REQUEST_SECONDS,
+        ),
+        temporary=True,
+    )
+
+
+class _TimedResolver(InMemoryResolver):
+    """The pinned addresses (urllib3-future's in-memory resolver), connected to as sockets of the
+    session's :class:`~hub.net.SocketGroup`: every wait is cut to what is left of the request."""
+
+    def __init__(self, host: str, addresses: list[str], sockets: SocketGroup) -> None:
+        super().__init__()
+        for address in addresses:
+            self.register(host, address)
+        self.sockets = sockets
+
+    def create_connection(self, address: tuple[str, int], timeout: Any = None, *args: Any, **kwargs: Any) -> Any:
+        left = self.sockets.deadline - time.monotonic()
+        if left <= 0:
+            raise TooSlow("the server took too long")
+        sock = super().create_connection(address, min(left, self.sockets.wait), *args, **kwargs)
+        if sock.type != socket.SOCK_STREAM:  # (QUIC is turned off: never a datagram socket)
+            sock.close()
+            raise OSError("not a stream socket")
+        return self.sockets.adopt(sock)
+
+
+class _TimedAdapter(HTTPAdapter):
+    """niquests' adapter, its connections made with ``context``: urllib3-future's own TLS context
+    (the same certificate checks as niquests makes by default: its CA bundle, the host name, TLS
+    1.2 or later) whose TLS sockets keep the session's deadline (see :meth:`SocketGroup.context`)."""
+
+    def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
+        self._timed_context = context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
+        pool_kwargs["ssl_context"] = self._timed_context
+        super().init_poolmanager(*args, **pool_kwargs)
+
+
 class _PinnedSession(niquests.Session):
     """An HTTP session that reaches one server only: its name resolves to the addresses checked
     when the session was made (so a DNS answer that changes to 127.0.0.1 later, DNS rebinding,
-    reaches nothing), and a redirect to any other server is refused, not followed."""
+    reaches nothing), and a redirect to any other server is refused, not followed. Each request
+    ends within :data:`REQUEST_SECONDS` (its connecting, TLS, sending and the whole answer),
+    however slowly the server drips it; then it fails with :func:`too_slow`."""
 
-    def __init__(self, host: str, addresses: list[str]) -> None:
-        pins = ",".join(f"{host}:[{a}]" if ":" in a else f"{host}:{a}" for a in addresses)
-        super().__init__(resolver=f"in-memory://default/?hosts={pins}")
+    def __init__(self, host: str, addresses: list[str], timeout: float = TIMEOUT_SECONDS) -> None:
+        self.sockets = SocketGroup(timeout)
+        resolver = _TimedResolver(host, addresses, self.sockets)
+        # HTTP/1.1 only: one request at a time on a connection, so the request's deadline is its
+        # socket's (HTTP/2's background pings and HTTP/3's UDP would not go through these sockets).
+        options: dict[str, Any] = {"resolver": resolver, "disable_http2": True, "disable_http3": True}
+        super().__init__(**options)
+        context = self.sockets.context(create_urllib3_context())
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, _TimedAdapter(context, quic_cache_layer=self.quic_cache_layer, **options))
         self.pinned_host = host.lower()
+        self.gave_up = False
         # The status of the last answer: caldav parses a 500's HTML page as XML and reports only
         # the parse error; with the status hub can say what happened (see Dav.failure).
         self.last_status = 0
@@ -130,7 +197,21 @@ class _PinnedSession(niquests.Session):
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         self.last_status = 0  # a failure without an answer must not be read as the last one's
-        return super().request(*args, **kwargs)
+        if self.gave_up:
+            # The server was too slow once in this run: the run ends at its next request instead of
+            # waiting that long again for each (a push sends a hundred at a time); it is retried later.
+            raise too_slow()
+        # A kept-alive connection carries this request too: its sockets get this request's deadline.
+        self.sockets.start(REQUEST_SECONDS)
+        try:
+            return super().request(*args, **kwargs)
+        except CalendarError:
+            raise
+        except Exception as exc:
+            if _caused_by_too_slow(exc) or self.sockets.expired():
+                self.gave_up = True
+                raise too_slow() from exc
+            raise
 
     def _seen(self, response: Any, **_kwargs: Any) -> Any:
         # Runs before the body is read: an answer announced larger than any calendar's is refused
@@ -162,7 +243,18 @@ class _PinnedSession(niquests.Session):
         return target
 
 
-def pinned_session(url: str, allowed_hosts: str) -> niquests.Session:
+def _caused_by_too_slow(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, TooSlow):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def pinned_session(url: str, allowed_hosts: str, timeout: float = TIMEOUT_SECONDS) -> niquests.Session:
     """A session for ``url``'s server if it is a public one (or allowed by ``HUB_MAIL_ALLOWED_HOSTS``,
     see :mod:`hub.net`): a colleague's CalDAV address must not make hub talk to internal services."""
     parts = urlsplit(url)
@@ -174,7 +266,7 @@ def pinned_session(url: str, allowed_hosts: str) -> niquests.Session:
         raise CalendarError(str(refused), temporary=False) from None
     except (OSError, UnicodeError, ValueError):
         raise CalendarError(N_("The server name %(host)s cannot be found.", host=host), temporary=True) from None
-    return _PinnedSession(host, addresses)
+    return _PinnedSession(host, addresses, timeout)
 
 
 class Dav:
@@ -183,7 +275,7 @@ class Dav:
     def __init__(
         self, url: str, username: str, password: str, *, allowed_hosts: str, timeout: int = TIMEOUT_SECONDS
     ) -> None:
-        session = pinned_session(url, allowed_hosts)
+        session = pinned_session(url, allowed_hosts, timeout)
         self.client = _CountingClient(
             url=url,
             username=username or None,
