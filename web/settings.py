@@ -315,6 +315,11 @@ EVENT_LABELS = {
     "project.updated": _l("Project changed"),
     "project.deleted": _l("Project deleted"),
     "email.linked": _l("E-mail linked to a relation or project"),
+    "call.created": _l("Call stored (started in the last 24 hours)"),
+    "call.updated": _l("Call linked to a contact, relation or project"),
+    "appointment.created": _l("Appointment created"),
+    "appointment.updated": _l("Appointment changed"),
+    "appointment.deleted": _l("Appointment deleted"),
 }
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub.calendar import times
 from hub.calendar.ical import FIELDS, Person, Snapshot, content_hash, fields_of
 from hub.crm.access import claim_version, project_visible, relation_visible
-from hub.crm.events import RecordChanged
+from hub.crm.events import RecordChanged, announce
 from hub.errors import NotFound, ValidationError
 from hub.i18n import _
 from hub.kept import kept
@@ -382,6 +382,8 @@ def after_change(
     session.refresh(appointment, ["attendees", "overrides"])
     appointment.content_hash = content_hash(snapshot(session, appointment), private=False)
     schedule_pushes(session, appointment)
+    if changed:  # webhooks (hub.webhooks.outbox): made or changed in hub, the API or a pulled calendar
+        announce(session, RecordChanged("appointment", appointment.id, "created" if before is None else "updated"))
     return changed
 
 
@@ -604,6 +606,7 @@ def delete_appointment(
     """Delete: hidden at once; the row stays until every calendar it was pushed to has been told
     (its UID is never given out again)."""
     claim_version(session, appointment, expected_version)
+    announce(session, RecordChanged("appointment", appointment.id, "deleted"))  # while it can still be read
     appointment.deleted_at = utcnow()
     appointment.sequence += 1
     record_history(session, appointment, _("Deleted"), user=user)
@@ -1030,6 +1033,7 @@ def withdraw_with_deleted_record(session: Session, event: RecordChanged) -> None
     column = Appointment.project_id if event.kind == "project" else Appointment.relation_id
     for appointment in session.scalars(select(Appointment).where(column == event.id)):
         if appointment.deleted_at is None:
+            announce(session, RecordChanged("appointment", appointment.id, "deleted"))
             appointment.deleted_at = utcnow()
             appointment.sequence += 1
             record_history(session, appointment, _("Deleted with its project or relation"))

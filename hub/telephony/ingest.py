@@ -29,6 +29,7 @@ from hub.models.base import utcnow
 from hub.telephony.formats import parse_stream
 from hub.telephony.records import GZIP_MAGIC, Leg, Rejected, readable
 from hub.telephony.store import SourceContext, Stored, load_context, store_legs
+from hub.webhooks.outbox import record_calls
 
 BATCH = 5000
 # The first rejected rows kept in an import's report (all of them are counted).
@@ -180,6 +181,7 @@ def _flush(
     """One batch, its source counters and the file's cursor: one transaction."""
     with db.transaction() as session:
         stored = store_legs(session, context, legs) if legs else Stored()
+        record_calls(session, "created", stored.ids)  # webhooks' call.created, with this batch
         now = utcnow()
         session.execute(
             update(CallSource)

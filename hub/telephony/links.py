@@ -9,6 +9,7 @@ from hub.crm.events import Belonging, NumbersAdded
 from hub.crm.matching import number_owners, single_open_projects
 from hub.crm.relations import ContactInput, save_contact
 from hub.models import Call, Contact, Relation
+from hub.webhooks.outbox import record_calls
 
 
 def link_calls_of_new_numbers(session: Session, event: NumbersAdded) -> None:
@@ -45,7 +46,15 @@ def link_calls_of(session: Session, item: Belonging, *, call_id: int | None = No
         .values(contact_id=item.contact_id, relation_id=item.relation_id, project_id=project_id)
         .execution_options(synchronize_session=False)
     )
+    record_calls(session, "updated", ids)  # webhooks' call.updated (recent calls; see RECENT_CALLS)
     return len(ids)
+
+
+def _tell_linked_by_hand(session: Session, call: Call) -> None:
+    """The call a user linked with a button is told whenever it started (the automatic linking of a
+    number's other calls is told for recent calls only), if it is linked now."""
+    if session.scalar(select(Call.relation_id).where(Call.id == call.id)) is not None:
+        record_calls(session, "updated", [], told=[call.id])
 
 
 def link_to_contact(session: Session, call: Call, contact: Contact, *, region: str = "NL") -> int:
@@ -68,7 +77,9 @@ def link_to_contact(session: Session, call: Call, contact: Contact, *, region: s
         )
     # The core announces NumbersAdded for the saved number; linking is idempotent, so doing it here
     # too keeps this button working whatever the core announces.
-    return link_calls_of(session, Belonging(contact.relation_id, contact.id, call.e164), call_id=call.id)
+    linked = link_calls_of(session, Belonging(contact.relation_id, contact.id, call.e164), call_id=call.id)
+    _tell_linked_by_hand(session, call)
+    return linked
 
 
 def new_contact_from_call(
@@ -77,4 +88,5 @@ def new_contact_from_call(
     """The "new contact from this number" button: a contact on ``relation`` with the call's number."""
     contact = save_contact(session, relation, ContactInput(name=name, phones=[call.e164 or call.number]), region=region)
     link_calls_of(session, Belonging(relation.id, contact.id, call.e164), call_id=call.id)
+    _tell_linked_by_hand(session, call)
     return contact

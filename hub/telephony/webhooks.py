@@ -148,6 +148,9 @@ def ingest_webhook(
         context = load_context(session, source)
         legs, rejected = _verified_legs(source.format, secret, body, urls, headers, context)
         stored = store_legs(session, context, legs)
+        from hub.webhooks.outbox import record_calls
+
+        record_calls(session, "created", stored.ids)  # webhooks' call.created, with the call
         from hub.models.base import utcnow
 
         source.last_import_at = utcnow()

@@ -1,23 +1,39 @@
 """The events a webhook subscription can ask for, and the data each one carries.
 
-An event is about one object of a *kind* ("relation", "contact", "project", "email"). Each kind says
-how to load its objects *as a given user sees them*: an object the user may not see loads as nothing,
-so no delivery is written for it (hub.crm.access, the one visibility rule). Calls and appointments
-are added by registering their kind here with :func:`register_kind` and naming their events.
+An event is about one object of a *kind* ("relation", "contact", "project", "email", "call",
+"appointment"). Each kind says how to load its objects *as a given user sees them*: an object the
+user may not see loads as nothing, so no delivery is written for it (hub.crm.access, the one
+visibility rule; calls by hub.telephony.read.call_visible, appointments by
+hub.calendar.appointments.appointment_visible). A call and an appointment carry the JSON that
+``GET /api/v1/calls/<id>`` and ``GET /api/v1/appointments/<id>`` answer that user.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.crm.access import project_visible, relation_visible
-from hub.models import Contact, Email, EmailProject, EmailRelation, Project, Relation, User
+from hub.db import among
+from hub.models import (
+    Appointment,
+    Call,
+    CallSource,
+    Contact,
+    Email,
+    EmailProject,
+    EmailRelation,
+    Project,
+    Relation,
+    User,
+)
 
 ACTIONS = ("created", "updated", "deleted")
 
@@ -151,6 +167,104 @@ def _emails(session: Session, user: User, ids: list[int]) -> dict[int, dict[str,
     return found
 
 
+_MOMENTS = TypeAdapter(list[datetime | None])
+
+
+def _moments(*values: datetime | None) -> list[Any]:
+    """Moments as the API writes them (pydantic's JSON: UTC with "Z"); SQLite's naive ones are UTC."""
+    aware = [v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v for v in values]
+    return list(_MOMENTS.dump_python(aware, mode="json"))
+
+
+# A call's columns as GET /api/v1/calls/<id> names them (web.api.schemas.Call).
+_CALL_COLUMNS = (
+    Call.id,
+    CallSource.name.label("source"),
+    Call.call_key,
+    Call.direction,
+    Call.number,
+    Call.e164,
+    Call.started_at,
+    Call.answered_at,
+    Call.ended_at,
+    Call.duration,
+    Call.billsec.label("billable_seconds"),
+    Call.outcome,
+    Call.user_id,
+    Call.extension,
+    Call.recording_url,
+    Call.contact_id,
+    Call.relation_id,
+    Call.project_id,
+)
+
+
+def _calls(session: Session, user: User, ids: list[int]) -> dict[int, dict[str, Any]]:
+    # The telephony rule: a call of a relation or project he may see, or one he took or made. One
+    # he took that is filed with a relation or project hidden from him is told without that link
+    # (no id), as the API and My calls show it.
+    from hub.telephony.read import call_visible, hidden_links
+    from hub.telephony.records import recording_url
+
+    rows = session.execute(
+        select(*_CALL_COLUMNS)
+        .join(CallSource, CallSource.id == Call.source_id)
+        .where(among(session, Call.id, ids), call_visible(user))  # a whole import batch: one array on PostgreSQL
+        .order_by(Call.id)
+    ).all()
+    hidden = hidden_links(session, user, rows)
+    found: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        values = row._asdict()
+        values["started_at"], values["answered_at"], values["ended_at"] = _moments(
+            row.started_at, row.answered_at, row.ended_at
+        )
+        values["recording_url"] = recording_url(row.recording_url)  # never a javascript: link
+        found[row.id] = hidden.masked(values)
+    return found
+
+
+def _appointments(session: Session, user: User, ids: list[int]) -> dict[int, dict[str, Any]]:
+    # The calendar rule (hidden with its project or relation; deleted ones are not seen: a deletion
+    # is judged just before the row is marked deleted, hub.webhooks.outbox.record_change).
+    from hub.calendar.appointments import appointment_visible, attendees_of
+    from hub.calendar.times import parse_exdates
+
+    rows = list(
+        session.scalars(
+            select(Appointment)
+            .where(Appointment.id.in_(ids), appointment_visible(user))
+            .execution_options(populate_existing=True)
+        )
+    )
+    people = attendees_of(session, [a.id for a in rows])
+    found: dict[int, dict[str, Any]] = {}
+    for a in rows:
+        start_at, end_at, created_at, updated_at = _moments(a.start_at, a.end_at, a.created_at, a.updated_at)
+        found[a.id] = {
+            "id": a.id,
+            "uid": a.uid,
+            "title": a.title,
+            "description": a.description,
+            "location": a.location,
+            "start_at": start_at,
+            "end_at": end_at,
+            "timezone": a.tzid,
+            "all_day": a.all_day,
+            "rrule": a.rrule,
+            "exdates": _moments(*parse_exdates(a.exdates)),
+            "status": a.status,
+            "project_id": a.project_id,
+            "relation_id": a.relation_id,
+            "sequence": a.sequence,
+            "attendees": people.get(a.id, []),
+            "version": a.version,
+            "created_at": created_at,
+            "updated_at": updated_at,
+        }
+    return found
+
+
 KINDS: dict[str, Kind] = {}
 
 
@@ -162,6 +276,9 @@ register_kind(Kind("relation", _relations))
 register_kind(Kind("contact", _contacts))
 register_kind(Kind("project", _projects))
 register_kind(Kind("email", _emails, actions=("linked",)))
+# Calls are stored, then linked (or linked again); they are not deleted by hand.
+register_kind(Kind("call", _calls, actions=("created", "updated")))
+register_kind(Kind("appointment", _appointments))
 
 
 def event_names() -> list[str]:

@@ -19,6 +19,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -26,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.crm.events import EmailsLinked, RecordChanged
-from hub.db import after_commit
+from hub.db import after_commit, among, insert_ignore_returning
+from hub.models import Call
 from hub.models.base import utcnow
 from hub.models.webhooks import WebhookDelivery, WebhookSubscription
 from hub.webhooks.catalog import KINDS
@@ -61,6 +63,33 @@ def record_links(session: Session, event: EmailsLinked) -> None:
     """Subscriber of :class:`EmailsLinked` (wired in hub.wiring)."""
     if event.items:
         _pending(session).extend(("email", item.email_id, "linked") for item in event.items)
+
+
+# Calls are told while they are news: one that started longer ago than this is history (a first
+# import of a year of call records, a contact import linking a year of calls), which a receiver
+# reads through GET /api/v1/calls?since=… instead of hundreds of thousands of deliveries.
+RECENT_CALLS = timedelta(hours=24)
+
+
+def record_calls(session: Session, action: str, call_ids: Iterable[int], *, told: Iterable[int] = ()) -> None:
+    """Calls stored (``action`` "created", by every import path) or linked anew ("updated"), in the
+    storing transaction: told to the subscriptions to ``call.<action>`` whose owner may see them,
+    when they started within :data:`RECENT_CALLS` (``told``: calls a user linked by hand, told
+    whenever they started). Without such a subscription this is one query, and none of the calls
+    is read (an import stays a bulk insert)."""
+    ids, always = list(call_ids), set(told)
+    if not (ids or always) or not _subscriptions(session, f"call.{action}"):
+        return
+    recent = (
+        set(
+            session.scalars(
+                select(Call.id).where(among(session, Call.id, ids), Call.started_at >= utcnow() - RECENT_CALLS)
+            )
+        )
+        if ids
+        else set()
+    )
+    _pending(session).extend(("call", call_id, action) for call_id in sorted(recent | always))
 
 
 def _listen() -> None:
@@ -117,34 +146,51 @@ def write_deliveries(session: Session, kind: str, action: str, ids: Iterable[int
     event_name = f"{kind}.{action}"
     ids = list(ids)
     subscriptions = _subscriptions(session, event_name) if ids else []
-    rows: list[WebhookDelivery] = []
+    rows: list[dict[str, Any]] = []
     for subscription in subscriptions:
         visible = KINDS[kind].load(session, subscription.owner, ids)
         for object_id in ids:
             data = visible.get(object_id)
             if data is not None:
-                rows.append(new_delivery(subscription.id, event_name, data))
-    return _add(session, rows)
+                rows.append(_delivery_values(subscription.id, event_name, data))
+    if not rows:
+        return []
+    # In bulk (COPY on PostgreSQL), not an ORM object per row: a busy day's calls imported at once
+    # are thousands of deliveries in the import's transaction (hub.telephony.ingest). Event ids
+    # are new uuids: the "ignore" never skips one.
+    inserted = insert_ignore_returning(session, WebhookDelivery, rows, ["event_id"], ["id"])
+    return _sent_once_committed(session, [delivery_id for (delivery_id,) in inserted])
 
 
-def new_delivery(subscription_id: int, event_name: str, data: dict[str, Any]) -> WebhookDelivery:
-    """A delivery whose body is fixed now: every retry sends these same bytes."""
+def _delivery_values(subscription_id: int, event_name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A delivery's columns, its body fixed now: every retry sends these same bytes."""
     event_id = "evt_" + uuid.uuid4().hex
     body = json.dumps(
         {"id": event_id, "type": event_name, "occurred_at": utcnow().isoformat(), "data": data},
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return WebhookDelivery(subscription_id=subscription_id, event_id=event_id, event=event_name, body=body)
+    return {"subscription_id": subscription_id, "event_id": event_id, "event": event_name, "body": body}
+
+
+def new_delivery(subscription_id: int, event_name: str, data: dict[str, Any]) -> WebhookDelivery:
+    """A delivery whose body is fixed now: every retry sends these same bytes."""
+    return WebhookDelivery(**_delivery_values(subscription_id, event_name, data))
 
 
 def _add(session: Session, rows: list[WebhookDelivery]) -> list[int]:
     if not rows:
         return []
-    _listen()
     session.add_all(rows)
     session.flush()
-    ids = [row.id for row in rows]
+    return _sent_once_committed(session, [row.id for row in rows])
+
+
+def _sent_once_committed(session: Session, ids: list[int]) -> list[int]:
+    """Hand these new deliveries to the sender once the transaction commits."""
+    if not ids:
+        return []
+    _listen()
     new: list[int] = session.info.setdefault(_NEW, [])
     if not new:
         after_commit(session, lambda: _wake(new))
