@@ -841,6 +841,12 @@ def parse_stream(
 
     elif fmt == "generic-csv":
         header: list[str] = list(config.fields)
+        if not header and offset > 0:
+            # Read on from a cursor (a file growing in a drop folder): the column names are the
+            # file's first line, before the cursor. Without them every later row was rejected.
+            first = next(read_records(stream, offset=0, line=1, final=True), None)
+            if first is not None:
+                header.extend(f.strip().lower() for f in split_fields(first.text))
 
         def convert(record: RawRecord) -> Leg:
             if not header:

@@ -61,3 +61,29 @@ def test_a_missing_folder_is_a_failure_in_plain_words(any_db: Database, tmp_path
         health = health_of(source, workers_alive=True)
     assert health.state == "failing" and "does not exist" in health.words
     assert source.claimed_until is None and source.next_attempt_at is not None
+
+
+def test_a_growing_generic_csv_keeps_its_column_names_past_the_cursor(any_db: Database, tmp_path: Path) -> None:
+    """A generic CSV names its columns in its first line. Read on from the cursor, the rows after
+    it lost those names and every one was rejected ("no call_id"): now each is a call, once."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    with any_db.transaction() as session:
+        source_id = save_source(
+            session, "k", SourceInput(name="sheet", format="generic-csv", drop_folder=str(folder), timezone="UTC")
+        ).id
+    header, *rows = (SAMPLES / "generic.csv").read_bytes().splitlines(keepends=True)
+    good = rows[:2]
+    more = [row.replace(b"g-1,", b"g-4,").replace(b"g-2,", b"g-5,") for row in good]
+    sheet = folder / "calls.csv"
+    sheet.write_bytes(header + good[0])
+    first = poll_source(any_db, source_id)
+    assert first is not None and (first.rows, first.imported, first.rejected) == (1, 1, 0)
+    with sheet.open("ab") as stream:
+        stream.write(good[1] + more[0] + more[1])
+    second = poll_source(any_db, source_id)
+    assert second is not None and (second.rows, second.imported, second.rejected) == (3, 3, 0), second.errors
+    again = poll_source(any_db, source_id)
+    assert again is not None and again.rows == 0
+    with any_db.transaction() as session:
+        assert sorted(session.scalars(select(Call.call_key))) == ["g-1", "g-2", "g-4", "g-5"]
