@@ -176,38 +176,19 @@ def _moments(*values: datetime | None) -> list[Any]:
     return list(_MOMENTS.dump_python(aware, mode="json"))
 
 
-# A call's columns as GET /api/v1/calls/<id> names them (web.api.schemas.Call).
-_CALL_COLUMNS = (
-    Call.id,
-    CallSource.name.label("source"),
-    Call.call_key,
-    Call.direction,
-    Call.number,
-    Call.e164,
-    Call.started_at,
-    Call.answered_at,
-    Call.ended_at,
-    Call.duration,
-    Call.billsec.label("billable_seconds"),
-    Call.outcome,
-    Call.user_id,
-    Call.extension,
-    Call.recording_url,
-    Call.contact_id,
-    Call.relation_id,
-    Call.project_id,
-)
+# LIST_COLUMNS' names that web.api.schemas.Call gives otherwise (in the same place of the JSON).
+_API_NAMES = {"source_name": "source", "billsec": "billable_seconds"}
 
 
 def _calls(session: Session, user: User, ids: list[int]) -> dict[int, dict[str, Any]]:
     # The telephony rule: a call of a relation or project he may see, or one he took or made. One
     # he took that is filed with a relation or project hidden from him is told without that link
     # (no id), as the API and My calls show it.
-    from hub.telephony.read import call_visible, hidden_links
+    from hub.telephony.read import LIST_COLUMNS, call_visible, hidden_links
     from hub.telephony.records import recording_url
 
     rows = session.execute(
-        select(*_CALL_COLUMNS)
+        select(*LIST_COLUMNS)  # (GET /api/v1/calls' columns: renamed below as the API names them)
         .join(CallSource, CallSource.id == Call.source_id)
         .where(among(session, Call.id, ids), call_visible(user))  # a whole import batch: one array on PostgreSQL
         .order_by(Call.id)
@@ -215,7 +196,7 @@ def _calls(session: Session, user: User, ids: list[int]) -> dict[int, dict[str, 
     hidden = hidden_links(session, user, rows)
     found: dict[int, dict[str, Any]] = {}
     for row in rows:
-        values = row._asdict()
+        values = {_API_NAMES.get(name, name): value for name, value in row._asdict().items()}
         values["started_at"], values["answered_at"], values["ended_at"] = _moments(
             row.started_at, row.answered_at, row.ended_at
         )
