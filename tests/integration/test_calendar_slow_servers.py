@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ from hub.ops.health import State
 from tests.caldav_server import LOOPBACK_HOSTS, RadicaleServer, connect_calendar
 from tests.integration import test_slow_servers
 from tests.integration.test_slow_servers import Dripper, _start, _within
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port, self_signed_certificate, wait_for_port
 
 # The dripping servers of the other slow-server tests (plain: headers or body; TLS), as fixtures here.
 dripper = test_slow_servers.dripper
@@ -65,33 +65,6 @@ def trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Non
     return trust
 
 
-def _certificate(directory: Path) -> None:
-    """cert.pem and key.pem in ``directory``: a self-signed certificate for localhost."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-
-
 @pytest.fixture(params=["http", "https"])
 def kept_alive(
     request: pytest.FixtureRequest, caldav_server: RadicaleServer, tmp_path: Path, trusted: Callable[[], None]
@@ -105,7 +78,7 @@ def kept_alive(
     command = [str(gunicorn), "--worker-class", "gthread", "--threads", "4", "--keep-alive", "60"]
     command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     if request.param == "https":
-        _certificate(tmp_path)
+        self_signed_certificate(tmp_path)
         trusted()
         command += ["--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem")]
     proc = subprocess.Popen(
