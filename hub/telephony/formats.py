@@ -651,6 +651,16 @@ def generic_leg(row: Mapping[str, object], config: SourceConfig, clock: Clock | 
 
 # --- Asterisk CEL: events → one leg per channel ----------------------------------------------------------
 
+# A channel whose CHAN_END has not come this long (in the file's own event time) after it started is
+# given up on: Asterisk crashed or was killed mid-call (no CHAN_END is ever written then), or cel.conf
+# does not log CHAN_END. Held open, it kept the drop folder's cursor at its first event for good (every
+# poll read the file again from there) and its call was never imported. It is imported with what is
+# known (start, answer, who), its end unknown. No real call lasts a day.
+CEL_GIVE_UP = timedelta(hours=24)
+# At most this many channels are held waiting for their end (memory stays bounded whatever the file
+# holds); past it the longest-open one is given up on as above.
+CEL_OPEN_CHANNELS = 10_000
+
 
 @dataclass
 class _Channel:
@@ -667,14 +677,15 @@ class _Channel:
 
 
 def _cel_items(
-    records: Iterator[RawRecord], names: tuple[str, ...] | list[str], config: SourceConfig, start: int
+    records: Iterator[RawRecord], names: tuple[str, ...] | list[str], config: SourceConfig, start: int, final: bool
 ) -> Iterator[Item]:
     clock = Clock(config.timezone)
     read_row = _by_fields(names)
     open_channels: dict[str, _Channel] = {}
-    record_start = start
+    latest: datetime | None = None  # the latest event time read
+    record_start, next_line = start, 0
     for record in records:
-        this_start, record_start = record_start, record.end
+        this_start, record_start, next_line = record_start, record.end, record.line + 1
         try:
             _whole(record)
             row = read_row(record)
@@ -686,6 +697,7 @@ def _cel_items(
         except Reject as exc:
             yield Item(Rejected(record.line, str(exc)), _safe(open_channels, record.end), record.line + 1)
             continue
+        latest = moment if latest is None or moment > latest else latest
         channel = open_channels.get(uniqueid)
         if event == "CHAN_START" or channel is None:
             if event in ("CHAN_END", "LINKEDID_END"):
@@ -700,6 +712,7 @@ def _cel_items(
                 row.get("exten", ""),
                 row.get("channame", ""),
             )
+            open_channels.pop(uniqueid, None)  # (a CHAN_START again: kept in the order of first events)
             open_channels[uniqueid] = channel
         if event == "ANSWER" and channel.answered_at is None:
             channel.answered_at = moment
@@ -712,18 +725,34 @@ def _cel_items(
                 channel.dialstatus = str(extra.get("dialstatus", ""))
         elif event == "CHAN_END":
             del open_channels[uniqueid]
-            try:
-                leg: Leg | Rejected = _cel_leg(channel, moment, config)
-            except Reject as exc:
-                leg = Rejected(channel.line, str(exc))
-            yield Item(leg, _safe(open_channels, record.end), record.line + 1)
+            yield Item(_cel_result(channel, moment, config), _safe(open_channels, record.end), record.line + 1)
+        while open_channels:
+            oldest = next(iter(open_channels.values()))  # (a dict keeps the order channels started in)
+            if latest - oldest.started_at <= CEL_GIVE_UP and len(open_channels) <= CEL_OPEN_CHANNELS:
+                break
+            del open_channels[oldest.uniqueid]
+            yield Item(_cel_result(oldest, None, config), _safe(open_channels, record.end), record.line + 1)
+    if final:
+        # A file read to its end (an upload, a CLI import): channels it never ends are imported with
+        # their end unknown rather than dropped without a word.
+        for channel in list(open_channels.values()):
+            del open_channels[channel.uniqueid]
+            yield Item(_cel_result(channel, None, config), _safe(open_channels, record_start), next_line)
+
+
+def _cel_result(channel: _Channel, ended: datetime | None, config: SourceConfig) -> Leg | Rejected:
+    try:
+        return _cel_leg(channel, ended, config)
+    except Reject as exc:
+        return Rejected(channel.line, str(exc))
 
 
 def _safe(open_channels: Mapping[str, _Channel], end: int) -> int:
-    return min([c.first_offset for c in open_channels.values()] + [end])
+    # Channels are added as the file reaches them, so the first one held is the one read first.
+    return min(next(iter(open_channels.values())).first_offset, end) if open_channels else end
 
 
-def _cel_leg(channel: _Channel, ended: datetime, config: SourceConfig) -> Leg:
+def _cel_leg(channel: _Channel, ended: datetime | None, config: SourceConfig) -> Leg:
     a_leg = channel.uniqueid == channel.linkedid
     own = channel_extension(channel.channel)
     answered = channel.answered_at is not None
@@ -774,7 +803,7 @@ def parse_stream(
     records = read_records(stream, offset=offset, line=line, final=final)
     names = config.fields or tuple(DEFAULT_FIELDS.get(fmt, ()))
     if fmt == "asterisk-cel":
-        yield from _cel_items(records, names, config, offset)
+        yield from _cel_items(records, names, config, offset, final)
         return
     clock = Clock(config.timezone)
     convert: Callable[[RawRecord], Leg]

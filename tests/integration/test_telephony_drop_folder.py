@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.db import Database
 from hub.models import Call, CallFile, CallSource
@@ -87,3 +87,34 @@ def test_a_growing_generic_csv_keeps_its_column_names_past_the_cursor(any_db: Da
     assert again is not None and again.rows == 0
     with any_db.transaction() as session:
         assert sorted(session.scalars(select(Call.call_key))) == ["g-1", "g-2", "g-4", "g-5"]
+
+
+def test_a_cel_call_cut_off_by_a_crash_no_longer_holds_the_cursor(any_db: Database, tmp_path: Path) -> None:
+    """Asterisk killed mid-call writes no CHAN_END. That channel held the drop folder's cursor at
+    its first event for good: the call was never imported and every poll (each minute) read the
+    file again from there. Now, a day of later calls on, it is imported with its end unknown and
+    the next poll reads only what was added."""
+    from tests.unit.test_telephony_cel_ends import START, answered_call
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    with any_db.transaction() as session:
+        source_id = save_source(
+            session,
+            "k",
+            SourceInput(name="asterisk", format="asterisk-cel", drop_folder=str(folder), timezone="UTC"),
+        ).id
+    cel = folder / "Master.csv"
+    crashed = answered_call(START, "1764000000.1", ended=False)
+    cel.write_bytes(crashed + b"".join(answered_call(START + 600 + n * 3600, f"17640{n:05d}.9") for n in range(30)))
+    first = poll_source(any_db, source_id)
+    assert first is not None and (first.rows, first.imported, first.rejected) == (62, 31, 0)
+    with any_db.transaction() as session:
+        cut = session.scalars(select(Call).where(Call.call_key == "1764000000.1")).one()
+        assert cut.ended_at is None and cut.outcome == "answered"
+    with cel.open("ab") as stream:
+        stream.write(answered_call(START + 31 * 3600, "1764111600.5"))
+    second = poll_source(any_db, source_id)
+    assert second is not None and (second.rows, second.imported, second.known) == (2, 1, 0)
+    with any_db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Call)) == 32
