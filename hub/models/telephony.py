@@ -115,6 +115,9 @@ class CallFile(Base):
     path: Mapped[str] = mapped_column(String(1000))
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     line: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The line after the last record whose calls were stored. A CEL file's cursor stays at the first
+    # event of a channel still open: the records read again from there are not imported again.
+    read_line: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The first bytes' hash: a file replaced by a new one under the same name (rotation) starts over.
     head: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

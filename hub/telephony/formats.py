@@ -195,6 +195,9 @@ class Item(NamedTuple):
     result: Leg | Rejected
     end: int
     next_line: int
+    # The line after the record that gave it, where that is past where a reader resumes (a CEL
+    # file's cursor waits at the first event of a channel still open); 0: ``next_line``.
+    read_to: int = 0
 
 
 # --- shared pieces ------------------------------------------------------------------------------------
@@ -683,9 +686,9 @@ def _cel_items(
     read_row = _by_fields(names)
     open_channels: dict[str, _Channel] = {}
     latest: datetime | None = None  # the latest event time read
-    record_start, next_line = start, 0
+    record_start, last = start, None
     for record in records:
-        this_start, record_start, next_line = record_start, record.end, record.line + 1
+        this_start, record_start, last = record_start, record.end, record
         try:
             _whole(record)
             row = read_row(record)
@@ -695,7 +698,7 @@ def _cel_items(
             if moment is None or not uniqueid:
                 raise Reject(N_("bad date: no event time") if moment is None else N_("no uniqueid"))
         except Reject as exc:
-            yield Item(Rejected(record.line, str(exc)), _safe(open_channels, record.end), record.line + 1)
+            yield _cel_item(Rejected(record.line, str(exc)), open_channels, record)
             continue
         latest = moment if latest is None or moment > latest else latest
         channel = open_channels.get(uniqueid)
@@ -725,19 +728,19 @@ def _cel_items(
                 channel.dialstatus = str(extra.get("dialstatus", ""))
         elif event == "CHAN_END":
             del open_channels[uniqueid]
-            yield Item(_cel_result(channel, moment, config), _safe(open_channels, record.end), record.line + 1)
+            yield _cel_item(_cel_result(channel, moment, config), open_channels, record)
         while open_channels:
             oldest = next(iter(open_channels.values()))  # (a dict keeps the order channels started in)
             if latest - oldest.started_at <= CEL_GIVE_UP and len(open_channels) <= CEL_OPEN_CHANNELS:
                 break
             del open_channels[oldest.uniqueid]
-            yield Item(_cel_result(oldest, None, config), _safe(open_channels, record.end), record.line + 1)
-    if final:
+            yield _cel_item(_cel_result(oldest, None, config), open_channels, record)
+    if final and last is not None:
         # A file read to its end (an upload, a CLI import): channels it never ends are imported with
         # their end unknown rather than dropped without a word.
         for channel in list(open_channels.values()):
             del open_channels[channel.uniqueid]
-            yield Item(_cel_result(channel, None, config), _safe(open_channels, record_start), next_line)
+            yield _cel_item(_cel_result(channel, None, config), open_channels, last)
 
 
 def _cel_result(channel: _Channel, ended: datetime | None, config: SourceConfig) -> Leg | Rejected:
@@ -747,9 +750,14 @@ def _cel_result(channel: _Channel, ended: datetime | None, config: SourceConfig)
         return Rejected(channel.line, str(exc))
 
 
-def _safe(open_channels: Mapping[str, _Channel], end: int) -> int:
+def _cel_item(result: Leg | Rejected, open_channels: Mapping[str, _Channel], record: RawRecord) -> Item:
+    """``result`` of ``record``; a reader resumes at the first event of the first channel still
+    open (it is read whole when it ends), else after the record."""
+    if not open_channels:
+        return Item(result, record.end, record.line + 1)
     # Channels are added as the file reaches them, so the first one held is the one read first.
-    return min(next(iter(open_channels.values())).first_offset, end) if open_channels else end
+    first = next(iter(open_channels.values()))
+    return Item(result, first.first_offset, first.line, record.line + 1)
 
 
 def _cel_leg(channel: _Channel, ended: datetime | None, config: SourceConfig) -> Leg:

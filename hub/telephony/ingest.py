@@ -96,30 +96,35 @@ def import_stream(
     stream = readable(stream)
     with db.transaction() as session:
         context = load_context(session, session.get_one(CallSource, source_id))
-        offset, line = _cursor(session, source_id, cursor_path, stream) if cursor_path else (0, 1)
+        offset, line, read_line = _cursor(session, source_id, cursor_path, stream) if cursor_path else (0, 1, 0)
     result = ImportResult()
     batch: list[Leg] = []
     pending = ImportResult()  # this batch's rejected rows, counted on the source with its calls
-    position, next_line = offset, line
+    position, next_line, read_to = offset, line, read_line
     with _Flusher(db, context, cursor_path, result) as flusher:
         for item in parse_stream(stream, context.config, offset=offset, line=line, final=final):
+            item_read_to = item.read_to or item.next_line
+            if item_read_to <= read_line:
+                continue  # read again to rebuild a CEL channel still open at the cursor; stored before
+            # A batch ends between records, never inside one: ``read_line`` says all of a record's
+            # calls were stored.
+            if len(batch) >= BATCH and item_read_to != read_to:
+                flusher.flush(batch, pending.rejected, position, next_line, read_to)
+                batch, pending = [], ImportResult()
+                if on_progress:
+                    on_progress(flusher.position or offset)
+                if should_stop and should_stop():
+                    break
             result.rows += 1
             if isinstance(item.result, Rejected):
                 result.reject(item.result.line, item.result.reason)
                 pending.rejected += 1
             else:
                 batch.append(item.result)
-            position, next_line = item.end, item.next_line
-            if len(batch) >= BATCH:
-                flusher.flush(batch, pending.rejected, position, next_line)
-                batch, pending = [], ImportResult()
-                if on_progress:
-                    on_progress(flusher.position or offset)
-                if should_stop and should_stop():
-                    break
+            position, next_line, read_to = item.end, item.next_line, item_read_to
         else:
             if batch or pending.rejected or (cursor_path and position != offset):
-                flusher.flush(batch, pending.rejected, position, next_line)
+                flusher.flush(batch, pending.rejected, position, next_line, read_to)
     if on_progress:
         on_progress(position)
     result.seconds = time.monotonic() - started
@@ -149,15 +154,18 @@ class _Flusher:
             if self._pool is not None:
                 self._pool.shutdown()
 
-    def flush(self, legs: list[Leg], rejected: int, position: int, next_line: int) -> None:
+    def flush(self, legs: list[Leg], rejected: int, position: int, next_line: int, read_to: int) -> None:
         self._wait()
         if self._pool is None:
-            self._done(self._store(legs, rejected, position, next_line))
+            self._done(self._store(legs, rejected, position, next_line, read_to))
         else:
-            self._running = self._pool.submit(self._store, legs, rejected, position, next_line)
+            self._running = self._pool.submit(self._store, legs, rejected, position, next_line, read_to)
 
-    def _store(self, legs: list[Leg], rejected: int, position: int, next_line: int) -> tuple[ImportResult, int]:
-        return _flush(self.db, self.context, legs, rejected, self.cursor_path, position, next_line), position
+    def _store(
+        self, legs: list[Leg], rejected: int, position: int, next_line: int, read_to: int
+    ) -> tuple[ImportResult, int]:
+        cursor = (position, next_line, read_to)
+        return _flush(self.db, self.context, legs, rejected, self.cursor_path, cursor), position
 
     def _wait(self) -> None:
         if self._running is not None:
@@ -175,10 +183,10 @@ def _flush(
     legs: list[Leg],
     rejected: int,
     cursor_path: str | None,
-    position: int,
-    next_line: int,
+    cursor: tuple[int, int, int],
 ) -> ImportResult:
-    """One batch, its source counters and the file's cursor: one transaction."""
+    """One batch, its source counters and the file's cursor (where the next read starts, its line,
+    and the line up to which records were stored): one transaction."""
     with db.transaction() as session:
         stored = store_legs(session, context, legs) if legs else Stored()
         record_calls(session, "created", stored.ids)  # webhooks' call.created, with this batch
@@ -198,7 +206,7 @@ def _flush(
             session.execute(
                 update(CallFile)
                 .where(CallFile.source_id == context.id, CallFile.path == cursor_path)
-                .values(offset=position, line=next_line, updated_at=now)
+                .values(offset=cursor[0], line=cursor[1], read_line=cursor[2], updated_at=now)
             )
     return ImportResult(imported=stored.imported, known=stored.known, matched=stored.matched)
 
@@ -232,9 +240,10 @@ def _gzip_read_to_its_end(db: Database, source_id: int, path: str, stream: Binar
     return hashlib.sha256(first).hexdigest() == cursor.head
 
 
-def _cursor(session: Session, source_id: int, path: str, stream: BinaryIO) -> tuple[int, int]:
+def _cursor(session: Session, source_id: int, path: str, stream: BinaryIO) -> tuple[int, int, int]:
     """Where to go on reading ``path``: its saved cursor, or the start if the file is new or was
-    replaced (rotated: smaller than what was read, or other first bytes)."""
+    replaced (rotated: smaller than what was read, or other first bytes); and the line up to which
+    its records were imported (``CallFile.read_line``)."""
     stream.seek(0)
     head = hashlib.sha256(stream.read(HEAD_BYTES)).hexdigest()
     size = stream.seek(0, os.SEEK_END)
@@ -246,10 +255,10 @@ def _cursor(session: Session, source_id: int, path: str, stream: BinaryIO) -> tu
     )
     cursor = session.scalars(select(CallFile).where(CallFile.source_id == source_id, CallFile.path == path)).one()
     if cursor.offset > size or (cursor.head != head and cursor.offset >= HEAD_BYTES) or cursor.offset < 0:
-        cursor.offset, cursor.line = 0, 1
+        cursor.offset, cursor.line, cursor.read_line = 0, 1, 0
     if cursor.offset < HEAD_BYTES or cursor.head != head:
         cursor.head = head  # the first bytes of a file still being written grow until HEAD_BYTES
-    return cursor.offset, cursor.line
+    return cursor.offset, cursor.line, cursor.read_line
 
 
 def files_of(path: Path) -> Iterator[Path]:

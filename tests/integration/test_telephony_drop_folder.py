@@ -118,3 +118,50 @@ def test_a_cel_call_cut_off_by_a_crash_no_longer_holds_the_cursor(any_db: Databa
     assert second is not None and (second.rows, second.imported, second.known) == (2, 1, 0)
     with any_db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Call)) == 32
+
+
+def test_a_cel_call_in_progress_does_not_import_the_calls_after_it_again_at_every_poll(
+    any_db: Database, tmp_path: Path
+) -> None:
+    """A CEL file's cursor waits at the first event of a call still going (to read it whole when it
+    ends). The calls and bad rows after it were imported again at every poll (each minute, all day
+    while anyone is on the phone), each poll writing a report of them. Now a poll imports only what
+    is new; the waiting call is imported once, when it ends."""
+    from hub.models import CallImport
+    from tests.unit.test_telephony_cel_ends import START, answered_call, event
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    with any_db.transaction() as session:
+        source_id = save_source(
+            session,
+            "k",
+            SourceInput(name="asterisk", format="asterisk-cel", drop_folder=str(folder), timezone="UTC"),
+        ).id
+    cel = folder / "Master.csv"
+    talking = answered_call(START, "1764000000.1", ended=False)  # a long call, still going
+    others = b"".join(answered_call(START + 60 + n * 60, f"17640{n:05d}.9") for n in range(20))
+    bad = b'"ANSWER","not a time","x"\n'
+    cel.write_bytes(talking + others + bad)
+    first = poll_source(any_db, source_id)
+    assert first is not None and (first.rows, first.imported, first.rejected) == (41, 20, 1)
+    for _ in range(3):  # polls while the call goes on, nothing written meanwhile
+        again = poll_source(any_db, source_id)
+        assert again is not None and (again.rows, again.imported, again.known, again.rejected) == (0, 0, 0, 0)
+    with cel.open("ab") as stream:
+        stream.write(answered_call(START + 2000, "1764002000.1"))
+    more = poll_source(any_db, source_id)
+    assert more is not None and (more.rows, more.imported, more.known, more.rejected) == (2, 1, 0, 0)
+    with cel.open("ab") as stream:
+        stream.write(event("CHAN_END", START + 3000, "1764000000.1b", "1764000000.1", "PJSIP/100-1"))
+        stream.write(event("CHAN_END", START + 3000, "1764000000.1", "1764000000.1", "PJSIP/trunk-1"))
+    ended = poll_source(any_db, source_id)
+    assert ended is not None and (ended.rows, ended.imported, ended.known, ended.rejected) == (2, 1, 0, 0)
+    with any_db.transaction() as session:
+        call = session.scalars(select(Call).where(Call.call_key == "1764000000.1")).one()
+        assert call.duration == 3000 and call.outcome == "answered"
+        assert session.scalar(select(func.count()).select_from(Call)) == 22
+        reports = session.scalars(select(CallImport).order_by(CallImport.id)).all()
+        assert [(r.rows, r.rejected) for r in reports] == [(41, 1), (2, 0), (2, 0)]
+        assert session.scalar(select(CallSource.rows_rejected).where(CallSource.id == source_id)) == 1
+        assert session.scalars(select(CallFile.offset)).one() == cel.stat().st_size
