@@ -7,6 +7,7 @@ consent are applied again at send time (hub.campaigns.sending), not only here.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -26,6 +27,7 @@ from hub.i18n import _
 from hub.models import Contact, EmailAddress, Project, Relation, RelationStatus, Tag, User, contact_tags, relation_tags
 from hub.models.base import utcnow
 from hub.models.campaigns import Suppression, TargetGroup, TargetGroupExclusion, TargetGroupMember
+from hub.text import csv_lines
 
 SAMPLE_SIZE = 10
 # Exclusion groups may exclude groups in turn; deeper than this is a mistake, not a design.
@@ -358,14 +360,12 @@ def import_list(session: Session, group: TargetGroup, data: bytes, viewer: User 
     tell staff who the hidden relations' people are (and how many of them are already listed)."""
     if not group.static:
         raise GroupError(_("Only a static list takes contacts from a file."))
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
-    if "\x00" in text:
+    if b"\x00" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise GroupError(_("This is not a CSV file."))
     result = ListImport()
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # As spreadsheets write it: Dutch Excel's semicolons and Windows-1252 accents, UTF-16 "Unicode text".
+    lines, delimiter = csv_lines(io.BytesIO(data))
+    reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None)
     if header is None:
         return result

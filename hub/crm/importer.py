@@ -43,7 +43,7 @@ from hub.models import (
     User,
 )
 from hub.phones import to_e164
-from hub.text import fold
+from hub.text import csv_lines, fold
 
 REQUIRED = ("relation", "contact_name")
 KNOWN = ("relation", "domain", "contact_name", "email", "phone", "function", "city", "status")
@@ -284,10 +284,9 @@ def import_relations(
     """
     importer = _Importer.of(as_user)
     result = ImportResult()
-    text = io.TextIOWrapper(
-        io.BufferedReader(_CountingReader(stream, on_bytes)), encoding="utf-8-sig", errors="replace", newline=""
-    )
-    reader = csv.DictReader(text)
+    # As spreadsheets write it: Dutch Excel's semicolons and Windows-1252 accents, UTF-16 "Unicode text".
+    lines, delimiter = csv_lines(io.BufferedReader(_CountingReader(stream, on_bytes)))
+    reader = csv.DictReader(lines, delimiter=delimiter)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [name for name in REQUIRED if name not in header]
     if missing:

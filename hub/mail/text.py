@@ -14,6 +14,8 @@ import binascii
 import codecs
 import re
 
+from hub.text import windows_1252
+
 # Labels read as Windows-1252, as the WHATWG encoding standard maps them (latin-1 and ASCII both).
 _WINDOWS_1252 = frozenset(
     {
@@ -69,13 +71,6 @@ _LABEL_JUNK = re.compile(r"[\x00-\x20\x7f\"']")
 _SEPARATORS = re.compile(r"[-_ ]")
 
 
-def _latin1_rest(error: UnicodeError) -> tuple[str, int]:
-    """The five bytes Windows-1252 leaves undefined (0x81 0x8d 0x8f 0x90 0x9d) as their C1 code
-    points, as browsers decode them."""
-    assert isinstance(error, UnicodeDecodeError)
-    return error.object[error.start : error.end].decode("latin-1"), error.end
-
-
 def _standin_nul(error: UnicodeError) -> tuple[str, int]:
     """Dovecot sends 0x80 where 8-bit text held a NUL byte: in UTF-8 such a lone 0x80 is dropped,
     any other invalid byte still fails the decoding."""
@@ -91,14 +86,6 @@ _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|
 _UTF8_BEYOND_LATIN1_SYMBOLS = re.compile(rb"[\xc3-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
-def _windows_1252_rest(error: UnicodeError) -> tuple[str, int]:
-    """Bytes that are not UTF-8, as Windows-1252 (and its five undefined bytes as C1 code points)."""
-    assert isinstance(error, UnicodeDecodeError)
-    return windows_1252(error.object[error.start : error.end]), error.end
-
-
-codecs.register_error("hub-latin1-rest", _latin1_rest)
-codecs.register_error("hub-1252-rest", _windows_1252_rest)
 codecs.register_error("hub-standin-nul", _standin_nul)
 
 
@@ -123,10 +110,6 @@ def _codec(label: str) -> str | None:
         if info.name not in _NOT_CHARSETS and getattr(info, "_is_text_encoding", True):
             return info.name
     return None
-
-
-def windows_1252(data: bytes) -> str:
-    return data.decode("cp1252", errors="hub-latin1-rest")
 
 
 def decode_text(data: bytes, charset: str | None = None, problems: list[str] | None = None) -> str:
