@@ -69,10 +69,12 @@ def csv_lines(stream: IO[bytes]) -> tuple[Iterator[str], str]:
     else:
         text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="hub-1252-rest", newline="")
     first = text.readline()
-    return (itertools.chain([first], text) if first else iter(())), _delimiter(first)
+    return (itertools.chain([first], text) if first else iter(())), csv_delimiter(first)
 
 
-def _delimiter(line: str) -> str:
+def csv_delimiter(line: str) -> str:
+    """The one of :data:`CSV_DELIMITERS` ``line`` (a CSV file's first) holds most often outside quotes;
+    a comma if none."""
     counts = dict.fromkeys(CSV_DELIMITERS, 0)
     quoted = False
     for ch in line:

@@ -42,6 +42,7 @@ from hub.telephony.records import (
     readable,
     split_fields,
 )
+from hub.text import csv_delimiter
 
 ASTERISK_CSV = [
     "accountcode",
@@ -878,18 +879,25 @@ def parse_stream(
 
     elif fmt == "generic-csv":
         header: list[str] = list(config.fields)
-        if not header and offset > 0:
+        # Commas, or a spreadsheet's semicolons (Dutch Excel, and the exports of Dutch providers'
+        # portals) or tabs: what the file's first line holds most.
+        delimiter: list[str] = []
+        if offset > 0:
             # Read on from a cursor (a file growing in a drop folder): the column names are the
             # file's first line, before the cursor. Without them every later row was rejected.
             first = next(read_records(stream, offset=0, line=1, final=True), None)
             if first is not None:
-                header.extend(f.strip().lower() for f in split_fields(first.text))
+                delimiter.append(csv_delimiter(first.text))
+                if not header:
+                    header.extend(f.strip().lower() for f in split_fields(first.text, (), delimiter[0]))
 
         def convert(record: RawRecord) -> Leg:
+            if not delimiter:
+                delimiter.append(csv_delimiter(record.text))
             if not header:
-                header.extend(f.strip().lower() for f in split_fields(record.text))
+                header.extend(f.strip().lower() for f in split_fields(record.text, (), delimiter[0]))
                 raise _Header
-            fields = split_fields(record.text, (len(header),))
+            fields = split_fields(record.text, (len(header),), delimiter[0])
             if len(fields) != len(header):
                 raise Reject(
                     N_("wrong column count: %(count)s (expected %(expected)s)", count=len(fields), expected=len(header))

@@ -263,20 +263,20 @@ def _unpacked(stream: BinaryIO) -> BinaryIO:
 _QUOTED_SPLIT = re.compile(r'"\s*,\s*"')
 
 
-def split_fields(text: str, counts: tuple[int, ...] = ()) -> list[str]:
+def split_fields(text: str, counts: tuple[int, ...] = (), delimiter: str = ",") -> list[str]:
     """The record's fields: a real CSV parser (quoted or bare, doubled quotes, a stray space before
     a field); for an all-quoted record whose count is off, a split on '","' that survives the
     unescaped quotes FreeSWITCH writes."""
     try:
-        fields = next(csv.reader([text], skipinitialspace=True, strict=False), [])
+        fields = next(csv.reader([text], delimiter=delimiter, skipinitialspace=True, strict=False), [])
     except csv.Error:
         # A newline outside quotes (a broken quote joined two physical lines): read as one line.
         try:
             flat = text.replace("\r", " ").replace("\n", " ")
-            fields = next(csv.reader([flat], skipinitialspace=True, strict=False), [])
+            fields = next(csv.reader([flat], delimiter=delimiter, skipinitialspace=True, strict=False), [])
         except csv.Error:  # a field past the csv module's limit (128 KB): the row, not the import, fails
             raise Reject(N_("a field longer than %(limit)s characters", limit=csv.field_size_limit())) from None
-    if counts and len(fields) not in counts:
+    if counts and len(fields) not in counts and delimiter == ",":
         stripped = text.strip()
         if stripped.startswith('"') and stripped.endswith('"'):
             tolerant = _QUOTED_SPLIT.split(stripped[1:-1])

@@ -445,3 +445,27 @@ def test_the_line_reader_reads_an_admins_field_order_as_read_records_does(
     odd = "\n".join(_ODD_LINES[i] for i in picks).encode("utf-8", "surrogateescape")
     fast, reference = _both(text.encode("latin-1") + odd + b"\n", SourceConfig("asterisk-custom", fields=tuple(names)))
     assert fast == reference
+
+
+def test_generic_csv_from_a_spreadsheet_with_semicolons_or_tabs() -> None:
+    """Dutch Excel and Dutch providers' portals separate columns with semicolons (the comma is the
+    decimal sign); "Unicode text" with tabs. Before, such a file was one column per row: every
+    row was rejected for its column count."""
+    sample = (SAMPLES / "generic.csv").read_text()
+    comma, _ = parse("generic.csv", "generic-csv", "Europe/Amsterdam")
+    for delimiter in (";", "\t"):
+        rows = sample.replace(",", delimiter).splitlines()
+        rows[1] = rows[1].replace("answered", '"answered"')  # a quoted field stays one field
+        data = ("\r\n".join(rows) + "\r\n").encode()
+        config = SourceConfig("generic-csv", timezone="Europe/Amsterdam")
+        items = [i.result for i in parse_stream(io.BytesIO(data), config)]
+        legs = [i for i in items if isinstance(i, Leg)]
+        rejected = [i for i in items if isinstance(i, Rejected)]
+        assert [(r.line, english(r.reason)) for r in rejected] == [(4, "bad date: not a date")]
+        assert [(leg.key, leg.started_at, leg.number, leg.outcome) for leg in legs] == [
+            (leg.key, leg.started_at, leg.number, leg.outcome) for leg in comma
+        ]
+        # read on from a cursor (a drop folder), the later rows keep the header's delimiter
+        second = data.index(b"\r\n", data.index(b"g-1")) + 2
+        later = [i.result for i in parse_stream(io.BytesIO(data), config, offset=second, line=3)]
+        assert [leg.key for leg in later if isinstance(leg, Leg)] == ["g-2"]
