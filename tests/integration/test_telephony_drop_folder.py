@@ -16,13 +16,18 @@ from hub.telephony.sources import SourceInput, due_sources, health_of, poll_sour
 SAMPLES = Path(__file__).resolve().parents[1] / "telephony_samples"
 
 
-def test_a_growing_file_is_read_to_its_last_complete_record(any_db: Database, tmp_path: Path) -> None:
+def drop_source(db: Database, tmp_path: Path, fmt: str, name: str = "pbx") -> tuple[int, Path]:
+    """A source of ``fmt`` whose drop folder is a new folder in ``tmp_path`` (times in UTC)."""
     folder = tmp_path / "drop"
     folder.mkdir()
+    with db.transaction() as session:
+        source = save_source(session, "k", SourceInput(name=name, format=fmt, drop_folder=str(folder), timezone="UTC"))
+        return source.id, folder
+
+
+def test_a_growing_file_is_read_to_its_last_complete_record(any_db: Database, tmp_path: Path) -> None:
+    source_id, folder = drop_source(any_db, tmp_path, "asterisk-csv")
     with any_db.transaction() as session:
-        source_id = save_source(
-            session, "k", SourceInput(name="pbx", format="asterisk-csv", drop_folder=str(folder), timezone="UTC")
-        ).id
         assert due_sources(session) == [source_id]
     lines = (SAMPLES / "asterisk_master_18.csv").read_bytes().splitlines(keepends=True)
     master = folder / "Master.csv"
@@ -66,12 +71,7 @@ def test_a_missing_folder_is_a_failure_in_plain_words(any_db: Database, tmp_path
 def test_a_growing_generic_csv_keeps_its_column_names_past_the_cursor(any_db: Database, tmp_path: Path) -> None:
     """A generic CSV names its columns in its first line. Read on from the cursor, the rows after
     it lost those names and every one was rejected ("no call_id"): now each is a call, once."""
-    folder = tmp_path / "drop"
-    folder.mkdir()
-    with any_db.transaction() as session:
-        source_id = save_source(
-            session, "k", SourceInput(name="sheet", format="generic-csv", drop_folder=str(folder), timezone="UTC")
-        ).id
+    source_id, folder = drop_source(any_db, tmp_path, "generic-csv", "sheet")
     header, *rows = (SAMPLES / "generic.csv").read_bytes().splitlines(keepends=True)
     good = rows[:2]
     more = [row.replace(b"g-1,", b"g-4,").replace(b"g-2,", b"g-5,") for row in good]
@@ -96,14 +96,7 @@ def test_a_cel_call_cut_off_by_a_crash_no_longer_holds_the_cursor(any_db: Databa
     the next poll reads only what was added."""
     from tests.unit.test_telephony_cel_ends import START, answered_call
 
-    folder = tmp_path / "drop"
-    folder.mkdir()
-    with any_db.transaction() as session:
-        source_id = save_source(
-            session,
-            "k",
-            SourceInput(name="asterisk", format="asterisk-cel", drop_folder=str(folder), timezone="UTC"),
-        ).id
+    source_id, folder = drop_source(any_db, tmp_path, "asterisk-cel", "asterisk")
     cel = folder / "Master.csv"
     crashed = answered_call(START, "1764000000.1", ended=False)
     cel.write_bytes(crashed + b"".join(answered_call(START + 600 + n * 3600, f"17640{n:05d}.9") for n in range(30)))
@@ -130,14 +123,7 @@ def test_a_cel_call_in_progress_does_not_import_the_calls_after_it_again_at_ever
     from hub.models import CallImport
     from tests.unit.test_telephony_cel_ends import START, answered_call, event
 
-    folder = tmp_path / "drop"
-    folder.mkdir()
-    with any_db.transaction() as session:
-        source_id = save_source(
-            session,
-            "k",
-            SourceInput(name="asterisk", format="asterisk-cel", drop_folder=str(folder), timezone="UTC"),
-        ).id
+    source_id, folder = drop_source(any_db, tmp_path, "asterisk-cel", "asterisk")
     cel = folder / "Master.csv"
     talking = answered_call(START, "1764000000.1", ended=False)  # a long call, still going
     others = b"".join(answered_call(START + 60 + n * 60, f"17640{n:05d}.9") for n in range(20))

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from hub.db import Database
 from hub.models import Call
 from hub.telephony import records
-from hub.telephony.sources import SourceInput, poll_source, save_source
+from hub.telephony.sources import poll_source
+from tests.integration.test_telephony_drop_folder import drop_source
 
 
 @pytest.fixture
@@ -52,12 +53,7 @@ def _calls(db: Database) -> int:
 def test_a_rotated_gzip_file_is_unpacked_once_and_a_new_one_again(
     any_db: Database, tmp_path: Path, unpacked: list[int]
 ) -> None:
-    folder = tmp_path / "drop"
-    folder.mkdir()
-    with any_db.transaction() as session:
-        source_id = save_source(
-            session, "k", SourceInput(name="pbx", format="asterisk-csv", drop_folder=str(folder), timezone="UTC")
-        ).id
+    source_id, folder = drop_source(any_db, tmp_path, "asterisk-csv")
     lines = _records(30)
     rotated = folder / "Master.csv.1.gz"
     rotated.write_bytes(gzip.compress(b"".join(lines[:10])))
@@ -81,12 +77,7 @@ def test_a_gzip_file_of_several_members_is_read_again_but_imports_nothing_twice(
 ) -> None:
     """``cat a.gz b.gz``: the size gzip records is the last member's, so hub cannot tell from it that
     the file was read to its end; it is unpacked and read from its cursor each time (nothing new)."""
-    folder = tmp_path / "drop"
-    folder.mkdir()
-    with any_db.transaction() as session:
-        source_id = save_source(
-            session, "k", SourceInput(name="pbx", format="asterisk-csv", drop_folder=str(folder), timezone="UTC")
-        ).id
+    source_id, folder = drop_source(any_db, tmp_path, "asterisk-csv")
     lines = _records(12)
     (folder / "Master.csv.2.gz").write_bytes(gzip.compress(b"".join(lines[:5])) + gzip.compress(b"".join(lines[5:])))
     first = poll_source(any_db, source_id)
