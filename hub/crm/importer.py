@@ -47,6 +47,35 @@ from hub.text import csv_lines, fold
 
 REQUIRED = ("relation", "contact_name")
 KNOWN = ("relation", "domain", "contact_name", "email", "phone", "function", "city", "status")
+# Column names as a Dutch (or English) spreadsheet heads them, for the names above: folded (case,
+# accents, spaces, dashes and underscores ignored). A header in the users' words needs no renaming.
+HEADER_NAMES = {
+    "relation": ("relatie", "bedrijf", "bedrijfsnaam", "organisatie", "company", "organisation", "organization"),
+    "domain": ("domein", "website"),
+    "contact_name": ("contact", "contactpersoon", "naam", "naamcontactpersoon", "name", "contactname", "person"),
+    "email": ("e-mail", "emailadres", "e-mailadres", "mail", "emailaddress"),
+    "phone": ("telefoon", "telefoonnummer", "tel", "telnr", "mobiel", "phonenumber", "telephone"),
+    "function": ("functie", "jobtitle", "title"),
+    "city": ("plaats", "stad", "woonplaats", "vestigingsplaats", "town"),
+    "status": ("relatiestatus",),
+}
+# Relation statuses as Dutch users write them (the list shows "Klant", "Inactief").
+STATUS_NAMES = {"klant": "customer", "inactief": "inactive"}
+
+
+def _header_key(name: str) -> str:
+    return "".join(ch for ch in fold(name) if ch.isalnum())
+
+
+_COLUMN_OF = {_header_key(alias): column for column, aliases in HEADER_NAMES.items() for alias in (column, *aliases)}
+
+
+def column_names(header: list[str]) -> list[str]:
+    """The import's own name for each column of ``header`` (a column it does not know keeps its own,
+    lower-cased); ``Relatie;Naam;E-mailadres;Telefoon`` is ``relation,contact_name,email,phone``."""
+    return [_COLUMN_OF.get(_header_key(name), name.strip().lower()) for name in header]
+
+
 BATCH = 500
 MAX_ERRORS_KEPT = 1000
 
@@ -112,6 +141,7 @@ def _check(raw: dict[str, str], line: int, region: str) -> _Row | str:
     phone = (raw.get("phone") or "").strip()
     domain = (raw.get("domain") or "").strip().lower().removeprefix("@")
     status = (raw.get("status") or "").strip().lower()
+    status = STATUS_NAMES.get(status, status)
     if None in raw.values() or None in raw:  # csv.DictReader marks short/long rows this way
         return N_("wrong number of columns")
     if not relation:
@@ -287,7 +317,7 @@ def import_relations(
     # As spreadsheets write it: Dutch Excel's semicolons and Windows-1252 accents, UTF-16 "Unicode text".
     lines, delimiter = csv_lines(io.BufferedReader(_CountingReader(stream, on_bytes)))
     reader = csv.DictReader(lines, delimiter=delimiter)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    header = column_names(list(reader.fieldnames or []))
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         result.add_error(

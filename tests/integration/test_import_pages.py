@@ -97,7 +97,7 @@ def test_bad_uploads_are_explained(
     empty = _upload(client, b"")
     assert empty.status_code == 400 and "The file is empty." in empty.text
 
-    wrong = _upload(client, b"name;mail\nSmit;a@b.example\n", "wrong.csv")
+    wrong = _upload(client, b"klantnummer;mail\n1001;a@b.example\n", "wrong.csv")
     job_url = wrong.headers["Location"]
     run_import_job(db, app.extensions["hub.blobs"], int(job_url.rsplit("/", 1)[1]))
     page = client.get(job_url).text

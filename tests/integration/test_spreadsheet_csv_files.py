@@ -107,3 +107,21 @@ def test_static_list_from_dutch_excel(
     with db.transaction() as s:
         assert s.scalar(select(TargetGroup.static).where(TargetGroup.id == group_id)) is True
         assert len(s.scalars(select(TargetGroupMember).where(TargetGroupMember.group_id == group_id)).all()) == 15
+
+
+def test_a_dutch_header_names_the_columns(any_db: Database) -> None:
+    """A sheet headed in the users' words ("Bedrijf", "Contactpersoon", "E-mailadres", a status
+    "Klant") imports without renaming its columns first."""
+    data = (
+        "Bedrijf;Website;Contactpersoon;E-mailadres;Telefoonnummer;Functie;Plaats;Status;Opmerking\r\n"
+        "Café Zoë;cafe-zoe.nl;Anaïs Çelik;anais@cafe-zoe.nl;020 123 4567;Eigenaar;Zaandam;Klant;vaste klant\r\n"
+        "Hoekje BV;hoekje.nl;Jan Bakker;jan@hoekje.nl;;;Ede;onbekend;\r\n"
+    ).encode("cp1252")
+    result = import_relations(any_db, io.BytesIO(data))
+    assert (result.rows, result.relations_created, result.contacts_created) == (2, 1, 1)
+    assert [(line, "onbekend" in message) for line, message in result.errors] == [(3, True)]
+    with any_db.transaction() as s:
+        relation = s.scalars(select(Relation).where(Relation.name == "Café Zoë")).one()
+        assert (relation.domain, relation.city, relation.status.value) == ("cafe-zoe.nl", "Zaandam", "customer")
+        contact = s.scalars(select(Contact)).one()
+        assert (contact.name, contact.function) == ("Anaïs Çelik", "Eigenaar")
