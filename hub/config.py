@@ -161,9 +161,17 @@ def _database_url(env: Mapping[str, str], var_dir: Path) -> str:
 def _broker_url(env: Mapping[str, str]) -> str:
     url = env.get("HUB_BROKER_URL", "") or "filesystem://"
     if not url.startswith(("redis://", "rediss://", "filesystem://", "memory://")):
+        # (the scheme only: the rest may hold a password)
         raise ConfigError(
-            f"HUB_BROKER_URL must be a redis:// URL (or filesystem:// for the embedded default), got {url!r}"
+            "HUB_BROKER_URL must be a redis:// URL (or filesystem:// for the embedded default), "
+            f"got {url.split(':', 1)[0]}://…"
         )
+    if url.startswith("rediss://") and "ssl_cert_reqs=" not in urlsplit(url).query:
+        # Given a rediss:// URL alone, kombu connects without checking the server's certificate
+        # (it logs a warning and uses CERT_NONE): whoever sits between hub and a managed Redis could
+        # read and forge its tasks. hub asks for the check, against the system's CA certificates or
+        # the URL's ?ssl_ca_certs=FILE; going without takes ?ssl_cert_reqs=none, written out.
+        url += ("&" if "?" in url else "?") + "ssl_cert_reqs=required"
     return url
 
 
