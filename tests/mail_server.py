@@ -163,7 +163,11 @@ namespace inbox {{
 
 
 @contextmanager
-def dovecot_server(users: dict[str, str] | None = None, *, notify: bool = True) -> Iterator[ImapServer]:
+def dovecot_server(
+    users: dict[str, str] | None = None, *, notify: bool = True, config: str = ""
+) -> Iterator[ImapServer]:
+    """``config``: Dovecot settings appended to the default ones (later settings and same-named
+    sections override and merge), to make it behave like another server (tests/imap_variants.py)."""
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(binary).exists():
         pytest.fail("Dovecot is not installed: apt-get install dovecot-imapd (.ci/run does this)")
@@ -174,7 +178,7 @@ def dovecot_server(users: dict[str, str] | None = None, *, notify: bool = True) 
     port = free_port()
     # Dovecot offers NOTIFY only with the mailbox list index (its default); without it, no NOTIFY.
     extra = "" if notify else "mailbox_list_index = no"
-    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid, extra=extra))
+    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid, extra=extra) + config)
     server = ImapServer("127.0.0.1", port, root, dict(users or {"staff": "secret"}), binary)
     _write_passwd(root, server.users)
     if os.geteuid() == 0:

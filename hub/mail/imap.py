@@ -9,6 +9,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from imapclient import IMAPClient, tls
@@ -186,17 +187,108 @@ class _PinnedTLS(tls.IMAP4_TLS):
         return tls.wrap_socket(sock, self.ssl_context, self.host)
 
 
+SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All")
+# Servers without SPECIAL-USE (RFC 6154) flags: Exchange, Courier, older Dovecots and Cyrus. Their sent
+# folder is found by the names mail programs give it (compared without case), directly in the personal
+# namespace: "Sent Items" (Outlook), "Verzonden items" (Dutch Outlook), "Sent Messages" (Apple Mail).
+WELL_KNOWN_SENT = (
+    "sent",
+    "sent items",
+    "sent messages",
+    "sent mail",
+    "sent-mail",
+    "verzonden items",
+    "verzonden",
+    "verzonden berichten",
+    "gesendet",
+    "gesendete elemente",
+    "gesendete objekte",
+    "envoyés",
+    "éléments envoyés",
+    "elementos enviados",
+    "enviados",
+    "posta inviata",
+)
+# Folders that cannot be selected: a parent that only holds folders (Gmail's "[Gmail]", Courier's
+# "INBOX.Archief" above "INBOX.Archief.2025"), or one listed only because its children exist.
+_UNSELECTABLE = ("\\noselect", "\\nonexistent")
+
+
+@dataclass(frozen=True)
+class _Listed:
+    name: str
+    flags: frozenset[str]  # lower case
+    delimiter: str
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+
+
+def _personal_namespace(client: IMAPClient, listing: list[_Listed]) -> tuple[str, str]:
+    """(prefix, delimiter) of the user's own folders: "" and "/" on Dovecot and Exchange, "INBOX." and
+    "." on Courier and many Cyrus servers. From NAMESPACE (RFC 2342) if offered, else from the listing."""
+    if client.has_capability("NAMESPACE"):
+        with contextlib.suppress(IMAPClientError, imaplib.IMAP4.error):
+            personal = client.namespace().personal
+            if personal:
+                prefix, delimiter = personal[0]
+                return _text(prefix), _text(delimiter)
+    delimiter = next((f.delimiter for f in listing if f.name.upper() == "INBOX"), "") or "/"
+    others = [f.name for f in listing if f.name.upper() != "INBOX"]
+    # Without NAMESPACE, a listing where every folder sits below INBOX shows the INBOX. style.
+    if others and all(name.upper().startswith("INBOX" + delimiter) for name in others):
+        return "INBOX" + delimiter, delimiter
+    return "", delimiter
+
+
+def _resolve(configured: str, existing: dict[str, _Listed], prefix: str, delimiter: str) -> str | None:
+    """The server's name for a folder the user typed: as typed, or with the personal namespace's
+    prefix ("Sent" → "INBOX.Sent") and with "/" as the server's separator ("Archief/2025" →
+    "INBOX.Archief.2025"). INBOX is one name in any case (RFC 3501)."""
+    if configured.upper() == "INBOX":
+        return "INBOX"
+    candidates = [configured]
+    if delimiter and delimiter != "/":
+        candidates.append(configured.replace("/", delimiter))
+    if prefix:
+        candidates += [prefix + name for name in list(candidates) if not name.startswith(prefix)]
+    for name in candidates:
+        if name in existing:
+            return name
+    return None
+
+
 def folders_to_sync(client: IMAPClient, configured: str) -> list[tuple[str, str]]:
-    """(name, special-use) of the folders to sync: the configured ones, else INBOX and Sent."""
-    listing = client.list_folders()
-    special = {}
-    for flags, _delimiter, name in listing:
-        for flag in flags:
-            text = flag.decode() if isinstance(flag, bytes) else str(flag)
-            if text in ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All"):
-                special[name] = text
+    """(name, special-use) of the folders to sync: the configured ones, else INBOX and the sent folder.
+
+    The sent folder is the one flagged \\Sent, else the first with a well-known name directly in the
+    personal namespace. Configured names are matched as :func:`_resolve` says; names that do not exist
+    or cannot be selected are left out (the rest is synced).
+    """
+    listing = [
+        _Listed(_text(name), frozenset(_text(flag).lower() for flag in flags), _text(delimiter))
+        for flags, delimiter, name in client.list_folders()
+    ]
+    prefix, delimiter = _personal_namespace(client, listing)
+    existing = {f.name: f for f in listing if not f.flags & set(_UNSELECTABLE)}
+    special: dict[str, str] = {}
+    for folder in existing.values():
+        for use in SPECIAL_USES:
+            if use.lower() in folder.flags:
+                special.setdefault(folder.name, use)
+    if "\\Sent" not in special.values():
+        for folder in existing.values():
+            leaf = folder.name.removeprefix(prefix) if prefix else folder.name
+            if (not folder.delimiter or folder.delimiter not in leaf) and leaf.lower() in WELL_KNOWN_SENT:
+                special[folder.name] = "\\Sent"
+                break
     names = [line.strip() for line in configured.splitlines() if line.strip()]
     if not names:
         names = ["INBOX", *[name for name, use in special.items() if use == "\\Sent"][:1]]
-    existing = {name for _f, _d, name in listing}
-    return [(name, special.get(name, "")) for name in names if name in existing or name.upper() == "INBOX"]
+    found: list[str] = []
+    for name in names:
+        resolved = _resolve(name, existing, prefix, delimiter)
+        if resolved is not None and resolved not in found:
+            found.append(resolved)
+    return [(name, special.get(name, "")) for name in found]

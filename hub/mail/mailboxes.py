@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.claims import Claim, try_claim
@@ -92,6 +92,8 @@ def save_mailbox(
             host=host, port=data.port, security=MailSecurity(data.security), username="", password_encrypted=""
         )
         session.add(mailbox)
+    elif (mailbox.host.lower(), mailbox.port, mailbox.username) != (host.lower(), data.port, data.username.strip()):
+        _forget_uids(session, mailbox.id)
     mailbox.name = data.name.strip() or f"{data.username.strip()}@{host}"
     mailbox.owner_id = data.owner_id
     mailbox.host = host
@@ -112,6 +114,20 @@ def save_mailbox(
     if list_changed:
         refresh_withheld(session, mailbox.id)  # effective for the mail already stored, at once
     return mailbox
+
+
+# No server gives a folder this UIDVALIDITY (RFC 3501: a non-zero number): the sync sees a renumbered folder.
+_UNKNOWN_UIDVALIDITY = 0
+
+
+def _forget_uids(session: Session, mailbox_id: int) -> None:
+    """Another server or account (a migration): its UIDs mean nothing here, even under the same
+    UIDVALIDITY, which is only unique on one server (and migration tools may copy it). The next sync
+    treats every folder as renumbered: it drops the old UIDs and finds every message again, those it
+    holds by Message-ID and size without a download; the e-mails and their links stay."""
+    session.execute(
+        update(MailFolder).where(MailFolder.mailbox_id == mailbox_id).values(uidvalidity=_UNKNOWN_UIDVALIDITY)
+    )
 
 
 def get_mailbox(session: Session, mailbox_id: int) -> Mailbox:

@@ -5,11 +5,15 @@ so a missed notification costs a delay until the next poll, never mail.
 
 Every folder the sync syncs (:func:`hub.mail.imap.folders_to_sync`) is watched:
 
-- the server advertises NOTIFY (RFC 5465): one connection selects the first folder and asks for the
-  others' new, expunged and re-flagged messages, which arrive as untagged STATUS during IDLE;
+- the server advertises NOTIFY (RFC 5465) and the other folders' names are ASCII: one connection selects
+  the first folder and asks for the others' new, expunged and re-flagged messages, which arrive as
+  untagged STATUS during IDLE;
 - otherwise one IDLE connection per folder, at most :data:`MAX_CONNECTIONS` per mailbox (servers
   limit connections per user and address, and the user's own mail programs count too), and the first
-  connection asks the remaining folders' STATUS every :data:`POLL_SECONDS` between IDLE rounds.
+  connection asks the remaining folders' STATUS every :data:`POLL_SECONDS` between IDLE rounds;
+- the server does not offer IDLE (some Exchange and hosted servers): one connection asks every folder's
+  STATUS every :data:`POLL_SECONDS`, and the state says so (a client must not use an extension the
+  server does not advertise, and imapclient refuses to).
 
 A dropped connection is noticed at once, not when an IDLE round ends: imapclient's ``idle_check``
 swallows end of file, so a readable socket that yields nothing ends the round and the DONE that
@@ -96,20 +100,25 @@ class _Plan:
     account: _Account
     notify: bool
     folders: tuple[str, ...]
+    idle: bool = True
 
     @property
     def connections(self) -> int:
-        if self.notify:
+        if self.notify or not self.idle:
             return 1
         return max(1, min(len(self.folders), MAX_CONNECTIONS))
 
     @property
     def polled(self) -> tuple[str, ...]:
+        if not self.idle:
+            return self.folders
         return () if self.notify else self.folders[MAX_CONNECTIONS:]
 
     def describe(self) -> str:
         if not self.folders:
             return "no folder to watch"
+        if not self.idle:
+            return f"polling {', '.join(self.folders)} every {POLL_SECONDS} s (the server does not offer IDLE)"
         if self.notify:
             return f"watching {', '.join(self.folders)} (NOTIFY)"
         idle = self.folders[: self.connections]
@@ -249,11 +258,18 @@ class MailboxWatch(threading.Thread):
         ) as client:
             _keep_alive(client.socket())
             if connection == 0:
-                found = _Plan(
-                    account,
-                    b"NOTIFY" in client.capabilities() and not self._notify_refused,
-                    tuple(name for name, _use in folders_to_sync(client, account.folders)),
+                idle = client.has_capability("IDLE")
+                folders = tuple(name for name, _use in folders_to_sync(client, account.folders))
+                notify = (
+                    idle
+                    and b"NOTIFY" in client.capabilities()
+                    and not self._notify_refused
+                    # Dovecot 2.3 compares NOTIFY's folder names without decoding modified UTF-7 (and
+                    # reports such folders in raw UTF-8): a non-ASCII folder ("Offertes €") would never
+                    # wake the sync. IDLE and STATUS handle those names well.
+                    and all(name.isascii() for name in folders[1:])
                 )
+                found = _Plan(account, notify, folders, idle)
                 if found != self.plan:
                     self.plan = found
             plan = self.plan
@@ -284,7 +300,11 @@ class MailboxWatch(threading.Thread):
             ends = time.monotonic() + IDLE_SECONDS
             if connection == 0 and plan.polled:
                 ends = min(ends, next_poll)
-            changed = self._idle_round(client, connection, plan, ends)
+            if plan.idle:
+                changed = self._idle_round(client, connection, plan, ends)
+            else:  # nothing to listen to: wait for the poll (or stop)
+                self.stop.wait(max(0.0, ends - time.monotonic()))
+                changed = False
             if self._finished(connection):
                 return
             # Proves the connection is alive where keepalive is not available, and collects what
