@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.calendar.appointments import schedule_account
-from hub.calendar.dav import CalendarError, Dav, Found
+from hub.calendar.dav import CalendarError, Dav, Found, same_resource
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
 from hub.i18n import N_, _, shown
@@ -38,11 +38,15 @@ def discover(url: str, username: str, password: str, *, allowed_hosts: str) -> l
         return dav.calendars()
 
 
-def choose(found: list[Found], wanted: str) -> Found:
+def choose(found: list[Found], wanted: str, typed_url: str = "") -> Found:
+    """The calendar named (or addressed by) ``wanted``; without one, the calendar whose own address
+    was typed as the server's (pasted from a calendar app), else the first the server lists."""
     if not found:
         raise CalendarError(N_("The server has no calendar for this user: make one there first."), temporary=False)
     if not wanted:
-        return found[0]
+        # The server lists calendars in no promised order (Xandikos: as its directory lists them),
+        # so "the first" could be another calendar than the one whose address was pasted.
+        return next((item for item in found if typed_url and same_resource(item.url, typed_url)), found[0])
     for item in found:
         if wanted in (item.name, item.url) or item.url.rstrip("/").endswith("/" + wanted.strip("/")):
             return item
@@ -57,7 +61,7 @@ def test_connection(
 ) -> tuple[bool, str]:
     """Log in, find the calendars, and say in plain words what works."""
     try:
-        chosen = choose(discover(url, username, password, allowed_hosts=allowed_hosts), calendar)
+        chosen = choose(discover(url, username, password, allowed_hosts=allowed_hosts), calendar, url)
     except CalendarError as exc:
         return False, exc.words
     return True, _("Connected: hub writes into the calendar %(name)s.", name=chosen.name)
@@ -89,7 +93,7 @@ def save_account(
         if found is None:
             raise ValidationError(_("Test the connection first."), "url")
         try:
-            chosen = choose(found, data.calendar.strip())
+            chosen = choose(found, data.calendar.strip(), url)
         except CalendarError as exc:
             raise ValidationError(exc.words, "calendar") from None
         moved = account.calendar_url != chosen.url

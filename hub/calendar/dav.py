@@ -17,12 +17,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import caldav
 import niquests
 from caldav.elements import dav as dav_elements
 from caldav.lib import error as dav_error
+from caldav.lib import url as caldav_url
+from lxml import etree
 from niquests.adapters import HTTPAdapter
 from urllib3.contrib.resolver.in_memory import InMemoryResolver
 from urllib3.util.ssl_ import create_urllib3_context
@@ -53,11 +55,59 @@ class CalendarError(Exception):
         self.temporary = temporary
 
 
+_RESOURCETYPE = (
+    '<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>'
+)
+
+
+def same_resource(a: str, b: str) -> bool:
+    """Whether two hrefs (absolute or not, percent-encoded or not, with or without the collection's
+    closing slash) name one resource: servers spell the same href differently from one answer to
+    the next (Xandikos: ``uid@hub.ics`` in a PROPFIND, ``uid%40hub.ics`` in a REPORT)."""
+    return unquote(urlsplit(a).path).rstrip("/") == unquote(urlsplit(b).path).rstrip("/")
+
+
+def says_missing(tree: Any, url: str) -> bool:
+    """Whether a multistatus answer says that the resource at ``url`` itself is not there.
+
+    RFC 4918 has a PROPFIND on a missing resource answered 404; some servers (Xandikos) answer a
+    207 Multi-Status instead, whose one ``<response>`` for that href carries ``HTTP/1.1 404``. Read
+    as a listing, that is an empty calendar: every event in it would look deleted."""
+    if tree is None:
+        return False
+    for response in tree.iter("{DAV:}response"):
+        href = (response.findtext("{DAV:}href") or "").strip()
+        status = (response.findtext("{DAV:}status") or "").split()
+        if href and same_resource(urljoin(url, href), url) and status[1:2] in (["404"], ["410"]):
+            return True
+    return False
+
+
+def _xml(body: bytes) -> Any:
+    # As caldav parses its answers: no entities resolved, nothing fetched from the network.
+    try:
+        return etree.XML(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+
+
+_NO_UID_CONFLICT = "{urn:ietf:params:xml:ns:caldav}no-uid-conflict"
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
     etag: str
     body: bytes
+
+    def uid_conflict(self) -> Any:
+        """The CALDAV:no-uid-conflict element of a refused write (RFC 4791 §5.3.2.1: the calendar
+        holds an event with this UID at another address), or None. Radicale says so with a 409,
+        Xandikos with a 412, others with a 403."""
+        if self.status not in (403, 409, 412) or b"no-uid-conflict" not in self.body:
+            return None
+        tree = _xml(self.body)
+        return None if tree is None else next(tree.iter(_NO_UID_CONFLICT), None)
 
 
 @dataclass(frozen=True)
@@ -228,6 +278,34 @@ class _PinnedSession(niquests.Session):
             )
         return response
 
+    def rebuild_method(self, prepared_request: Any, response: Any) -> None:
+        # requests (and niquests) turn a request answered 302 into a GET, as browsers do; RFC 9110
+        # §15.4.3 allows that for POST only. A PROPFIND sent to a moved address must arrive as a
+        # PROPFIND: Xandikos answers /.well-known/caldav (RFC 6764) with a 302 to its root.
+        method = prepared_request.method
+        super().rebuild_method(prepared_request, response)
+        if response.status_code in (301, 302) and method not in ("GET", "HEAD", "POST"):
+            prepared_request.method = method
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        super().rebuild_auth(prepared_request, response)
+        # Called after the library dropped the body of a request redirected by a 301 or 302 (kept
+        # only for 307 and 308): a WebDAV request whose method stayed keeps its body (the
+        # properties it asks for) too.
+        previous = response.request
+        if (
+            response.status_code in (301, 302)
+            and previous is not None
+            and prepared_request.method == previous.method
+            and previous.method not in ("GET", "HEAD", "POST")
+            and prepared_request.body is None
+            and previous.body is not None
+        ):
+            prepared_request.body = previous.body
+            for header in ("Content-Type", "Content-Length"):
+                if header in previous.headers:
+                    prepared_request.headers[header] = previous.headers[header]
+
     def get_redirect_target(self, resp: Any) -> Any:
         target = super().get_redirect_target(resp)
         if target:
@@ -267,6 +345,17 @@ def pinned_session(url: str, allowed_hosts: str, timeout: float = TIMEOUT_SECOND
     except (OSError, UnicodeError, ValueError):
         raise CalendarError(N_("The server name %(host)s cannot be found.", host=host), temporary=True) from None
     return _PinnedSession(host, addresses, timeout)
+
+
+def _takes_events(cal: Any) -> bool:
+    """Whether the calendar takes events. A collection may be limited to tasks (RFC 4791 §5.2.3
+    supported-calendar-component-set: a task list in Xandikos, Nextcloud, iCloud); chosen as "the
+    first calendar", every appointment would be refused there. Without the property a calendar
+    takes every kind (the library answers so); if it cannot be read, the calendar is kept."""
+    try:
+        return "VEVENT" in {str(kind).upper() for kind in cal.get_supported_components()}
+    except Exception:
+        return True
 
 
 class Dav:
@@ -319,13 +408,25 @@ class Dav:
     # --- discovery ---------------------------------------------------------------------------------
 
     def calendars(self) -> list[Found]:
-        """The user's calendars (principal → calendar home → calendars)."""
+        """The user's calendars that take events (principal → calendar home → calendars)."""
         try:
             found = self.client.principal().calendars()
         except Exception as exc:
+            typed = urlsplit(str(self.client.url))
+            if getattr(self.client.session, "last_status", 0) == 404 and not (
+                typed.path.endswith("/") or typed.query or typed.fragment
+            ):
+                # A collection's address typed without its closing slash: a server that does not
+                # redirect (Xandikos under a path prefix, /dav for /dav/) answers 404. Once more
+                # with the slash, as calendar apps do.
+                self.client.url = caldav_url.URL.objectify(str(self.client.url) + "/")
+                self.client._principal = None  # the library keeps the first (failed) lookup
+                return self.calendars()
             raise self.failure(exc, _("finding the calendars")) from exc
         result = []
         for cal in found:
+            if not _takes_events(cal):
+                continue
             try:
                 name = str(cal.get_display_name() or "")
             except Exception:
@@ -343,6 +444,14 @@ class Dav:
             response = self.client.request(
                 url, method, body.decode() if isinstance(body, bytes) else body, headers or {}
             )
+        except dav_error.AuthorizationError as exc:
+            if exc.status == 403 and exc.preconditions:
+                # Refused for a reason the server names (an RFC 4918 §16 DAV:error: the UID is in
+                # use at another address, the calendar takes no events): the caller's to handle,
+                # not a refused login (which the library raises 403s as).
+                raw_body = exc.body.encode() if isinstance(exc.body, str) else (exc.body or b"")
+                return Answer(403, "", raw_body)
+            raise plain(exc) from exc
         except Exception as exc:
             raise plain(exc) from exc
         raw = response.raw
@@ -364,6 +473,31 @@ class Dav:
     def get(self, href: str) -> Answer:
         return self._call(href, "GET")
 
+    def holder_of(self, calendar_url: str, uid: str, refused: Answer) -> str:
+        """Where the calendar keeps the event with ``uid`` that made ``refused`` a UID conflict: the
+        href the server names in its answer (RFC 4791 says it SHOULD), else found by its UID (a
+        calendar-query REPORT); "" when it cannot be found."""
+        conflict = refused.uid_conflict()
+        href = (conflict.findtext("{DAV:}href") or "").strip() if conflict is not None else ""
+        if href:
+            return urljoin(calendar_url, href)
+        try:
+            return str(self.calendar(calendar_url).get_event_by_uid(uid).url)
+        except dav_error.NotFoundError:
+            return ""
+        except Exception as exc:
+            raise self.failure(exc, _("reading the calendar")) from exc
+
+    def gone(self, collection_url: str) -> bool:
+        """Whether the collection at ``collection_url`` is not on the server (any more): a 404 or
+        410, or a multistatus saying so for it (see :func:`says_missing`)."""
+        answer = self._call(
+            collection_url, "PROPFIND", _RESOURCETYPE, {"Depth": "0", "Content-Type": "application/xml"}
+        )
+        if answer.status in (404, 410):
+            return True
+        return answer.status == 207 and says_missing(_xml(answer.body), collection_url)
+
     def delete(self, href: str, etag: str) -> Answer:
         return self._call(href, "DELETE", "", {"If-Match": etag} if etag else {})
 
@@ -378,12 +512,15 @@ class Dav:
             response = self.client.propfind(calendar_url, body, depth=1)
         except Exception as exc:
             raise self.failure(exc, _("listing the calendar")) from exc
+        if response.status in (404, 410) or says_missing(response.tree, calendar_url):
+            # Not an empty calendar: none at all (read as empty, every event would seem deleted).
+            raise plain(dav_error.NotFoundError())
         if response.status >= 400:
             raise status_error(response.status, _("listing the calendar"))
         result: dict[str, str] = {}
         for href, props in (response.expand_simple_props([dav_elements.GetEtag()]) or {}).items():
             url = urljoin(calendar_url, href)
-            if url.rstrip("/") == calendar_url.rstrip("/"):
+            if same_resource(url, calendar_url):
                 continue
             result[url] = str(props.get(dav_elements.GetEtag.tag) or "")
         return result

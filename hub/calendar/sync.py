@@ -415,8 +415,13 @@ def _push_one(db: Database, dav: Dav, account: _Account, item: _Item, result: Sy
         if answer.status in (200, 201, 204):
             result.appointments += 1
             return _synced(item, href, answer.etag or _etag_of(dav, href), shown)
-        if answer.status != 412:
+        if answer.status != 412 and answer.uid_conflict() is None:
             raise _write_error(dav, account, answer.status)
+        if answer.uid_conflict() is not None:
+            # The event is in the calendar already, at another address: it came there another way
+            # (the invitation hub mailed, accepted in the calendar app; an import). Hub adopts that
+            # one rather than failing at every push (the server will not hold the UID twice).
+            href = dav.holder_of(account.calendar_url, item.uid, answer) or href
         # Something is there already: our own event whose answer was lost, or a re-run after a
         # crash. Adopt it if it carries our UID; then update it like any other.
         current = dav.get(href)
@@ -443,14 +448,16 @@ def _push_one(db: Database, dav: Dav, account: _Account, item: _Item, result: Sy
         if answer.status != 412:
             raise _write_error(dav, account, answer.status)
         # 412: changed in the calendar since hub last wrote it. Read, merge, write the result.
-        result.conflicts += 1
         current = dav.get(href)
         if current.status == 404:
+            # Deleted there instead (RFC 7232: If-Match on a missing resource is a 412, as
+            # Xandikos answers, not a 404): a pulled delete, not a conflict.
             _remote_delete(db, account, item)
             result.pulled += 1
             return {"state": PushState.gone.value, "href": "", "etag": ""}
         if current.status != 200:
             raise status_error(current.status, _("reading an event"))
+        result.conflicts += 1
         etag = current.etag
         if item.private:
             continue  # a busy block: hub's times win, nothing else is there to merge
@@ -512,6 +519,13 @@ def _write_error(dav: Dav, account: _Account, status: int) -> CalendarError:
     if status in (404, 409) and _calendar_gone(dav, account):
         return CalendarError(
             N_("The calendar was not found on the server: was it deleted? Choose a calendar again."), temporary=False
+        )
+    if status == 403:
+        # Only a 403 that names its reason gets here (see Dav._call): the calendar refuses this
+        # event (a task list, say), which no new password would change.
+        return CalendarError(
+            _("The calendar server refused %(what)s (HTTP %(status)s).", what=_("saving an event"), status=status),
+            temporary=False,
         )
     return status_error(status, _("saving an event"))
 
@@ -733,7 +747,9 @@ def _changes(dav: Dav, account: _Account) -> tuple[dict[str, str], set[str], str
         try:
             found = cal.get_objects_by_sync_token(account.sync_token or None, load_objects=False, disable_fallback=True)
         except dav_error.DAVError as exc:
-            if not account.sync_token or isinstance(exc, dav_error.AuthorizationError | dav_error.NotFoundError):
+            if not account.sync_token or (
+                isinstance(exc, dav_error.AuthorizationError | dav_error.NotFoundError) and not _token_forgotten(exc)
+            ):
                 raise
             # The server forgot the token (DAV:valid-sync-token): start again from a full listing.
             found = cal.get_objects_by_sync_token(None, load_objects=False, disable_fallback=True)
@@ -754,8 +770,15 @@ def _changes(dav: Dav, account: _Account) -> tuple[dict[str, str], set[str], str
     return changed, deleted, str(found.sync_token or "")
 
 
+def _token_forgotten(exc: dav_error.DAVError) -> bool:
+    # RFC 6578 §3.2: a token the server no longer knows fails with the DAV:valid-sync-token
+    # precondition, whatever the status: Radicale answers 403 (which the caldav library raises as
+    # an AuthorizationError), Xandikos 412. Either way it is no refused password.
+    return "{DAV:}valid-sync-token" in (getattr(exc, "preconditions", None) or [])
+
+
 def _calendar_gone(dav: Dav, account: _Account) -> bool:
-    return dav._call(account.calendar_url, "PROPFIND", "", {"Depth": "0"}).status == 404
+    return dav.gone(account.calendar_url)
 
 
 def _apply_pulled(
