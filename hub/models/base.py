@@ -21,6 +21,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one is taken to be UTC); one at the calendar's edge that UTC cannot
+    hold (the year 1 at +14:00, the year 9999 at -14:00) as that edge, not an OverflowError (a 500
+    where a filter's ``?since=`` holds it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A moment in time, stored as UTC and read back as an aware UTC datetime, on every database.
 

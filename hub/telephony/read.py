@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, literal, or_, select, true, union_all
@@ -21,6 +21,7 @@ from hub.crm.matching import number_owners, numbers_matched
 from hub.errors import NotFound, ValidationError
 from hub.kept import kept
 from hub.models import Call, CallSource, Contact, Project, Relation, User
+from hub.models.base import in_utc
 from hub.paging import MAX_ID, Page, paginate
 from hub.telephony.numbers import normalise
 from hub.telephony.records import recording_url
@@ -84,19 +85,10 @@ def calls_query(user: User, filters: CallFilters | None = None) -> Select[tuple[
         if value is not None and value != "":
             query = query.where(column == value)
     if filters.since is not None:
-        query = query.where(Call.started_at >= _in_utc(filters.since))
+        query = query.where(Call.started_at >= in_utc(filters.since))
     if filters.unmatched:
         query = query.where(Call.relation_id.is_(None), Call.e164 != "", Call.direction != "internal")
     return query.order_by(Call.started_at.desc(), Call.id.desc())
-
-
-def _in_utc(moment: datetime) -> datetime:
-    """``moment`` in UTC; one at the calendar's edge that UTC cannot hold (the year 1 at +14:00,
-    ?since=0001-01-01T00:00:00+14:00) as the edge itself, not an error."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 # What GET /calls shows of a call, as plain columns (schemas.Call's fields, the source by name).

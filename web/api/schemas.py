@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from hub.models import FREE_TEXT_FIELDS, ChoiceField, RelationKind, RelationStatus
+from hub.models.base import in_utc
 from hub.paging import MAX_ID
 
 CHOICE_NAMES = [f.value for f in ChoiceField]
@@ -123,14 +124,8 @@ Moment = Annotated[datetime | None, BeforeValidator(_utc)]
 
 
 def _since(value: datetime | None) -> datetime | None:
-    """A moment to filter by, in UTC; one at the calendar's edge that UTC cannot hold (the year 1
-    at +14:00, the year 9999 at -14:00) as that edge, not an overflow (a 500) in the statement."""
-    if value is None or value.tzinfo is None:
-        return _utc(value)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+    """A moment to filter by, in UTC (hub.models.base.in_utc: the calendar's edges included)."""
+    return None if value is None else in_utc(value)
 
 
 Since = Annotated[
