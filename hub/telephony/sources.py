@@ -30,6 +30,12 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_BACKOFF = timedelta(hours=1)
 # A file touched this recently may be half-written: a JSON document is read once it is quiet.
 QUIET_SECONDS = 2.0
+# A file untouched this long is complete (rotated away, or the PBX writes elsewhere now): it is read
+# as a whole file, its last line without a newline included, and a CEL channel it never ends is
+# imported with its end unknown (its CHAN_END went to the next file, which cannot tell it). Read as
+# a growing file, such a channel held the cursor for good: its call was lost, and the file was read
+# again from there at every poll. No PBX leaves a file it writes untouched for a day.
+COMPLETE_AFTER_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -231,7 +237,8 @@ def _poll_claimed(db: Database, claim: Claim) -> ImportResult:
     for file in files_of(folder):
         if claim.lost.is_set():
             break
-        if fmt == "freeswitch-json" and time.time() - file.stat().st_mtime < QUIET_SECONDS:
+        untouched = time.time() - file.stat().st_mtime
+        if fmt == "freeswitch-json" and untouched < QUIET_SECONDS:
             continue
         with file.open("rb") as stream:
             result = import_stream(
@@ -239,7 +246,7 @@ def _poll_claimed(db: Database, claim: Claim) -> ImportResult:
                 claim.object_id,
                 stream,
                 cursor_path=str(file),
-                final=fmt == "freeswitch-json",
+                final=fmt == "freeswitch-json" or untouched > COMPLETE_AFTER_SECONDS,
                 should_stop=claim.lost.is_set,
             )
         if result.rows:

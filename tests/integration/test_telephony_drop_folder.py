@@ -151,3 +151,34 @@ def test_a_cel_call_in_progress_does_not_import_the_calls_after_it_again_at_ever
         assert [(r.rows, r.rejected) for r in reports] == [(41, 1), (2, 0), (2, 0)]
         assert session.scalar(select(CallSource.rows_rejected).where(CallSource.id == source_id)) == 1
         assert session.scalars(select(CallFile.offset)).one() == cel.stat().st_size
+
+
+def test_a_cel_call_cut_by_log_rotation_is_imported_from_the_rotated_file(any_db: Database, tmp_path: Path) -> None:
+    """logrotate at midnight moves Master.csv to Master.csv.1 while a call is going: its CHAN_END goes
+    to the new file. Read as a growing file, the rotated one held its cursor at that call for good
+    (the call was lost; the file read again from there at every poll). A file untouched for a day is
+    complete: the call is imported with its end unknown, and the file is not read again."""
+    import os
+    import time
+
+    from tests.unit.test_telephony_cel_ends import START, answered_call, event
+
+    source_id, folder = drop_source(any_db, tmp_path, "asterisk-cel", "asterisk")
+    rotated = folder / "Master.csv.1"
+    rotated.write_bytes(answered_call(START, "1764000000.5") + answered_call(START + 60, "1764000060.1", ended=False))
+    day_ago = time.time() - 26 * 3600
+    os.utime(rotated, (day_ago, day_ago))
+    (folder / "Master.csv").write_bytes(
+        event("CHAN_END", START + 400, "1764000060.1b", "1764000060.1", "PJSIP/100-1")
+        + event("CHAN_END", START + 400, "1764000060.1", "1764000060.1", "PJSIP/trunk-1")
+        + answered_call(START + 500, "1764000500.1")
+    )
+    first = poll_source(any_db, source_id)
+    assert first is not None and (first.imported, first.rejected) == (3, 0)
+    with any_db.transaction() as session:
+        cut = session.scalars(select(Call).where(Call.call_key == "1764000060.1")).one()
+        assert cut.ended_at is None and cut.outcome == "answered"
+        cursors = dict(session.execute(select(CallFile.path, CallFile.offset)).tuples().all())
+    assert cursors[str(rotated)] == rotated.stat().st_size
+    again = poll_source(any_db, source_id)
+    assert again is not None and again.rows == 0
