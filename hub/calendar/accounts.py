@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.calendar.appointments import schedule_account
-from hub.calendar.dav import CalendarError, Dav, Found, same_resource
+from hub.calendar.dav import INTERACTIVE_SECONDS, CalendarError, Dav, Found, same_resource
 from hub.db import Database
 from hub.errors import NotFound, ValidationError
 from hub.i18n import N_, _, shown
@@ -33,8 +33,9 @@ class AccountInput:
 
 
 def discover(url: str, username: str, password: str, *, allowed_hosts: str) -> list[Found]:
-    """The user's calendars on the server; :class:`CalendarError` in plain words if that fails."""
-    with Dav(url, username, password, allowed_hosts=allowed_hosts) as dav:
+    """The user's calendars on the server; :class:`CalendarError` in plain words if that fails. A
+    person waits for it: each request ends within :data:`~hub.calendar.dav.INTERACTIVE_SECONDS`."""
+    with Dav(url, username, password, allowed_hosts=allowed_hosts, bound=INTERACTIVE_SECONDS) as dav:
         return dav.calendars()
 
 

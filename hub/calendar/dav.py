@@ -39,6 +39,11 @@ TIMEOUT_SECONDS = 30  # the longest one wait (connecting, each read or write) ma
 # slow server's REPORT over a big calendar (most answers take well under a second), while a pull or
 # push against a dripping server ends at its first request instead of never.
 REQUEST_SECONDS = 120
+# The same bound where a person waits for the answer ("Test connection", saving the settings): a
+# page held for two minutes by a server that drips its answer (or a colleague's tarpit address,
+# clicked again and again) held a web worker as long; a calendar's own server answers discovery in
+# seconds.
+INTERACTIVE_SECONDS = 20
 MAX_ANSWER_BYTES = 100_000_000
 
 
@@ -176,11 +181,11 @@ def status_error(status: int, what: str) -> CalendarError:
     )
 
 
-def too_slow() -> CalendarError:
+def too_slow(seconds: float | None = None) -> CalendarError:
     return CalendarError(
         N_(
             "The calendar server is too slow: one request took longer than %(seconds)s seconds; hub tries again later.",
-            seconds=REQUEST_SECONDS,
+            seconds=int(REQUEST_SECONDS if seconds is None else seconds),
         ),
         temporary=True,
     )
@@ -228,7 +233,10 @@ class _PinnedSession(niquests.Session):
     ends within :data:`REQUEST_SECONDS` (its connecting, TLS, sending and the whole answer),
     however slowly the server drips it; then it fails with :func:`too_slow`."""
 
-    def __init__(self, host: str, addresses: list[str], timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, host: str, addresses: list[str], timeout: float = TIMEOUT_SECONDS, bound: float | None = None
+    ) -> None:
+        self.bound = REQUEST_SECONDS if bound is None else bound  # (read when made: tests shorten it)
         self.sockets = SocketGroup(timeout)
         resolver = _TimedResolver(host, addresses, self.sockets)
         # HTTP/1.1 only: one request at a time on a connection, so the request's deadline is its
@@ -250,9 +258,9 @@ class _PinnedSession(niquests.Session):
         if self.gave_up:
             # The server was too slow once in this run: the run ends at its next request instead of
             # waiting that long again for each (a push sends a hundred at a time); it is retried later.
-            raise too_slow()
+            raise too_slow(self.bound)
         # A kept-alive connection carries this request too: its sockets get this request's deadline.
-        self.sockets.start(REQUEST_SECONDS)
+        self.sockets.start(self.bound)
         try:
             return super().request(*args, **kwargs)
         except CalendarError:
@@ -260,7 +268,7 @@ class _PinnedSession(niquests.Session):
         except Exception as exc:
             if _caused_by_too_slow(exc) or self.sockets.expired():
                 self.gave_up = True
-                raise too_slow() from exc
+                raise too_slow(self.bound) from exc
             raise
 
     def _seen(self, response: Any, **_kwargs: Any) -> Any:
@@ -332,7 +340,9 @@ def _caused_by_too_slow(exc: BaseException) -> bool:
     return False
 
 
-def pinned_session(url: str, allowed_hosts: str, timeout: float = TIMEOUT_SECONDS) -> niquests.Session:
+def pinned_session(
+    url: str, allowed_hosts: str, timeout: float = TIMEOUT_SECONDS, bound: float | None = None
+) -> niquests.Session:
     """A session for ``url``'s server if it is a public one (or allowed by ``HUB_MAIL_ALLOWED_HOSTS``,
     see :mod:`hub.net`): a colleague's CalDAV address must not make hub talk to internal services."""
     parts = urlsplit(url)
@@ -344,7 +354,7 @@ def pinned_session(url: str, allowed_hosts: str, timeout: float = TIMEOUT_SECOND
         raise CalendarError(str(refused), temporary=False) from None
     except (OSError, UnicodeError, ValueError):
         raise CalendarError(N_("The server name %(host)s cannot be found.", host=host), temporary=True) from None
-    return _PinnedSession(host, addresses, timeout)
+    return _PinnedSession(host, addresses, timeout, bound)
 
 
 def _takes_events(cal: Any) -> bool:
@@ -362,9 +372,18 @@ class Dav:
     """One connection to one account's server (one HTTP session, reused for every request)."""
 
     def __init__(
-        self, url: str, username: str, password: str, *, allowed_hosts: str, timeout: int = TIMEOUT_SECONDS
+        self,
+        url: str,
+        username: str,
+        password: str,
+        *,
+        allowed_hosts: str,
+        timeout: int = TIMEOUT_SECONDS,
+        bound: float | None = None,
     ) -> None:
-        session = pinned_session(url, allowed_hosts, timeout)
+        """``bound``: how long one request may take in all (:data:`REQUEST_SECONDS` by default,
+        :data:`INTERACTIVE_SECONDS` where a person waits for the answer)."""
+        session = pinned_session(url, allowed_hosts, timeout, bound)
         self.client = _CountingClient(
             url=url,
             username=username or None,

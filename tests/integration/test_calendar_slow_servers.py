@@ -229,3 +229,22 @@ def test_a_kept_alive_connection_serves_requests_for_longer_than_one_requests_bo
     (statuses, connections), _took = _within(60, keep_asking)
     assert statuses == [201, 200, 200, 200, 200, 404]
     assert connections == 1
+
+
+def test_test_connection_against_a_dripping_server_ends_within_the_interactive_bound(
+    monkeypatch: pytest.MonkeyPatch, dripper: Dripper
+) -> None:
+    """ "Test connection" is answered while a person waits on the page (a web worker with him): each
+    of its requests ends within ``dav.INTERACTIVE_SECONDS`` (20 s in hub; set to 1 here), not the
+    two minutes a background sync may wait, and the page says the server is too slow."""
+    from hub.calendar import accounts
+
+    monkeypatch.setattr(accounts, "INTERACTIVE_SECONDS", 1)
+    (ok, words), _took = _within(
+        BOUND + 15,
+        lambda: accounts.test_connection(
+            f"http://127.0.0.1:{dripper.port}/", "anna", "secret", "", allowed_hosts=LOOPBACK_HOSTS
+        ),
+    )
+    assert not ok and words == TOO_SLOW.replace(f"{BOUND} seconds", "1 seconds")
+    assert dripper.connections == 1
