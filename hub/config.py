@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from hub.net import parse_allowed
 
@@ -273,6 +273,10 @@ def _smtp_url(env: Mapping[str, str]) -> str:
     url = env.get("HUB_SMTP_URL", "").strip()
     if url and not url.startswith(("smtp://", "smtps://", "smtp+plain://")):
         raise ConfigError("HUB_SMTP_URL must be an smtp://, smtps:// or smtp+plain:// URL (user:password@host:port)")
+    cafile = parse_qs(urlsplit(url).query).get("cafile", [""])[-1]
+    if cafile and not Path(cafile).is_file():
+        # Found out at start, not as every invitation's and mailing's "try again later".
+        raise ConfigError(f"HUB_SMTP_URL's cafile {cafile!r} is not a readable file")
     return url
 
 

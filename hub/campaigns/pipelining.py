@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 
-from hub.outbound import Connection, Refused
+from hub.outbound import Connection, Refused, refusal, size_limit, too_big
 
 
 class BodySent(smtplib.SMTPServerDisconnected):
@@ -71,15 +71,31 @@ class PipeliningConnection(Connection):
             ready()
             return super().send(message, sender=sender, recipients=recipients)
         try:
+            had = self._smtp
             smtp = self._session()
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            raise Refused(421, str(exc) or exc.__class__.__name__, temporary=True) from exc
+            raise refusal(exc) from exc
         if not smtp.has_extn("pipelining"):
             ready()
             return super().send(message, sender=sender, recipients=recipients)
+        limit = size_limit(smtp)
+        if limit and len(message) > limit:
+            raise too_big(len(message), limit)
         try:
-            self._envelope(smtp, message, sender, recipients[0])
+            try:
+                self._envelope(smtp, message, sender, recipients[0])
+            except (OSError, smtplib.SMTPException) as exc:
+                if smtp is not had or not _gone(exc):
+                    raise
+                # The relay ended a session it had kept (after so many messages, as Postfix and
+                # Office 365 do) before this message's text went: once more on a new session.
+                self._drop()
+                smtp = self._session()
+                if not smtp.has_extn("pipelining"):
+                    ready()
+                    return super().send(message, sender=sender, recipients=recipients)
+                self._envelope(smtp, message, sender, recipients[0])
         except (OSError, smtplib.SMTPException) as exc:
             raise self._refusal(exc) from exc
         try:
@@ -104,7 +120,12 @@ class PipeliningConnection(Connection):
                 self._drop()
             else:
                 self._reset()
-            return Refused(exc.smtp_code, _text(exc.smtp_error), temporary=400 <= exc.smtp_code < 500)
+            return Refused(
+                exc.smtp_code,
+                _text(exc.smtp_error),
+                temporary=400 <= exc.smtp_code < 500,
+                recipient=isinstance(exc, _RecipientRefused) and exc.smtp_code != 421,
+            )
         self._drop()
         return Refused(421, str(exc) or exc.__class__.__name__, temporary=True)
 
@@ -128,7 +149,7 @@ class PipeliningConnection(Connection):
         if mail_code != 250:
             raise smtplib.SMTPResponseException(mail_code, mail_reply)
         if rcpt_code not in (250, 251):
-            raise smtplib.SMTPResponseException(rcpt_code, rcpt_reply)
+            raise _RecipientRefused(rcpt_code, rcpt_reply)
         if data_code != 354:
             raise smtplib.SMTPResponseException(data_code, data_reply)
 
@@ -146,6 +167,17 @@ class PipeliningConnection(Connection):
         if code != 250:
             raise smtplib.SMTPResponseException(code, reply)
         self._last_used = time.monotonic()
+
+
+class _RecipientRefused(smtplib.SMTPResponseException):
+    """The relay's answer to RCPT: about the recipient, not the session."""
+
+
+def _gone(exc: BaseException) -> bool:
+    """A relay that closed the session, or said 421 (closing it), before taking a message."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421
+    return isinstance(exc, OSError | smtplib.SMTPServerDisconnected)
 
 
 def _replies(smtp: smtplib.SMTP, count: int) -> list[tuple[int, bytes]]:

@@ -98,6 +98,10 @@ RETRY_MAX_SECONDS = 3600.0
 # This many temporary failures in a row with no message taken in between: the relay is refusing or
 # gone, and the mailing pauses with the reason instead of burning every recipient's attempts.
 PAUSE_AFTER_FAILURES = 3
+# Refusals of one recipient each (a 4xx to RCPT: greylisting, a full mailbox) say little about the
+# relay, and are retried per recipient; this many in a row do (every RCPT refused: throttled, or
+# its own trouble), and pause the mailing as above.
+PAUSE_AFTER_RECIPIENT_FAILURES = 25
 STATE_CHECK_SECONDS = 1.0
 # The visible unsubscribe link's words, in the company's language (HUB_DEFAULT_LANGUAGE).
 _UNSUBSCRIBE_LABEL = {"nl": "Afmelden", "en": "Unsubscribe"}
@@ -305,10 +309,12 @@ class _Job:
         if self.progress is not None:
             self.progress(done, self.total)
 
-    def temporary_failure(self, reason: str) -> None:
+    def temporary_failure(self, reason: str, *, recipient: bool = False) -> None:
+        """A temporary refusal; ``recipient``: of one recipient (RCPT), not of the session."""
         with self.lock:
             self.failures_in_a_row += 1
-            if self.failures_in_a_row >= PAUSE_AFTER_FAILURES and not self.pause_reason:
+            enough = PAUSE_AFTER_RECIPIENT_FAILURES if recipient else PAUSE_AFTER_FAILURES
+            if self.failures_in_a_row >= enough and not self.pause_reason:
                 self.pause_reason = reason
                 self.stop.set()
 
@@ -956,7 +962,7 @@ def _send_row(
                 conn.commit()
                 with job.lock:
                     job.result.deferred += 1
-            job.temporary_failure(str(exc))
+            job.temporary_failure(str(exc), recipient=exc.recipient)
             return None
         waiter.writer.done(waiter, row_id, RecipientStatus.failed.value, str(exc)[:1000])
         if exc.code in (550, 551, 553) and " 5.1." in f" {exc.reason}":

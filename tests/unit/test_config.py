@@ -39,6 +39,8 @@ def _env(tmp_path: Path, **values: str) -> dict[str, str]:
         ({"HUB_BASE_URL": "https://crm example.com"}, "HUB_BASE_URL"),
         ({"HUB_BASE_URL": "https://crm.example.com:http"}, "HUB_BASE_URL"),
         ({"HUB_BASE_URL": "https://"}, "HUB_BASE_URL"),
+        # A CA file that is not there: said at start, not as every invitation's "try again later".
+        ({"HUB_SMTP_URL": "smtp://u:p@relay.example:587?cafile=/nonexistent/ca.pem"}, "HUB_SMTP_URL"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, values: dict[str, str], named: str) -> None:
