@@ -30,6 +30,31 @@ from web.security import login_required, user
 from web.views import cursor_page, search_arg
 
 bp = Blueprint("campaigns", __name__)
+
+
+@bp.app_template_filter("campaign_state")
+def campaign_state(value: str) -> str:
+    """A mailing's state, a ledger row's status or a bounce's kind in the reader's language (all
+    stored in English)."""
+    words = {
+        "draft": _l("draft"),
+        "scheduled": _l("scheduled"),
+        "sending": _l("sending"),
+        "sent": _l("sent"),
+        "paused": _l("paused"),
+        "cancelled": _l("cancelled"),
+        "pending": _l("waiting"),
+        "failed": _l("failed"),
+        "skipped": _l("skipped"),
+        # (a bounce's kind)
+        "hard": _l("hard bounce"),
+        "soft": _l("soft bounce"),
+        "complaint": _l("complaint"),
+    }
+    word = words.get(str(value))
+    return str(word) if word is not None else str(value)
+
+
 LEDGER_SORTS = {"id": Sort(MailingRecipient.id, MailingRecipient.id, lambda r: r.id)}
 MAX_INT = 10**12
 

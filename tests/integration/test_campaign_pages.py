@@ -253,3 +253,28 @@ def test_marketing_consent_is_recorded_with_source_and_date(
     _hide_relation(db, "Company r0", insider)
     assert client.get(f"/campaigns/contacts/{contact_id}").status_code == 404
     assert client.post(f"/campaigns/contacts/{contact_id}", data={"csrf_token": token}).status_code == 404
+
+
+def test_states_and_statuses_read_in_dutch(
+    tmp_path: Path,
+    db: Database,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., FlaskClient],
+    smtp_server: Any,
+) -> None:
+    """A mailing's state, the ledger's statuses (and its status filter) and a campaign's mailings
+    are stored in English; a Dutch reader saw "Toestand: sent", "pending", "skipped"."""
+    seed_contacts(db, 30)
+    mailing_id = make_mailing(db, scheduled=True)
+    results = run_to_end(db, mailing_settings(tmp_path, db, smtp_server.url), mailing_id)
+    assert results[-1].state == "sent"
+    login(client, make_user("Marketeer", language="nl"))
+    page = client.get(f"/campaigns/mailings/{mailing_id}").text
+    assert "<strong>Toestand:</strong> verzonden" in page
+    ledger = client.get(f"/campaigns/mailings/{mailing_id}/ledger").text
+    assert "<td>verzonden</td>" in ledger and "<td>sent</td>" not in ledger
+    assert '<option value="skipped" >overgeslagen</option>' in ledger and ">pending<" not in ledger
+    with db.transaction() as s:
+        campaign_id = s.scalar(select(Mailing.campaign_id).where(Mailing.id == mailing_id))
+    assert "<td>verzonden</td>" in client.get(f"/campaigns/{campaign_id}").text
