@@ -59,6 +59,8 @@ def test_settings_upload_tabs_and_linking(
     assert upload.status_code == 302
     with db.transaction() as session:
         assert session.scalars(select(CallImport.status)).all() == ["queued"]  # the worker's job now
+    # the upload's state in the reader's words (it read "queued")
+    assert "<td>Waiting</td>" in client.get(f"/settings/telephony/{source.id}").text
     import_path(db, source.id, SAMPLES / "asterisk_master_18.csv")
     assert "+33612345678" in client.get(f"/projects/{project.id}/calls").text
     assert "+33612345678" in client.get(f"/relations/{relation.id}/calls").text
