@@ -87,6 +87,14 @@ PARTSTAT_LABELS = {
 }
 
 
+@bp.app_template_filter("partstat")
+def partstat(value: object) -> str:
+    """An attendee's answer (iCalendar's PARTSTAT) in the reader's words; one hub does not know as
+    written. A template filter (an invitation's answer shown on the e-mail page too)."""
+    label = PARTSTAT_LABELS.get(str(value).upper())
+    return str(label) if label is not None else str(value)
+
+
 class AppointmentForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
     start_date = DateField(_l("Date"), validators=[DataRequired()])

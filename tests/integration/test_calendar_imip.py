@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask.testing import FlaskClient
 from icalendar import Calendar
 
 from hub.calendar.accounts import AccountInput, save_account
@@ -112,7 +113,9 @@ def test_invitations_requests_updates_and_cancel(
         assert due_invitations(s) == []
 
 
-def test_a_reply_stored_by_mail_sync_sets_the_answer(db: Database, make_user: Callable[..., User]) -> None:
+def test_a_reply_stored_by_mail_sync_sets_the_answer(
+    db: Database, make_user: Callable[..., User], client: FlaskClient, login: Callable[..., FlaskClient]
+) -> None:
     anna = make_user("Anna")
     with db.transaction() as s:
         relation = save_relation(s, RelationInput(name="Jansen BV"))
@@ -149,6 +152,10 @@ def test_a_reply_stored_by_mail_sync_sets_the_answer(db: Database, make_user: Ca
         stored = s.get_one(Appointment, appointment_id)
         answers = {a.email_key: a.partstat for a in stored.attendees}
         assert answers["piet@jansen.example"] == "ACCEPTED"
+    # The reply's page says the answer in the reader's words (it showed iCalendar's "ACCEPTED").
+    login(client, anna)
+    page = client.get(f"/emails/{reply_id}").text
+    assert "piet@jansen.example — Accepted" in page and "ACCEPTED" not in page
 
 
 def test_a_reply_through_the_real_mail_sync_sets_the_answer(
