@@ -672,6 +672,9 @@ class _Tiers:
     collation: str | None = None
     # The tests on a key already read (:func:`_ranked_page`): exact, starts with, a later word.
     on: Callable[[Any], tuple[ColumnElement[bool], ColumnElement[bool], ColumnElement[bool]]] | None = None
+    # PostgreSQL: the later words are read by :func:`_walked` (not where the matches are tested on
+    # each row in id order already: contacts, a text shorter than a trigram, :func:`_scanned`).
+    walked: bool = False
 
     def keyed(self, value: Any) -> Any:
         return value if self.collation is None else value.collate(self.collation)
@@ -707,6 +710,7 @@ def _tiers(name: Any, b: _Bound, m: _Match, exact_ids: Any, index: str, folded: 
         word_index=_index(index) if m.sqlite and not b.shape.short else None,
         collation=None if m.sqlite else "C",
         on=on,
+        walked=not m.sqlite,
     )
 
 
@@ -991,6 +995,8 @@ def _contacts(b: _Bound, m: _Match) -> _Matching:
     if b.shape.phone_exact:
         exact_ids.append(numbers.where(PhoneNumber.e164 == b.phone_exact))
     tiers = _tiers(Contact.name, b, m, _either(exact_ids), "contact")
+    if b.shape.short:
+        tiers = replace(tiers, walked=False)  # (its matches are :func:`_scanned`)
     return _Matching(
         Contact,
         matched,
@@ -1531,6 +1537,8 @@ def _tier_ids(spec: _Kind, size: Any, after_rank: int | None) -> list[Select[Any
                 .order_by(index.c.rowid)
                 .limit(left)
             )
+        elif tiers.walked:
+            words = _walked(spec, left, (tiers.word, *later), after_rank == WORD)
         else:
             words = spec.first(left, (tiers.word, *later))
         word = words.cte("search_word")
@@ -1542,6 +1550,31 @@ def _tier_ids(spec: _Kind, size: Any, after_rank: int | None) -> list[Select[Any
     others = spec.first(left, tuple(rest)).subquery()
     parts.append(select(others.c.search_id, literal(ANYWHERE).label("search_rank"), unkeyed))
     return parts
+
+
+# PostgreSQL: how many rows a tier of :func:`_walked` reads in id order, for each row it may show.
+WALK = 40
+
+
+def _walked(spec: _Kind, size: Any, where: tuple[ColumnElement[bool], ...], after_id: bool) -> Any:
+    """PostgreSQL: up to ``size`` ids of ``where``'s visible rows (``where`` implies a match: the later
+    words of names) in id order, as ``search_id``. The next ``WALK * size`` rows (after the row bound
+    as ``search_after_id`` when ``after_id``) are read in id order, each tested, until ``size`` are
+    found; only what they leave is looked up as :meth:`_Kind.first` does, past them. That look-up
+    collects every match into an array to read it in id order: "bakker" rechecked all 8,247 contacts
+    the trigram index proposed (hub_fold each) for a page of 26, 9 of the page's 10 ms; so 288 rows
+    are read, 0.4 ms. A rare word reads the ``WALK * size`` rows (0.7 ms a thousand) before the
+    look-up."""
+    model = spec.model
+    ahead = select(model.id).order_by(model.id).limit(size * WALK)
+    if after_id:
+        ahead = ahead.where(model.id > _AFTER_ID)
+    edge = select(func.max(ahead.subquery().c.id)).scalar_subquery()
+    near = select(model.id.label("search_id")).where(model.id <= edge, *where, spec.visible)
+    walked = near.order_by(model.id).limit(size).cte("search_walked")
+    found = select(func.count()).select_from(walked).scalar_subquery()
+    beyond = spec.first(size - found, (*where, model.id > edge)).subquery()
+    return union_all(select(walked.c.search_id), select(beyond.c.search_id))
 
 
 def _ranked_ids(spec: _Kind, found: Select[Any], size: Any, after_rank: int | None) -> Select[Any]:
