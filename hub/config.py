@@ -83,6 +83,9 @@ class Settings:
     documents_dir: Path = field(default=Path("var/documents"))
     upload_max_bytes: int = 25 * 1024 * 1024
     session_cookie_secure: bool = False
+    # The web's statements prepared on PostgreSQL (hub.db.make_engine); off behind a pooler in
+    # transaction mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
+    database_prepared: bool = True
     login_max_failures: int = 5
     login_window_seconds: int = 900
     default_language: str = "nl"
@@ -209,6 +212,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         documents_dir=Path(env.get("HUB_DOCUMENTS_DIR", "") or var_dir / "documents").resolve(),
         upload_max_bytes=_size(env, "HUB_UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
         session_cookie_secure=_bool(env, "HUB_SESSION_COOKIE_SECURE", not database_url.startswith("sqlite")),
+        database_prepared=_bool(env, "HUB_DATABASE_PREPARED", True),
         login_max_failures=_int(env, "HUB_LOGIN_MAX_FAILURES", 5, minimum=1),
         login_window_seconds=_int(env, "HUB_LOGIN_WINDOW_SECONDS", 900, minimum=1),
         default_language=language,

@@ -35,7 +35,17 @@ from hub.text import fold
 _AFTER_COMMIT = "hub_after_commit"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+# The web's statements are prepared on the server once one has run this often on a connection (see
+# make_engine's ``prepared``).
+PREPARE_AFTER = 5
+# A statement's execution option: never prepared, planned with its values each time (search: the
+# plan that suits "bakker" does not suit "de", and a generic one suits neither).
+UNPREPARED = {"hub_unprepared": True}
+
+
+def make_engine(url: str, *, prepared: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url``. ``prepared`` (PostgreSQL; the web's engine): statements run often are
+    prepared on the server, so PostgreSQL plans them once per connection instead of per request."""
     if url.startswith("sqlite"):
         _make_parent_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
@@ -58,20 +68,50 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
-        # No server-side prepared statements (psycopg prepares one once it has run five times): with
-        # them PostgreSQL may keep a generic plan made while a table was nearly empty, and a sync's
-        # look-ups by Message-ID turned into scans of the growing e-mail table (a first sync of 20,000
-        # messages took 20 s instead of 16). Planning each query with its values measured faster
-        # than prepared statements with plan_cache_mode=force_custom_plan.
-        connect_args={"prepare_threshold": None},
+        # Workers: no server-side prepared statements (psycopg prepares one once it has run five
+        # times): with them PostgreSQL may keep a generic plan made while a table was nearly empty,
+        # and a sync's look-ups by Message-ID turned into scans of the growing e-mail table (a first
+        # sync of 20,000 messages took 20 s instead of 16). Planning each query with its values
+        # measured faster than prepared statements with plan_cache_mode=force_custom_plan.
+        # The web: prepared. Its statements carry the access rule's subplans, which PostgreSQL took
+        # 2-4 ms to plan for a fraction of a millisecond of work (a project page: 3.8 ms planning,
+        # 0.4 ms running); prepared, the page's statement took 0.2 ms. PostgreSQL still plans the
+        # first five runs with their values and keeps a generic plan only where it costs no more;
+        # ANALYZE of a grown table makes it plan afresh. Search is never prepared (UNPREPARED).
+        connect_args={"prepare_threshold": PREPARE_AFTER if prepared else None},
         **kwargs,
     )
+    if prepared:
+        event.listen(engine, "do_execute", _execute_unprepared)
+        engine.dialect.statement_compiler = _limits_written_in(engine.dialect.statement_compiler)
     # No JIT compilation (on by default since PostgreSQL 12 where LLVM is installed, as on Debian):
     # the access rules' subplans make short queries look costly, past jit_above_cost, and compiling
     # them took longer than running them: the API's e-mail list spent 1.37 s of 1.69 s compiling
     # (60,000 projects), searches and lists tens of milliseconds. hub's queries are short ones.
     event.listen(engine, "connect", _postgresql_session)
     return engine
+
+
+def _execute_unprepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """A statement with the UNPREPARED execution option runs unprepared (True: it has been run)."""
+    if context is None or not context.execution_options.get("hub_unprepared"):
+        return False
+    cursor.execute(statement, parameters, prepare=False)
+    return True
+
+
+def _limits_written_in(compiler: type[Any]) -> type[Any]:
+    """``compiler`` writing a statement's LIMIT and OFFSET into its text instead of binding them.
+    A prepared statement's generic plan knows no bound value: with LIMIT $1 PostgreSQL planned a
+    list for a tenth of the table and kept planning each request afresh instead (1.2 ms a project
+    list); LIMIT 26 gets the plan that stops at row 26 once (0.45 ms). SQLAlchemy keeps one
+    compiled form, the numbers written in at execution, so each page size is one statement."""
+
+    class LimitsWrittenIn(compiler):
+        def limit_clause(self, select: Any, **kw: Any) -> str:
+            return str(super().limit_clause(select, **{**kw, "literal_execute": True}))
+
+    return LimitsWrittenIn
 
 
 def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
@@ -111,9 +151,9 @@ def _make_parent_dir(url: str) -> None:
 class Database:
     """One engine and its session factory; created by the app factories, never at import time."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, prepared: bool = False, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, prepared=prepared, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
 
     @contextmanager

@@ -175,8 +175,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def pg_db(pg_url: str) -> Iterator[Database]:
-    """A migrated PostgreSQL database of its own for one test."""
-    database = Database(pg_url)
+    """A migrated PostgreSQL database of its own for one test. Its statements are prepared as the
+    web's are (hub.db.make_engine): the pages' tests run as production serves them."""
+    database = Database(pg_url, prepared=True)
     yield database
     database.dispose()
 
@@ -193,8 +194,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def any_db(database_url: str) -> Iterator[Database]:
-    """The same test on SQLite and on PostgreSQL (test ids end in [sqlite] / [postgresql])."""
-    database = Database(database_url)
+    """The same test on SQLite and on PostgreSQL (test ids end in [sqlite] / [postgresql]); on
+    PostgreSQL with prepared statements, as the web's (see pg_db)."""
+    database = Database(database_url, prepared=True)
     yield database
     database.dispose()
 

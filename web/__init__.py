@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.config.update(flask_config)
     app.extensions["hub.settings"] = settings
-    app.extensions["hub.db"] = database or Database(settings.database_url)
+    # Prepared statements: the web answers the same few statements all day (hub.db.make_engine).
+    app.extensions["hub.db"] = database or Database(settings.database_url, prepared=settings.database_prepared)
     app.extensions["hub.blobs"] = BlobStore(settings.documents_dir)
     # Views enqueue work (after commit) through the same Celery app and broker as the workers.
     from workers.app import create_celery

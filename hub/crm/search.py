@@ -127,6 +127,7 @@ from hub.crm.access import (
     relation_visible,
     relation_visible_among_many,
 )
+from hub.db import UNPREPARED
 from hub.kept import kept
 from hub.models import (
     FREE_TEXT_FIELDS,
@@ -1360,7 +1361,8 @@ def search(
 
     totals: dict[str, int] = {}
     if counted:
-        row = connection.execute(_kept(("count", counted, *key), make_count), values).one()
+        count_all = _kept(("count", counted, *key), make_count)
+        row = connection.execute(count_all, values, execution_options=UNPREPARED).one()
         totals = {kind: int(n or 0) for kind, n in zip(counted, row, strict=True)}
     groups = []
     for kind, spec in specs.items():
@@ -1370,14 +1372,14 @@ def search(
                 query = _kept(("first page", kind, per_page, *key), functools.partial(_windowed_page, spec, per_page))
             else:
                 query = _windowed_page(spec, per_page, after)
-            rows = connection.execute(query, values | _after_values(after)).all()
+            rows = connection.execute(query, values | _after_values(after), execution_options=UNPREPARED).all()
             if rows:
                 total = int(rows[0].search_total)
             elif after is None:
                 total = 0  # nothing visible matches (any match would be on the first page)
             else:  # nothing after the cursor: counted on its own
                 count = select(func.count()).select_from(spec.first(CAP + 1).subquery())
-                total = int(connection.execute(count, values).scalar_one())
+                total = int(connection.execute(count, values, execution_options=UNPREPARED).scalar_one())
             group = Group(kind, min(total, CAP), cursor=cursor if after is not None else None, capped=total > CAP)
             _show_page(connection, rows, spec.shown, group, per_page)
         else:
@@ -1388,7 +1390,7 @@ def search(
                 # All of a few (CAP or fewer) are ranked; of more, each tier is read in its order.
                 make = _ranked_page if total <= CAP else _tiered_page
                 query = _kept((make, kind, per_page, rank, *key), functools.partial(make, spec, per_page, rank))
-                rows = connection.execute(query, values | _after_values(after)).all()
+                rows = connection.execute(query, values | _after_values(after), execution_options=UNPREPARED).all()
                 _show_page(connection, rows, spec.shown, group, per_page)
         groups.append(group)
     return Results(cleaned, truncated, groups)
