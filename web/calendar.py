@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import babel.dates
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import format_date, format_time, get_locale, get_translations
+from flask_babel import get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
@@ -68,6 +68,7 @@ from hub.errors import NotFound, ValidationError
 from hub.models import Appointment, Contact, EmailAddress, Project
 from web.context import db_session, settings
 from web.forms import show_errors
+from web.i18n import babel_locale
 from web.lists import kept_rows, row_link
 from web.menu import kept
 from web.security import login_required, user
@@ -141,8 +142,8 @@ class AccountForm(FlaskForm):
 def local_time(value: datetime | None, tzid: str = times.DEFAULT_TZ) -> str:
     if value is None:
         return ""
-    # Shown on the appointment's own clock (rebase=False: Babel would move it to the default zone).
-    return format_time(value.astimezone(ZoneInfo(tzid)), "short", rebase=False)
+    # Shown on the appointment's own clock (Flask-Babel's format_time would move it to the default zone).
+    return babel.dates.format_time(value.astimezone(ZoneInfo(tzid)), "short", locale=_locale())
 
 
 @bp.app_template_filter("local_date")
@@ -151,7 +152,11 @@ def local_date(value: datetime | date | None, fmt: str = "medium") -> str:
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(LOCAL).date()
-    return format_date(value, fmt)
+    return babel.dates.format_date(value, fmt, locale=_locale())
+
+
+def _locale() -> str:
+    return babel_locale(str(get_locale() or "nl"))
 
 
 def _date_arg() -> date:
@@ -292,13 +297,13 @@ def _words_of(translations: Any) -> Words:
 @functools.lru_cache(maxsize=4096)
 def _date_text(value: date, fmt: str, language: str) -> str:
     # What the local_date filter gives for a day (Flask-Babel's format_date: Babel's, in the locale).
-    return babel.dates.format_date(value, fmt, locale=language)
+    return babel.dates.format_date(value, fmt, locale=babel_locale(language))
 
 
 @functools.lru_cache(maxsize=16384)
 def _time_text(value: datetime, language: str) -> str:
     # What the local_time filter gives (on the company's clock, not rebased by Babel).
-    return babel.dates.format_time(value.astimezone(LOCAL), "short", locale=language)
+    return babel.dates.format_time(value.astimezone(LOCAL), "short", locale=babel_locale(language))
 
 
 def week_html(shown: WeekShown, days: list[tuple[date, list[ViewEntry]]], _: Words, language: str) -> Markup:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import babel.dates
+import babel.numbers
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale, get_timezone, get_translations
 from flask_login import current_user
@@ -27,14 +28,22 @@ def select_locale() -> str | None:
     return request.accept_languages.best_match(LANGUAGES)
 
 
+def babel_locale(language: str) -> str:
+    """The locale days, times and numbers are written in for ``language``: English as it is written
+    in Europe (British English: 03/02/2026, 13:00). hub's English readers work for Dutch companies,
+    where Babel's plain "en" (American: 2/3/26, 1:00 PM) reads as the 2nd of March a date that is
+    the 3rd of February."""
+    return "en_GB" if language == "en" else language
+
+
 def filesize(size: int | None) -> str:
     """A size as people read it, in their locale: "25,0 MB" (nl), "25.0 MB" (en)."""
-    from flask_babel import format_decimal
-
+    language = str(get_locale() or "nl")
     value = float(size or 0)
     for unit in ("B", "kB", "MB", "GB"):
         if value < 1000 or unit == "GB":
-            return f"{format_decimal(value, '#,##0' if unit == 'B' else '#,##0.0')} {unit}"
+            pattern = "#,##0" if unit == "B" else "#,##0.0"
+            return f"{babel.numbers.format_decimal(value, pattern, locale=babel_locale(language))} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
 
@@ -43,7 +52,7 @@ def moment(value: datetime | None) -> str:
     """A moment in the user's locale and the company's time zone: "27-11-2026 13:00" (nl)."""
     if value is None:
         return ""
-    return _short_moment(value, str(get_locale() or "nl"), get_timezone())
+    return _short_moment(value, babel_locale(str(get_locale() or "nl")), get_timezone())
 
 
 # Lists show a moment per row, and the same moments come back on every request (the same mails, the
@@ -55,12 +64,12 @@ MOMENTS_KEPT = 16384
 
 @functools.lru_cache(maxsize=MOMENTS_KEPT)
 def _short_moment(value: datetime, locale: str, zone: Any) -> str:
-    return babel.dates.format_datetime(value, "short", tzinfo=zone, locale=locale)
+    return babel.dates.format_datetime(value, "short", tzinfo=zone, locale=babel_locale(locale))
 
 
 @pass_context
 def day(context: Context, value: date | None) -> str:
-    """A day in the reader's locale: "27-11-2026" (nl), "11/27/26" (en); a moment's day as it is on
+    """A day in the reader's locale: "27-11-2026" (nl), "27/11/2026" (en); a moment's day as it is on
     the company's clock (a change at 00:30 Dutch time on the 28th is the 28th, not UTC's 27th).
     Language and zone come from the rendering's context (looked up once per page, not per row)."""
     if value is None:
@@ -75,7 +84,7 @@ def short_day(value: date, locale: str, zone: Any) -> str:
     # Kept as _short_moment is: a list shows the same few days on every row and every request.
     if isinstance(value, datetime):
         value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone).date()
-    return babel.dates.format_date(value, "short", locale=locale)
+    return babel.dates.format_date(value, "short", locale=babel_locale(locale))
 
 
 def link_pattern(endpoint: str, name: str) -> str:

@@ -117,7 +117,7 @@ def test_the_contact_page_shows_details_notes_projects_and_calls_and_relation_pa
     shown = client.get(f"/contacts/{contact_id}").text
     # Newest first, each with its kind, date and author.
     assert shown.index("Belde over levertijd.") < shown.index("Bezoek: oven bekeken")
-    assert "Visit report" in shown and "Anna" in shown and "11/20/26" in shown
+    assert "Visit report" in shown and "Anna" in shown and "20/11/2026" in shown
 
     # Bad input: the form comes back with the reason and what was typed; nothing stored.
     bad = client.post(

@@ -397,7 +397,7 @@ def test_dates_are_shown_on_the_summary(
     project_id = _project(db, staff, data["relation"], "Dated", start_date=date(2026, 2, 3), closed=True)
     login(client, staff)
     page = client.get(f"/projects/{project_id}").text
-    assert "<dd>2/3/26</dd>" in page and "closed" in page
+    assert "<dd>03/02/2026</dd>" in page and "closed" in page
     # In the reader's language, on the summary and in the list (whose "changed" is a Dutch day too).
     login(client, dutch)
     assert "<dd>03-02-2026</dd>" in client.get(f"/projects/{project_id}").text
