@@ -19,8 +19,10 @@ compile-translations: $(STAMP)
 run: compile-translations
 	$(BIN)/hub up
 
+# Two test processes (pytest-xdist): the suite waits on its servers as much as it computes, and
+# one process took 29 minutes on a 2-core machine, two 15. Each starts its own servers.
 test: compile-translations
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
 test-fast: compile-translations
 	$(BIN)/pytest -q -p no:cacheprovider -m "not integration and not e2e"
