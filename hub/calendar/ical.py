@@ -17,10 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vRecur
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from hub.calendar.times import check_rrule, day_start, occurrence_starts, parse_exdates, zone
 from hub.errors import ValidationError
 from hub.i18n import N_, english
+from hub.ical_reading import read_calendar
 
 PRODID = "-//hub//hub calendar//EN"
 BUSY_TITLE = "Busy"
@@ -280,14 +282,25 @@ def _utc_of(value: date | datetime, tzid: str) -> datetime:
     return _in_range(day_start(value))
 
 
-def _zone_name(value: date | datetime, default_tzid: str) -> str:
+def _zone_name(value: date | datetime, default_tzid: str, named: str = "") -> str:
     """The IANA name of the start's zone. icalendar resolves Microsoft's names ("W. Europe Standard
     Time") and known VTIMEZONEs to a zoneinfo zone; a zone it could not resolve (a made-up TZID, a
-    private VTIMEZONE) leaves the instants right, but no rules to repeat by: the appointment's zone."""
+    private VTIMEZONE) leaves the instants right, but no rules to repeat by: the appointment's zone.
+    ``named``: the start's TZID. Outlook sends its own VTIMEZONE for a Microsoft name, which icalendar
+    reads as a private zone: the name's IANA zone repeats the series by that zone's rules (a
+    "Pacific Standard Time" series on Amsterdam's clock moved an hour for the weeks the two
+    countries' summer times differ)."""
     if not isinstance(value, datetime) or value.tzinfo is None:
         return default_tzid
     if value.tzinfo is UTC or value.tzinfo == UTC:
         return "UTC"
+    microsoft = WINDOWS_TO_OLSON.get(named.strip())
+    if microsoft and getattr(value.tzinfo, "key", None) is None:
+        try:
+            zone(microsoft)
+            return microsoft
+        except ValidationError:
+            pass
     key = getattr(value.tzinfo, "key", None)
     if isinstance(key, str):
         try:
@@ -347,7 +360,7 @@ def parse(data: bytes | str, *, default_tzid: str = "Europe/Amsterdam") -> Remot
     if len(data) > MAX_BYTES:
         raise NotAnEvent(N_("The event is larger than %(size)s MB; hub does not read it.", size=MAX_BYTES // 1_000_000))
     try:
-        cal = Calendar.from_ical(data)
+        cal = read_calendar(data)  # (with no other calendar's time zones: hub.ical_reading)
         return _read(cal, default_tzid)
     except NotAnEvent:
         raise
@@ -375,7 +388,7 @@ def _read(cal: Any, default_tzid: str) -> Remote:
         raise NotAnEvent(N_("The event has no start (DTSTART)."))
     start_value = master.decoded("dtstart")
     all_day = not isinstance(start_value, datetime)
-    tzid = _zone_name(start_value, default_tzid)
+    tzid = _zone_name(start_value, default_tzid, str(master["dtstart"].params.get("TZID", "")))
     start = _utc_of(start_value, tzid)
     end = _end(master, start, all_day, tzid)
     if end is None:

@@ -295,3 +295,76 @@ def test_an_all_day_series_keeps_its_days_across_the_clock_change() -> None:
     start = datetime(2026, 10, 19, tzinfo=UTC)  # all-day: midnight UTC of the day, whatever the zone
     starts = list(times.occurrence_starts("FREQ=WEEKLY;COUNT=3", start, "Europe/Amsterdam", True))
     assert starts == [start, start + timedelta(weeks=1), start + timedelta(weeks=2)]
+
+
+def _outlook_zone(offset: str) -> str:
+    """Outlook's VTIMEZONE for "W. Europe Standard Time", with ``offset`` as its winter time (an
+    honest one says +0100; a hostile or broken one anything)."""
+    return (
+        "BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\n"
+        f"BEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:{offset}\r\n"
+        "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\n"
+        f"BEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:{offset}\r\nTZOFFSETTO:+0200\r\n"
+        "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n"
+    )
+
+
+OUTLOOK_START = [
+    "DTSTART;TZID=W. Europe Standard Time:20261207T100000",
+    "DTEND;TZID=W. Europe Standard Time:20261207T110000",
+]
+
+
+def test_one_calendars_time_zone_never_moves_another_calendars_appointments() -> None:
+    # icalendar keeps a VTIMEZONE whose name the zone database does not know for the whole process,
+    # the first one read winning: one invitation saying "W. Europe Standard Time" is +14:00 moved
+    # every Outlook appointment read after it (hub.ical_reading).
+    hostile = _fields(_event(OUTLOOK_START, uid="hostile@example", extra=_outlook_zone("+1400")))
+    assert hostile["start"] == "2026-12-06T20:00:00+00:00"  # its own event, on its own (wrong) clock
+    # The next calendar naming that zone without defining it: the zone database's (Europe/Berlin).
+    plain = _fields(_event(OUTLOOK_START, uid="plain@example"))
+    assert plain["start"] == "2026-12-07T09:00:00+00:00" and plain["tzid"] == "Europe/Berlin"
+    # One that defines it honestly: its own definition, not the hostile one read before it.
+    _fields(_event(OUTLOOK_START, uid="hostile-2@example", extra=_outlook_zone("+1400")))
+    honest = _fields(_event(OUTLOOK_START, uid="honest@example", extra=_outlook_zone("+0100")))
+    assert honest["start"] == "2026-12-07T09:00:00+00:00"
+
+
+def test_an_invitation_in_mail_is_read_with_its_own_time_zone_only() -> None:
+    from hub.mail.parse import parse_message
+
+    def invitation(ics: bytes) -> bytes:
+        return b"From: anna@bakker.example\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n" + ics + b"\r\n"
+
+    hostile = _event([*OUTLOOK_START, "SUMMARY:x"], uid="mail-hostile@example", extra=_outlook_zone("+1400"))
+    assert parse_message(invitation(hostile)).kind == "invitation"
+    plain = parse_message(invitation(_event([*OUTLOOK_START, "SUMMARY:y"], uid="mail-plain@example")))
+    assert plain.kind == "invitation"
+    assert plain.details["start"] == "2026-12-07T09:00:00Z"
+
+
+def test_outlooks_own_zone_definition_repeats_by_its_iana_zone() -> None:
+    # Outlook sends a VTIMEZONE for its Microsoft name: a private zone to icalendar, with no rules
+    # hub can repeat a series by. The name's IANA zone is kept instead of the appointment default.
+    pacific = (
+        "BEGIN:VTIMEZONE\r\nTZID:Pacific Standard Time\r\n"
+        "BEGIN:STANDARD\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:-0700\r\nTZOFFSETTO:-0800\r\n"
+        "RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\r\nEND:STANDARD\r\n"
+        "BEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:-0800\r\nTZOFFSETTO:-0700\r\n"
+        "RRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n"
+    )
+    fields = _fields(
+        _event(
+            [
+                "DTSTART;TZID=Pacific Standard Time:20261207T100000",
+                "DTEND;TZID=Pacific Standard Time:20261207T110000",
+                "RRULE:FREQ=WEEKLY;COUNT=3",
+            ],
+            uid="pacific@example",
+            extra=pacific,
+        )
+    )
+    assert fields["tzid"] == "America/Los_Angeles"
+    assert fields["start"] == "2026-12-07T18:00:00+00:00"
+    honest = _fields(_event(OUTLOOK_START, uid="honest-outlook@example", extra=_outlook_zone("+0100")))
+    assert honest["tzid"] == "Europe/Berlin" and honest["start"] == "2026-12-07T09:00:00+00:00"
