@@ -22,21 +22,11 @@ from icalendar.timezone import tzp
 _one_at_a_time = threading.Lock()
 
 
-def read_calendar(data: bytes | str) -> Any:
-    """``Calendar.from_ical(data)`` with no other calendar's time zones."""
+def read_calendar(data: bytes | str, *, multiple: bool = False) -> Any:
+    """``Calendar.from_ical(data, multiple=multiple)`` with no other calendar's time zones."""
     with _one_at_a_time:
-        _forget_time_zones()
-        return Calendar.from_ical(data)
-
-
-def read_calendars(data: bytes | str) -> list[Any]:
-    """``Calendar.from_ical(data, multiple=True)`` with no other calendar's time zones."""
-    with _one_at_a_time:
-        _forget_time_zones()
-        return list(Calendar.from_ical(data, multiple=True))
-
-
-def _forget_time_zones() -> None:
-    # (Choosing the provider again is icalendar's one public way to empty the cache; zoneinfo is
-    # the provider hub uses, icalendar's default.)
-    tzp.use_zoneinfo()
+        # (Choosing the provider again is icalendar's one public way to empty the cache; zoneinfo
+        # is the provider hub uses, icalendar's default.)
+        tzp.use_zoneinfo()
+        # (two calls: icalendar types each form of the call on its own)
+        return Calendar.from_ical(data, multiple=True) if multiple else Calendar.from_ical(data)

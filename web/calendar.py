@@ -68,7 +68,7 @@ from hub.errors import NotFound, ValidationError
 from hub.models import Appointment, Contact, EmailAddress, Project
 from web.context import db_session, settings
 from web.forms import show_errors
-from web.i18n import babel_locale
+from web.i18n import babel_locale, reader_locale
 from web.lists import kept_rows, row_link
 from web.menu import kept
 from web.security import login_required, user
@@ -143,7 +143,7 @@ def local_time(value: datetime | None, tzid: str = times.DEFAULT_TZ) -> str:
     if value is None:
         return ""
     # Shown on the appointment's own clock (Flask-Babel's format_time would move it to the default zone).
-    return babel.dates.format_time(value.astimezone(ZoneInfo(tzid)), "short", locale=_locale())
+    return babel.dates.format_time(value.astimezone(ZoneInfo(tzid)), "short", locale=reader_locale())
 
 
 @bp.app_template_filter("local_date")
@@ -152,11 +152,7 @@ def local_date(value: datetime | date | None, fmt: str = "medium") -> str:
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(LOCAL).date()
-    return babel.dates.format_date(value, fmt, locale=_locale())
-
-
-def _locale() -> str:
-    return babel_locale(str(get_locale() or "nl"))
+    return babel.dates.format_date(value, fmt, locale=reader_locale())
 
 
 def _date_arg() -> date:

@@ -36,14 +36,19 @@ def babel_locale(language: str) -> str:
     return "en_GB" if language == "en" else language
 
 
+def reader_locale() -> str:
+    """:func:`babel_locale` of this request's language."""
+    return babel_locale(str(get_locale() or "nl"))
+
+
 def filesize(size: int | None) -> str:
     """A size as people read it, in their locale: "25,0 MB" (nl), "25.0 MB" (en)."""
-    language = str(get_locale() or "nl")
+    locale = reader_locale()
     value = float(size or 0)
     for unit in ("B", "kB", "MB", "GB"):
         if value < 1000 or unit == "GB":
             pattern = "#,##0" if unit == "B" else "#,##0.0"
-            return f"{babel.numbers.format_decimal(value, pattern, locale=babel_locale(language))} {unit}"
+            return f"{babel.numbers.format_decimal(value, pattern, locale=locale)} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
 
@@ -52,7 +57,7 @@ def moment(value: datetime | None) -> str:
     """A moment in the user's locale and the company's time zone: "27-11-2026 13:00" (nl)."""
     if value is None:
         return ""
-    return _short_moment(value, babel_locale(str(get_locale() or "nl")), get_timezone())
+    return _short_moment(value, str(get_locale() or "nl"), get_timezone())
 
 
 # Lists show a moment per row, and the same moments come back on every request (the same mails, the

@@ -294,14 +294,7 @@ def _zone_name(value: date | datetime, default_tzid: str, named: str = "") -> st
         return default_tzid
     if value.tzinfo is UTC or value.tzinfo == UTC:
         return "UTC"
-    microsoft = WINDOWS_TO_OLSON.get(named.strip())
-    if microsoft and getattr(value.tzinfo, "key", None) is None:
-        try:
-            zone(microsoft)
-            return microsoft
-        except ValidationError:
-            pass
-    key = getattr(value.tzinfo, "key", None)
+    key = getattr(value.tzinfo, "key", None) or WINDOWS_TO_OLSON.get(named.strip())
     if isinstance(key, str):
         try:
             zone(key)

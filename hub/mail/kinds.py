@@ -267,11 +267,11 @@ def _number(value: object) -> int:
 
 
 def _invitation(calendar_text: str) -> Details | None:
-    from hub.ical_reading import read_calendars  # imported on first use: most mail has no calendar part
+    from hub.ical_reading import read_calendar  # imported on first use: most mail has no calendar part
 
     # Some mailers put two calendars into one part (a request and its time zones, say): the first
     # with an event counts, rather than the whole part being unreadable.
-    calendars = read_calendars(calendar_text)
+    calendars = read_calendar(calendar_text, multiple=True)
     if not calendars:  # cut off before its END line, say
         raise ValueError("no complete calendar in the part")
     for calendar in calendars:
